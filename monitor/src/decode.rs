@@ -1,0 +1,311 @@
+//! Stage 1, decode: one captured frame → flow endpoints, TCP/UDP metadata and payload.
+//! Must never allocate per packet, never panic on any input, and never look past the payload head.
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+
+/// pcap link types we understand (LINKTYPE_* values from the tcpdump registry).
+pub mod linktype {
+    pub const NULL: u32 = 0;
+    pub const ETHERNET: u32 = 1;
+    pub const RAW_OLD_12: u32 = 12;
+    pub const RAW_OLD_14: u32 = 14;
+    pub const RAW: u32 = 101;
+    pub const LOOP: u32 = 108;
+    pub const LINUX_SLL: u32 = 113;
+    pub const IPV4: u32 = 228;
+    pub const IPV6: u32 = 229;
+    pub const LINUX_SLL2: u32 = 276;
+}
+
+/// Transport protocol of a decoded packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+/// An IP address as 16 bytes (IPv4 in the first four, rest zero) plus the family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Addr {
+    pub bytes: [u8; 16],
+    pub v6: bool,
+}
+
+impl Addr {
+    pub fn v4(a: [u8; 4]) -> Self {
+        let mut bytes = [0u8; 16];
+        bytes[..4].copy_from_slice(&a);
+        Addr { bytes, v6: false }
+    }
+    pub fn v6(bytes: [u8; 16]) -> Self {
+        Addr { bytes, v6: true }
+    }
+    pub fn to_ip(self) -> std::net::IpAddr {
+        if self.v6 {
+            std::net::IpAddr::from(self.bytes)
+        } else {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&self.bytes[..4]);
+            std::net::IpAddr::from(a)
+        }
+    }
+}
+
+/// What decode hands to the flow stage: borrowed from the frame, no copies.
+#[derive(Debug)]
+pub struct Packet<'a> {
+    pub src: Addr,
+    pub dst: Addr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub transport: Transport,
+    pub syn: bool,
+    pub ack: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub seq: u32,
+    pub payload: &'a [u8],
+    /// The frame was cut before the end of the payload (snap length): bytes are missing.
+    pub truncated: bool,
+}
+
+/// Why a frame gave no packet. Counted, never fatal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    UnknownLinkType,
+    NotIp,
+    NotTcpUdp,
+    Fragment,
+    Malformed,
+}
+
+const ETH_PPPOE_SESSION: u16 = 0x8864;
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
+const GTP_U_PORT: u16 = 2152;
+
+/// Decode one frame of the given link type.
+pub fn decode(linktype: u32, frame: &[u8]) -> Result<Packet<'_>, Skip> {
+    decode_depth(linktype, frame, 0)
+}
+
+fn decode_depth(linktype: u32, frame: &[u8], depth: u8) -> Result<Packet<'_>, Skip> {
+    let sliced = match linktype {
+        linktype::ETHERNET => {
+            let ether_type = be16(frame, 12).ok_or(Skip::Malformed)?;
+            let mut rest = &frame[14..];
+            let mut et = ether_type;
+            // VLAN tags (802.1Q, 802.1ad QinQ, old 0x9100), any depth up to 4.
+            for _ in 0..4 {
+                if et == 0x8100 || et == 0x88a8 || et == 0x9100 {
+                    et = be16(rest, 2).ok_or(Skip::Malformed)?;
+                    rest = &rest[4..];
+                } else {
+                    break;
+                }
+            }
+            from_ether_type(et, rest)?
+        }
+        linktype::RAW | linktype::RAW_OLD_12 | linktype::RAW_OLD_14 | linktype::IPV4 | linktype::IPV6 => {
+            LaxSlicedPacket::from_ip(frame).map_err(|_| Skip::NotIp)?
+        }
+        linktype::NULL | linktype::LOOP => {
+            // 4-byte address family, host order for NULL, network order for LOOP; only the
+            // value matters: 2 = IPv4, 24/28/30 = IPv6 on the BSDs, 10 on Linux.
+            let fam = frame.get(..4).ok_or(Skip::Malformed)?;
+            let le = u32::from_le_bytes([fam[0], fam[1], fam[2], fam[3]]);
+            let be = u32::from_be_bytes([fam[0], fam[1], fam[2], fam[3]]);
+            let family = if linktype == linktype::LOOP { be } else if le < 256 { le } else { be };
+            let et = match family {
+                2 => EtherType::IPV4.0,
+                10 | 24 | 28 | 30 => EtherType::IPV6.0,
+                _ => return Err(Skip::NotIp),
+            };
+            from_ether_type(et, &frame[4..])?
+        }
+        linktype::LINUX_SLL => {
+            let et = be16(frame, 14).ok_or(Skip::Malformed)?;
+            from_ether_type(et, &frame[16..])?
+        }
+        linktype::LINUX_SLL2 => {
+            let et = be16(frame, 0).ok_or(Skip::Malformed)?;
+            if frame.len() < 20 {
+                return Err(Skip::Malformed);
+            }
+            from_ether_type(et, &frame[20..])?
+        }
+        _ => return Err(Skip::UnknownLinkType),
+    };
+    let truncated = sliced.ip_payload().map(|p| p.incomplete).unwrap_or(false);
+    let (src, dst, fragmented) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            (Addr::v4(h.source()), Addr::v4(h.destination()), ip.is_payload_fragmented())
+        }
+        Some(LaxNetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            (Addr::v6(h.source()), Addr::v6(h.destination()), ip.is_payload_fragmented())
+        }
+        _ => return Err(Skip::NotIp),
+    };
+    if fragmented {
+        return Err(Skip::Fragment);
+    }
+    match sliced.transport {
+        Some(TransportSlice::Tcp(tcp)) => Ok(Packet {
+            src,
+            dst,
+            src_port: tcp.source_port(),
+            dst_port: tcp.destination_port(),
+            transport: Transport::Tcp,
+            syn: tcp.syn(),
+            ack: tcp.ack(),
+            fin: tcp.fin(),
+            rst: tcp.rst(),
+            seq: tcp.sequence_number(),
+            payload: tcp.payload(),
+            truncated,
+        }),
+        Some(TransportSlice::Udp(udp)) => {
+            let (sp, dp) = (udp.source_port(), udp.destination_port());
+            if depth == 0 && (sp == GTP_U_PORT || dp == GTP_U_PORT) {
+                if let Some(inner) = gtp_u_payload(udp.payload()) {
+                    return decode_depth(linktype::RAW, inner, depth + 1);
+                }
+            }
+            Ok(Packet {
+                src,
+                dst,
+                src_port: sp,
+                dst_port: dp,
+                transport: Transport::Udp,
+                syn: false,
+                ack: false,
+                fin: false,
+                rst: false,
+                seq: 0,
+                payload: udp.payload(),
+                truncated,
+            })
+        }
+        _ if sliced.stop_err.is_some() => Err(Skip::Malformed),
+        _ => Err(Skip::NotTcpUdp),
+    }
+}
+
+/// Ether types etherparse does not walk itself: PPPoE session → PPP → IP.
+fn from_ether_type(et: u16, rest: &[u8]) -> Result<LaxSlicedPacket<'_>, Skip> {
+    if et == ETH_PPPOE_SESSION {
+        // PPPoE header (6 bytes) then the 2-byte PPP protocol.
+        let proto = be16(rest, 6).ok_or(Skip::Malformed)?;
+        let inner = &rest[8..];
+        return match proto {
+            PPP_IPV4 | PPP_IPV6 => LaxSlicedPacket::from_ip(inner).map_err(|_| Skip::Malformed),
+            _ => Err(Skip::NotIp),
+        };
+    }
+    if et != EtherType::IPV4.0 && et != EtherType::IPV6.0 {
+        return Err(Skip::NotIp);
+    }
+    Ok(LaxSlicedPacket::from_ether_type(EtherType(et), rest))
+}
+
+/// The inner IP packet of a GTP-U G-PDU (3GPP TS 29.281), if this is one.
+fn gtp_u_payload(p: &[u8]) -> Option<&[u8]> {
+    let flags = *p.first()?;
+    if flags >> 5 != 1 || p.get(1) != Some(&0xff) {
+        return None;
+    }
+    let mut off = 8usize;
+    if flags & 0x07 != 0 {
+        // sequence number, N-PDU number, next extension header type
+        let mut next = *p.get(off + 3)?;
+        off += 4;
+        while next != 0 {
+            let units = *p.get(off)? as usize;
+            if units == 0 {
+                return None;
+            }
+            next = *p.get(off + units * 4 - 1)?;
+            off += units * 4;
+        }
+    }
+    let inner = p.get(off..)?;
+    matches!(inner.first().map(|b| b >> 4), Some(4) | Some(6)).then_some(inner)
+}
+
+fn be16(b: &[u8], off: usize) -> Option<u16> {
+    let s = b.get(off..off + 2)?;
+    if b.len() < off + 2 {
+        return None;
+    }
+    Some(u16::from_be_bytes([s[0], s[1]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp_ipv4_frame(vlan_tags: usize) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        for _ in 0..vlan_tags {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+        }
+        f.extend_from_slice(&[0x08, 0x00]);
+        // IPv4 header, 20 bytes, total length 20 + 20 + 3
+        f.extend_from_slice(&[0x45, 0, 0, 43, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+        // TCP header: ports 1234 → 443, seq 7, data offset 5, flags PSH|ACK
+        f.extend_from_slice(&[0x04, 0xd2, 0x01, 0xbb, 0, 0, 0, 7, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(b"abc");
+        f
+    }
+
+    #[test]
+    fn ethernet_vlan_and_qinq() {
+        for tags in 0..3 {
+            let f = tcp_ipv4_frame(tags);
+            let p = decode(linktype::ETHERNET, &f).expect("decodes");
+            assert_eq!((p.src_port, p.dst_port, p.seq), (1234, 443, 7));
+            assert_eq!(p.payload, b"abc");
+            assert_eq!(p.src.to_ip().to_string(), "10.0.0.1");
+            assert!(!p.truncated);
+        }
+    }
+
+    #[test]
+    fn truncated_frame_is_flagged_not_dropped() {
+        let f = tcp_ipv4_frame(0);
+        let p = decode(linktype::ETHERNET, &f[..f.len() - 2]).expect("decodes");
+        assert_eq!(p.payload, b"a");
+        assert!(p.truncated);
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u32 = 1;
+        for len in 0..200 {
+            let frame: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            for lt in [0, 1, 12, 101, 108, 113, 228, 229, 276, 9999] {
+                let _ = decode(lt, &frame);
+            }
+        }
+    }
+
+    #[test]
+    fn sll2_and_null() {
+        let eth = tcp_ipv4_frame(0);
+        let ip = &eth[14..];
+        let mut sll2 = vec![0x08, 0x00];
+        sll2.extend_from_slice(&[0u8; 18]);
+        sll2.extend_from_slice(ip);
+        assert_eq!(decode(linktype::LINUX_SLL2, &sll2).unwrap().dst_port, 443);
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend_from_slice(ip);
+        assert_eq!(decode(linktype::NULL, &null).unwrap().dst_port, 443);
+        assert_eq!(decode(linktype::RAW, ip).unwrap().dst_port, 443);
+    }
+}

@@ -1,0 +1,98 @@
+//! Observation: one TLS handshake assembled from both directions of a flow, with roles decided
+//! by what each side sent (ClientHello / ServerHello) before falling back to the SYN or ports.
+//! Must never hold payload bytes: only parsed facts.
+use crate::flow::Endpoint;
+use crate::inspect::fingerprint::{self, Ja4Transport};
+use crate::inspect::tls::cert::CertInfo;
+use crate::inspect::tls::hello::{ClientHello, ServerHello};
+use crate::inspect::tls::{Alert, Anomaly, DirFacts, KxParams};
+
+/// Everything tlsmon learned about one handshake.
+#[derive(Clone, Debug, Default)]
+pub struct Handshake {
+    pub ts_ns: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub client_hello: Option<ClientHello>,
+    pub server_hello: Option<ServerHello>,
+    pub hello_retry: Option<ServerHello>,
+    pub certs: Vec<CertInfo>,
+    pub chain_complete: bool,
+    pub kx: KxParams,
+    pub client_alerts: Vec<Alert>,
+    pub server_alerts: Vec<Alert>,
+    pub anomalies: Vec<Anomaly>,
+    pub established: bool,
+    pub ja3: Option<(String, String)>,
+    pub ja3s: Option<(String, String)>,
+    pub ja4: Option<(String, String)>,
+}
+
+/// Which direction is the client's: the one that sent a ClientHello, else the one that did not
+/// send a ServerHello, else the SYN sender, else the side with the higher port.
+pub fn client_dir(dirs: [&DirFacts; 2], syn_from: Option<usize>, ports: [u16; 2]) -> usize {
+    for d in 0..2 {
+        if dirs[d].client_hello.is_some() && dirs[1 - d].client_hello.is_none() {
+            return d;
+        }
+    }
+    for d in 0..2 {
+        if dirs[d].server_hello.is_some() && dirs[1 - d].server_hello.is_none() {
+            return 1 - d;
+        }
+    }
+    syn_from.unwrap_or(if ports[0] >= ports[1] { 0 } else { 1 })
+}
+
+impl Handshake {
+    /// Assemble from the two directions; `None` when neither side said anything TLS.
+    pub fn assemble(
+        endpoints: [Endpoint; 2],
+        dirs: [&DirFacts; 2],
+        syn_from: Option<usize>,
+        first_ns: u64,
+        transport: Ja4Transport,
+    ) -> Option<Handshake> {
+        let c = client_dir(dirs, syn_from, [endpoints[0].port, endpoints[1].port]);
+        let (cf, sf) = (dirs[c], dirs[1 - c]);
+        if cf.client_hello.is_none() && sf.server_hello.is_none() && cf.alerts.is_empty() && sf.alerts.is_empty() {
+            return None;
+        }
+        let fatal = cf.alerts.iter().chain(&sf.alerts).any(|a| a.level == 2);
+        let established = sf.server_hello.is_some() && (cf.ccs || cf.app_data) && (sf.ccs || sf.app_data) && !fatal;
+        let ts_ns = [cf.first_ts_ns, sf.first_ts_ns].into_iter().filter(|t| *t > 0).min().unwrap_or(first_ns);
+        let mut anomalies = cf.anomalies.clone();
+        anomalies.extend(sf.anomalies.iter().cloned());
+        Some(Handshake {
+            ts_ns,
+            client: endpoints[c],
+            server: endpoints[1 - c],
+            ja3: cf.client_hello.as_ref().map(fingerprint::ja3),
+            ja4: cf.client_hello.as_ref().map(|ch| fingerprint::ja4(ch, transport)),
+            ja3s: sf.server_hello.as_ref().filter(|sh| sh.sslv2_kind.is_none()).map(fingerprint::ja3s),
+            client_hello: cf.client_hello.clone(),
+            server_hello: sf.server_hello.clone(),
+            hello_retry: sf.hello_retry.clone(),
+            certs: sf.certs.clone(),
+            chain_complete: sf.chain_complete,
+            kx: sf.kx,
+            client_alerts: cf.alerts.clone(),
+            server_alerts: sf.alerts.clone(),
+            anomalies,
+            established,
+        })
+    }
+
+    /// The negotiated version (ServerHello's supported_versions, else its version).
+    pub fn version(&self) -> Option<u16> {
+        self.server_hello.as_ref().map(ServerHello::negotiated_version)
+    }
+
+    /// The negotiated key-exchange group: ServerHello key_share, else ServerKeyExchange curve.
+    pub fn group(&self) -> Option<u16> {
+        self.server_hello
+            .as_ref()
+            .and_then(|sh| sh.key_share_group)
+            .or(self.kx.named_group)
+    }
+}

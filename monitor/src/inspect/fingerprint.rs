@@ -1,0 +1,188 @@
+//! Inspect, fingerprints: JA3/JA3S (Salesforce, MD5 over the decimal string) and JA4 (FoxIO's
+//! public BSD-3 JA4 TLS client spec). Pure functions of the parsed hellos.
+use std::fmt::Write;
+
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+
+use super::tls::hello::{is_grease, ClientHello, ServerHello, EXT_ALPN, EXT_SNI};
+
+fn dash_join<T: std::fmt::Display>(it: impl Iterator<Item = T>) -> String {
+    let mut s = String::new();
+    for (i, v) in it.enumerate() {
+        if i > 0 {
+            s.push('-');
+        }
+        let _ = write!(s, "{v}");
+    }
+    s
+}
+
+/// (JA3 string, JA3 MD5) of a ClientHello. GREASE values are left out everywhere.
+pub fn ja3(ch: &ClientHello) -> (String, String) {
+    let s = format!(
+        "{},{},{},{},{}",
+        ch.version,
+        dash_join(ch.ciphers.iter().filter(|c| !is_grease(**c))),
+        dash_join(ch.extensions.iter().filter(|e| !is_grease(**e))),
+        dash_join(ch.groups.iter().filter(|g| !is_grease(**g))),
+        dash_join(ch.point_formats.iter()),
+    );
+    let h = hex::encode(Md5::digest(s.as_bytes()));
+    (s, h)
+}
+
+/// (JA3S string, JA3S MD5) of a ServerHello.
+pub fn ja3s(sh: &ServerHello) -> (String, String) {
+    let s = format!(
+        "{},{},{}",
+        sh.version,
+        sh.cipher,
+        dash_join(sh.extensions.iter().filter(|e| !is_grease(**e)))
+    );
+    let h = hex::encode(Md5::digest(s.as_bytes()));
+    (s, h)
+}
+
+/// Transport the hello came over, the first character of JA4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ja4Transport {
+    Tcp,
+    Quic,
+    Dtls,
+}
+
+fn ja4_version(v: u16) -> &'static str {
+    match v {
+        0x0304 => "13",
+        0x0303 => "12",
+        0x0302 => "11",
+        0x0301 => "10",
+        0x0300 => "s3",
+        0x0002 => "s2",
+        0xfeff => "d1",
+        0xfefd => "d2",
+        0xfefc => "d3",
+        _ => "00",
+    }
+}
+
+/// First and last characters of the first ALPN value; the hex digits of its first and last
+/// byte when either is not ASCII alphanumeric; "00" without ALPN.
+fn ja4_alpn(alpn: Option<&Vec<u8>>) -> String {
+    let Some(a) = alpn.filter(|a| !a.is_empty()) else { return "00".into() };
+    let (first, last) = (a[0], a[a.len() - 1]);
+    if first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() {
+        format!("{}{}", first as char, last as char)
+    } else {
+        let f = format!("{first:02x}");
+        let l = format!("{last:02x}");
+        format!("{}{}", &f[..1], &l[1..])
+    }
+}
+
+fn sha12(s: &str) -> String {
+    if s.is_empty() {
+        return "000000000000".into();
+    }
+    let mut h = hex::encode(Sha256::digest(s.as_bytes()));
+    h.truncate(12);
+    h
+}
+
+fn hex_list(v: &[u16]) -> String {
+    let mut s = String::with_capacity(v.len() * 5);
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{x:04x}");
+    }
+    s
+}
+
+/// (JA4, JA4_r) of a ClientHello.
+pub fn ja4(ch: &ClientHello, transport: Ja4Transport) -> (String, String) {
+    let t = match transport {
+        Ja4Transport::Tcp => 't',
+        Ja4Transport::Quic => 'q',
+        Ja4Transport::Dtls => 'd',
+    };
+    let version = if ch.sslv2_format && ch.version == 0x0002 {
+        "s2"
+    } else {
+        ja4_version(ch.max_version())
+    };
+    let sni = if ch.extensions.contains(&EXT_SNI) { 'd' } else { 'i' };
+    let mut ciphers: Vec<u16> = ch.ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
+    let exts: Vec<u16> = ch.extensions.iter().copied().filter(|e| !is_grease(*e)).collect();
+    let a = format!(
+        "{t}{version}{sni}{:02}{:02}{}",
+        ciphers.len().min(99),
+        exts.len().min(99),
+        ja4_alpn(ch.alpn.first())
+    );
+    ciphers.sort_unstable();
+    let mut sorted_exts: Vec<u16> = exts.into_iter().filter(|e| *e != EXT_SNI && *e != EXT_ALPN).collect();
+    sorted_exts.sort_unstable();
+    let sigs: Vec<u16> = ch.sig_algs.iter().copied().filter(|s| !is_grease(*s)).collect();
+    let b_raw = hex_list(&ciphers);
+    let mut c_raw = hex_list(&sorted_exts);
+    if !sigs.is_empty() {
+        c_raw.push('_');
+        c_raw.push_str(&hex_list(&sigs));
+    }
+    let c_hash = if sorted_exts.is_empty() { "000000000000".to_string() } else { sha12(&c_raw) };
+    let ja4 = format!("{a}_{}_{}", sha12(&b_raw), c_hash);
+    let ja4_r = format!("{a}_{b_raw}_{c_raw}");
+    (ja4, ja4_r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JA4 spec's worked example (JA4.md: t13d1516h2_8daaf6152771_b186095e22b6 from a
+    /// Chrome ClientHello; the _r form lists the values below).
+    #[test]
+    fn ja4_spec_example() {
+        let ch = ClientHello {
+            version: 0x0303,
+            ciphers: vec![
+                0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c,
+                0x009d, 0x002f, 0x0035,
+            ],
+            extensions: vec![
+                0x001b, 0x0000, 0x0033, 0x0010, 0x4469, 0x0017, 0x002d, 0x000d, 0x0005, 0x0023, 0x0012, 0x002b,
+                0xff01, 0x000b, 0x000a, 0x0015,
+            ],
+            supported_versions: vec![0x0304, 0x0303],
+            alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            sig_algs: vec![0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601],
+            ..Default::default()
+        };
+        let (ja4, _) = ja4(&ch, Ja4Transport::Tcp);
+        assert_eq!(ja4, "t13d1516h2_8daaf6152771_e5627efa2ab1");
+    }
+
+    #[test]
+    fn alpn_non_alphanumeric_uses_hex() {
+        assert_eq!(ja4_alpn(Some(&b"h2".to_vec())), "h2");
+        assert_eq!(ja4_alpn(Some(&vec![0xab, 0xcd])), "ad");
+        assert_eq!(ja4_alpn(Some(&b"x".to_vec())), "xx");
+        assert_eq!(ja4_alpn(None), "00");
+    }
+
+    #[test]
+    fn ja3_skips_grease() {
+        let ch = ClientHello {
+            version: 771,
+            ciphers: vec![0x0a0a, 4865],
+            extensions: vec![0x1a1a, 0, 10],
+            groups: vec![0x2a2a, 29],
+            point_formats: vec![0],
+            ..Default::default()
+        };
+        assert_eq!(ja3(&ch).0, "771,4865,0-10,29,0");
+    }
+}

@@ -1,0 +1,13 @@
+//! tlsmon: a passive TLS and plaintext-PHI monitor proving HIPAA transmission security from
+//! the wire. The library is the sans-IO core (decode → flow → inspect → policy) plus sinks;
+//! the `tlsmon` binary wires it to captures.
+pub mod capture;
+pub mod cli;
+pub mod decode;
+pub mod flow;
+pub mod handshake;
+pub mod inspect;
+pub mod pipeline;
+pub mod policy;
+pub mod replay;
+pub mod sink;

@@ -1,0 +1,252 @@
+//! The single entry point live capture and replay share: packet → flow table → head reassembly
+//! → TLS inspection → policy → handshake outputs. Synchronous, no I/O, time from packets only;
+//! must never keep more than the flow-head budget per direction nor more flows than configured.
+use monitor_common::{HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER};
+
+use crate::decode::{self, Packet, Skip, Transport};
+use crate::flow::reassembly::{Head, HeadStats};
+use crate::flow::{Endpoint, Entry, FlowKey, FlowTable, TableStats};
+use crate::handshake::Handshake;
+use crate::inspect::fingerprint::Ja4Transport;
+use crate::inspect::tls::TlsStream;
+use crate::policy::{Finding, Policy};
+
+/// Bounds and policy of a pipeline.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    pub max_flows: usize,
+    pub idle_timeout_s: u64,
+    pub client_budget: u32,
+    pub server_budget: u32,
+    pub policy: Policy,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_flows: 65_536,
+            idle_timeout_s: 120,
+            client_budget: HEAD_BUDGET_CLIENT,
+            server_budget: HEAD_BUDGET_SERVER,
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// One judged handshake.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub handshake: Handshake,
+    pub findings: Vec<Finding>,
+}
+
+/// What the pipeline counted.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PipelineStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub skipped_link: u64,
+    pub skipped_not_ip: u64,
+    pub skipped_not_tcp_udp: u64,
+    pub skipped_fragment: u64,
+    pub skipped_malformed: u64,
+    pub udp_packets: u64,
+    pub truncated_packets: u64,
+    pub handshakes: u64,
+    pub head: HeadStats,
+    pub flows: TableStats,
+}
+
+struct Dir {
+    head: Option<Head>,
+    tls: TlsStream,
+    closed: bool,
+}
+
+impl Dir {
+    fn new() -> Self {
+        Dir { head: None, tls: TlsStream::default(), closed: false }
+    }
+
+    fn finished(&self) -> bool {
+        self.tls.finished() || self.closed || self.head.as_ref().is_some_and(Head::exhausted)
+    }
+}
+
+struct Active {
+    dirs: [Dir; 2],
+    /// Direction whose sender sent the SYN (the client), when seen.
+    syn_from: Option<usize>,
+}
+
+enum FlowState {
+    Active(Box<Active>),
+    /// Judged (or not TLS): later packets are only counted.
+    Done,
+}
+
+/// The pipeline.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    table: FlowTable<FlowState>,
+    out: Vec<Output>,
+    pub stats: PipelineStats,
+}
+
+/// Does this first payload look like a client's first flight (TLS or SSLv2 ClientHello)?
+fn looks_like_client_hello(p: &[u8]) -> bool {
+    matches!(p, [0x16, 3, _, _, _, 1, ..]) || matches!(p, [b0, _, 1, ..] if b0 & 0x80 != 0)
+}
+
+impl Pipeline {
+    pub fn new(cfg: PipelineConfig) -> Self {
+        let table = FlowTable::new(cfg.max_flows, cfg.idle_timeout_s * 1_000_000_000);
+        Pipeline { cfg, table, out: Vec::new(), stats: PipelineStats::default() }
+    }
+
+    /// Decode and process one captured frame.
+    pub fn frame(&mut self, ts_ns: u64, linktype: u32, data: &[u8]) {
+        self.stats.packets += 1;
+        self.stats.bytes += data.len() as u64;
+        match decode::decode(linktype, data) {
+            Ok(p) => self.packet(ts_ns, &p),
+            Err(Skip::UnknownLinkType) => self.stats.skipped_link += 1,
+            Err(Skip::NotIp) => self.stats.skipped_not_ip += 1,
+            Err(Skip::NotTcpUdp) => self.stats.skipped_not_tcp_udp += 1,
+            Err(Skip::Fragment) => self.stats.skipped_fragment += 1,
+            Err(Skip::Malformed) => self.stats.skipped_malformed += 1,
+        }
+    }
+
+    /// Process one decoded packet.
+    pub fn packet(&mut self, ts_ns: u64, p: &Packet<'_>) {
+        if p.transport == Transport::Udp {
+            self.stats.udp_packets += 1;
+            return;
+        }
+        if p.truncated {
+            self.stats.truncated_packets += 1;
+        }
+        let src = Endpoint { addr: p.src, port: p.src_port };
+        let dst = Endpoint { addr: p.dst, port: p.dst_port };
+        let (key, dir) = FlowKey::new(src, dst, false);
+        let mut gone = Vec::new();
+        self.table.expire(ts_ns, &mut |k, e| gone.push((k, e)));
+        if self.table.get_mut(&key).is_none() {
+            // Only a SYN or payload opens a flow; stray ACKs, FINs and RSTs do not.
+            if !(p.syn || !p.payload.is_empty()) {
+                self.finalize_all(gone);
+                return;
+            }
+            let active = Active { dirs: [Dir::new(), Dir::new()], syn_from: None };
+            self.table.insert(key, ts_ns, FlowState::Active(Box::new(active)), &mut |k, e| gone.push((k, e)));
+        }
+        self.finalize_all(gone);
+        let Some(entry) = self.table.get_mut(&key) else { return };
+        entry.last_ns = ts_ns;
+        let FlowState::Active(a) = &mut entry.state else {
+            if p.rst || p.fin {
+                self.table.remove(&key);
+            }
+            return;
+        };
+        let (client_budget, server_budget) = (self.cfg.client_budget, self.cfg.server_budget);
+        if p.syn {
+            // SYN: the sender is the client; SYN-ACK: the sender is the server.
+            let is_client = !p.ack;
+            if is_client {
+                a.syn_from.get_or_insert(dir);
+            }
+            let limit = if is_client { client_budget } else { server_budget };
+            a.dirs[dir].head.get_or_insert_with(|| Head::new(limit)).syn(p.seq);
+        }
+        if !p.payload.is_empty() {
+            let d = &mut a.dirs[dir];
+            let head = d.head.get_or_insert_with(|| {
+                let client = match a.syn_from {
+                    Some(c) => c == dir,
+                    None => looks_like_client_hello(p.payload),
+                };
+                Head::new(if client { client_budget } else { server_budget })
+            });
+            let tls = &mut d.tls;
+            head.insert(p.seq, p.payload, &mut |bytes| tls.feed(bytes, ts_ns));
+            if head.exhausted() {
+                tls.finish();
+            }
+        }
+        if p.fin || p.rst {
+            let dirs: &mut [Dir; 2] = &mut a.dirs;
+            for (i, d) in dirs.iter_mut().enumerate() {
+                if p.rst || i == dir {
+                    d.closed = true;
+                    d.tls.finish();
+                }
+            }
+        }
+        let both_done = a.dirs.iter().all(Dir::finished);
+        let not_tls = a.dirs.iter().any(|d| d.tls.state == crate::inspect::tls::State::NotTls);
+        if both_done || not_tls || p.rst {
+            let first_ns = entry.first_ns;
+            let state = std::mem::replace(&mut entry.state, FlowState::Done);
+            if p.rst || a_closed(&state) {
+                self.table.remove(&key);
+            }
+            self.judge(key, first_ns, state);
+        }
+    }
+
+    fn finalize_all(&mut self, gone: Vec<(FlowKey, Entry<FlowState>)>) {
+        for (k, e) in gone {
+            self.judge(k, e.first_ns, e.state);
+        }
+    }
+
+    /// Turn a flow's facts into an output (if it was TLS) and fold its counters in.
+    fn judge(&mut self, key: FlowKey, first_ns: u64, state: FlowState) {
+        let FlowState::Active(mut a) = state else { return };
+        for d in a.dirs.iter_mut() {
+            d.tls.finish();
+            if let Some(h) = &d.head {
+                add_head_stats(&mut self.stats.head, &h.stats);
+            }
+        }
+        let dirs = [&a.dirs[0].tls.facts, &a.dirs[1].tls.facts];
+        let Some(hs) = Handshake::assemble([key.lo, key.hi], dirs, a.syn_from, first_ns, Ja4Transport::Tcp) else {
+            return;
+        };
+        let findings = self.cfg.policy.evaluate(&hs);
+        self.stats.handshakes += 1;
+        self.out.push(Output { handshake: hs, findings });
+    }
+
+    /// End of input: judge every flow still open.
+    pub fn finish(&mut self) {
+        for (k, e) in self.table.drain() {
+            self.judge(k, e.first_ns, e.state);
+        }
+        self.stats.flows = self.table.stats;
+    }
+
+    /// Outputs judged since the last call, in the order they were judged.
+    pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
+        self.stats.flows = self.table.stats;
+        self.out.drain(..)
+    }
+}
+
+/// Were both directions closed when the flow was judged (so the entry can go)?
+fn a_closed(state: &FlowState) -> bool {
+    match state {
+        FlowState::Active(a) => a.dirs.iter().all(|d| d.closed),
+        FlowState::Done => false,
+    }
+}
+
+fn add_head_stats(total: &mut HeadStats, h: &HeadStats) {
+    total.retransmitted += h.retransmitted;
+    total.overlaps += h.overlaps;
+    total.out_of_order += h.out_of_order;
+    total.pending_dropped += h.pending_dropped;
+    total.beyond_budget += h.beyond_budget;
+}

@@ -1,0 +1,177 @@
+//! Policy rules of the hipaa profile, one small function each. Suites are classified from
+//! tls-parser's cipher-suite metadata (kx, au, enc, mode, mac), never from a name list.
+use tls_parser::{TlsCipherAu, TlsCipherEnc, TlsCipherEncMode, TlsCipherKx, TlsCipherSuite};
+
+use super::{Finding, Policy, Severity};
+use crate::handshake::Handshake;
+use crate::inspect::names::{alert_name, ec_group_bits, group_label, is_pq_group, version_name};
+use crate::inspect::tls::hello::version_rank;
+
+const E1: &str = "164.312(e)(1)";
+const E2: &str = "164.312(e)(2)(ii)";
+const D: &str = "164.312(d)";
+const B: &str = "164.312(b)";
+const C1: &str = "164.312(c)(1)";
+
+fn push(out: &mut Vec<Finding>, id: &'static str, sev: Severity, hipaa_ref: &'static str, rule: &'static str, evidence: String) {
+    out.push(Finding { id, severity: sev, hipaa_ref, rule, evidence });
+}
+
+pub(super) fn all(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
+    versions(hs, out);
+    cipher(hs, out);
+    key_exchange(hs, out);
+    compression(hs, out);
+    renegotiation(hs, out);
+    certificates(p, hs, out);
+    alerts(hs, out);
+    pq(hs, out);
+    anomalies(hs, out);
+}
+
+fn versions(hs: &Handshake, out: &mut Vec<Finding>) {
+    if let Some(v) = hs.version() {
+        if version_rank(v) <= version_rank(0x0300) && version_rank(v) > 0 {
+            push(out, "tls.version.insecure", Severity::Critical, E1, "hipaa/min-version", format!("{} negotiated", version_name(v)));
+        } else if v == 0x0301 || v == 0x0302 {
+            push(out, "tls.version.deprecated", Severity::High, E1, "hipaa/min-version", format!("{} negotiated (RFC 8996)", version_name(v)));
+        }
+    }
+    let Some(ch) = &hs.client_hello else { return };
+    let max = ch.max_version();
+    let negotiated_insecure = hs.version().is_some_and(|v| version_rank(v) <= version_rank(0x0300));
+    if version_rank(max) <= version_rank(0x0300) {
+        if !negotiated_insecure {
+            push(out, "tls.version.insecure", Severity::Critical, E1, "hipaa/min-version", format!("client offers at most {}", version_name(max)));
+        }
+    } else if version_rank(max) < version_rank(0x0303) {
+        push(out, "tls.version.client-legacy-only", Severity::High, E1, "hipaa/min-version", format!("client offers at most {}", version_name(max)));
+    }
+    if hs.version() == Some(0x0303) && version_rank(max) >= version_rank(0x0304) {
+        push(out, "tls.version.no-tls13", Severity::Low, E2, "hipaa/prefer-tls13", "TLS 1.2 negotiated though the client offered TLS 1.3".into());
+    }
+}
+
+fn suite(hs: &Handshake) -> Option<&'static TlsCipherSuite> {
+    hs.server_hello.as_ref().filter(|sh| sh.sslv2_kind.is_none()).and_then(|sh| TlsCipherSuite::from_id(sh.cipher))
+}
+
+fn cipher(hs: &Handshake, out: &mut Vec<Finding>) {
+    let Some(c) = suite(hs) else { return };
+    let name = c.name;
+    let insecure = match c.enc {
+        TlsCipherEnc::Null => Some("no encryption"),
+        TlsCipherEnc::Des | TlsCipherEnc::Rc4 | TlsCipherEnc::Rc2 => Some("broken cipher"),
+        _ if c.enc_size < 112 => Some("export-grade key size"),
+        _ if c.au == TlsCipherAu::Null && c.kx != TlsCipherKx::Tls13 => Some("anonymous key exchange"),
+        _ => None,
+    };
+    if let Some(why) = insecure {
+        push(out, "tls.cipher.insecure", Severity::Critical, E2, "hipaa/aead-suites", format!("{name} negotiated ({why})"));
+        return;
+    }
+    match (c.enc, c.enc_mode) {
+        (TlsCipherEnc::TripleDes | TlsCipherEnc::Idea | TlsCipherEnc::Seed, _) => {
+            push(out, "tls.cipher.weak", Severity::High, E2, "hipaa/aead-suites", format!("{name} negotiated (64-bit block or legacy cipher)"));
+        }
+        (_, TlsCipherEncMode::Cbc) | (_, TlsCipherEncMode::Null) => {
+            push(out, "tls.cipher.weak", Severity::Medium, E2, "hipaa/aead-suites", format!("{name} negotiated (not AEAD: {:?} with {:?})", c.enc_mode, c.mac));
+        }
+        _ => {}
+    }
+}
+
+fn key_exchange(hs: &Handshake, out: &mut Vec<Finding>) {
+    if let Some(c) = suite(hs) {
+        if matches!(c.kx, TlsCipherKx::Rsa | TlsCipherKx::Dh | TlsCipherKx::Ecdh | TlsCipherKx::Psk | TlsCipherKx::Krb5) {
+            push(out, "tls.kx.no-pfs", Severity::High, E2, "hipaa/forward-secrecy", format!("{} uses static {:?} key exchange", c.name, c.kx));
+        }
+        if c.kx == TlsCipherKx::Tls13 && hs.server_hello.as_ref().is_some_and(|sh| sh.key_share_group.is_none()) {
+            push(out, "tls.kx.no-pfs", Severity::High, E2, "hipaa/forward-secrecy", "TLS 1.3 resumption without (EC)DHE (psk_ke)".into());
+        }
+    }
+    if let Some(bits) = hs.kx.dh_prime_bits.filter(|b| *b < 2048) {
+        push(out, "tls.kx.weak-group", Severity::High, E2, "hipaa/kx-strength", format!("DH prime of {bits} bits"));
+    }
+    if let Some(g) = hs.group() {
+        if let Some(bits) = ec_group_bits(g).filter(|b| *b < 256) {
+            push(out, "tls.kx.weak-group", Severity::High, E2, "hipaa/kx-strength", format!("{} ({bits}-bit curve)", group_label(g)));
+        }
+    }
+}
+
+fn compression(hs: &Handshake, out: &mut Vec<Finding>) {
+    if let Some(m) = hs.server_hello.as_ref().map(|sh| sh.compression).filter(|m| *m != 0) {
+        push(out, "tls.compression", Severity::High, E1, "hipaa/no-compression", format!("compression method {m} negotiated (CRIME)"));
+    }
+}
+
+fn renegotiation(hs: &Handshake, out: &mut Vec<Finding>) {
+    let Some(sh) = &hs.server_hello else { return };
+    let v = sh.negotiated_version();
+    if sh.sslv2_kind.is_some() || !(0x0300..=0x0303).contains(&v) || sh.renegotiation_info {
+        return;
+    }
+    let offered = hs.client_hello.as_ref().is_some_and(|c| c.renegotiation_info || c.scsv);
+    let ev = format!("ServerHello has no renegotiation_info (RFC 5746); client {} it", if offered { "offered" } else { "did not offer" });
+    push(out, "tls.renegotiation.insecure", Severity::Medium, E1, "hipaa/secure-renegotiation", ev);
+}
+
+fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
+    let Some(leaf) = hs.certs.first() else { return };
+    let now = (hs.ts_ns / 1_000_000_000) as i64;
+    let day = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .map(|d| d.date().to_string())
+            .unwrap_or_else(|_| t.to_string())
+    };
+    if now > leaf.not_after {
+        push(out, "tls.cert.expired", Severity::High, D, "hipaa/cert-validity", format!("server certificate expired on {}", day(leaf.not_after)));
+    } else if now < leaf.not_before {
+        push(out, "tls.cert.not-yet-valid", Severity::High, D, "hipaa/cert-validity", format!("server certificate valid only from {}", day(leaf.not_before)));
+    } else if leaf.not_after - now < p.expiry_warning_s {
+        push(out, "tls.cert.expiring", Severity::Medium, D, "hipaa/cert-validity", format!("server certificate expires on {} ({} days)", day(leaf.not_after), (leaf.not_after - now) / 86_400));
+    }
+    if leaf.self_signed {
+        push(out, "tls.cert.self-signed", Severity::High, D, "hipaa/cert-trust", "server certificate is self-signed".into());
+    }
+    if let Some(sni) = hs.client_hello.as_ref().and_then(|c| c.sni.as_deref()) {
+        if !leaf.matches_host(sni) {
+            push(out, "tls.cert.name-mismatch", Severity::High, D, "hipaa/cert-trust", format!("certificate does not cover the requested server name {sni}"));
+        }
+    }
+    let weak_key = match leaf.key_type {
+        "rsa" | "dsa" => leaf.key_bits > 0 && leaf.key_bits < 2048,
+        "ec" => leaf.key_bits > 0 && leaf.key_bits < 256,
+        _ => false,
+    };
+    if weak_key {
+        push(out, "tls.cert.weak-key", Severity::High, D, "hipaa/cert-strength", format!("{} key of {} bits", leaf.key_type.to_uppercase(), leaf.key_bits));
+    }
+    // The signatures that matter are on the leaf and intermediates, not on a self-signed root.
+    if let Some(c) = hs.certs.iter().find(|c| c.weak_signature() && !(c.self_signed && c.is_ca)) {
+        push(out, "tls.cert.weak-signature", Severity::High, D, "hipaa/cert-strength", format!("certificate signed with {}", c.signature_algorithm));
+    }
+}
+
+fn alerts(hs: &Handshake, out: &mut Vec<Finding>) {
+    let sides = [("client", &hs.client_alerts), ("server", &hs.server_alerts)];
+    for (side, list) in sides {
+        if let Some(a) = list.iter().find(|a| a.level == 2) {
+            push(out, "tls.alert.fatal", Severity::Info, B, "hipaa/handshake-failures", format!("{side} sent fatal alert {}", alert_name(a.description)));
+        }
+    }
+}
+
+fn pq(hs: &Handshake, out: &mut Vec<Finding>) {
+    if let Some(g) = hs.server_hello.as_ref().and_then(|sh| sh.key_share_group).filter(|g| is_pq_group(*g)) {
+        push(out, "tls.pq-hybrid", Severity::Info, "-", "hipaa/pq-readiness", format!("{} negotiated", group_label(g)));
+    }
+}
+
+fn anomalies(hs: &Handshake, out: &mut Vec<Finding>) {
+    for a in &hs.anomalies {
+        let sev = if a.id == "anomaly.heartbleed" { Severity::Medium } else { Severity::Low };
+        push(out, a.id, sev, C1, "hipaa/integrity", a.detail.clone());
+    }
+}

@@ -1,0 +1,250 @@
+//! Sink, JSON lines: one ECS-style `tls` event per handshake. Field names are a public contract
+//! (users' jq scripts, the corpus checks): never rename one. A field not seen is absent.
+use serde::Serialize;
+
+use crate::handshake::Handshake;
+use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
+use crate::inspect::tls::cert::CertInfo;
+use crate::inspect::tls::hello::is_grease;
+use crate::policy::Finding;
+
+#[derive(Serialize)]
+pub struct Event<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: String,
+    pub source: Host,
+    pub destination: Host,
+    pub tls: Tls,
+    pub findings: &'a [Finding],
+}
+
+#[derive(Serialize)]
+pub struct Host {
+    pub ip: String,
+    pub port: u16,
+}
+
+#[derive(Serialize, Default)]
+pub struct Tls {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_protocol: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curve: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_protocol: Option<String>,
+    pub established: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hello_retry_request: Option<bool>,
+    pub client: Client,
+    pub server: Server,
+}
+
+#[derive(Serialize, Default)]
+pub struct Client {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy_version: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub supported_versions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub supported_ciphers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub supported_groups: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub key_share_groups: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signature_algorithms: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alpn: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub compression_methods: Vec<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renegotiation_info: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renegotiation_scsv: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ech: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sslv2_hello: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3_string: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja4_r: Option<String>,
+}
+
+#[derive(Serialize, Default)]
+pub struct Server {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3s: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3s_string: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression_method: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renegotiation_info: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dh_prime_bits: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x509: Option<X509>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_complete: Option<bool>,
+}
+
+#[derive(Serialize)]
+pub struct Hash {
+    pub sha256: String,
+}
+
+#[derive(Serialize)]
+pub struct X509 {
+    pub not_before: String,
+    pub not_after: String,
+    pub subject: Name,
+    pub issuer: Name,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternative_names: Vec<String>,
+    pub public_key_algorithm: &'static str,
+    pub public_key_size: u32,
+    pub signature_algorithm: String,
+    pub serial_number: String,
+    pub self_signed: bool,
+}
+
+#[derive(Serialize)]
+pub struct Name {
+    pub distinguished_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<String>,
+}
+
+/// RFC 3339 UTC with microseconds.
+pub fn rfc3339(ns: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns as i128).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    t.format(&f).unwrap_or_default()
+}
+
+fn secs_rfc3339(s: i64) -> String {
+    rfc3339((s.max(0) as u64).saturating_mul(1_000_000_000))
+}
+
+fn x509(c: &CertInfo) -> X509 {
+    X509 {
+        not_before: secs_rfc3339(c.not_before),
+        not_after: secs_rfc3339(c.not_after),
+        subject: Name { distinguished_name: c.subject.clone(), common_name: c.subject_cn.clone() },
+        issuer: Name { distinguished_name: c.issuer.clone(), common_name: c.issuer_cn.clone() },
+        alternative_names: c.san_dns.clone(),
+        public_key_algorithm: c.key_type,
+        public_key_size: c.key_bits,
+        signature_algorithm: c.signature_algorithm.clone(),
+        serial_number: c.serial.clone(),
+        self_signed: c.self_signed,
+    }
+}
+
+fn version_label(v: u16) -> String {
+    match version_parts(v) {
+        Some((p, n)) => format!("{p}{n}"),
+        None => format!("0x{v:04x}"),
+    }
+}
+
+/// Build the event of one handshake.
+pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
+    let mut tls = Tls { established: hs.established, ..Default::default() };
+    if let Some(v) = hs.version() {
+        if let Some((p, n)) = version_parts(v) {
+            tls.version_protocol = Some(p);
+            tls.version = Some(n);
+        }
+    }
+    if let Some(sh) = &hs.server_hello {
+        match sh.sslv2_kind {
+            Some(k) => {
+                tls.cipher = Some(sslv2_cipher_name(k));
+                tls.cipher_id = Some(k);
+            }
+            None => {
+                tls.cipher = Some(cipher_name(sh.cipher));
+                tls.cipher_id = Some(sh.cipher as u32);
+                tls.server.compression_method = Some(sh.compression);
+                tls.server.renegotiation_info = Some(sh.renegotiation_info);
+            }
+        }
+        tls.next_protocol = sh.alpn.as_ref().map(|a| String::from_utf8_lossy(a).into_owned());
+    }
+    tls.curve = hs.group().map(group_label);
+    tls.hello_retry_request = hs.hello_retry.as_ref().map(|_| true);
+    if let Some(ch) = &hs.client_hello {
+        let c = &mut tls.client;
+        c.server_name = ch.sni.clone();
+        c.legacy_version = Some(version_label(ch.version));
+        c.supported_versions = ch.supported_versions.iter().filter(|v| !is_grease(**v)).map(|v| version_label(*v)).collect();
+        c.supported_ciphers = ch.ciphers.iter().filter(|v| !is_grease(**v)).map(|v| cipher_name(*v)).collect();
+        c.supported_ciphers.extend(ch.sslv2_kinds.iter().map(|k| sslv2_cipher_name(*k)));
+        c.supported_groups = ch.groups.iter().filter(|v| !is_grease(**v)).map(|g| group_label(*g)).collect();
+        c.key_share_groups = ch.key_share_groups.iter().filter(|v| !is_grease(**v)).map(|g| group_label(*g)).collect();
+        c.signature_algorithms = ch.sig_algs.iter().map(|s| format!("0x{s:04x}")).collect();
+        c.alpn = ch.alpn.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        c.compression_methods = ch.compression.clone();
+        c.renegotiation_info = Some(ch.renegotiation_info);
+        c.renegotiation_scsv = Some(ch.scsv);
+        c.ech = ch.ech.then_some(true);
+        c.sslv2_hello = ch.sslv2_format.then_some(true);
+    }
+    if let Some((s, h)) = &hs.ja3 {
+        tls.client.ja3 = Some(h.clone());
+        tls.client.ja3_string = Some(s.clone());
+    }
+    if let Some((j, r)) = &hs.ja4 {
+        tls.client.ja4 = Some(j.clone());
+        tls.client.ja4_r = Some(r.clone());
+    }
+    if let Some((s, h)) = &hs.ja3s {
+        tls.server.ja3s = Some(h.clone());
+        tls.server.ja3s_string = Some(s.clone());
+    }
+    tls.server.dh_prime_bits = hs.kx.dh_prime_bits;
+    if let Some(leaf) = hs.certs.first() {
+        tls.server.x509 = Some(x509(leaf));
+        tls.server.hash = Some(Hash { sha256: leaf.sha256.clone() });
+        tls.server.chain_length = Some(hs.certs.len());
+        tls.server.chain_complete = Some(hs.chain_complete);
+    }
+    Event {
+        kind: "tls",
+        timestamp: rfc3339(hs.ts_ns),
+        source: Host { ip: hs.client.addr.to_ip().to_string(), port: hs.client.port },
+        destination: Host { ip: hs.server.addr.to_ip().to_string(), port: hs.server.port },
+        tls,
+        findings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(1_500_000_000_123_456_789), "2017-07-14T02:40:00.123456Z");
+        assert_eq!(secs_rfc3339(-5), "1970-01-01T00:00:00.000000Z");
+    }
+}

@@ -1,0 +1,3 @@
+//! Sinks: JSON-lines events and the replay summary.
+pub mod json;
+pub mod summary;

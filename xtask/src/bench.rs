@@ -1,0 +1,69 @@
+//! `cargo xtask bench`: benchmarks that print figures and their ratio to the project's goals.
+//! Must never report a figure it did not measure; each bench is one subcommand (add yours to `Bench`).
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+mod measure;
+mod replay;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Which bench to run; without one, list them.
+    #[command(subcommand)]
+    pub which: Option<Bench>,
+}
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// Offline throughput and peak RSS of `tlsmon replay --format none` on one core,
+    /// over a generated 1.1 GB hospital-mix capture (vs nDPI 210 MB/s and the 1000 MB/s goal).
+    Replay(replay::ReplayArgs),
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    match a.which {
+        None => {
+            list();
+            Ok(())
+        }
+        Some(Bench::Replay(r)) => replay::run(r),
+    }
+}
+
+fn list() {
+    let cmd = Bench::augment_subcommands(clap::Command::new("bench"));
+    println!("available benches (run `cargo xtask bench NAME --help` for options):");
+    for sc in cmd.get_subcommands() {
+        let about = sc.get_about().map(|s| s.to_string()).unwrap_or_default();
+        println!("  {:<8} {}", sc.get_name(), about.lines().next().unwrap_or(""));
+    }
+}
+
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
+}
+
+/// `cargo build --release -p PKG` in the workspace.
+pub(crate) fn build_release(root: &Path, pkg: &str) -> Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("bench: cargo build --release -p {pkg}");
+    let status = Command::new(cargo)
+        .args(["build", "--release", "-p", pkg])
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("running cargo build --release -p {pkg}"))?;
+    if !status.success() {
+        bail!("cargo build --release -p {pkg} failed: {status}");
+    }
+    Ok(())
+}

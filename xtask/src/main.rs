@@ -1,0 +1,43 @@
+//! The project's only build/test entry point: setup, test, demo, bench, gen, lint.
+//! Must never be needed at run time by the agent itself.
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod gen;
+mod setup;
+mod test;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "tlsmon developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing (apt packages, rust-src, bpf-linker); safe to run again.
+    Setup,
+    /// Set up, then run every test (unit, corpus golden, eBPF). The README's test command.
+    Test(test::TestArgs),
+    /// Set up, build release, and show tlsmon on real traffic.
+    Demo(test::DemoArgs),
+    /// Generate a large realistic capture for benchmarks.
+    Gen(gen::GenArgs),
+    /// Benchmarks that print figures and ratios.
+    Bench(bench::BenchArgs),
+    /// rustfmt check and clippy.
+    Lint,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Setup => setup::run(),
+        Cmd::Test(a) => test::run(a),
+        Cmd::Demo(a) => test::demo(a),
+        Cmd::Gen(a) => gen::run(a),
+        Cmd::Bench(a) => bench::run(a),
+        Cmd::Lint => test::lint(),
+    }
+}

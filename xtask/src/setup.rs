@@ -1,0 +1,238 @@
+//! Setup: installs what a fresh machine lacks (apt packages, nightly rust-src, bpf-linker).
+//! Must never redo work that is already done: a second run only checks and takes well under 2 s.
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Instant,
+};
+
+use anyhow::{bail, Context as _, Result};
+
+/// Debian packages the tests and the demo use: `ip netns` and veth (iproute2), TLS servers and
+/// clients for the lab (openssl, curl), `/usr/bin/time` and `ps` for measurements.
+const APT_PACKAGES: &[&str] = &["iproute2", "openssl", "curl", "time", "procps", "ca-certificates"];
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+/// LLVM majors bpf-linker 0.13 has a cargo feature for.
+const BPF_LINKER_LLVM_MAJORS: &[u32] = &[21, 22, 23];
+const NIGHTLY: &str = "nightly";
+
+pub fn run() -> Result<()> {
+    let start = Instant::now();
+    apt_packages()?;
+    rust_src()?;
+    bpf_linker()?;
+    println!("setup: done in {:.2} s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// True when the effective uid is 0.
+pub fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|rest| rest.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn apt_packages() -> Result<()> {
+    let missing = missing_packages()?;
+    if missing.is_empty() {
+        println!("ok: apt packages present ({})", APT_PACKAGES.join(", "));
+        return Ok(());
+    }
+    println!("installing apt packages: {}", missing.join(" "));
+    if !is_root() {
+        bail!(
+            "apt packages missing ({}) and not running as root: run `sudo apt-get install {}`",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    run_cmd(Command::new("apt-get").arg("update").arg("-q"), "apt-get update")?;
+    run_cmd(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        "apt-get install",
+    )?;
+    let still = missing_packages()?;
+    if !still.is_empty() {
+        bail!("apt-get install finished but still missing: {}", still.join(", "));
+    }
+    Ok(())
+}
+
+/// Packages from [`APT_PACKAGES`] that dpkg does not report as installed (one dpkg-query call).
+fn missing_packages() -> Result<Vec<&'static str>> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Package} ${db:Status-Abbrev}\n"])
+        .args(APT_PACKAGES)
+        .stderr(Stdio::null())
+        .output()
+        .context("running dpkg-query (is this a Debian machine?)")?;
+    // Exit status is 1 when some package is unknown; the listing still covers the known ones.
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let installed: Vec<&str> = listing
+        .lines()
+        .filter_map(|l| {
+            let (name, status) = l.split_once(' ')?;
+            status.starts_with("ii").then_some(name)
+        })
+        .collect();
+    Ok(APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !installed.iter().any(|i| i.split(':').next() == Some(*p)))
+        .collect())
+}
+
+fn nightly_sysroot() -> Result<PathBuf> {
+    let out = Command::new("rustc")
+        .args([&format!("+{NIGHTLY}"), "--print", "sysroot"])
+        .output()
+        .context("running `rustc +nightly --print sysroot` (is rustup installed?)")?;
+    if !out.status.success() {
+        bail!(
+            "the nightly toolchain is missing (`rustc +nightly` failed: {}); \
+             install it with `rustup toolchain install nightly`",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+fn rust_src() -> Result<()> {
+    let sysroot = nightly_sysroot()?;
+    let core = sysroot.join("lib/rustlib/src/rust/library/core/src/lib.rs");
+    if core.is_file() {
+        println!("ok: rust-src ({NIGHTLY}) present");
+        return Ok(());
+    }
+    println!("installing rust-src for {NIGHTLY}");
+    run_cmd(
+        Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", NIGHTLY]),
+        "rustup component add rust-src",
+    )?;
+    if !core.is_file() {
+        bail!("rust-src installed but {} is still missing", core.display());
+    }
+    Ok(())
+}
+
+/// `bpf-linker --version` output when it runs, None when it is absent or cannot start (e.g. its
+/// libLLVM went away with a nightly update).
+fn bpf_linker_version() -> Option<String> {
+    let out = Command::new("bpf-linker").arg("--version").stderr(Stdio::null()).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn bpf_linker() -> Result<()> {
+    let wanted = format!("bpf-linker {BPF_LINKER_VERSION}");
+    match bpf_linker_version() {
+        Some(v) if v == wanted => {
+            println!("ok: {wanted} present");
+            return Ok(());
+        }
+        Some(v) => println!("installing {wanted} (found `{v}`)"),
+        None => println!("installing {wanted} (absent or does not run)"),
+    }
+
+    // bpf-linker links against the nightly compiler's own libLLVM (Debian 12 ships LLVM 14/15,
+    // bpf-linker 0.13 needs >= 21): make a prefix whose lib/ points at it.
+    let sysroot = nightly_sysroot()?;
+    let (llvm_path, llvm_name) = find_libllvm(&sysroot.join("lib"))?;
+    let major = llvm_major(&llvm_name)
+        .with_context(|| format!("cannot read the LLVM version from {llvm_name}"))?;
+    if !BPF_LINKER_LLVM_MAJORS.contains(&major) {
+        bail!("nightly ships LLVM {major}; bpf-linker {BPF_LINKER_VERSION} supports {BPF_LINKER_LLVM_MAJORS:?}");
+    }
+    let prefix = llvm_prefix()?;
+    let lib = prefix.join("lib");
+    if lib.exists() {
+        fs::remove_dir_all(&lib).with_context(|| format!("removing stale {}", lib.display()))?;
+    }
+    fs::create_dir_all(&lib).with_context(|| format!("creating {}", lib.display()))?;
+    // libLLVM.so for the link step; the file's own name for run time (binary's RUNPATH).
+    for name in ["libLLVM.so", llvm_name.as_str()] {
+        let link = lib.join(name);
+        std::os::unix::fs::symlink(&llvm_path, &link)
+            .with_context(|| format!("symlinking {} -> {}", link.display(), llvm_path.display()))?;
+    }
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let start = Instant::now();
+    run_cmd(
+        Command::new(cargo)
+            .args(["install", &format!("bpf-linker@{BPF_LINKER_VERSION}"), "--locked", "--force"])
+            .args(["--no-default-features", "--features", &format!("llvm-{major}")])
+            .env("LLVM_PREFIX", &prefix),
+        "cargo install bpf-linker",
+    )?;
+    match bpf_linker_version() {
+        Some(v) if v == wanted => {
+            println!("ok: {wanted} installed in {:.0} s", start.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Some(v) => bail!("installed bpf-linker reports `{v}`, expected `{wanted}`"),
+        None => bail!(
+            "bpf-linker installed but `bpf-linker --version` does not run; \
+             is ~/.cargo/bin on PATH?"
+        ),
+    }
+}
+
+/// The regular file `libLLVM.so.<version>` in the nightly sysroot's lib/.
+fn find_libllvm(dir: &Path) -> Result<(PathBuf, String)> {
+    let entries = fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("libLLVM.so.") && entry.file_type()?.is_file() {
+            return Ok((entry.path(), name));
+        }
+    }
+    bail!("no libLLVM.so.* in {} (nightly without rustc's libLLVM?)", dir.display())
+}
+
+/// `libLLVM.so.22.1-rust-1.97.0-nightly` → 22.
+fn llvm_major(name: &str) -> Option<u32> {
+    name.strip_prefix("libLLVM.so.")?.split(['.', '-']).next()?.parse().ok()
+}
+
+/// Where the LLVM symlink prefix lives: `$XDG_CACHE_HOME/tlsmon-llvm` or `~/.cache/tlsmon-llvm`.
+fn llvm_prefix() -> Result<PathBuf> {
+    let cache = match env::var_os("XDG_CACHE_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(env::var_os("HOME").context("HOME is not set")?).join(".cache"),
+    };
+    Ok(cache.join("tlsmon-llvm"))
+}
+
+/// Runs a command with inherited stdio; errors name the step and the exit status.
+pub fn run_cmd(cmd: &mut Command, what: &str) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llvm_major_from_rustc_libllvm_names() {
+        assert_eq!(llvm_major("libLLVM.so.22.1-rust-1.97.0-nightly"), Some(22));
+        assert_eq!(llvm_major("libLLVM.so.21-rust-1.92.0-nightly"), Some(21));
+        assert_eq!(llvm_major("libLLVM-22-rust-1.97.0-nightly.so"), None);
+    }
+}
