@@ -23,9 +23,23 @@ fn main() -> anyhow::Result<()> {
     // aya-build re-runs on changes under the eBPF crate; the shared record crate and the
     // workspace manifest (profiles, pins) shape the object too.
     let workspace = &metadata.workspace_root;
-    println!("cargo:rerun-if-changed={}", workspace.join("monitor-common").as_str());
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.toml").as_str());
-    println!("cargo:rerun-if-changed={}", workspace.join("Cargo.lock").as_str());
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("monitor-common").as_str()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.toml").as_str()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        workspace.join("Cargo.lock").as_str()
+    );
+
+    // aya-build relays every stderr line of the inner cargo as a `cargo:warning`; keep its
+    // progress lines ("Compiling …") out of that channel. Compiler diagnostics still come
+    // through (they arrive as JSON on stdout), and so do cargo's errors.
+    std::env::set_var("CARGO_TERM_QUIET", "true");
 
     let package = aya_build::Package {
         name: EBPF_PACKAGE,

@@ -107,13 +107,15 @@ fn load() -> Ebpf {
         .unwrap_or_else(|| panic!("program {TC_PROGRAM} missing from the object"))
         .try_into()
         .expect("tlsmon_tc is a classifier");
-    tc.load().unwrap_or_else(|e| panic!("loading {TC_PROGRAM}: {e}"));
+    tc.load()
+        .unwrap_or_else(|e| panic!("loading {TC_PROGRAM}: {e}"));
     let xdp: &mut Xdp = ebpf
         .program_mut(XDP_PROGRAM)
         .unwrap_or_else(|| panic!("program {XDP_PROGRAM} missing from the object"))
         .try_into()
         .expect("tlsmon_xdp is an XDP program");
-    xdp.load().unwrap_or_else(|e| panic!("loading {XDP_PROGRAM}: {e}"));
+    xdp.load()
+        .unwrap_or_else(|e| panic!("loading {XDP_PROGRAM}: {e}"));
     ebpf
 }
 
@@ -188,14 +190,25 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Option<u32>)> {
         ("vlan ipv6 udp", unhex(VLAN_IPV6_UDP), None),
         ("arp", unhex(ARP_REQUEST), Some(counter::NOT_IP)),
         ("ipv4 icmp", icmp_frame(), Some(counter::NOT_TCP_UDP)),
-        ("ipv4 fragment", fragment_frame(), Some(counter::IP_FRAGMENT)),
-        ("truncated tcp header", truncated_tcp_frame(), Some(counter::TRUNCATED_HEADER)),
+        (
+            "ipv4 fragment",
+            fragment_frame(),
+            Some(counter::IP_FRAGMENT),
+        ),
+        (
+            "truncated tcp header",
+            truncated_tcp_frame(),
+            Some(counter::TRUNCATED_HEADER),
+        ),
     ]
 }
 
 fn check_program(prog: Prog) {
     let ebpf = load();
-    assert!(ebpf.map(RING_MAP).is_some(), "ring buffer map {RING_MAP} missing");
+    assert!(
+        ebpf.map(RING_MAP).is_some(),
+        "ring buffer map {RING_MAP} missing"
+    );
     assert_eq!(counters(&ebpf), [0; N], "counters start at zero");
     for (name, frame, reason) in cases() {
         let (action, delta) = run(&ebpf, prog, &frame, 1);
@@ -207,7 +220,11 @@ fn check_program(prog: Prog) {
     // Repeated runs add up across CPUs: 1000 TCP frames and 1000 ARP frames.
     let (action, delta) = run(&ebpf, prog, &unhex(TLS12_CLIENT_HELLO), 1000);
     assert_eq!(action, pass_action(prog));
-    assert_eq!(delta, expected(&[(counter::PACKETS, 1000)]), "{prog:?} repeat tcp");
+    assert_eq!(
+        delta,
+        expected(&[(counter::PACKETS, 1000)]),
+        "{prog:?} repeat tcp"
+    );
     let (action, delta) = run(&ebpf, prog, &unhex(ARP_REQUEST), 1000);
     assert_eq!(action, pass_action(prog));
     assert_eq!(
@@ -234,8 +251,15 @@ fn fixtures_are_what_they_claim() {
     assert_eq!(ch.len(), 388);
     assert_eq!(&ch[12..14], &[0x08, 0x00]);
     assert_eq!(ch[14 + 9], 6, "IPv4 protocol TCP");
-    assert_eq!(ch[14 + 20 + 20 + 12], 0x16, "TLS handshake record after 32-byte TCP header");
+    assert_eq!(
+        ch[14 + 20 + 20 + 12],
+        0x16,
+        "TLS handshake record after 32-byte TCP header"
+    );
     assert_eq!(unhex(IPV6_SYN).len(), 14 + 40 + 44);
-    assert_eq!(&unhex(VLAN_IPV6_UDP)[12..18], &[0x81, 0x00, 0x03, 0xb4, 0x86, 0xdd]);
+    assert_eq!(
+        &unhex(VLAN_IPV6_UDP)[12..18],
+        &[0x81, 0x00, 0x03, 0xb4, 0x86, 0xdd]
+    );
     assert_eq!(unhex(ARP_REQUEST).len(), 42);
 }

@@ -67,18 +67,12 @@ fn ja4_version(v: u16) -> &'static str {
     }
 }
 
-/// First and last characters of the first ALPN value; the hex digits of its first and last
-/// byte when either is not ASCII alphanumeric; "00" without ALPN.
+/// First and last characters of the first ALPN value, each replaced by '9' when it is not
+/// ASCII alphanumeric (as FoxIO's reference implementations do); "00" without ALPN.
 fn ja4_alpn(alpn: Option<&Vec<u8>>) -> String {
     let Some(a) = alpn.filter(|a| !a.is_empty()) else { return "00".into() };
-    let (first, last) = (a[0], a[a.len() - 1]);
-    if first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() {
-        format!("{}{}", first as char, last as char)
-    } else {
-        let f = format!("{first:02x}");
-        let l = format!("{last:02x}");
-        format!("{}{}", &f[..1], &l[1..])
-    }
+    let c = |b: u8| if b.is_ascii_alphanumeric() { b as char } else { '9' };
+    format!("{}{}", c(a[0]), c(a[a.len() - 1]))
 }
 
 fn sha12(s: &str) -> String {
@@ -142,8 +136,8 @@ pub fn ja4(ch: &ClientHello, transport: Ja4Transport) -> (String, String) {
 mod tests {
     use super::*;
 
-    /// The JA4 spec's worked example (JA4.md: t13d1516h2_8daaf6152771_b186095e22b6 from a
-    /// Chrome ClientHello; the _r form lists the values below).
+    /// The JA4 spec's worked example (JA4.md: a Chrome ClientHello, whose JA4_r lists the
+    /// values below).
     #[test]
     fn ja4_spec_example() {
         let ch = ClientHello {
@@ -166,9 +160,10 @@ mod tests {
     }
 
     #[test]
-    fn alpn_non_alphanumeric_uses_hex() {
+    fn alpn_non_alphanumeric_becomes_9() {
         assert_eq!(ja4_alpn(Some(&b"h2".to_vec())), "h2");
-        assert_eq!(ja4_alpn(Some(&vec![0xab, 0xcd])), "ad");
+        assert_eq!(ja4_alpn(Some(&vec![0xab, 0xcd])), "99");
+        assert_eq!(ja4_alpn(Some(&vec![b'h', 0xcd])), "h9");
         assert_eq!(ja4_alpn(Some(&b"x".to_vec())), "xx");
         assert_eq!(ja4_alpn(None), "00");
     }

@@ -140,8 +140,11 @@ pub fn rfc3339(ns: u64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
+/// Certificate times may precede 1970 (see suricata's tls-pre-1970 capture): keep them exact.
 fn secs_rfc3339(s: i64) -> String {
-    rfc3339((s.max(0) as u64).saturating_mul(1_000_000_000))
+    let t = time::OffsetDateTime::from_unix_timestamp(s).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    t.format(&f).unwrap_or_default()
 }
 
 fn x509(c: &CertInfo) -> X509 {
@@ -245,6 +248,6 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(rfc3339(1_500_000_000_123_456_789), "2017-07-14T02:40:00.123456Z");
-        assert_eq!(secs_rfc3339(-5), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(secs_rfc3339(-5), "1969-12-31T23:59:55Z");
     }
 }

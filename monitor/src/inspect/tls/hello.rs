@@ -178,11 +178,16 @@ pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
         out.cipher = be16(body, 34)?;
         body.get(38..)
     } else {
-        let (_, sh) = parse_tls_handshake_server_hello(body).ok()?;
+        let (rest, sh) = parse_tls_handshake_server_hello(body).ok()?;
         out.cipher = sh.cipher.0;
         out.compression = sh.compression.0;
         out.hello_retry = sh.random == HRR_RANDOM;
-        sh.ext
+        // tls-parser reads no extensions for SSLv3, but SSLv3 servers do send
+        // renegotiation_info (RFC 5746 §4.5): take the trailing block ourselves.
+        sh.ext.or_else(|| {
+            let len = be16(rest, 0)? as usize;
+            rest.get(2..2 + len)
+        })
     };
     if let Some(ext) = ext {
         for_each_extension(ext, |ty, raw| {

@@ -203,6 +203,9 @@ impl TlsStream {
                     self.hs = hs;
                 }
             }
+            // After a HelloRetryRequest a TLS 1.3 server may send its compatibility CCS
+            // before the real ServerHello, which still comes in clear.
+            CT_CCS if self.facts.hello_retry.is_some() && self.facts.server_hello.is_none() => {}
             CT_CCS => {
                 self.facts.ccs = true;
                 // TLS 1.3 middlebox-compat CCS: the rest is encrypted too.
