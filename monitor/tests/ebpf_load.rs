@@ -56,7 +56,7 @@ const ARP_REQUEST: &str = concat!(
 );
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd-length hex fixture");
+    assert!(s.len().is_multiple_of(2), "odd-length hex fixture");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex fixture"))
@@ -82,6 +82,26 @@ fn truncated_tcp_frame() -> Vec<u8> {
     let mut f = unhex(TLS12_CLIENT_HELLO);
     f.truncate(44);
     f
+}
+
+/// The IPv6 SYN with an extension header of 8 bytes inserted before TCP.
+fn ipv6_with_ext_header(next_header: u8, ext: [u8; 8]) -> Vec<u8> {
+    let mut f = unhex(IPV6_SYN);
+    let payload_len = u16::from_be_bytes([f[18], f[19]]) + 8;
+    f[18..20].copy_from_slice(&payload_len.to_be_bytes());
+    f[14 + 6] = next_header;
+    f.splice(14 + 40..14 + 40, ext);
+    f
+}
+
+/// Hop-by-hop options header (PadN, 8 bytes) then TCP: the parser must walk past it.
+fn ipv6_hop_by_hop_frame() -> Vec<u8> {
+    ipv6_with_ext_header(0, [6, 0, 1, 4, 0, 0, 0, 0])
+}
+
+/// Fragment header (offset 0, more-fragments set, id 1) then TCP.
+fn ipv6_fragment_frame() -> Vec<u8> {
+    ipv6_with_ext_header(44, [6, 0, 0, 1, 0, 0, 0, 1])
 }
 
 fn require_root() {
@@ -187,12 +207,18 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Option<u32>)> {
     vec![
         ("ipv4 tcp clienthello", unhex(TLS12_CLIENT_HELLO), None),
         ("ipv6 tcp syn", unhex(IPV6_SYN), None),
+        ("ipv6 hop-by-hop tcp", ipv6_hop_by_hop_frame(), None),
         ("vlan ipv6 udp", unhex(VLAN_IPV6_UDP), None),
         ("arp", unhex(ARP_REQUEST), Some(counter::NOT_IP)),
         ("ipv4 icmp", icmp_frame(), Some(counter::NOT_TCP_UDP)),
         (
             "ipv4 fragment",
             fragment_frame(),
+            Some(counter::IP_FRAGMENT),
+        ),
+        (
+            "ipv6 fragment",
+            ipv6_fragment_frame(),
             Some(counter::IP_FRAGMENT),
         ),
         (

@@ -96,8 +96,13 @@ pub fn is_pq_group(g: u16) -> bool {
 
 /// Security bits of an elliptic-curve group's field (for the weak-group rule); `None` for
 /// finite-field, hybrid and unknown groups.
+/// Curve25519 counts as a 256-bit-class curve (RFC 7748: ~128-bit security, as P-256).
 pub fn ec_group_bits(g: u16) -> Option<u16> {
-    tls_parser::NamedGroup(g).key_bits().filter(|_| (1..=33).contains(&g))
+    match g {
+        29 => Some(256),
+        1..=33 => tls_parser::NamedGroup(g).key_bits(),
+        _ => None,
+    }
 }
 
 /// TLS alert description names (RFC 8446 §6 and earlier registries).
@@ -151,6 +156,8 @@ mod tests {
         assert_eq!(group_name(0x11ec), Some("X25519MLKEM768"));
         assert_eq!(group_name(23), Some("secp256r1"));
         assert_eq!(ec_group_bits(21), Some(224));
+        assert_eq!(ec_group_bits(29), Some(256));
+        assert_eq!(ec_group_bits(23), Some(256));
         assert_eq!(ec_group_bits(0x11ec), None);
         assert_eq!(version_parts(0x7f13), Some(("tls", "1.3")));
     }
