@@ -1,0 +1,166 @@
+//! The `tlsmon replay` binary on bad input: corrupt and truncated captures end with one clear
+//! line naming the file and the byte offset, after the events gathered so far were written;
+//! garbage payloads on port 443 never panic. Also the JSON contract and `--fail-on`.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcaps").join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tlsmon-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn tlsmon(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsmon")).args(args).output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines().map(|l| serde_json::from_str(l).expect("every stdout line is JSON")).collect()
+}
+
+#[test]
+fn truncated_capture_keeps_events_and_names_offset() {
+    // JA4's browser capture holds several handshakes; cut it in the last third.
+    let src = std::fs::read(corpus("ja4__browsers-x509.pcapng")).unwrap();
+    let (_, full, _) = tlsmon(&["replay", "--format", "json", corpus("ja4__browsers-x509.pcapng").to_str().unwrap()]);
+    let full = json_lines(&full);
+    let cut = tmp("cut.pcapng");
+    std::fs::write(&cut, &src[..src.len() * 2 / 3 + 7]).unwrap();
+    let (code, out, err) = tlsmon(&["replay", "--format", "json", cut.to_str().unwrap()]);
+    let got = json_lines(&out);
+    assert_eq!(code, 2, "stderr: {err}");
+    assert!(!got.is_empty() && got.len() < full.len(), "partial results written: {} of {}", got.len(), full.len());
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].contains(cut.to_str().unwrap()) && lines[0].contains("byte offset"), "{err}");
+}
+
+#[test]
+fn corrupt_capture_is_one_clear_line() {
+    let mut src = std::fs::read(corpus("zeek__tls1.2.pcap")).unwrap();
+    // Smash the record header of a packet in the middle: an absurd captured length.
+    let mut off = 24usize;
+    for _ in 0..10 {
+        let caplen = u32::from_le_bytes(src[off + 8..off + 12].try_into().unwrap()) as usize;
+        off += 16 + caplen;
+    }
+    src[off + 8..off + 12].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+    let bad = tmp("corrupt.pcap");
+    std::fs::write(&bad, &src).unwrap();
+    let (code, _out, err) = tlsmon(&["replay", "--format", "json", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("byte offset {off}")), "{err}");
+
+    let (code, _, err) = tlsmon(&["replay", "--format", "json", "/nonexistent/x.pcap"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot open /nonexistent/x.pcap"), "{err}");
+    std::fs::write(tmp("text.pcap"), b"this is not a capture at all, just text\n").unwrap();
+    let (code, _, err) = tlsmon(&["replay", tmp("text.pcap").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a pcap or pcapng file"), "{err}");
+}
+
+/// A classic pcap of Ethernet/IPv4/TCP frames to port 443 with the given payloads.
+fn pcap_443(payloads: &[Vec<u8>]) -> Vec<u8> {
+    let mut hdr = 0xa1b2c3d4u32.to_le_bytes().to_vec();
+    hdr.extend_from_slice(&2u16.to_le_bytes());
+    hdr.extend_from_slice(&4u16.to_le_bytes());
+    hdr.extend_from_slice(&[0u8; 8]);
+    hdr.extend_from_slice(&65535u32.to_le_bytes());
+    hdr.extend_from_slice(&1u32.to_le_bytes());
+    let mut seq = 1u32;
+    for (i, p) in payloads.iter().enumerate() {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00]);
+        let total = (20 + 20 + p.len()) as u16;
+        f.extend_from_slice(&[0x45, 0]);
+        f.extend_from_slice(&total.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0, 192, 0, 2, 1, 192, 0, 2, (i % 7) as u8 + 2]);
+        f.extend_from_slice(&(40000 + (i % 5) as u16).to_be_bytes());
+        f.extend_from_slice(&443u16.to_be_bytes());
+        f.extend_from_slice(&seq.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        f.extend_from_slice(p);
+        seq = seq.wrapping_add(p.len() as u32);
+        hdr.extend_from_slice(&(i as u32).to_le_bytes());
+        hdr.extend_from_slice(&0u32.to_le_bytes());
+        hdr.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        hdr.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        hdr.extend_from_slice(&f);
+    }
+    hdr
+}
+
+#[test]
+fn garbage_on_443_never_panics() {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut payloads = Vec::new();
+    for i in 0..3000 {
+        let len = (next() % 1400) as usize + 1;
+        let mut p: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // Make most of them look like TLS so the deep parsers get exercised.
+        match i % 4 {
+            0 => p.splice(0..0, [0x16, 3, 1, (len >> 8) as u8, len as u8, 1]).for_each(drop),
+            1 => p.splice(0..0, [0x16, 3, 3, 0x40, 0, 2, 0, 0x3f, 0xf0]).for_each(drop),
+            2 => p.splice(0..0, [0x80, 0x40, 1, 3, 1]).for_each(drop),
+            _ => {}
+        }
+        payloads.push(p);
+    }
+    let f = tmp("garbage.pcap");
+    std::fs::write(&f, pcap_443(&payloads)).unwrap();
+    let (code, out, err) = tlsmon(&["replay", "--format", "json", f.to_str().unwrap()]);
+    assert!(code == 0 || code == 1, "exit {code}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    json_lines(&out);
+}
+
+#[test]
+fn json_contract_and_fail_on() {
+    let f = corpus("zeek__tls1.2.pcap");
+    let (code, out, _) = tlsmon(&["replay", "--format", "json", "--fail-on", "critical", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "RC4 is critical");
+    let evs = json_lines(&out);
+    assert!(!evs.is_empty());
+    for e in &evs {
+        assert_eq!(e["type"], "tls");
+        assert!(e["timestamp"].as_str().unwrap().ends_with('Z'));
+        for k in ["source", "destination"] {
+            assert!(e[k]["ip"].is_string() && e[k]["port"].is_u64());
+        }
+        assert_eq!(e["tls"]["version_protocol"], "tls");
+        assert_eq!(e["tls"]["version"], "1.2");
+        assert_eq!(e["tls"]["cipher"], "TLS_RSA_WITH_RC4_128_MD5");
+        assert_eq!(e["tls"]["cipher_id"], 4);
+        assert!(e["tls"]["client"]["ja3"].as_str().unwrap().len() == 32);
+        assert!(e["tls"]["client"]["supported_ciphers"].is_array());
+        for f in e["findings"].as_array().unwrap() {
+            for k in ["id", "severity", "hipaa_ref", "evidence"] {
+                assert!(f[k].is_string(), "{f}");
+            }
+        }
+        // Not seen in this capture, so absent rather than invented.
+        assert!(e["tls"].get("curve").is_none());
+    }
+    let (code, _, _) = tlsmon(&["replay", "--format", "none", "--fail-on", "critical", corpus("suricata__community-id-ipv6.pcap").to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let (code, text, _) = tlsmon(&["replay", "--format", "text", f.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(text.contains("Handshakes:") && text.contains("Verdict: NON-COMPLIANT"), "{text}");
+}
