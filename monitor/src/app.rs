@@ -32,7 +32,9 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         match format {
             Format::Json => {
                 let ev = json::event(&o.handshake, &o.findings);
-                let r = serde_json::to_writer(&mut *out, &ev).map_err(std::io::Error::from).and_then(|_| out.write_all(b"\n"));
+                let r = serde_json::to_writer(&mut *out, &ev)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| out.write_all(b"\n"));
                 if let Err(e) = r {
                     write_err.get_or_insert(e);
                 }

@@ -114,7 +114,13 @@ fn decode_depth(linktype: u32, frame: &[u8], depth: u8) -> Result<Packet<'_>, Sk
             let fam = frame.get(..4).ok_or(Skip::Malformed)?;
             let le = u32::from_le_bytes([fam[0], fam[1], fam[2], fam[3]]);
             let be = u32::from_be_bytes([fam[0], fam[1], fam[2], fam[3]]);
-            let family = if linktype == linktype::LOOP { be } else if le < 256 { le } else { be };
+            let family = if linktype == linktype::LOOP {
+                be
+            } else if le < 256 {
+                le
+            } else {
+                be
+            };
             let et = match family {
                 2 => EtherType::IPV4.0,
                 10 | 24 | 28 | 30 => EtherType::IPV6.0,

@@ -3,8 +3,7 @@
 //! Must never be read from disk at run time: the agent ships as one binary.
 
 /// The eBPF object file, 8-byte aligned as aya's ELF parser requires.
-pub static EBPF_OBJECT: &[u8] =
-    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor-ebpf"));
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor-ebpf"));
 
 /// Name of the TC classifier program in [`EBPF_OBJECT`].
 pub const TC_PROGRAM: &str = "tlsmon_tc";

@@ -90,9 +90,6 @@ impl Handshake {
 
     /// The negotiated key-exchange group: ServerHello key_share, else ServerKeyExchange curve.
     pub fn group(&self) -> Option<u16> {
-        self.server_hello
-            .as_ref()
-            .and_then(|sh| sh.key_share_group)
-            .or(self.kx.named_group)
+        self.server_hello.as_ref().and_then(|sh| sh.key_share_group).or(self.kx.named_group)
     }
 }

@@ -134,7 +134,7 @@ impl Pipeline {
         self.table.expire(ts_ns, &mut |k, e| gone.push((k, e)));
         if self.table.get_mut(&key).is_none() {
             // Only a SYN or payload opens a flow; stray ACKs, FINs and RSTs do not.
-            if !(p.syn || !p.payload.is_empty()) {
+            if !p.syn && p.payload.is_empty() {
                 self.finalize_all(gone);
                 return;
             }

@@ -32,8 +32,7 @@ pub fn feed<R: Read>(
 pub fn replay_path(path: &std::path::Path) -> Result<(Vec<Output>, Pipeline), (Vec<Output>, SourceError)> {
     let mut pipeline = Pipeline::new(Default::default());
     let mut out = Vec::new();
-    let file = std::fs::File::open(path)
-        .map_err(|e| (Vec::new(), SourceError::Io { offset: 0, source: e }))?;
+    let file = std::fs::File::open(path).map_err(|e| (Vec::new(), SourceError::Io { offset: 0, source: e }))?;
     let r = feed(&mut pipeline, std::io::BufReader::new(file), |o| out.push(o), |_| {});
     pipeline.finish();
     out.extend(pipeline.drain_outputs());

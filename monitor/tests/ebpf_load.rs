@@ -49,18 +49,12 @@ const VLAN_IPV6_UDP: &str = concat!(
 );
 
 /// An ARP who-has (made up; documentation addresses 192.0.2.1 → 192.0.2.2): not IP.
-const ARP_REQUEST: &str = concat!(
-    "ffffffffffff020000000001",
-    "0806",
-    "0001080006040001020000000001c0000201000000000000c0000202",
-);
+const ARP_REQUEST: &str =
+    concat!("ffffffffffff020000000001", "0806", "0001080006040001020000000001c0000201000000000000c0000202",);
 
 fn unhex(s: &str) -> Vec<u8> {
     assert!(s.len().is_multiple_of(2), "odd-length hex fixture");
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex fixture"))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex fixture")).collect()
 }
 
 /// The ClientHello frame with IPv4 protocol set to ICMP (1): IP but neither TCP nor UDP.
@@ -127,23 +121,19 @@ fn load() -> Ebpf {
         .unwrap_or_else(|| panic!("program {TC_PROGRAM} missing from the object"))
         .try_into()
         .expect("tlsmon_tc is a classifier");
-    tc.load()
-        .unwrap_or_else(|e| panic!("loading {TC_PROGRAM}: {e}"));
+    tc.load().unwrap_or_else(|e| panic!("loading {TC_PROGRAM}: {e}"));
     let xdp: &mut Xdp = ebpf
         .program_mut(XDP_PROGRAM)
         .unwrap_or_else(|| panic!("program {XDP_PROGRAM} missing from the object"))
         .try_into()
         .expect("tlsmon_xdp is an XDP program");
-    xdp.load()
-        .unwrap_or_else(|e| panic!("loading {XDP_PROGRAM}: {e}"));
+    xdp.load().unwrap_or_else(|e| panic!("loading {XDP_PROGRAM}: {e}"));
     ebpf
 }
 
 /// Sum over CPUs of every counter.
 fn counters(ebpf: &Ebpf) -> [u64; N] {
-    let map = ebpf
-        .map(COUNTERS_MAP)
-        .unwrap_or_else(|| panic!("map {COUNTERS_MAP} missing"));
+    let map = ebpf.map(COUNTERS_MAP).unwrap_or_else(|| panic!("map {COUNTERS_MAP} missing"));
     let array = PerCpuArray::<_, u64>::try_from(map).expect("COUNTERS is a per-CPU array");
     assert_eq!(array.len(), counter::COUNT);
     let mut out = [0u64; N];
@@ -163,11 +153,7 @@ enum Prog {
 /// Runs one program on `frame` `repeat` times; returns (action, counter deltas).
 fn run(ebpf: &Ebpf, prog: Prog, frame: &[u8], repeat: u32) -> (u32, [u64; N]) {
     let before = counters(ebpf);
-    let opts = TestRunOptions {
-        data_in: Some(frame),
-        repeat,
-        ..TestRunOptions::default()
-    };
+    let opts = TestRunOptions { data_in: Some(frame), repeat, ..TestRunOptions::default() };
     let result = match prog {
         Prog::Tc => {
             let p: &SchedClassifier = ebpf.program(TC_PROGRAM).unwrap().try_into().unwrap();
@@ -211,30 +197,15 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Option<u32>)> {
         ("vlan ipv6 udp", unhex(VLAN_IPV6_UDP), None),
         ("arp", unhex(ARP_REQUEST), Some(counter::NOT_IP)),
         ("ipv4 icmp", icmp_frame(), Some(counter::NOT_TCP_UDP)),
-        (
-            "ipv4 fragment",
-            fragment_frame(),
-            Some(counter::IP_FRAGMENT),
-        ),
-        (
-            "ipv6 fragment",
-            ipv6_fragment_frame(),
-            Some(counter::IP_FRAGMENT),
-        ),
-        (
-            "truncated tcp header",
-            truncated_tcp_frame(),
-            Some(counter::TRUNCATED_HEADER),
-        ),
+        ("ipv4 fragment", fragment_frame(), Some(counter::IP_FRAGMENT)),
+        ("ipv6 fragment", ipv6_fragment_frame(), Some(counter::IP_FRAGMENT)),
+        ("truncated tcp header", truncated_tcp_frame(), Some(counter::TRUNCATED_HEADER)),
     ]
 }
 
 fn check_program(prog: Prog) {
     let ebpf = load();
-    assert!(
-        ebpf.map(RING_MAP).is_some(),
-        "ring buffer map {RING_MAP} missing"
-    );
+    assert!(ebpf.map(RING_MAP).is_some(), "ring buffer map {RING_MAP} missing");
     assert_eq!(counters(&ebpf), [0; N], "counters start at zero");
     for (name, frame, reason) in cases() {
         let (action, delta) = run(&ebpf, prog, &frame, 1);
@@ -246,18 +217,10 @@ fn check_program(prog: Prog) {
     // Repeated runs add up across CPUs: 1000 TCP frames and 1000 ARP frames.
     let (action, delta) = run(&ebpf, prog, &unhex(TLS12_CLIENT_HELLO), 1000);
     assert_eq!(action, pass_action(prog));
-    assert_eq!(
-        delta,
-        expected(&[(counter::PACKETS, 1000)]),
-        "{prog:?} repeat tcp"
-    );
+    assert_eq!(delta, expected(&[(counter::PACKETS, 1000)]), "{prog:?} repeat tcp");
     let (action, delta) = run(&ebpf, prog, &unhex(ARP_REQUEST), 1000);
     assert_eq!(action, pass_action(prog));
-    assert_eq!(
-        delta,
-        expected(&[(counter::PACKETS, 1000), (counter::NOT_IP, 1000)]),
-        "{prog:?} repeat arp"
-    );
+    assert_eq!(delta, expected(&[(counter::PACKETS, 1000), (counter::NOT_IP, 1000)]), "{prog:?} repeat arp");
 }
 
 #[test]
@@ -277,15 +240,8 @@ fn fixtures_are_what_they_claim() {
     assert_eq!(ch.len(), 388);
     assert_eq!(&ch[12..14], &[0x08, 0x00]);
     assert_eq!(ch[14 + 9], 6, "IPv4 protocol TCP");
-    assert_eq!(
-        ch[14 + 20 + 20 + 12],
-        0x16,
-        "TLS handshake record after 32-byte TCP header"
-    );
+    assert_eq!(ch[14 + 20 + 20 + 12], 0x16, "TLS handshake record after 32-byte TCP header");
     assert_eq!(unhex(IPV6_SYN).len(), 14 + 40 + 44);
-    assert_eq!(
-        &unhex(VLAN_IPV6_UDP)[12..18],
-        &[0x81, 0x00, 0x03, 0xb4, 0x86, 0xdd]
-    );
+    assert_eq!(&unhex(VLAN_IPV6_UDP)[12..18], &[0x81, 0x00, 0x03, 0xb4, 0x86, 0xdd]);
     assert_eq!(unhex(ARP_REQUEST).len(), 42);
 }

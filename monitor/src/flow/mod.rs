@@ -110,12 +110,8 @@ impl<T> FlowTable<T> {
         }
         self.last_sweep_ns = now_ns;
         let idle = self.idle_ns;
-        let keys: Vec<FlowKey> = self
-            .map
-            .iter()
-            .filter(|(_, e)| now_ns.saturating_sub(e.last_ns) > idle)
-            .map(|(k, _)| *k)
-            .collect();
+        let keys: Vec<FlowKey> =
+            self.map.iter().filter(|(_, e)| now_ns.saturating_sub(e.last_ns) > idle).map(|(k, _)| *k).collect();
         for k in keys {
             if let Some(e) = self.map.remove(&k) {
                 self.stats.expired += 1;

@@ -34,12 +34,7 @@ pub fn ja3(ch: &ClientHello) -> (String, String) {
 
 /// (JA3S string, JA3S MD5) of a ServerHello.
 pub fn ja3s(sh: &ServerHello) -> (String, String) {
-    let s = format!(
-        "{},{},{}",
-        sh.version,
-        sh.cipher,
-        dash_join(sh.extensions.iter().filter(|e| !is_grease(**e)))
-    );
+    let s = format!("{},{},{}", sh.version, sh.cipher, dash_join(sh.extensions.iter().filter(|e| !is_grease(**e))));
     let h = hex::encode(Md5::digest(s.as_bytes()));
     (s, h)
 }
@@ -102,20 +97,12 @@ pub fn ja4(ch: &ClientHello, transport: Ja4Transport) -> (String, String) {
         Ja4Transport::Quic => 'q',
         Ja4Transport::Dtls => 'd',
     };
-    let version = if ch.sslv2_format && ch.version == 0x0002 {
-        "s2"
-    } else {
-        ja4_version(ch.max_version())
-    };
+    let version = if ch.sslv2_format && ch.version == 0x0002 { "s2" } else { ja4_version(ch.max_version()) };
     let sni = if ch.extensions.contains(&EXT_SNI) { 'd' } else { 'i' };
     let mut ciphers: Vec<u16> = ch.ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
     let exts: Vec<u16> = ch.extensions.iter().copied().filter(|e| !is_grease(*e)).collect();
-    let a = format!(
-        "{t}{version}{sni}{:02}{:02}{}",
-        ciphers.len().min(99),
-        exts.len().min(99),
-        ja4_alpn(ch.alpn.first())
-    );
+    let a =
+        format!("{t}{version}{sni}{:02}{:02}{}", ciphers.len().min(99), exts.len().min(99), ja4_alpn(ch.alpn.first()));
     ciphers.sort_unstable();
     let mut sorted_exts: Vec<u16> = exts.into_iter().filter(|e| *e != EXT_SNI && *e != EXT_ALPN).collect();
     sorted_exts.sort_unstable();
@@ -143,12 +130,12 @@ mod tests {
         let ch = ClientHello {
             version: 0x0303,
             ciphers: vec![
-                0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c,
-                0x009d, 0x002f, 0x0035,
+                0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d,
+                0x002f, 0x0035,
             ],
             extensions: vec![
-                0x001b, 0x0000, 0x0033, 0x0010, 0x4469, 0x0017, 0x002d, 0x000d, 0x0005, 0x0023, 0x0012, 0x002b,
-                0xff01, 0x000b, 0x000a, 0x0015,
+                0x001b, 0x0000, 0x0033, 0x0010, 0x4469, 0x0017, 0x002d, 0x000d, 0x0005, 0x0023, 0x0012, 0x002b, 0xff01,
+                0x000b, 0x000a, 0x0015,
             ],
             supported_versions: vec![0x0304, 0x0303],
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],

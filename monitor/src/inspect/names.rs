@@ -48,9 +48,28 @@ pub fn sslv2_cipher_name(kind: u32) -> String {
 /// IANA TLS Supported Groups registry names.
 pub fn group_name(g: u16) -> Option<&'static str> {
     const SECT: [&str; 22] = [
-        "sect163k1", "sect163r1", "sect163r2", "sect193r1", "sect193r2", "sect233k1", "sect233r1", "sect239k1",
-        "sect283k1", "sect283r1", "sect409k1", "sect409r1", "sect571k1", "sect571r1", "secp160k1", "secp160r1",
-        "secp160r2", "secp192k1", "secp192r1", "secp224k1", "secp224r1", "secp256k1",
+        "sect163k1",
+        "sect163r1",
+        "sect163r2",
+        "sect193r1",
+        "sect193r2",
+        "sect233k1",
+        "sect233r1",
+        "sect239k1",
+        "sect283k1",
+        "sect283r1",
+        "sect409k1",
+        "sect409r1",
+        "sect571k1",
+        "sect571r1",
+        "secp160k1",
+        "secp160r1",
+        "secp160r2",
+        "secp192k1",
+        "secp192r1",
+        "secp224k1",
+        "secp224r1",
+        "secp256k1",
     ];
     Some(match g {
         1..=22 => SECT[g as usize - 1],

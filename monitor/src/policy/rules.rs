@@ -13,7 +13,14 @@ const D: &str = "164.312(d)";
 const B: &str = "164.312(b)";
 const C1: &str = "164.312(c)(1)";
 
-fn push(out: &mut Vec<Finding>, id: &'static str, sev: Severity, hipaa_ref: &'static str, rule: &'static str, evidence: String) {
+fn push(
+    out: &mut Vec<Finding>,
+    id: &'static str,
+    sev: Severity,
+    hipaa_ref: &'static str,
+    rule: &'static str,
+    evidence: String,
+) {
     out.push(Finding { id, severity: sev, hipaa_ref, rule, evidence });
 }
 
@@ -32,9 +39,23 @@ pub(super) fn all(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
 fn versions(hs: &Handshake, out: &mut Vec<Finding>) {
     if let Some(v) = hs.version() {
         if version_rank(v) <= version_rank(0x0300) && version_rank(v) > 0 {
-            push(out, "tls.version.insecure", Severity::Critical, E1, "hipaa/min-version", format!("{} negotiated", version_name(v)));
+            push(
+                out,
+                "tls.version.insecure",
+                Severity::Critical,
+                E1,
+                "hipaa/min-version",
+                format!("{} negotiated", version_name(v)),
+            );
         } else if v == 0x0301 || v == 0x0302 {
-            push(out, "tls.version.deprecated", Severity::High, E1, "hipaa/min-version", format!("{} negotiated (RFC 8996)", version_name(v)));
+            push(
+                out,
+                "tls.version.deprecated",
+                Severity::High,
+                E1,
+                "hipaa/min-version",
+                format!("{} negotiated (RFC 8996)", version_name(v)),
+            );
         }
     }
     let Some(ch) = &hs.client_hello else { return };
@@ -42,13 +63,34 @@ fn versions(hs: &Handshake, out: &mut Vec<Finding>) {
     let negotiated_insecure = hs.version().is_some_and(|v| version_rank(v) <= version_rank(0x0300));
     if version_rank(max) <= version_rank(0x0300) {
         if !negotiated_insecure {
-            push(out, "tls.version.insecure", Severity::Critical, E1, "hipaa/min-version", format!("client offers at most {}", version_name(max)));
+            push(
+                out,
+                "tls.version.insecure",
+                Severity::Critical,
+                E1,
+                "hipaa/min-version",
+                format!("client offers at most {}", version_name(max)),
+            );
         }
     } else if version_rank(max) < version_rank(0x0303) {
-        push(out, "tls.version.client-legacy-only", Severity::High, E1, "hipaa/min-version", format!("client offers at most {}", version_name(max)));
+        push(
+            out,
+            "tls.version.client-legacy-only",
+            Severity::High,
+            E1,
+            "hipaa/min-version",
+            format!("client offers at most {}", version_name(max)),
+        );
     }
     if hs.version() == Some(0x0303) && version_rank(max) >= version_rank(0x0304) {
-        push(out, "tls.version.no-tls13", Severity::Low, E2, "hipaa/prefer-tls13", "TLS 1.2 negotiated though the client offered TLS 1.3".into());
+        push(
+            out,
+            "tls.version.no-tls13",
+            Severity::Low,
+            E2,
+            "hipaa/prefer-tls13",
+            "TLS 1.2 negotiated though the client offered TLS 1.3".into(),
+        );
     }
 }
 
@@ -67,15 +109,36 @@ fn cipher(hs: &Handshake, out: &mut Vec<Finding>) {
         _ => None,
     };
     if let Some(why) = insecure {
-        push(out, "tls.cipher.insecure", Severity::Critical, E2, "hipaa/aead-suites", format!("{name} negotiated ({why})"));
+        push(
+            out,
+            "tls.cipher.insecure",
+            Severity::Critical,
+            E2,
+            "hipaa/aead-suites",
+            format!("{name} negotiated ({why})"),
+        );
         return;
     }
     match (c.enc, c.enc_mode) {
         (TlsCipherEnc::TripleDes | TlsCipherEnc::Idea | TlsCipherEnc::Seed, _) => {
-            push(out, "tls.cipher.weak", Severity::High, E2, "hipaa/aead-suites", format!("{name} negotiated (64-bit block or legacy cipher)"));
+            push(
+                out,
+                "tls.cipher.weak",
+                Severity::High,
+                E2,
+                "hipaa/aead-suites",
+                format!("{name} negotiated (64-bit block or legacy cipher)"),
+            );
         }
         (_, TlsCipherEncMode::Cbc) | (_, TlsCipherEncMode::Null) => {
-            push(out, "tls.cipher.weak", Severity::Medium, E2, "hipaa/aead-suites", format!("{name} negotiated (not AEAD: {:?} with {:?})", c.enc_mode, c.mac));
+            push(
+                out,
+                "tls.cipher.weak",
+                Severity::Medium,
+                E2,
+                "hipaa/aead-suites",
+                format!("{name} negotiated (not AEAD: {:?} with {:?})", c.enc_mode, c.mac),
+            );
         }
         _ => {}
     }
@@ -83,11 +146,26 @@ fn cipher(hs: &Handshake, out: &mut Vec<Finding>) {
 
 fn key_exchange(hs: &Handshake, out: &mut Vec<Finding>) {
     if let Some(c) = suite(hs) {
-        if matches!(c.kx, TlsCipherKx::Rsa | TlsCipherKx::Dh | TlsCipherKx::Ecdh | TlsCipherKx::Psk | TlsCipherKx::Krb5) {
-            push(out, "tls.kx.no-pfs", Severity::High, E2, "hipaa/forward-secrecy", format!("{} uses static {:?} key exchange", c.name, c.kx));
+        if matches!(c.kx, TlsCipherKx::Rsa | TlsCipherKx::Dh | TlsCipherKx::Ecdh | TlsCipherKx::Psk | TlsCipherKx::Krb5)
+        {
+            push(
+                out,
+                "tls.kx.no-pfs",
+                Severity::High,
+                E2,
+                "hipaa/forward-secrecy",
+                format!("{} uses static {:?} key exchange", c.name, c.kx),
+            );
         }
         if c.kx == TlsCipherKx::Tls13 && hs.server_hello.as_ref().is_some_and(|sh| sh.key_share_group.is_none()) {
-            push(out, "tls.kx.no-pfs", Severity::High, E2, "hipaa/forward-secrecy", "TLS 1.3 resumption without (EC)DHE (psk_ke)".into());
+            push(
+                out,
+                "tls.kx.no-pfs",
+                Severity::High,
+                E2,
+                "hipaa/forward-secrecy",
+                "TLS 1.3 resumption without (EC)DHE (psk_ke)".into(),
+            );
         }
     }
     if let Some(bits) = hs.kx.dh_prime_bits.filter(|b| *b < 2048) {
@@ -95,14 +173,28 @@ fn key_exchange(hs: &Handshake, out: &mut Vec<Finding>) {
     }
     if let Some(g) = hs.group() {
         if let Some(bits) = ec_group_bits(g).filter(|b| *b < 256) {
-            push(out, "tls.kx.weak-group", Severity::High, E2, "hipaa/kx-strength", format!("{} ({bits}-bit curve)", group_label(g)));
+            push(
+                out,
+                "tls.kx.weak-group",
+                Severity::High,
+                E2,
+                "hipaa/kx-strength",
+                format!("{} ({bits}-bit curve)", group_label(g)),
+            );
         }
     }
 }
 
 fn compression(hs: &Handshake, out: &mut Vec<Finding>) {
     if let Some(m) = hs.server_hello.as_ref().map(|sh| sh.compression).filter(|m| *m != 0) {
-        push(out, "tls.compression", Severity::High, E1, "hipaa/no-compression", format!("compression method {m} negotiated (CRIME)"));
+        push(
+            out,
+            "tls.compression",
+            Severity::High,
+            E1,
+            "hipaa/no-compression",
+            format!("compression method {m} negotiated (CRIME)"),
+        );
     }
 }
 
@@ -113,7 +205,10 @@ fn renegotiation(hs: &Handshake, out: &mut Vec<Finding>) {
         return;
     }
     let offered = hs.client_hello.as_ref().is_some_and(|c| c.renegotiation_info || c.scsv);
-    let ev = format!("ServerHello has no renegotiation_info (RFC 5746); client {} it", if offered { "offered" } else { "did not offer" });
+    let ev = format!(
+        "ServerHello has no renegotiation_info (RFC 5746); client {} it",
+        if offered { "offered" } else { "did not offer" }
+    );
     push(out, "tls.renegotiation.insecure", Severity::Medium, E1, "hipaa/secure-renegotiation", ev);
 }
 
@@ -121,23 +216,56 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     let Some(leaf) = hs.certs.first() else { return };
     let now = (hs.ts_ns / 1_000_000_000) as i64;
     let day = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .map(|d| d.date().to_string())
-            .unwrap_or_else(|_| t.to_string())
+        time::OffsetDateTime::from_unix_timestamp(t).map(|d| d.date().to_string()).unwrap_or_else(|_| t.to_string())
     };
     if now > leaf.not_after {
-        push(out, "tls.cert.expired", Severity::High, D, "hipaa/cert-validity", format!("server certificate expired on {}", day(leaf.not_after)));
+        push(
+            out,
+            "tls.cert.expired",
+            Severity::High,
+            D,
+            "hipaa/cert-validity",
+            format!("server certificate expired on {}", day(leaf.not_after)),
+        );
     } else if now < leaf.not_before {
-        push(out, "tls.cert.not-yet-valid", Severity::High, D, "hipaa/cert-validity", format!("server certificate valid only from {}", day(leaf.not_before)));
+        push(
+            out,
+            "tls.cert.not-yet-valid",
+            Severity::High,
+            D,
+            "hipaa/cert-validity",
+            format!("server certificate valid only from {}", day(leaf.not_before)),
+        );
     } else if leaf.not_after - now < p.expiry_warning_s {
-        push(out, "tls.cert.expiring", Severity::Medium, D, "hipaa/cert-validity", format!("server certificate expires on {} ({} days)", day(leaf.not_after), (leaf.not_after - now) / 86_400));
+        push(
+            out,
+            "tls.cert.expiring",
+            Severity::Medium,
+            D,
+            "hipaa/cert-validity",
+            format!("server certificate expires on {} ({} days)", day(leaf.not_after), (leaf.not_after - now) / 86_400),
+        );
     }
     if leaf.self_signed {
-        push(out, "tls.cert.self-signed", Severity::High, D, "hipaa/cert-trust", "server certificate is self-signed".into());
+        push(
+            out,
+            "tls.cert.self-signed",
+            Severity::High,
+            D,
+            "hipaa/cert-trust",
+            "server certificate is self-signed".into(),
+        );
     }
     if let Some(sni) = hs.client_hello.as_ref().and_then(|c| c.sni.as_deref()) {
         if !leaf.matches_host(sni) {
-            push(out, "tls.cert.name-mismatch", Severity::High, D, "hipaa/cert-trust", format!("certificate does not cover the requested server name {sni}"));
+            push(
+                out,
+                "tls.cert.name-mismatch",
+                Severity::High,
+                D,
+                "hipaa/cert-trust",
+                format!("certificate does not cover the requested server name {sni}"),
+            );
         }
     }
     let weak_key = match leaf.key_type {
@@ -146,11 +274,25 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
         _ => false,
     };
     if weak_key {
-        push(out, "tls.cert.weak-key", Severity::High, D, "hipaa/cert-strength", format!("{} key of {} bits", leaf.key_type.to_uppercase(), leaf.key_bits));
+        push(
+            out,
+            "tls.cert.weak-key",
+            Severity::High,
+            D,
+            "hipaa/cert-strength",
+            format!("{} key of {} bits", leaf.key_type.to_uppercase(), leaf.key_bits),
+        );
     }
     // The signatures that matter are on the leaf and intermediates, not on a self-signed root.
     if let Some(c) = hs.certs.iter().find(|c| c.weak_signature() && !(c.self_signed && c.is_ca)) {
-        push(out, "tls.cert.weak-signature", Severity::High, D, "hipaa/cert-strength", format!("certificate signed with {}", c.signature_algorithm));
+        push(
+            out,
+            "tls.cert.weak-signature",
+            Severity::High,
+            D,
+            "hipaa/cert-strength",
+            format!("certificate signed with {}", c.signature_algorithm),
+        );
     }
 }
 
@@ -158,7 +300,14 @@ fn alerts(hs: &Handshake, out: &mut Vec<Finding>) {
     let sides = [("client", &hs.client_alerts), ("server", &hs.server_alerts)];
     for (side, list) in sides {
         if let Some(a) = list.iter().find(|a| a.level == 2) {
-            push(out, "tls.alert.fatal", Severity::Info, B, "hipaa/handshake-failures", format!("{side} sent fatal alert {}", alert_name(a.description)));
+            push(
+                out,
+                "tls.alert.fatal",
+                Severity::Info,
+                B,
+                "hipaa/handshake-failures",
+                format!("{side} sent fatal alert {}", alert_name(a.description)),
+            );
         }
     }
 }

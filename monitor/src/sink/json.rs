@@ -199,7 +199,8 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         let c = &mut tls.client;
         c.server_name = ch.sni.clone();
         c.legacy_version = Some(version_label(ch.version));
-        c.supported_versions = ch.supported_versions.iter().filter(|v| !is_grease(**v)).map(|v| version_label(*v)).collect();
+        c.supported_versions =
+            ch.supported_versions.iter().filter(|v| !is_grease(**v)).map(|v| version_label(*v)).collect();
         c.supported_ciphers = ch.ciphers.iter().filter(|v| !is_grease(**v)).map(|v| cipher_name(*v)).collect();
         c.supported_ciphers.extend(ch.sslv2_kinds.iter().map(|k| sslv2_cipher_name(*k)));
         c.supported_groups = ch.groups.iter().filter(|v| !is_grease(**v)).map(|g| group_label(*g)).collect();

@@ -106,7 +106,8 @@ impl Summary {
         }
         for (addr, row) in servers.iter().take(10) {
             let sni = row.sni.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
-            let ids: Vec<&str> = row.ids.iter().filter(|(_, sev)| **sev >= Severity::Medium).map(|(id, _)| *id).collect();
+            let ids: Vec<&str> =
+                row.ids.iter().filter(|(_, sev)| **sev >= Severity::Medium).map(|(id, _)| *id).collect();
             let worst = row.worst.map(Severity::as_str).unwrap_or("-");
             let _ = writeln!(s, "  {addr}{sni}  {worst}  {}", ids.join(", "));
         }
@@ -114,7 +115,11 @@ impl Summary {
             let _ = writeln!(s, "  … and {} more servers with findings", servers.len() - 10);
         }
         if self.dropped_keys > 0 {
-            let _ = writeln!(s, "  ({} handshakes past the {MAX_KEYS}-server table are counted above only)", self.dropped_keys);
+            let _ = writeln!(
+                s,
+                "  ({} handshakes past the {MAX_KEYS}-server table are counted above only)",
+                self.dropped_keys
+            );
         }
         let verdict = match self.worst {
             Some(w) if w >= Severity::Medium => format!("NON-COMPLIANT (worst finding: {})", w.as_str()),

@@ -32,12 +32,7 @@ pub struct CertInfo {
 /// Parse one DER certificate. `None` if it is not a certificate x509-parser can read.
 pub fn parse_cert(der: &[u8]) -> Option<CertInfo> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
-    let cn = |name: &X509Name| {
-        name.iter_common_name()
-            .next()
-            .and_then(|a| a.as_str().ok())
-            .map(str::to_owned)
-    };
+    let cn = |name: &X509Name| name.iter_common_name().next().and_then(|a| a.as_str().ok()).map(str::to_owned);
     let san_dns = cert
         .subject_alternative_name()
         .ok()
@@ -81,13 +76,7 @@ pub fn parse_cert(der: &[u8]) -> Option<CertInfo> {
 
 /// An EC point's size says 2·bits+8 for uncompressed points; prefer the named curve.
 fn ec_bits(cert: &X509Certificate<'_>, point_bits: u32) -> u32 {
-    let curve = cert
-        .public_key()
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok())
-        .map(|o| o.to_id_string());
+    let curve = cert.public_key().algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok()).map(|o| o.to_id_string());
     match curve.as_deref() {
         Some("1.2.840.10045.3.1.7") => 256,
         Some("1.3.132.0.34") => 384,

@@ -141,10 +141,7 @@ fn client_extension(out: &mut ClientHello, ty: u16, raw: &[u8]) {
     let Ok((_, ext)) = parse_tls_client_hello_extension(raw) else { return };
     match ext {
         TlsExtension::SNI(names) => {
-            out.sni = names
-                .iter()
-                .find(|(t, _)| t.0 == 0)
-                .map(|(_, n)| String::from_utf8_lossy(n).into_owned());
+            out.sni = names.iter().find(|(t, _)| t.0 == 0).map(|(_, n)| String::from_utf8_lossy(n).into_owned());
         }
         TlsExtension::ALPN(protos) => out.alpn = protos.iter().map(|p| p.to_vec()).collect(),
         TlsExtension::SupportedVersions(v) => out.supported_versions = v.iter().map(|v| v.0).collect(),

@@ -166,7 +166,10 @@ impl TlsStream {
                 if self.state == State::Start {
                     self.state = State::NotTls;
                 } else {
-                    self.anomaly("anomaly.malformed-record", format!("invalid record header: type {ct}, version {major}.{}, length {len}", r[2]));
+                    self.anomaly(
+                        "anomaly.malformed-record",
+                        format!("invalid record header: type {ct}, version {major}.{}, length {len}", r[2]),
+                    );
                     self.state = State::Done;
                 }
                 return pos;
@@ -211,10 +214,9 @@ impl TlsStream {
                 // TLS 1.3 middlebox-compat CCS: the rest is encrypted too.
                 self.state = State::Done;
             }
-            CT_ALERT if !self.facts.ccs && frag.len() == 2 => {
-                if self.facts.alerts.len() < MAX_ALERTS {
-                    self.facts.alerts.push(Alert { level: frag[0], description: frag[1] });
-                }
+            // Alerts after ChangeCipherSpec are encrypted; at most MAX_ALERTS kept.
+            CT_ALERT if !self.facts.ccs && frag.len() == 2 && self.facts.alerts.len() < MAX_ALERTS => {
+                self.facts.alerts.push(Alert { level: frag[0], description: frag[1] });
             }
             CT_ALERT => {}
             CT_APPDATA => {
@@ -231,7 +233,8 @@ impl TlsStream {
         if frag.len() >= 3 && frag[0] == 1 {
             let claimed = u16::from_be_bytes([frag[1], frag[2]]) as usize;
             if claimed + 3 + 16 > frag.len() {
-                let detail = format!("heartbeat request claims {claimed} bytes in a {}-byte record (CVE-2014-0160)", frag.len());
+                let detail =
+                    format!("heartbeat request claims {claimed} bytes in a {}-byte record (CVE-2014-0160)", frag.len());
                 self.anomaly("anomaly.heartbleed", detail);
                 return;
             }
@@ -258,13 +261,15 @@ impl TlsStream {
         match ty {
             1 if self.facts.client_hello.is_none() => match hello::parse_client_hello(body) {
                 Some(ch) => self.facts.client_hello = Some(ch),
-                None => self.anomaly("anomaly.malformed-handshake", format!("unparsable ClientHello of {} bytes", body.len())),
+                None => self
+                    .anomaly("anomaly.malformed-handshake", format!("unparsable ClientHello of {} bytes", body.len())),
             },
             2 => match hello::parse_server_hello(body) {
                 Some(sh) if sh.hello_retry => self.facts.hello_retry = Some(sh),
                 Some(sh) if self.facts.server_hello.is_none() => self.facts.server_hello = Some(sh),
                 Some(_) => {}
-                None => self.anomaly("anomaly.malformed-handshake", format!("unparsable ServerHello of {} bytes", body.len())),
+                None => self
+                    .anomaly("anomaly.malformed-handshake", format!("unparsable ServerHello of {} bytes", body.len())),
             },
             6 => self.facts.hello_retry = hello::parse_draft_hello_retry(body),
             11 if self.facts.certs.is_empty() => {
@@ -281,12 +286,7 @@ impl TlsStream {
     /// ServerKeyExchange: DH prime size (DHE) or named curve (ECDHE), per the suite's kx.
     fn server_key_exchange(&self, body: &[u8]) -> KxParams {
         use tls_parser::{TlsCipherKx, TlsCipherSuite};
-        let kx = self
-            .facts
-            .server_hello
-            .as_ref()
-            .and_then(|sh| TlsCipherSuite::from_id(sh.cipher))
-            .map(|c| c.kx);
+        let kx = self.facts.server_hello.as_ref().and_then(|sh| TlsCipherSuite::from_id(sh.cipher)).map(|c| c.kx);
         match kx {
             Some(TlsCipherKx::Dhe) | Some(TlsCipherKx::Dh) => {
                 // ServerDHParams: opaque dh_p<1..2^16-1>, ...
@@ -296,10 +296,9 @@ impl TlsStream {
                 let bits = p.get(lead).map(|b| (p.len() - lead - 1) as u32 * 8 + (8 - b.leading_zeros()));
                 KxParams { dh_prime_bits: bits, named_group: None }
             }
-            Some(TlsCipherKx::Ecdhe) | Some(TlsCipherKx::Ecdh) if body.first() == Some(&3) => KxParams {
-                dh_prime_bits: None,
-                named_group: body.get(1..3).map(|s| u16::from_be_bytes([s[0], s[1]])),
-            },
+            Some(TlsCipherKx::Ecdhe) | Some(TlsCipherKx::Ecdh) if body.first() == Some(&3) => {
+                KxParams { dh_prime_bits: None, named_group: body.get(1..3).map(|s| u16::from_be_bytes([s[0], s[1]])) }
+            }
             _ => KxParams::default(),
         }
     }
