@@ -158,7 +158,14 @@ fn json_contract_and_fail_on() {
         // Not seen in this capture, so absent rather than invented.
         assert!(e["tls"].get("curve").is_none());
     }
-    let (code, _, _) = tlsmon(&["replay", "--format", "none", "--fail-on", "critical", corpus("suricata__community-id-ipv6.pcap").to_str().unwrap()]);
+    let (code, _, _) = tlsmon(&[
+        "replay",
+        "--format",
+        "none",
+        "--fail-on",
+        "critical",
+        corpus("suricata__community-id-ipv6.pcap").to_str().unwrap(),
+    ]);
     assert_eq!(code, 0);
     let (code, text, _) = tlsmon(&["replay", "--format", "text", f.to_str().unwrap()]);
     assert_eq!(code, 0);

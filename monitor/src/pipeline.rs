@@ -85,6 +85,12 @@ enum FlowState {
     Done,
 }
 
+impl FlowState {
+    fn new() -> Self {
+        FlowState::Active(Box::new(Active { dirs: [Dir::new(), Dir::new()], syn_from: None }))
+    }
+}
+
 /// The pipeline.
 pub struct Pipeline {
     cfg: PipelineConfig,
@@ -92,6 +98,11 @@ pub struct Pipeline {
     out: Vec<Output>,
     pub stats: PipelineStats,
 }
+
+/// Ports whose protocols upgrade to TLS in band: FTP (AUTH TLS), SMTP, POP3, IMAP, LDAP,
+/// submission, MySQL, RDP, PostgreSQL. On these a flow starting in clear is followed until TLS
+/// begins or the head budget is used up.
+const UPGRADE_PORTS: [u16; 9] = [21, 25, 110, 143, 389, 587, 3306, 3389, 5432];
 
 /// Does this first payload look like a client's first flight (TLS or SSLv2 ClientHello)?
 fn looks_like_client_hello(p: &[u8]) -> bool {
@@ -138,12 +149,16 @@ impl Pipeline {
                 self.finalize_all(gone);
                 return;
             }
-            let active = Active { dirs: [Dir::new(), Dir::new()], syn_from: None };
-            self.table.insert(key, ts_ns, FlowState::Active(Box::new(active)), &mut |k, e| gone.push((k, e)));
+            self.table.insert(key, ts_ns, FlowState::new(), &mut |k, e| gone.push((k, e)));
         }
         self.finalize_all(gone);
         let Some(entry) = self.table.get_mut(&key) else { return };
         entry.last_ns = ts_ns;
+        if p.syn && !p.ack && matches!(entry.state, FlowState::Done) {
+            // The 4-tuple is reused by a new connection.
+            entry.first_ns = ts_ns;
+            entry.state = FlowState::new();
+        }
         let FlowState::Active(a) = &mut entry.state else {
             if p.rst || p.fin {
                 self.table.remove(&key);
@@ -170,6 +185,7 @@ impl Pipeline {
                 Head::new(if client { client_budget } else { server_budget })
             });
             let tls = &mut d.tls;
+            tls.upgradable = UPGRADE_PORTS.contains(&p.src_port) || UPGRADE_PORTS.contains(&p.dst_port);
             head.insert(p.seq, p.payload, &mut |bytes| tls.feed(bytes, ts_ns));
             if head.exhausted() {
                 tls.finish();

@@ -71,6 +71,8 @@ pub struct DirFacts {
     pub anomalies: Vec<Anomaly>,
     /// Timestamp (ns) of the first record of this direction.
     pub first_ts_ns: u64,
+    /// Bytes of plaintext skipped before TLS began (an upgraded session).
+    pub plaintext_prefix: u32,
 }
 
 /// Record-layer parser for one direction.
@@ -78,6 +80,9 @@ pub struct DirFacts {
 pub struct TlsStream {
     pub state: State,
     pub facts: DirFacts,
+    /// The flow may start in clear and upgrade (STARTTLS, SSLRequest, RDP X.224): skip
+    /// non-TLS segments until one starts with a TLS record instead of giving up.
+    pub upgradable: bool,
     /// Bytes of a record not yet complete.
     rec: Vec<u8>,
     /// Bytes of a handshake message not yet complete.
@@ -163,7 +168,11 @@ impl TlsStream {
             let (ct, major, len) = (r[0], r[1], u16::from_be_bytes([r[3], r[4]]) as usize);
             let valid = (CT_CCS..=CT_HEARTBEAT).contains(&ct) && major == 3 && len <= MAX_RECORD;
             if !valid {
-                if self.state == State::Start {
+                if self.state == State::Start && self.upgradable {
+                    // Plaintext before the upgrade: counted, never kept.
+                    self.facts.plaintext_prefix += (b.len() - pos) as u32;
+                    return b.len();
+                } else if self.state == State::Start {
                     self.state = State::NotTls;
                 } else {
                     self.anomaly(
@@ -341,6 +350,17 @@ mod tests {
         let mut s = TlsStream::default();
         s.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1);
         assert_eq!(s.state, State::NotTls);
+    }
+
+    #[test]
+    fn upgradable_skips_plaintext_until_tls() {
+        let mut s = TlsStream { upgradable: true, ..Default::default() };
+        s.feed(b"220 mail.example ESMTP\r\n", 1);
+        s.feed(b"220 2.0.0 Ready to start TLS\r\n", 2);
+        assert_eq!(s.state, State::Start);
+        s.feed(&record(CT_ALERT, &[2, 40]), 3);
+        assert_eq!(s.facts.alerts.len(), 1);
+        assert_eq!(s.facts.plaintext_prefix, 54);
     }
 
     #[test]
