@@ -18,8 +18,10 @@ pub struct BenchArgs {
 
 #[derive(Subcommand)]
 pub enum Bench {
-    /// Offline throughput and peak RSS of `tlsmon replay --format none` on one core,
-    /// over a generated 1.1 GB hospital-mix capture (vs nDPI 210 MB/s and the 1000 MB/s goal).
+    /// Replay throughput (MB/s) and peak RSS of `tlsmon replay --format none` on one core.
+    ///
+    /// Over a generated 1.1 GB hospital-mix capture; compared with nDPI (210 MB/s per core)
+    /// and the project goal (1000 MB/s per core).
     Replay(replay::ReplayArgs),
 }
 

@@ -3,7 +3,6 @@
 //! Must never depend on the clock or OS randomness for content: same seed + size = same bytes.
 use std::ffi::OsString;
 use std::fs::{self, File};
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,15 +12,17 @@ use clap::Args;
 mod certs;
 mod conn;
 mod hello;
+mod negotiate;
 mod noise;
 mod pcap;
 mod profiles;
 mod rng;
 mod session;
-mod tls;
-mod world;
+mod sink;
 #[cfg(test)]
 mod tests;
+mod tls;
+mod world;
 
 use conn::{Clock, Conn};
 use pcap::PcapWriter;
@@ -104,10 +105,12 @@ pub fn generate(out: &Path, size_mb: u64, seed: u64, progress: bool) -> Result<S
     }
     let tmp = tmp_path(out);
     let file = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let w = PcapWriter::new(BufWriter::with_capacity(8 << 20, file)).with_context(|| format!("writing {}", tmp.display()))?;
-    let (w, mut sum) = fill(w, size_mb.saturating_mul(1_000_000), seed, progress).with_context(|| format!("writing {}", tmp.display()))?;
-    let buf = w.finish().with_context(|| format!("flushing {}", tmp.display()))?;
-    drop(buf);
+    let sink = sink::ThreadedFile::new(file).context("starting the writer thread")?;
+    let w = PcapWriter::new(sink).with_context(|| format!("writing {}", tmp.display()))?;
+    let (w, mut sum) = fill(w, size_mb.saturating_mul(1_000_000), seed, progress)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    let sink = w.finish().with_context(|| format!("writing {}", tmp.display()))?;
+    sink.finish().with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
     sum.secs = started.elapsed().as_secs_f64();
     Ok(sum)
@@ -115,7 +118,12 @@ pub fn generate(out: &Path, size_mb: u64, seed: u64, progress: bool) -> Result<S
 
 /// The scheduler: keeps CONCURRENCY connections open, plays a few steps of a random one at a
 /// time, sprinkles UDP noise, and once `target` bytes are written lets every connection finish.
-fn fill<W: std::io::Write>(mut w: PcapWriter<W>, target: u64, seed: u64, progress: bool) -> std::io::Result<(PcapWriter<W>, Summary)> {
+fn fill<W: std::io::Write>(
+    mut w: PcapWriter<W>,
+    target: u64,
+    seed: u64,
+    progress: bool,
+) -> std::io::Result<(PcapWriter<W>, Summary)> {
     let mut rng = Rng::new(seed);
     let pool = Pool::new(&mut rng);
     let world = World::new(&mut rng);

@@ -85,11 +85,7 @@ fn missing_packages() -> Result<Vec<&'static str>> {
             status.starts_with("ii").then_some(name)
         })
         .collect();
-    Ok(APT_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !installed.iter().any(|i| i.split(':').next() == Some(*p)))
-        .collect())
+    Ok(APT_PACKAGES.iter().copied().filter(|p| !installed.iter().any(|i| i.split(':').next() == Some(*p))).collect())
 }
 
 fn nightly_sysroot() -> Result<PathBuf> {
@@ -129,9 +125,7 @@ fn rust_src() -> Result<()> {
 /// libLLVM went away with a nightly update).
 fn bpf_linker_version() -> Option<String> {
     let out = Command::new("bpf-linker").arg("--version").stderr(Stdio::null()).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn bpf_linker() -> Result<()> {
@@ -149,8 +143,7 @@ fn bpf_linker() -> Result<()> {
     // bpf-linker 0.13 needs >= 21): make a prefix whose lib/ points at it.
     let sysroot = nightly_sysroot()?;
     let (llvm_path, llvm_name) = find_libllvm(&sysroot.join("lib"))?;
-    let major = llvm_major(&llvm_name)
-        .with_context(|| format!("cannot read the LLVM version from {llvm_name}"))?;
+    let major = llvm_major(&llvm_name).with_context(|| format!("cannot read the LLVM version from {llvm_name}"))?;
     if !BPF_LINKER_LLVM_MAJORS.contains(&major) {
         bail!("nightly ships LLVM {major}; bpf-linker {BPF_LINKER_VERSION} supports {BPF_LINKER_LLVM_MAJORS:?}");
     }

@@ -46,6 +46,8 @@ const DEMO_PCAPS: &[&str] = &[
 /// The capture shown as JSON lines.
 const DEMO_JSON_PCAP: &str = "zeek__tls1.2.pcap";
 const DEMO_JSON_LINES: usize = 12;
+/// Characters shown of each JSON line (events carry long cipher lists).
+const DEMO_JSON_WIDTH: usize = 400;
 
 pub fn run(args: TestArgs) -> Result<()> {
     let start = Instant::now();
@@ -64,10 +66,10 @@ pub fn run(args: TestArgs) -> Result<()> {
     cmd.args(&args.cargo_args);
     let totals = run_tests(&mut cmd)?;
     let secs = start.elapsed().as_secs_f64();
-    println!(
-        "xtask test: {} test binaries, {} passed, {} failed, {} ignored in {secs:.0} s",
-        totals.binaries, totals.passed, totals.failed, totals.ignored
-    );
+    println!("xtask test: {} test binaries in {secs:.0} s (cargo test --release)", totals.binaries);
+    // Last line in the plain `N passed, N failed, N skipped` form (ignored tests count as
+    // skipped).
+    println!("tests: {} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
     if !totals.ok {
         bail!("tests failed");
     }
@@ -89,10 +91,7 @@ struct Totals {
 
 /// Runs cargo test, echoing its stdout while adding up the `test result:` lines.
 fn run_tests(cmd: &mut Command) -> Result<Totals> {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("starting cargo test")?;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().context("starting cargo test")?;
     let stdout = child.stdout.take().context("cargo test stdout")?;
     let mut totals = Totals::default();
     for line in BufReader::new(stdout).lines() {
@@ -112,16 +111,12 @@ fn run_tests(cmd: &mut Command) -> Result<Totals> {
 
 /// In `ok. 3 passed; 0 failed; …`, the number right before `word`.
 fn count_before(s: &str, word: &str) -> u64 {
-    s.find(word)
-        .and_then(|i| s[..i].rsplit([' ', '.', ';']).next()?.parse().ok())
-        .unwrap_or(0)
+    s.find(word).and_then(|i| s[..i].rsplit([' ', '.', ';']).next()?.parse().ok()).unwrap_or(0)
 }
 
 pub fn demo(args: DemoArgs) -> Result<()> {
     let root = workspace_root();
-    let corpus = args
-        .corpus
-        .unwrap_or_else(|| root.join("../shared/corpus/pcaps"));
+    let corpus = args.corpus.unwrap_or_else(|| root.join("../shared/corpus/pcaps"));
     if !corpus.is_dir() {
         bail!(
             "corpus not found at {}: the demo replays the shared capture corpus \
@@ -132,10 +127,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     if !args.no_setup {
         setup::run()?;
     }
-    setup::run_cmd(
-        &mut cargo(&["build", "--release", "--package", "monitor"]),
-        "cargo build --release -p monitor",
-    )?;
+    setup::run_cmd(&mut cargo(&["build", "--release", "--package", "monitor"]), "cargo build --release -p monitor")?;
     let tlsmon = target_dir(&root).join("release/tlsmon");
 
     for name in DEMO_PCAPS {
@@ -145,7 +137,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         }
         println!("\n=== tlsmon replay {name}");
         let status = Command::new(&tlsmon)
-            .arg("replay")
+            .args(["replay", "--format", "text"])
             .arg(&pcap)
             .status()
             .with_context(|| format!("starting {}", tlsmon.display()))?;
@@ -153,7 +145,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
     }
 
     let pcap = corpus.join(DEMO_JSON_PCAP);
-    println!("\n=== tlsmon replay --format json {DEMO_JSON_PCAP} (first {DEMO_JSON_LINES} lines)");
+    println!("\n=== tlsmon replay --format json {DEMO_JSON_PCAP} (first {DEMO_JSON_LINES} lines, cut at {DEMO_JSON_WIDTH} chars)");
     let out = Command::new(&tlsmon)
         .args(["replay", "--format", "json"])
         .arg(&pcap)
@@ -162,7 +154,10 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         .with_context(|| format!("starting {}", tlsmon.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     for line in text.lines().take(DEMO_JSON_LINES) {
-        println!("{line}");
+        match line.char_indices().nth(DEMO_JSON_WIDTH) {
+            Some((cut, _)) => println!("{} …", &line[..cut]),
+            None => println!("{line}"),
+        }
     }
     let total = text.lines().count();
     if total > DEMO_JSON_LINES {
@@ -185,20 +180,14 @@ fn report_exit(name: &str, status: std::process::ExitStatus) -> Result<()> {
 
 pub fn lint() -> Result<()> {
     setup::run_cmd(&mut cargo(&["fmt", "--all", "--check"]), "cargo fmt --check")?;
-    setup::run_cmd(
-        &mut cargo(&["clippy", "--all-targets", "--", "-D", "warnings"]),
-        "cargo clippy",
-    )?;
+    setup::run_cmd(&mut cargo(&["clippy", "--all-targets", "--", "-D", "warnings"]), "cargo clippy")?;
     println!("lint: ok");
     Ok(())
 }
 
 /// The workspace root (this crate's parent directory).
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives inside the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives inside the workspace").to_path_buf()
 }
 
 fn target_dir(root: &Path) -> PathBuf {

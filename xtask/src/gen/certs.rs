@@ -11,7 +11,6 @@ const DEVICE_EC: &[u8] = include_bytes!("certs/device-ec.der");
 
 /// A server's certificate chain as sent in Certificate, plus what the handshake needs of it.
 pub struct Chain {
-    pub name: &'static str,
     pub certs: &'static [&'static [u8]],
     /// Leaf key: true = EC P-256 (ECDSA suites), false = RSA (RSA suites).
     pub ec: bool,
@@ -20,10 +19,6 @@ pub struct Chain {
 }
 
 impl Chain {
-    pub fn der_len(&self) -> usize {
-        self.certs.iter().map(|c| c.len()).sum()
-    }
-
     /// Length of a ServerKeyExchange / CertificateVerify signature made with the leaf key.
     pub fn sig_len(&self) -> usize {
         if self.ec {
@@ -35,12 +30,12 @@ impl Chain {
 }
 
 /// Packet time of generated captures is 2025-06-02; validity below is relative to that.
-pub const EC_VALID: Chain = Chain { name: "wildcard-ec", certs: &[WILDCARD_EC, ISSUING], ec: true, rsa_bytes: 0 };
-pub const RSA_VALID: Chain = Chain { name: "wildcard-rsa", certs: &[WILDCARD_RSA, ISSUING], ec: false, rsa_bytes: 256 };
-pub const RSA_EXPIRED: Chain = Chain { name: "expired-rsa", certs: &[EXPIRED_RSA, ISSUING], ec: false, rsa_bytes: 256 };
+pub const EC_VALID: Chain = Chain { certs: &[WILDCARD_EC, ISSUING], ec: true, rsa_bytes: 0 };
+pub const RSA_VALID: Chain = Chain { certs: &[WILDCARD_RSA, ISSUING], ec: false, rsa_bytes: 256 };
+pub const RSA_EXPIRED: Chain = Chain { certs: &[EXPIRED_RSA, ISSUING], ec: false, rsa_bytes: 256 };
 /// Expires 2025-06-20: inside the 30-day warning window.
-pub const EC_EXPIRING: Chain = Chain { name: "expiring-ec", certs: &[EXPIRING_EC, ISSUING], ec: true, rsa_bytes: 0 };
+pub const EC_EXPIRING: Chain = Chain { certs: &[EXPIRING_EC, ISSUING], ec: true, rsa_bytes: 0 };
 /// Self-signed RSA-1024 with sha1WithRSAEncryption, CN=pacs-legacy.hospital.example, no SAN.
-pub const LEGACY: Chain = Chain { name: "legacy-rsa1024", certs: &[LEGACY_RSA1024], ec: false, rsa_bytes: 128 };
+pub const LEGACY: Chain = Chain { certs: &[LEGACY_RSA1024], ec: false, rsa_bytes: 128 };
 /// Self-signed EC with CN=localhost / SAN localhost (name mismatch for any real SNI).
-pub const DEVICE: Chain = Chain { name: "device-ec", certs: &[DEVICE_EC], ec: true, rsa_bytes: 0 };
+pub const DEVICE: Chain = Chain { certs: &[DEVICE_EC], ec: true, rsa_bytes: 0 };

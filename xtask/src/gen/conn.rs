@@ -14,13 +14,26 @@ pub enum Act {
     Ack,
     /// The next `len` prepared bytes of `side`'s stream (`Conn::hs`); a segment always ends at
     /// each non-zero offset in `cuts` (deliberately split ClientHellos).
-    Send { side: u8, len: u32, cuts: [u32; 2] },
+    Send {
+        side: u8,
+        len: u32,
+        cuts: [u32; 2],
+    },
     /// `bytes` of application stream from `side`: opaque records (or raw bytes) made on the fly.
-    Bulk { side: u8, bytes: u64 },
+    Bulk {
+        side: u8,
+        bytes: u64,
+    },
     /// Pure ACK from `side`.
-    AckFrom { side: u8 },
-    Fin { side: u8 },
-    Rst { side: u8 },
+    AckFrom {
+        side: u8,
+    },
+    Fin {
+        side: u8,
+    },
+    Rst {
+        side: u8,
+    },
 }
 
 /// Application-data stream of one direction: records of `ct`/`version` with bodies of at most
@@ -158,6 +171,14 @@ impl Conn {
     /// Drops the remaining bulk transfer (the capture is full): the record in progress is
     /// completed so every record stays whole, then the connection tears down normally.
     pub fn wrap_up(&mut self) {
+        let mut i = self.pc + 1;
+        while i < self.script.len() {
+            if matches!(self.script[i], Act::Bulk { .. }) {
+                self.script.remove(i);
+            } else {
+                i += 1;
+            }
+        }
         if let Some(Act::Bulk { side, bytes }) = self.script.get(self.pc).copied() {
             let owed = self.rec[side as usize].owed();
             let bytes = (self.done + owed).min(bytes);
@@ -167,17 +188,17 @@ impl Conn {
                 self.done = 0;
             }
         }
-        let mut i = self.pc + 1;
-        while i < self.script.len() {
-            if matches!(self.script[i], Act::Bulk { .. }) {
-                self.script.remove(i);
-            } else {
-                i += 1;
-            }
-        }
     }
 
-    fn seg<W: Write>(&mut self, w: &mut PcapWriter<W>, ts: u64, side: usize, seq: u32, flags: u8, pl: &[u8]) -> io::Result<()> {
+    fn seg<W: Write>(
+        &mut self,
+        w: &mut PcapWriter<W>,
+        ts: u64,
+        side: usize,
+        seq: u32,
+        flags: u8,
+        pl: &[u8],
+    ) -> io::Result<()> {
         let ep = self.ep.as_ref().ok_or_else(|| io::Error::other("connection without endpoints"))?;
         let ms = (ts / 1000) as u32;
         self.ip_id[side] = self.ip_id[side].wrapping_add(1);
@@ -232,15 +253,24 @@ impl Conn {
 
     /// Plays the next step of the script (one segment, plus any reordering, retransmission
     /// and delayed ACK it causes). Returns true when the connection is finished.
-    pub fn step<W: Write>(&mut self, w: &mut PcapWriter<W>, clock: &mut Clock, rng: &mut Rng, pool: &Pool) -> io::Result<bool> {
-        let Some(&act) = self.script.get(self.pc) else { return Ok(true) };
+    pub fn step<W: Write>(
+        &mut self,
+        w: &mut PcapWriter<W>,
+        clock: &mut Clock,
+        rng: &mut Rng,
+        pool: &Pool,
+    ) -> io::Result<bool> {
+        let Some(&act) = self.script.get(self.pc) else {
+            return Ok(true);
+        };
         match act {
             Act::Syn => {
                 let ts = clock.tick(rng);
                 self.seg(w, ts, 0, self.isn[0], SYN, &[])?;
                 if rng.chance(self.disorder.retransmit * 3) {
-                    let ts = clock.tick(rng) + 1_000_000; // RTO: one second later
-                    clock.0 = ts;
+                    // The duplicate follows at once: one global clock, and a 1 s RTO would
+                    // stall every other flow in the capture.
+                    let ts = clock.tick(rng);
                     self.seg(w, ts, 0, self.isn[0], SYN, &[])?;
                 }
                 self.nxt[0] = self.isn[0].wrapping_add(1);
@@ -261,13 +291,21 @@ impl Conn {
                     self.nxt[side] = self.nxt[side].wrapping_add(1);
                 }
             }
-            Act::Send { side, .. } | Act::Bulk { side, .. } => return self.data_step(w, clock, rng, pool, side as usize),
+            Act::Send { side, .. } | Act::Bulk { side, .. } => {
+                return self.data_step(w, clock, rng, pool, side as usize)
+            }
         }
         self.pc += 1;
         Ok(self.finished())
     }
 
-    fn pure_ack<W: Write>(&mut self, w: &mut PcapWriter<W>, clock: &mut Clock, rng: &mut Rng, side: usize) -> io::Result<()> {
+    fn pure_ack<W: Write>(
+        &mut self,
+        w: &mut PcapWriter<W>,
+        clock: &mut Clock,
+        rng: &mut Rng,
+        side: usize,
+    ) -> io::Result<()> {
         self.unacked[side] = 0;
         let ts = clock.tick(rng);
         self.seg(w, ts, side, self.nxt[side], ACK, &[])
@@ -305,8 +343,7 @@ impl Conn {
         let ts = clock.tick(rng);
         self.seg(w, ts, side, seq_a, flags_a, &a)?;
         if rng.chance(self.disorder.retransmit) {
-            let ts = clock.tick(rng) + 200_000; // retransmission after a 200 ms RTO
-            clock.0 = ts;
+            let ts = clock.tick(rng);
             self.seg(w, ts, side, seq_a, flags_a, &a)?;
         }
         self.a = a;

@@ -11,25 +11,27 @@ pub const HTTP_SERVER: [u8; 4] = [10, 30, 0, 80];
 const DNS_SERVER: [u8; 4] = [10, 0, 0, 53];
 const GATEWAY_MAC: [u8; 6] = [0x00, 0x1b, 0x21, 0x3a, 0x4f, 0x01];
 
-/// Fills `conn` with a plain HTTP/1.1 GET of a PNG and its response, then FIN/ACK.
+/// Fills `conn` with a plain HTTP/1.1 GET of a WSUS update file and its response, then FIN/ACK.
 pub fn http(conn: &mut Conn, rng: &mut Rng) -> io::Result<()> {
     let body = rng.log_uniform(2_000, 400_000);
     let req = &mut conn.hs[0];
     write!(
         req,
-        "GET /static/{:x}/img-{}.png HTTP/1.1\r\nHost: intranet-{}.hospital.example\r\n\
-         User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64)\r\nAccept: image/avif,image/webp,*/*\r\n\
-         Accept-Encoding: gzip, deflate\r\nConnection: close\r\n\r\n",
+        "GET /Content/{:02X}/{:016X}{:016X}{:08X}.cab HTTP/1.1\r\nHost: wsus-{}.hospital.example\r\n\
+         User-Agent: Windows-Update-Agent/10.0.10011.16384 Client-Protocol/2.71\r\nAccept: */*\r\n\
+         Connection: close\r\n\r\n",
+        rng.below(256),
+        rng.next(),
+        rng.next(),
         rng.next() as u32,
-        rng.below(5000),
-        1 + rng.below(4)
+        1 + rng.below(2)
     )?;
     let req_len = req.len() as u32;
     let resp = &mut conn.hs[1];
     write!(
         resp,
-        "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 02 Jun 2025 08:00:00 GMT\r\n\
-         Content-Type: image/png\r\nContent-Length: {body}\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nServer: Microsoft-IIS/10.0\r\nDate: Mon, 02 Jun 2025 08:00:00 GMT\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {body}\r\nConnection: close\r\n\r\n"
     )?;
     let resp_len = resp.len() as u32;
     conn.rec[1].set(true, 0, 0, 0);

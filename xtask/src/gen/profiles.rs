@@ -1,11 +1,9 @@
-//! Generator population: client and server TLS stacks seen on hospital networks, the mix of
-//! who talks to whom, and version/suite/group negotiation. Must never pick a suite the
-//! client did not offer or the server's certificate cannot serve.
+//! Generator population: client and server TLS stacks seen on hospital networks and the mix
+//! of who talks to whom. Must never describe a stack that does not exist in the field.
 use super::certs::{self, Chain};
-use super::tls::{suite, Auth, Kx, Suite, SECP256R1, SECP384R1, SSL3, TLS10, TLS11, TLS12, TLS13, X25519, X25519MLKEM768};
+use super::tls::{SECP256R1, SECP384R1, SSL3, TLS10, TLS11, TLS12, TLS13, X25519, X25519MLKEM768};
 
 pub struct ClientProfile {
-    pub name: &'static str,
     /// Record-layer version of the ClientHello record.
     pub record_version: u16,
     /// ClientHello.client_version (legacy_version).
@@ -41,7 +39,6 @@ const MODERN_SIGS: &[u16] = &[0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x
 const JAVA_SIGS: &[u16] = &[0x0603, 0x0503, 0x0403, 0x0601, 0x0501, 0x0401, 0x0303, 0x0301, 0x0203, 0x0201];
 
 const BASE: ClientProfile = ClientProfile {
-    name: "",
     record_version: TLS10,
     legacy_version: TLS12,
     versions: &[],
@@ -65,12 +62,11 @@ const BASE: ClientProfile = ClientProfile {
 
 /// Chromium 131+ (Edge on clinical workstations): GREASE, X25519MLKEM768 + X25519 shares.
 pub const CHROME_PQ: ClientProfile = ClientProfile {
-    name: "chrome-pq",
     versions: &[TLS13, TLS12],
     min: TLS12,
     suites: &[
-        0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c,
-        0x009d, 0x002f, 0x0035,
+        0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8, 0xc013, 0xc014, 0x009c, 0x009d, 0x002f,
+        0x0035,
     ],
     grease: true,
     ems: true,
@@ -89,12 +85,11 @@ pub const CHROME_PQ: ClientProfile = ClientProfile {
 
 /// Firefox / NSS: X25519 + P-256 shares, no GREASE.
 pub const FIREFOX: ClientProfile = ClientProfile {
-    name: "firefox",
     versions: &[TLS13, TLS12],
     min: TLS12,
     suites: &[
-        0x1301, 0x1303, 0x1302, 0xc02b, 0xc02f, 0xcca9, 0xcca8, 0xc02c, 0xc030, 0xc00a, 0xc009, 0xc013,
-        0xc014, 0x009c, 0x009d, 0x002f, 0x0035,
+        0x1301, 0x1303, 0x1302, 0xc02b, 0xc02f, 0xcca9, 0xcca8, 0xc02c, 0xc030, 0xc00a, 0xc009, 0xc013, 0xc014, 0x009c,
+        0x009d, 0x002f, 0x0035,
     ],
     ems: true,
     reneg_info: true,
@@ -111,13 +106,12 @@ pub const FIREFOX: ClientProfile = ClientProfile {
 
 /// curl / OpenSSL 3 integration engines (HL7/FHIR interfaces on Linux).
 pub const OPENSSL3: ClientProfile = ClientProfile {
-    name: "openssl3",
     versions: &[TLS13, TLS12],
     min: TLS12,
     suites: &[
-        0x1302, 0x1303, 0x1301, 0xc02c, 0xc030, 0x009f, 0xcca9, 0xcca8, 0xccaa, 0xc02b, 0xc02f, 0x009e,
-        0xc024, 0xc028, 0x006b, 0xc023, 0xc027, 0x0067, 0xc00a, 0xc014, 0x0039, 0xc009, 0xc013, 0x0033,
-        0x009d, 0x009c, 0x003d, 0x003c, 0x0035, 0x002f, 0x00ff,
+        0x1302, 0x1303, 0x1301, 0xc02c, 0xc030, 0x009f, 0xcca9, 0xcca8, 0xccaa, 0xc02b, 0xc02f, 0x009e, 0xc024, 0xc028,
+        0x006b, 0xc023, 0xc027, 0x0067, 0xc00a, 0xc014, 0x0039, 0xc009, 0xc013, 0x0033, 0x009d, 0x009c, 0x003d, 0x003c,
+        0x0035, 0x002f, 0x00ff,
     ],
     ems: true,
     groups: &[X25519, SECP256R1, 0x001e, 0x0019, SECP384R1],
@@ -132,13 +126,12 @@ pub const OPENSSL3: ClientProfile = ClientProfile {
 
 /// Java 8 HL7 engine: TLS 1.2 max, long suite list, no supported_versions.
 pub const JAVA8: ClientProfile = ClientProfile {
-    name: "java8",
     record_version: TLS12,
     suites: &[
-        0xc02c, 0xc02b, 0xc030, 0x009d, 0xc02e, 0xc032, 0x009f, 0x00a3, 0xc02f, 0x009c, 0xc02d, 0xc031,
-        0x009e, 0x00a2, 0xc024, 0xc028, 0x003d, 0xc026, 0xc02a, 0x006b, 0x006a, 0xc00a, 0xc014, 0x0035,
-        0xc005, 0xc00f, 0x0039, 0x0038, 0xc023, 0xc027, 0x003c, 0xc025, 0xc029, 0x0067, 0x0040, 0xc009,
-        0xc013, 0x002f, 0xc004, 0xc00e, 0x0033, 0x0032, 0x00ff,
+        0xc02c, 0xc02b, 0xc030, 0x009d, 0xc02e, 0xc032, 0x009f, 0x00a3, 0xc02f, 0x009c, 0xc02d, 0xc031, 0x009e, 0x00a2,
+        0xc024, 0xc028, 0x003d, 0xc026, 0xc02a, 0x006b, 0x006a, 0xc00a, 0xc014, 0x0035, 0xc005, 0xc00f, 0x0039, 0x0038,
+        0xc023, 0xc027, 0x003c, 0xc025, 0xc029, 0x0067, 0x0040, 0xc009, 0xc013, 0x002f, 0xc004, 0xc00e, 0x0033, 0x0032,
+        0x00ff,
     ],
     ems: true,
     groups: &[SECP256R1, SECP384R1, 0x0019, 0x0009, 0x000a, 0x0016],
@@ -149,7 +142,6 @@ pub const JAVA8: ClientProfile = ClientProfile {
 
 /// Android 4 / Java 7 era stack: TLS 1.1 max.
 pub const TLS11_STACK: ClientProfile = ClientProfile {
-    name: "tls11-stack",
     legacy_version: TLS11,
     suites: &[0xc014, 0xc013, 0x0035, 0x002f, 0xc00a, 0xc009, 0x0039, 0x0033, 0x000a, 0x0016, 0x0005, 0x0004, 0x00ff],
     groups: &[SECP256R1, SECP384R1, 0x0019],
@@ -160,7 +152,6 @@ pub const TLS11_STACK: ClientProfile = ClientProfile {
 
 /// Windows 7 era SChannel (old modality workstations): TLS 1.0 max.
 pub const SCHANNEL_TLS10: ClientProfile = ClientProfile {
-    name: "schannel-tls10",
     legacy_version: TLS10,
     suites: &[0xc014, 0xc013, 0x0035, 0x002f, 0xc00a, 0xc009, 0x0038, 0x0032, 0x000a, 0x0013, 0x0005, 0x0004],
     reneg_info: true,
@@ -173,12 +164,11 @@ pub const SCHANNEL_TLS10: ClientProfile = ClientProfile {
 
 /// OpenSSL 0.9.8 embedded agent: TLS 1.0, offers DEFLATE compression, SCSV instead of the extension.
 pub const OPENSSL098: ClientProfile = ClientProfile {
-    name: "openssl098",
     legacy_version: TLS10,
     min: SSL3,
     suites: &[
-        0x0039, 0x0038, 0x0035, 0x0016, 0x0013, 0x000a, 0x0033, 0x0032, 0x002f, 0x0005, 0x0004, 0x0015,
-        0x0012, 0x0009, 0x0014, 0x0011, 0x0008, 0x0006, 0x0003, 0x00ff,
+        0x0039, 0x0038, 0x0035, 0x0016, 0x0013, 0x000a, 0x0033, 0x0032, 0x002f, 0x0005, 0x0004, 0x0015, 0x0012, 0x0009,
+        0x0014, 0x0011, 0x0008, 0x0006, 0x0003, 0x00ff,
     ],
     compression: &[1, 0],
     ticket: true,
@@ -187,7 +177,6 @@ pub const OPENSSL098: ClientProfile = ClientProfile {
 
 /// Embedded SSLv3-only device: no extensions at all.
 pub const EMBEDDED_SSL3: ClientProfile = ClientProfile {
-    name: "embedded-ssl3",
     record_version: SSL3,
     legacy_version: SSL3,
     min: SSL3,
@@ -197,7 +186,6 @@ pub const EMBEDDED_SSL3: ClientProfile = ClientProfile {
 };
 
 pub struct ServerProfile {
-    pub name: &'static str,
     /// Host name prefixes: instance n of role r is `r-n.hospital.example`.
     pub roles: &'static [&'static str],
     pub ports: &'static [u16],
@@ -222,7 +210,6 @@ pub struct ServerProfile {
 const MODERN_PREFS: &[u16] = &[0x1301, 0x1302, 0x1303, 0xc02b, 0xc02f, 0xc02c, 0xc030, 0xcca9, 0xcca8];
 
 pub const MODERN_PQ: ServerProfile = ServerProfile {
-    name: "modern-pq",
     roles: &["portal", "fhir", "ehr-web"],
     ports: &[443],
     min: TLS12,
@@ -240,7 +227,6 @@ pub const MODERN_PQ: ServerProfile = ServerProfile {
 };
 
 pub const MODERN13: ServerProfile = ServerProfile {
-    name: "modern13",
     roles: &["ehr", "pacs-web", "lis", "ris", "hie", "api"],
     ports: &[443, 443, 443, 8443],
     groups: &[X25519, SECP256R1, SECP384R1],
@@ -250,7 +236,6 @@ pub const MODERN13: ServerProfile = ServerProfile {
 };
 
 pub const TLS12_ONLY: ServerProfile = ServerProfile {
-    name: "tls12",
     roles: &["hl7", "mirth", "billing", "pharmacy", "lab-gw"],
     ports: &[443, 6661, 6662],
     min: TLS10,
@@ -259,7 +244,7 @@ pub const TLS12_ONLY: ServerProfile = ServerProfile {
         0xc02f, 0xc030, 0xcca8, 0xc02b, 0xc02c, 0xc027, 0xc013, 0xc014, 0xc009, 0x009c, 0x009d, 0x002f, 0x0035, 0x000a,
     ],
     groups: &[X25519, SECP256R1, SECP384R1],
-    chains: &[&certs::RSA_VALID, &certs::RSA_VALID, &certs::RSA_EXPIRED, &certs::EC_VALID],
+    chains: &[&certs::RSA_VALID, &certs::RSA_VALID, &certs::RSA_EXPIRED, &certs::EC_VALID, &certs::EC_EXPIRING],
     reneg_permille: 900,
     alpn: false,
     instances: 20,
@@ -267,7 +252,6 @@ pub const TLS12_ONLY: ServerProfile = ServerProfile {
 };
 
 pub const LEGACY_RSA: ServerProfile = ServerProfile {
-    name: "legacy-rsa",
     roles: &["pacs", "dicom", "ris-legacy", "scanner-gw"],
     ports: &[443, 2762],
     min: TLS10,
@@ -285,7 +269,6 @@ pub const LEGACY_RSA: ServerProfile = ServerProfile {
 };
 
 pub const ANCIENT: ServerProfile = ServerProfile {
-    name: "ancient",
     roles: &["pacs-legacy", "modality", "ecg-store"],
     ports: &[443, 104, 2762],
     min: SSL3,
@@ -299,7 +282,6 @@ pub const ANCIENT: ServerProfile = ServerProfile {
 };
 
 pub const DEVICE: ServerProfile = ServerProfile {
-    name: "device",
     roles: &["infusion-gw", "monitor-gw", "bedside"],
     ports: &[8443],
     min: TLS12,
@@ -339,43 +321,3 @@ pub const MIX: &[(usize, usize, u32)] = &[
     (7, 2, 5),  // SSLv3 client refused: protocol_version alert
     (6, 5, 5),  // TLS 1.0 client, TLS 1.2-only device: protocol_version alert
 ];
-
-pub struct Negotiated {
-    pub version: u16,
-    pub suite: &'static Suite,
-    /// ECDHE / TLS 1.3 group (0 if none).
-    pub group: u16,
-    pub compression: u8,
-    pub alpn: Option<&'static str>,
-}
-
-/// Server-side choice, or the fatal alert description the server answers with.
-pub fn negotiate(c: &ClientProfile, s: &ServerProfile, chain: &Chain, deflate: bool) -> Result<Negotiated, u8> {
-    let version = c.max().min(s.max);
-    if version < s.min || version < c.min {
-        return Err(70); // protocol_version
-    }
-    let auth_ok = |st: &Suite| match st.auth {
-        Auth::Any => true,
-        Auth::Ecdsa => chain.ec,
-        Auth::Rsa => !chain.ec,
-    };
-    let chosen = s.prefs.iter().filter_map(|&id| suite(id)).find(|st| {
-        c.suites.contains(&st.id) && st.min <= version && (st.kx == Kx::Tls13) == (version == TLS13) && auth_ok(st)
-    });
-    let Some(st) = chosen else { return Err(40) }; // handshake_failure
-    let group = match st.kx {
-        Kx::Tls13 => match s.groups.iter().find(|g| c.shares.contains(g)) {
-            Some(&g) => g,
-            None => return Err(40),
-        },
-        Kx::Ecdhe => {
-            let usable = |g: &u16| c.groups.contains(g) && *g != X25519MLKEM768; // no hybrids below 1.3
-            s.groups.iter().copied().find(usable).unwrap_or(SECP256R1)
-        }
-        _ => 0,
-    };
-    let compression = u8::from(deflate && version < TLS13 && c.compression.contains(&1));
-    let alpn = if s.alpn { c.alpn.first().copied() } else { None };
-    Ok(Negotiated { version, suite: st, group, compression, alpn })
-}

@@ -3,7 +3,7 @@
 //! Must never send bytes after ServerHello in TLS 1.3 other than CCS and opaque type-23 records.
 use super::conn::{Act, Conn, Disorder};
 use super::hello::{client_hello, server_hello, ClientHello, ServerHello};
-use super::profiles::negotiate;
+use super::negotiate::{negotiate, Choice};
 use super::rng::{Pool, Rng};
 use super::tls::*;
 use super::world::{Client, Server};
@@ -42,7 +42,8 @@ fn send(conn: &mut Conn, side: u8, from: usize, cuts: [u32; 2]) -> usize {
 pub fn tls(conn: &mut Conn, c: &Client, s: &Server, rng: &mut Rng, pool: &Pool, m: &mut Vec<u8>) -> Built {
     let (cp, sp, chain) = (c.profile, s.profile, s.chain);
     let mut out = Built::default();
-    let neg = negotiate(cp, sp, chain, s.deflate);
+    let how = Choice { prefs: &s.prefs, client_order: s.client_order, chain, deflate: s.deflate };
+    let neg = negotiate(cp, sp, &how);
     let version = neg.as_ref().map_or(0, |n| n.version);
     let resumed12 = neg.is_ok() && version <= TLS12 && rng.chance(120);
     let resumed13 = neg.is_ok() && version == TLS13 && cp.ticket && rng.chance(200);
@@ -77,7 +78,7 @@ pub fn tls(conn: &mut Conn, c: &Client, s: &Server, rng: &mut Rng, pool: &Pool, 
         alpn: cp.alpn,
         status_request: cp.status_request,
         sig_algs: cp.sig_algs,
-        key_shares: &shares[..cp.shares.len()],
+        key_shares: &shares[..cp.shares.len().min(2)],
         psk_modes: cp.versions.contains(&TLS13),
         versions: cp.versions,
         psk: resumed13.then(|| (pool.bytes(rng, 186), pool.bytes(rng, 32))),

@@ -167,11 +167,12 @@ pub fn records(out: &mut Vec<u8>, ct: u8, version: u16, body: &[u8], cuts: &[usi
     let mut next_cut = cut_iter.next();
     while start < body.len() {
         let mut end = body.len().min(start + MAX_FRAGMENT);
-        if let Some(c) = next_cut {
-            if c <= end {
-                end = c;
-                next_cut = cut_iter.next();
-            }
+        while next_cut.is_some_and(|c| c <= start) {
+            next_cut = cut_iter.next();
+        }
+        if let Some(c) = next_cut.filter(|&c| c <= end) {
+            end = c;
+            next_cut = cut_iter.next();
         }
         out.push(ct);
         put16(out, version);

@@ -27,6 +27,10 @@ pub struct Server {
     pub deflate: bool,
     /// Packs its handshake flight into one record (else one record per message).
     pub pack: bool,
+    /// Suite preference (the profile's, with one suite promoted on odd instances).
+    pub prefs: Vec<u16>,
+    /// Picks by the client's order rather than its own.
+    pub client_order: bool,
 }
 
 pub struct World {
@@ -79,16 +83,24 @@ impl World {
                 (0..profile.instances)
                     .map(|k| {
                         let role = profile.roles[k % profile.roles.len()];
+                        let mut prefs = profile.prefs.to_vec();
+                        if k % 2 == 1 {
+                            // Every other instance prefers a different suite of the profile's list.
+                            let promoted = prefs.remove((k / 2) % prefs.len());
+                            prefs.insert(0, promoted);
+                        }
                         Server {
                             profile,
                             name: format!("{role}-{}.hospital.example", 1 + k / profile.roles.len()),
                             v4: [10, 20 + pi as u8, 0, 10 + k as u8],
                             v6: (profile.max >= 0x0304).then(|| v6(0x20, pi as u16, 0x10 + k as u16)),
                             port: *rng.pick(profile.ports),
-                            chain: rng.pick(profile.chains),
+                            chain: profile.chains[rng.usize(profile.chains.len())],
                             reneg: rng.chance(profile.reneg_permille),
                             deflate: rng.chance(profile.deflate_permille),
                             pack: rng.chance(400),
+                            prefs,
+                            client_order: rng.chance(300),
                         }
                     })
                     .collect()
@@ -105,18 +117,19 @@ impl World {
 }
 
 /// Endpoints for a new connection from `c`:`cport` to (`sv4` | `sv6`):`port`, and its MSS.
-pub fn endpoints(c: &Client, sv4: [u8; 4], sv6: Option<[u8; 16]>, port: u16, cport: u16, rng: &mut Rng) -> (Endpoints, usize) {
+pub fn endpoints(
+    c: &Client,
+    sv4: [u8; 4],
+    sv6: Option<[u8; 16]>,
+    port: u16,
+    cport: u16,
+    rng: &mut Rng,
+) -> (Endpoints, usize) {
     let ips = match (c.v6, sv6) {
         (Some(client), Some(server)) if rng.chance(350) => Ips::V6 { client, server },
         _ => Ips::V4 { client: c.v4, server: sv4 },
     };
     let mss = if matches!(ips, Ips::V6 { .. }) { 1428 } else { 1448 };
-    let ep = Endpoints {
-        vlan: c.vlan,
-        mac: [c.mac, GATEWAY_MAC],
-        ips,
-        port: [cport, port],
-        ttl: [c.profile.ttl, 63],
-    };
+    let ep = Endpoints { vlan: c.vlan, mac: [c.mac, GATEWAY_MAC], ips, port: [cport, port], ttl: [c.profile.ttl, 63] };
     (ep, mss)
 }
