@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod cli;
 pub mod decode;
+pub mod ebpf_obj;
 pub mod flow;
 pub mod handshake;
 pub mod inspect;
