@@ -37,60 +37,31 @@ pub(super) fn all(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
 }
 
 fn versions(hs: &Handshake, out: &mut Vec<Finding>) {
-    if let Some(v) = hs.version() {
-        if version_rank(v) <= version_rank(0x0300) && version_rank(v) > 0 {
-            push(
-                out,
-                "tls.version.insecure",
-                Severity::Critical,
-                E1,
-                "hipaa/min-version",
-                format!("{} negotiated", version_name(v)),
-            );
-        } else if v == 0x0301 || v == 0x0302 {
-            push(
-                out,
-                "tls.version.deprecated",
-                Severity::High,
-                E1,
-                "hipaa/min-version",
-                format!("{} negotiated (RFC 8996)", version_name(v)),
-            );
+    let insecure = |v: u16| version_rank(v) > 0 && version_rank(v) <= version_rank(0x0300);
+    let mut min_version = |id, sev, evidence: String| push(out, id, sev, E1, "hipaa/min-version", evidence);
+    let negotiated = hs.version();
+    match negotiated {
+        Some(v) if insecure(v) => {
+            min_version("tls.version.insecure", Severity::Critical, format!("{} negotiated", version_name(v)))
         }
+        Some(v @ (0x0301 | 0x0302)) => {
+            min_version("tls.version.deprecated", Severity::High, format!("{} negotiated (RFC 8996)", version_name(v)))
+        }
+        _ => {}
     }
     let Some(ch) = &hs.client_hello else { return };
     let max = ch.max_version();
-    let negotiated_insecure = hs.version().is_some_and(|v| version_rank(v) <= version_rank(0x0300));
+    let offer = format!("client offers at most {}", version_name(max));
     if version_rank(max) <= version_rank(0x0300) {
-        if !negotiated_insecure {
-            push(
-                out,
-                "tls.version.insecure",
-                Severity::Critical,
-                E1,
-                "hipaa/min-version",
-                format!("client offers at most {}", version_name(max)),
-            );
+        if !negotiated.is_some_and(insecure) {
+            min_version("tls.version.insecure", Severity::Critical, offer);
         }
     } else if version_rank(max) < version_rank(0x0303) {
-        push(
-            out,
-            "tls.version.client-legacy-only",
-            Severity::High,
-            E1,
-            "hipaa/min-version",
-            format!("client offers at most {}", version_name(max)),
-        );
+        min_version("tls.version.client-legacy-only", Severity::High, offer);
     }
-    if hs.version() == Some(0x0303) && version_rank(max) >= version_rank(0x0304) {
-        push(
-            out,
-            "tls.version.no-tls13",
-            Severity::Low,
-            E2,
-            "hipaa/prefer-tls13",
-            "TLS 1.2 negotiated though the client offered TLS 1.3".into(),
-        );
+    if negotiated == Some(0x0303) && version_rank(max) >= version_rank(0x0304) {
+        let ev = "TLS 1.2 negotiated though the client offered TLS 1.3".to_string();
+        push(out, "tls.version.no-tls13", Severity::Low, E2, "hipaa/prefer-tls13", ev);
     }
 }
 
