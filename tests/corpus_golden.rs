@@ -1,8 +1,9 @@
 //! Golden tests over the shared corpus (../shared/corpus): for every handshake a peer tool
 //! (Zeek, Suricata, nDPI, JA4, Arkime) reports, tlsmon's JSON event must agree on version,
-//! cipher, SNI, group, JA3, JA3S and JA4. Where the peer is wrong (checked against tshark, whose
-//! observations the manifest carries) or the difference is a known limit, the table below
-//! records tlsmon's own value and why; such a check must then give exactly that value.
+//! cipher, SNI, group, JA3, JA3S, JA4 and (Zeek) whether the handshake was established. Where
+//! the peer is wrong (checked against tshark, whose observations the manifest carries) or the
+//! difference is a known limit, the table below records tlsmon's own value and why; such a
+//! check must then give exactly that value.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -108,6 +109,7 @@ fn ours(ev: &Value, field: &str) -> Option<String> {
         "ja3s" => s("tls.server.ja3s"),
         "ja4" | "JA4.1" => s("tls.client.ja4"),
         "curve" => s("tls.curve").map(|c| c.to_lowercase()),
+        "established" => get(ev, "tls.established").and_then(Value::as_bool).map(|b| if b { "T" } else { "F" }.to_string()),
         _ => None,
     }
 }
@@ -164,7 +166,7 @@ fn corpus_agrees_with_peer_tools() {
             let mut todo: Vec<(&str, String)> = fields
                 .iter()
                 .filter(|(k, _)| {
-                    ["tls_version", "cipher", "sni", "hostname_sni", "ja3", "ja3s", "ja4", "JA4.1", "curve"]
+                    ["tls_version", "cipher", "sni", "hostname_sni", "ja3", "ja3s", "ja4", "JA4.1", "curve", "established"]
                         .contains(&k.as_str())
                 })
                 .filter_map(|(k, v)| first(v).filter(|s| !s.is_empty() && s != "-").map(|s| (k.as_str(), s)))
