@@ -109,7 +109,9 @@ fn ours(ev: &Value, field: &str) -> Option<String> {
         "ja3s" => s("tls.server.ja3s"),
         "ja4" | "JA4.1" => s("tls.client.ja4"),
         "curve" => s("tls.curve").map(|c| c.to_lowercase()),
-        "established" => get(ev, "tls.established").and_then(Value::as_bool).map(|b| if b { "T" } else { "F" }.to_string()),
+        "established" => {
+            get(ev, "tls.established").and_then(Value::as_bool).map(|b| if b { "T" } else { "F" }.to_string())
+        }
         _ => None,
     }
 }
@@ -166,8 +168,19 @@ fn corpus_agrees_with_peer_tools() {
             let mut todo: Vec<(&str, String)> = fields
                 .iter()
                 .filter(|(k, _)| {
-                    ["tls_version", "cipher", "sni", "hostname_sni", "ja3", "ja3s", "ja4", "JA4.1", "curve", "established"]
-                        .contains(&k.as_str())
+                    [
+                        "tls_version",
+                        "cipher",
+                        "sni",
+                        "hostname_sni",
+                        "ja3",
+                        "ja3s",
+                        "ja4",
+                        "JA4.1",
+                        "curve",
+                        "established",
+                    ]
+                    .contains(&k.as_str())
                 })
                 .filter_map(|(k, v)| first(v).filter(|s| !s.is_empty() && s != "-").map(|s| (k.as_str(), s)))
                 .collect();

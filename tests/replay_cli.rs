@@ -171,3 +171,36 @@ fn json_contract_and_fail_on() {
     assert_eq!(code, 0);
     assert!(text.contains("Handshakes:") && text.contains("Verdict: NON-COMPLIANT"), "{text}");
 }
+
+#[test]
+fn ca_bundle_judges_real_chains() {
+    // Debian's Mozilla bundle (package ca-certificates, installed by `cargo xtask setup`).
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    let run = |name: &str| {
+        let (code, out, err) =
+            tlsmon(&["replay", "--format", "json", "--ca-bundle", bundle, corpus(name).to_str().unwrap()]);
+        assert!(code == 0 || code == 1, "{err}");
+        json_lines(&out)
+    };
+    // 2023 chains to DigiCert and Microsoft roots: trusted, no finding.
+    let evs = run("ja4__latest.pcapng");
+    let judged: Vec<_> = evs.iter().filter(|e| e["tls"]["server"].get("chain_trusted").is_some()).collect();
+    assert!(judged.len() >= 3);
+    for e in &judged {
+        assert_eq!(e["tls"]["server"]["chain_trusted"], true, "{e}");
+        assert!(!e["findings"].as_array().unwrap().iter().any(|f| f["id"] == "tls.cert.untrusted"));
+    }
+    // Tor's made-up self-issued certificates: untrusted, with the issuer named.
+    for e in run("ndpi__tor.pcap").iter().filter(|e| e["tls"]["server"].get("chain_trusted").is_some()) {
+        assert_eq!(e["tls"]["server"]["chain_trusted"], false);
+        let f = e["findings"].as_array().unwrap().iter().find(|f| f["id"] == "tls.cert.untrusted").expect("finding");
+        assert!(f["evidence"].as_str().unwrap().contains("is not in the CA bundle"), "{f}");
+    }
+    // Without a bundle there is no trust verdict at all.
+    let (_, out, _) = tlsmon(&["replay", "--format", "json", corpus("ndpi__tor.pcap").to_str().unwrap()]);
+    assert!(json_lines(&out).iter().all(|e| e["tls"]["server"].get("chain_trusted").is_none()));
+    let (code, _, err) =
+        tlsmon(&["replay", "--ca-bundle", "/nonexistent.pem", corpus("ndpi__tor.pcap").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read CA bundle /nonexistent.pem"), "{err}");
+}

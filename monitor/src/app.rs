@@ -19,7 +19,11 @@ const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 fn replay(a: ReplayArgs) -> Result<i32> {
     let stdout = std::io::stdout();
     let format = a.format.unwrap_or(if stdout.is_terminal() { Format::Text } else { Format::Json });
-    let cfg = PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, ..Default::default() };
+    let trust = match &a.ca_bundle {
+        Some(p) => Some(std::sync::Arc::new(monitor::inspect::tls::trust::TrustStore::from_pem_file(p)?)),
+        None => None,
+    };
+    let cfg = PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, ..Default::default() };
     let mut pipeline = Pipeline::new(cfg);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut summary = Summary::default();

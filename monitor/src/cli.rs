@@ -54,6 +54,10 @@ pub struct ReplayArgs {
     /// Seconds of packet time after which an idle flow is judged and forgotten.
     #[arg(long, default_value_t = 120)]
     pub idle_timeout: u64,
+    /// PEM bundle of trusted CAs: chains that do not lead to one are `tls.cert.untrusted`.
+    /// Without it chains are not judged for trust (self-signed leaves are still flagged).
+    #[arg(long, value_name = "PEM")]
+    pub ca_bundle: Option<PathBuf>,
     /// Print the pipeline's counters (packets, bytes, skips, reassembly) on stderr at the end.
     #[arg(long)]
     pub stats: bool,

@@ -5,6 +5,7 @@ use crate::flow::Endpoint;
 use crate::inspect::fingerprint::{self, Ja4Transport};
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::hello::{ClientHello, ServerHello};
+use crate::inspect::tls::trust::Trust;
 use crate::inspect::tls::{Alert, Anomaly, DirFacts, KxParams};
 
 /// Everything tlsmon learned about one handshake.
@@ -18,6 +19,7 @@ pub struct Handshake {
     pub hello_retry: Option<ServerHello>,
     pub certs: Vec<CertInfo>,
     pub chain_complete: bool,
+    pub chain_trust: Option<Trust>,
     pub kx: KxParams,
     pub client_alerts: Vec<Alert>,
     pub server_alerts: Vec<Alert>,
@@ -75,6 +77,7 @@ impl Handshake {
             hello_retry: sf.hello_retry.clone(),
             certs: sf.certs.clone(),
             chain_complete: sf.chain_complete,
+            chain_trust: sf.chain_trust.clone(),
             kx: sf.kx,
             client_alerts: cf.alerts.clone(),
             server_alerts: sf.alerts.clone(),

@@ -8,8 +8,10 @@ use crate::flow::reassembly::{Head, HeadStats};
 use crate::flow::{Endpoint, Entry, FlowKey, FlowTable, TableStats};
 use crate::handshake::Handshake;
 use crate::inspect::fingerprint::Ja4Transport;
+use crate::inspect::tls::trust::TrustStore;
 use crate::inspect::tls::TlsStream;
 use crate::policy::{Finding, Policy};
+use std::sync::Arc;
 
 /// Bounds and policy of a pipeline.
 #[derive(Clone, Debug)]
@@ -19,6 +21,8 @@ pub struct PipelineConfig {
     pub client_budget: u32,
     pub server_budget: u32,
     pub policy: Policy,
+    /// CA bundle for `tls.cert.untrusted` (none: chains are not judged for trust).
+    pub trust: Option<Arc<TrustStore>>,
 }
 
 impl Default for PipelineConfig {
@@ -29,6 +33,7 @@ impl Default for PipelineConfig {
             client_budget: HEAD_BUDGET_CLIENT,
             server_budget: HEAD_BUDGET_SERVER,
             policy: Policy::default(),
+            trust: None,
         }
     }
 }
@@ -185,6 +190,9 @@ impl Pipeline {
                 Head::new(if client { client_budget } else { server_budget })
             });
             let tls = &mut d.tls;
+            if tls.trust.is_none() {
+                tls.trust.clone_from(&self.cfg.trust);
+            }
             tls.upgradable = UPGRADE_PORTS.contains(&p.src_port) || UPGRADE_PORTS.contains(&p.dst_port);
             head.insert(p.seq, p.payload, &mut |bytes| tls.feed(bytes, ts_ns));
             if head.exhausted() {

@@ -6,6 +6,7 @@ use super::{Finding, Policy, Severity};
 use crate::handshake::Handshake;
 use crate::inspect::names::{alert_name, ec_group_bits, group_label, is_pq_group, version_name};
 use crate::inspect::tls::hello::version_rank;
+use crate::inspect::tls::trust::Trust;
 
 const E1: &str = "164.312(e)(1)";
 const E2: &str = "164.312(e)(2)(ii)";
@@ -216,6 +217,9 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
             "hipaa/cert-validity",
             format!("server certificate expires on {} ({} days)", day(leaf.not_after), (leaf.not_after - now) / 86_400),
         );
+    }
+    if let Some(Trust::Untrusted(why)) = &hs.chain_trust {
+        push(out, "tls.cert.untrusted", Severity::High, D, "hipaa/cert-trust", format!("chain not trusted: {why}"));
     }
     if leaf.self_signed {
         push(

@@ -6,6 +6,7 @@ use crate::handshake::Handshake;
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::hello::is_grease;
+use crate::inspect::tls::trust::Trust;
 use crate::policy::Finding;
 
 #[derive(Serialize)]
@@ -104,6 +105,9 @@ pub struct Server {
     pub chain_length: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain_complete: Option<bool>,
+    /// Whether the chain leads to an anchor of `--ca-bundle` (absent without a bundle).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_trusted: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -231,6 +235,7 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         tls.server.hash = Some(Hash { sha256: leaf.sha256.clone() });
         tls.server.chain_length = Some(hs.certs.len());
         tls.server.chain_complete = Some(hs.chain_complete);
+        tls.server.chain_trusted = hs.chain_trust.as_ref().map(|t| *t == Trust::Trusted);
     }
     Event {
         kind: "tls",

@@ -168,26 +168,36 @@ fn name_matches(pattern: &str, host: &str) -> bool {
     }
 }
 
+/// What a Certificate message showed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Chain {
+    pub certs: Vec<CertInfo>,
+    /// Every certificate of the message was read (not cut by the head budget).
+    pub complete: bool,
+    /// Verdict against the CA bundle, when one is configured and the chain is complete.
+    pub trust: Option<super::trust::Trust>,
+}
+
 /// Walk a TLS <= 1.2 Certificate message body: u24 list length, then (u24 length, DER)*.
 /// Works on a cut body too (a chain larger than the flow-head budget): whole certificates only.
-pub fn parse_chain(body: &[u8]) -> (Vec<CertInfo>, bool) {
-    let mut out = Vec::new();
+pub fn parse_chain(body: &[u8], store: Option<&super::trust::TrustStore>) -> Chain {
+    let mut ders = Vec::new();
     let mut i = 3usize;
     let mut complete = true;
-    while out.len() < MAX_CHAIN {
+    while ders.len() < MAX_CHAIN {
         let Some(h) = body.get(i..i + 3) else { break };
         let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
         let Some(der) = body.get(i + 3..i + 3 + len) else {
             complete = false;
             break;
         };
-        match parse_cert(der) {
-            Some(c) => out.push(c),
-            None => complete = false,
-        }
+        ders.push(der);
         i += 3 + len;
     }
-    (out, complete)
+    let certs: Vec<CertInfo> = ders.iter().filter_map(|d| parse_cert(d)).collect();
+    complete &= certs.len() == ders.len() && !certs.is_empty();
+    let trust = store.filter(|_| complete).map(|s| s.evaluate(&ders));
+    Chain { certs, complete, trust }
 }
 
 #[cfg(test)]
@@ -204,9 +214,9 @@ mod tests {
 
     #[test]
     fn garbage_chain() {
-        let (c, complete) = parse_chain(&[0, 0, 9, 0, 0, 6, 1, 2, 3, 4, 5, 6]);
-        assert!(c.is_empty());
-        assert!(!complete);
-        assert!(parse_chain(&[]).0.is_empty());
+        let c = parse_chain(&[0, 0, 9, 0, 0, 6, 1, 2, 3, 4, 5, 6], None);
+        assert!(c.certs.is_empty());
+        assert!(!c.complete);
+        assert!(parse_chain(&[], None).certs.is_empty());
     }
 }

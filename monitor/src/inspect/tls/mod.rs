@@ -4,6 +4,9 @@
 //! partial record/message it waits for, and never treat malformed bytes as an error.
 pub mod cert;
 pub mod hello;
+pub mod trust;
+
+use std::sync::Arc;
 
 use cert::CertInfo;
 use hello::{ClientHello, ServerHello};
@@ -63,6 +66,7 @@ pub struct DirFacts {
     pub hello_retry: Option<ServerHello>,
     pub certs: Vec<CertInfo>,
     pub chain_complete: bool,
+    pub chain_trust: Option<trust::Trust>,
     pub kx: KxParams,
     pub alerts: Vec<Alert>,
     pub ccs: bool,
@@ -83,6 +87,8 @@ pub struct TlsStream {
     /// The flow may start in clear and upgrade (STARTTLS, SSLRequest, RDP X.224): skip
     /// non-TLS segments until one starts with a TLS record instead of giving up.
     pub upgradable: bool,
+    /// CA bundle to judge certificate chains against (none: no trust verdict).
+    pub trust: Option<Arc<trust::TrustStore>>,
     /// Bytes of a record not yet complete.
     rec: Vec<u8>,
     /// Bytes of a handshake message not yet complete.
@@ -130,8 +136,8 @@ impl TlsStream {
             self.hs.extend_from_slice(&frag);
         }
         if self.hs.len() > 4 && self.hs[0] == 11 && self.facts.certs.is_empty() {
-            let (certs, _) = cert::parse_chain(&self.hs[4..]);
-            self.facts.certs = certs;
+            // A chain cut by the budget: whole certificates only, no trust verdict.
+            self.facts.certs = cert::parse_chain(&self.hs[4..], None).certs;
             self.facts.chain_complete = false;
         }
         if self.facts.client_hello.is_none() && self.facts.server_hello.is_none() && !self.hs.is_empty() {
@@ -282,9 +288,10 @@ impl TlsStream {
             },
             6 => self.facts.hello_retry = hello::parse_draft_hello_retry(body),
             11 if self.facts.certs.is_empty() => {
-                let (certs, complete) = cert::parse_chain(body);
-                self.facts.certs = certs;
-                self.facts.chain_complete = complete;
+                let chain = cert::parse_chain(body, self.trust.as_deref());
+                self.facts.certs = chain.certs;
+                self.facts.chain_complete = chain.complete;
+                self.facts.chain_trust = chain.trust;
             }
             12 => self.facts.kx = self.server_key_exchange(body),
             14 => self.facts.server_hello_done = true,
