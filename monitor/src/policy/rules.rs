@@ -117,28 +117,17 @@ fn cipher(hs: &Handshake, out: &mut Vec<Finding>) {
 }
 
 fn key_exchange(hs: &Handshake, out: &mut Vec<Finding>) {
-    if let Some(c) = suite(hs) {
-        if matches!(c.kx, TlsCipherKx::Rsa | TlsCipherKx::Dh | TlsCipherKx::Ecdh | TlsCipherKx::Psk | TlsCipherKx::Krb5)
-        {
-            push(
-                out,
-                "tls.kx.no-pfs",
-                Severity::High,
-                E2,
-                "hipaa/forward-secrecy",
-                format!("{} uses static {:?} key exchange", c.name, c.kx),
-            );
+    let no_pfs = suite(hs).and_then(|c| match c.kx {
+        TlsCipherKx::Rsa | TlsCipherKx::Dh | TlsCipherKx::Ecdh | TlsCipherKx::Psk | TlsCipherKx::Krb5 => {
+            Some(format!("{} uses static {:?} key exchange", c.name, c.kx))
         }
-        if c.kx == TlsCipherKx::Tls13 && hs.server_hello.as_ref().is_some_and(|sh| sh.key_share_group.is_none()) {
-            push(
-                out,
-                "tls.kx.no-pfs",
-                Severity::High,
-                E2,
-                "hipaa/forward-secrecy",
-                "TLS 1.3 resumption without (EC)DHE (psk_ke)".into(),
-            );
+        TlsCipherKx::Tls13 if hs.server_hello.as_ref().is_some_and(|sh| sh.key_share_group.is_none()) => {
+            Some("TLS 1.3 resumption without (EC)DHE (psk_ke)".into())
         }
+        _ => None,
+    });
+    if let Some(ev) = no_pfs {
+        push(out, "tls.kx.no-pfs", Severity::High, E2, "hipaa/forward-secrecy", ev);
     }
     if let Some(bits) = hs.kx.dh_prime_bits.filter(|b| *b < 2048) {
         push(out, "tls.kx.weak-group", Severity::High, E2, "hipaa/kx-strength", format!("DH prime of {bits} bits"));

@@ -111,75 +111,20 @@ mod tests {
     use super::*;
     use std::process::Command;
 
-    /// Make a root CA and a leaf it signs with the openssl CLI (in the image; installed by setup).
+    /// Make a root CA, a leaf it signs and an impostor root of the same name with the openssl
+    /// CLI (in the image; installed by setup).
     fn pki(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-        let run = |args: &[&str]| {
-            let st = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+        let run = |args: &str| {
+            let args: Vec<&str> = args.split_whitespace().collect();
+            let st = Command::new("openssl").args(&args).current_dir(dir).output().expect("openssl runs");
             assert!(st.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&st.stderr));
         };
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=tlsmon test root",
-        ]);
-        run(&[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "leaf.key",
-            "-out",
-            "leaf.csr",
-            "-subj",
-            "/CN=ehr.hospital.example",
-        ]);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "30",
-        ]);
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other.pem",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=tlsmon test root",
-        ]);
+        let key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+        for name in ["ca", "other"] {
+            run(&format!("req -x509 {key} -keyout {name}.key -out {name}.pem -days 30 -subj /CN=tlsmon-test-root"));
+        }
+        run(&format!("req {key} -keyout leaf.key -out leaf.csr -subj /CN=ehr.hospital.example"));
+        run("x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out leaf.pem -days 30");
         let der =
             |f: &str| Pem::iter_from_buffer(&std::fs::read(dir.join(f)).unwrap()).next().unwrap().unwrap().contents;
         (der("ca.pem"), der("leaf.pem"), der("other.pem"))
