@@ -241,9 +241,6 @@ fn gtp_u_payload(p: &[u8]) -> Option<&[u8]> {
 
 fn be16(b: &[u8], off: usize) -> Option<u16> {
     let s = b.get(off..off + 2)?;
-    if b.len() < off + 2 {
-        return None;
-    }
     Some(u16::from_be_bytes([s[0], s[1]]))
 }
 

@@ -9,7 +9,7 @@ use crate::flow::{Endpoint, Entry, FlowKey, FlowTable, TableStats};
 use crate::handshake::Handshake;
 use crate::inspect::fingerprint::Ja4Transport;
 use crate::inspect::tls::trust::TrustStore;
-use crate::inspect::tls::TlsStream;
+use crate::inspect::tls::{State, TlsStream};
 use crate::policy::{Finding, Policy};
 use std::sync::Arc;
 
@@ -91,8 +91,16 @@ enum FlowState {
 }
 
 impl FlowState {
-    fn new() -> Self {
-        FlowState::Active(Box::new(Active { dirs: [Dir::new(), Dir::new()], syn_from: None }))
+    /// A new flow; its TLS streams get the CA bundle and, on upgrade ports, follow STARTTLS.
+    fn new(cfg: &PipelineConfig, key: &FlowKey) -> Self {
+        let upgradable = UPGRADE_PORTS.contains(&key.lo.port) || UPGRADE_PORTS.contains(&key.hi.port);
+        let dir = || {
+            let mut d = Dir::new();
+            d.tls.upgradable = upgradable;
+            d.tls.trust.clone_from(&cfg.trust);
+            d
+        };
+        FlowState::Active(Box::new(Active { dirs: [dir(), dir()], syn_from: None }))
     }
 }
 
@@ -154,7 +162,8 @@ impl Pipeline {
                 self.finalize_all(gone);
                 return;
             }
-            self.table.insert(key, ts_ns, FlowState::new(), &mut |k, e| gone.push((k, e)));
+            let state = FlowState::new(&self.cfg, &key);
+            self.table.insert(key, ts_ns, state, &mut |k, e| gone.push((k, e)));
         }
         self.finalize_all(gone);
         let Some(entry) = self.table.get_mut(&key) else { return };
@@ -162,7 +171,7 @@ impl Pipeline {
         if p.syn && !p.ack && matches!(entry.state, FlowState::Done) {
             // The 4-tuple is reused by a new connection.
             entry.first_ns = ts_ns;
-            entry.state = FlowState::new();
+            entry.state = FlowState::new(&self.cfg, &key);
         }
         let FlowState::Active(a) = &mut entry.state else {
             if p.rst || p.fin {
@@ -190,10 +199,6 @@ impl Pipeline {
                 Head::new(if client { client_budget } else { server_budget })
             });
             let tls = &mut d.tls;
-            if tls.trust.is_none() {
-                tls.trust.clone_from(&self.cfg.trust);
-            }
-            tls.upgradable = UPGRADE_PORTS.contains(&p.src_port) || UPGRADE_PORTS.contains(&p.dst_port);
             head.insert(p.seq, p.payload, &mut |bytes| tls.feed(bytes, ts_ns));
             if head.exhausted() {
                 tls.finish();
@@ -209,7 +214,7 @@ impl Pipeline {
             }
         }
         let both_done = a.dirs.iter().all(Dir::finished);
-        let not_tls = a.dirs.iter().any(|d| d.tls.state == crate::inspect::tls::State::NotTls);
+        let not_tls = a.dirs.iter().any(|d| d.tls.state == State::NotTls);
         if both_done || not_tls || p.rst {
             let first_ns = entry.first_ns;
             let state = std::mem::replace(&mut entry.state, FlowState::Done);

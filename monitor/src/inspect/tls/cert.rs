@@ -194,6 +194,8 @@ pub fn parse_chain(body: &[u8], store: Option<&super::trust::TrustStore>) -> Cha
         ders.push(der);
         i += 3 + len;
     }
+    // More certificates than we read: the chain is not whole, so no trust verdict on it.
+    complete &= i >= body.len();
     let certs: Vec<CertInfo> = ders.iter().filter_map(|d| parse_cert(d)).collect();
     complete &= certs.len() == ders.len() && !certs.is_empty();
     let trust = store.filter(|_| complete).map(|s| s.evaluate(&ders));
