@@ -1,41 +1,59 @@
-//! Shared kernel/agent contract: flow-head budgets and the `#[repr(C)]` ring-buffer records.
-//! Must never hold anything but fixed-width integers and byte arrays (the kernel reads it too).
+//! Shared kernel/agent contract: flow-head budgets, the load-time capture settings and the
+//! `#[repr(C)]` ring-buffer records. Must never hold anything but fixed-width integers and byte
+//! arrays (the kernel reads it too); decoding on the agent side lives in [`decode`] (feature
+//! `user`) and never trusts a length it did not check.
 #![no_std]
+
+#[cfg(feature = "user")]
+pub mod decode;
 
 /// Bytes of payload captured per flow from client to server (large post-quantum ClientHellos).
 pub const HEAD_BUDGET_CLIENT: u32 = 8 * 1024;
 /// Bytes of payload captured per flow from server to client (TLS <= 1.2 certificate chains).
 pub const HEAD_BUDGET_SERVER: u32 = 16 * 1024;
-/// Most payload bytes carried by one ring-buffer record.
+/// Most payload bytes carried by one ring-buffer record. A longer segment (GSO/TSO, jumbo) is
+/// split into several records with consecutive sequence numbers.
 pub const MAX_RECORD_PAYLOAD: usize = 2048;
+/// Most records one packet may produce (a 16 KiB budget in 2 KiB records).
+pub const MAX_RECORDS_PER_PACKET: usize = 8;
 
 /// Magic at the start of every record ("TLSM" little-endian).
 pub const RECORD_MAGIC: u32 = 0x4d53_4c54;
 /// Version of the record layout; bump on any change to the structs below.
-pub const RECORD_VERSION: u16 = 1;
+pub const RECORD_VERSION: u16 = 2;
 
 /// Record kinds.
 pub mod kind {
-    /// TCP payload (a flow head segment).
+    /// TCP payload (a flow head segment, or a chunk of one).
     pub const TCP_PAYLOAD: u16 = 1;
     /// TCP lifecycle: flags only (SYN/FIN/RST), no payload.
     pub const TCP_LIFECYCLE: u16 = 2;
-    /// UDP/443 QUIC long-header Initial packet.
+    /// UDP/443 QUIC long-header Initial packet (the UDP payload).
     pub const QUIC_INITIAL: u16 = 3;
 }
 
-/// Direction of a record relative to the interface (the agent decides client/server roles).
+/// Direction of a record relative to the hook (the agent decides client/server roles).
 pub mod dir {
     pub const INGRESS: u8 = 0;
     pub const EGRESS: u8 = 1;
 }
 
-/// TCP flag bits as carried in [`RecordHeader::tcp_flags`].
+/// TCP flag bits as carried in [`RecordHeader::tcp_flags`] (the TCP header's own bit layout).
 pub mod tcp_flags {
     pub const FIN: u8 = 0x01;
     pub const SYN: u8 = 0x02;
     pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
     pub const ACK: u8 = 0x10;
+}
+
+/// Bits of [`RecordHeader::flags`].
+pub mod record_flags {
+    /// Bytes of the segment were not carried: cut by the budget, by `MAX_RECORDS_PER_PACKET`,
+    /// or missing from the frame (snap length / short skb).
+    pub const TRUNCATED: u8 = 0x01;
+    /// The kernel stopped capturing this direction after this record (encrypted data seen).
+    pub const DIR_DONE: u8 = 0x02;
 }
 
 /// Fixed header of every ring-buffer record.
@@ -45,28 +63,38 @@ pub struct RecordHeader {
     pub magic: u32,
     pub version: u16,
     pub kind: u16,
-    /// Total record length in bytes including this header.
+    /// Total record length in bytes including this header (= `HEADER_LEN + payload_len`).
     pub len: u32,
     /// Payload bytes that follow the header (<= MAX_RECORD_PAYLOAD).
     pub payload_len: u16,
     /// IP version: 4 or 6.
     pub ip_version: u8,
+    /// [`dir::INGRESS`] or [`dir::EGRESS`].
     pub direction: u8,
     /// Addresses: IPv4 in the first 4 bytes, the rest zero.
     pub src_addr: [u8; 16],
     pub dst_addr: [u8; 16],
+    /// Ports in host byte order.
     pub src_port: u16,
     pub dst_port: u16,
+    /// IP protocol: 6 (TCP) or 17 (UDP).
     pub protocol: u8,
+    /// TCP flags byte ([`tcp_flags`]); 0 for UDP.
     pub tcp_flags: u8,
-    pub _pad: [u8; 2],
+    /// [`record_flags`] bits.
+    pub flags: u8,
+    pub _pad: u8,
+    /// TCP sequence number of the first payload byte of this record (host byte order).
     pub seq: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the packet was seen.
     pub timestamp_ns: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<RecordHeader>() == 72);
+/// Size of [`RecordHeader`] on the wire.
+pub const HEADER_LEN: usize = 72;
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == HEADER_LEN);
 
-/// Header plus a full payload slot: the size reserved in the ring buffer.
+/// Header plus a full payload slot: the staging area the kernel fills before output.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Record {
@@ -74,24 +102,249 @@ pub struct Record {
     pub payload: [u8; MAX_RECORD_PAYLOAD],
 }
 
-const _: () = assert!(core::mem::size_of::<Record>() == 72 + MAX_RECORD_PAYLOAD);
+const _: () = assert!(core::mem::size_of::<Record>() == HEADER_LEN + MAX_RECORD_PAYLOAD);
+
+/// Most candidate ports in [`KernelConfig`].
+pub const MAX_CANDIDATE_PORTS: usize = 32;
+/// Most candidate payload signatures in [`KernelConfig`].
+pub const MAX_SIGNATURES: usize = 16;
+/// Longest signature prefix in bytes.
+pub const SIGNATURE_LEN: usize = 8;
+
+/// Load-time capture settings (a read-only global in the kernel object, set by the agent).
+///
+/// A TCP flow keeps being captured after its first payload when that payload is a TLS
+/// handshake record or an SSLv2 ClientHello, starts with one of `signatures`, or either port
+/// is in `ports`; otherwise it is marked ignored and counted as `NOT_CANDIDATE`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelConfig {
+    /// Per-direction budgets (stream bytes from the start of the direction).
+    pub client_budget: u32,
+    pub server_budget: u32,
+    /// Candidate ports (either end); the first `n_ports` entries count.
+    pub ports: [u16; MAX_CANDIDATE_PORTS],
+    pub n_ports: u32,
+    /// Candidate first-payload prefixes; entry `i` is `signatures[i][..signature_lens[i]]`.
+    pub signatures: [[u8; SIGNATURE_LEN]; MAX_SIGNATURES],
+    pub signature_lens: [u8; MAX_SIGNATURES],
+    pub n_signatures: u32,
+    /// Forward UDP/443 QUIC long-header Initial packets (1) or not (0).
+    pub quic: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 8 + 64 + 4 + 128 + 16 + 4 + 4);
+
+/// Name of the read-only global holding the [`KernelConfig`].
+pub const CONFIG_GLOBAL: &str = "TLSMON_CONFIG";
+
+/// Ports whose protocols upgrade to TLS in band: FTP (AUTH TLS), SMTP, POP3, IMAP, LDAP,
+/// submission, MySQL, RDP, PostgreSQL. The agent follows flows on them until TLS begins.
+pub const STARTTLS_PORTS: [u16; 9] = [21, 25, 110, 143, 389, 587, 3306, 3389, 5432];
+
+/// Ports of candidate plaintext protocols besides the STARTTLS ones: HTTP (80, 8080), DICOM
+/// (104, 11112), HL7 MLLP (2575), POP3S/IMAPS-less legacy mail already above.
+pub const PLAINTEXT_PORTS: [u16; 5] = [80, 104, 2575, 8080, 11112];
+
+/// First-payload prefixes of candidate plaintext protocols: HL7 MLLP start block, DICOM
+/// A-ASSOCIATE-RQ (PDU type 1, reserved 0), HTTP requests and responses, X12 ISA envelope.
+pub const DEFAULT_SIGNATURES: [&[u8]; 12] = [
+    b"\x0bMSH",
+    b"\x01\x00",
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"DELETE ",
+    b"PATCH ",
+    b"OPTIONS ",
+    b"HTTP/1.",
+    b"ISA",
+    b"MSH|",
+];
+
+impl KernelConfig {
+    /// The default settings: the flow-head budgets, STARTTLS and plaintext ports, the
+    /// plaintext signatures, QUIC on.
+    pub const fn default_config() -> Self {
+        let mut ports = [0u16; MAX_CANDIDATE_PORTS];
+        let mut n = 0;
+        let mut i = 0;
+        while i < STARTTLS_PORTS.len() {
+            ports[n] = STARTTLS_PORTS[i];
+            n += 1;
+            i += 1;
+        }
+        i = 0;
+        while i < PLAINTEXT_PORTS.len() {
+            ports[n] = PLAINTEXT_PORTS[i];
+            n += 1;
+            i += 1;
+        }
+        let mut signatures = [[0u8; SIGNATURE_LEN]; MAX_SIGNATURES];
+        let mut signature_lens = [0u8; MAX_SIGNATURES];
+        let mut s = 0;
+        while s < DEFAULT_SIGNATURES.len() {
+            let sig = DEFAULT_SIGNATURES[s];
+            let mut j = 0;
+            while j < sig.len() {
+                signatures[s][j] = sig[j];
+                j += 1;
+            }
+            signature_lens[s] = sig.len() as u8;
+            s += 1;
+        }
+        KernelConfig {
+            client_budget: HEAD_BUDGET_CLIENT,
+            server_budget: HEAD_BUDGET_SERVER,
+            ports,
+            n_ports: n as u32,
+            signatures,
+            signature_lens,
+            n_signatures: DEFAULT_SIGNATURES.len() as u32,
+            quic: 1,
+        }
+    }
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        Self::default_config()
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: KernelConfig is #[repr(C)], made only of integers and byte arrays, with no padding
+// (the size assert above), so any bit pattern is valid and it can be copied into the object.
+unsafe impl aya::Pod for KernelConfig {}
 
 /// Name of the ring buffer map shared by programs and agent.
 pub const RING_MAP: &str = "EVENTS";
 /// Name of the per-CPU counters map.
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Name of the LRU flow map.
+pub const FLOWS_MAP: &str = "FLOWS";
+/// Entries of the LRU flow map.
+pub const FLOWS_MAX: u32 = 65_536;
+
+/// Key of the kernel's LRU flow map: the two endpoints in canonical order (`a` is the one
+/// with the smaller address, then port), so both directions of a flow share one entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowKey {
+    pub addr_a: [u8; 16],
+    pub addr_b: [u8; 16],
+    pub port_a: u16,
+    pub port_b: u16,
+    pub protocol: u8,
+    pub _pad: [u8; 3],
+}
+
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
+
+/// What the kernel decided about a flow ([`FlowValue::kind`]).
+pub mod flow_kind {
+    /// Opened by a SYN; no payload seen yet.
+    pub const NEW: u8 = 0;
+    /// First payload was a TLS record or an SSLv2 hello: captured, record layer followed.
+    pub const TLS: u8 = 1;
+    /// First payload matched a plaintext signature or port: captured up to the budget.
+    pub const PLAINTEXT: u8 = 2;
+    /// First payload was neither: not captured any more.
+    pub const IGNORED: u8 = 3;
+}
+
+/// Per-direction bits of [`FlowValue::dir_flags`].
+pub mod dir_flags {
+    /// `base` holds stream byte 0.
+    pub const BASE: u8 = 0x01;
+    /// Encrypted data seen: nothing more is captured in this direction.
+    pub const DONE: u8 = 0x02;
+    /// `next_record` holds the sequence number of the next TLS record header.
+    pub const RECORD: u8 = 0x04;
+    /// The record layer could not be followed (SSLv2, garbage): only the budget applies.
+    pub const NO_WALK: u8 = 0x08;
+    /// The budget was decided: client (with `CLIENT`) or server.
+    pub const BUDGET: u8 = 0x10;
+    pub const CLIENT: u8 = 0x20;
+}
+
+/// Value of the kernel's LRU flow map. Index 0 is the direction from `addr_a` to `addr_b`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowValue {
+    pub kind: u8,
+    /// Direction whose sender sent the SYN (0 or 1), or [`NO_DIR`].
+    pub syn_dir: u8,
+    pub dir_flags: [u8; 2],
+    pub base: [u32; 2],
+    pub next_record: [u32; 2],
+}
+
+/// [`FlowValue::syn_dir`] before a SYN was seen.
+pub const NO_DIR: u8 = 0xff;
+
+const _: () = assert!(core::mem::size_of::<FlowValue>() == 20);
 
 /// Indexes into the per-CPU counters array.
 pub mod counter {
+    /// Every packet the program saw.
     pub const PACKETS: u32 = 0;
-    pub const NOT_IP: u32 = 1;
-    pub const NOT_TCP_UDP: u32 = 2;
-    pub const IP_FRAGMENT: u32 = 3;
-    pub const TRUNCATED_HEADER: u32 = 4;
-    pub const NOT_CANDIDATE: u32 = 5;
-    pub const BUDGET_EXHAUSTED: u32 = 6;
-    pub const RINGBUF_FULL: u32 = 7;
-    pub const RECORDS: u32 = 8;
-    pub const PAYLOAD_TRUNCATED: u32 = 9;
-    pub const COUNT: u32 = 16;
+    /// Bytes of every packet the program saw (frame length).
+    pub const PACKET_BYTES: u32 = 1;
+    pub const NOT_IP: u32 = 2;
+    pub const NOT_TCP_UDP: u32 = 3;
+    /// IPv4/IPv6 non-first fragments (no transport header).
+    pub const IP_FRAGMENT: u32 = 4;
+    pub const TRUNCATED_HEADER: u32 = 5;
+    /// Flows whose first payload was not a candidate: ignored from then on.
+    pub const NOT_CANDIDATE: u32 = 6;
+    /// Payload packets of ignored or untracked flows (the bulk of traffic).
+    pub const FLOW_IGNORED: u32 = 7;
+    /// Payload packets past the direction's budget.
+    pub const BUDGET_EXHAUSTED: u32 = 8;
+    /// Payload packets after the direction turned encrypted.
+    pub const DIR_DONE: u32 = 9;
+    /// Records lost because the ring buffer was full.
+    pub const RINGBUF_FULL: u32 = 10;
+    /// Records written.
+    pub const RECORDS: u32 = 11;
+    /// Bytes written to the ring buffer (record headers included).
+    pub const RECORD_BYTES: u32 = 12;
+    /// Records whose payload was cut (budget, record count, short frame).
+    pub const PAYLOAD_TRUNCATED: u32 = 13;
+    /// New flows that could not be inserted into the flow map.
+    pub const FLOW_MAP_FULL: u32 = 14;
+    /// UDP packets that are not QUIC Initials on port 443.
+    pub const UDP_SKIPPED: u32 = 15;
+    /// QUIC Initial packets forwarded.
+    pub const QUIC_INITIAL: u32 = 16;
+    /// bpf_skb_load_bytes / bpf_xdp_load_bytes failures.
+    pub const LOAD_FAILED: u32 = 17;
+    /// TCP packets without payload and without SYN/FIN/RST (pure ACKs).
+    pub const TCP_NO_PAYLOAD: u32 = 18;
+    pub const COUNT: u32 = 19;
+
+    /// Stable names (Prometheus label values, `--stats`), indexed like the constants.
+    pub const NAMES: [&str; COUNT as usize] = [
+        "packets",
+        "packet_bytes",
+        "not_ip",
+        "not_tcp_udp",
+        "ip_fragment",
+        "truncated_header",
+        "not_candidate",
+        "flow_ignored",
+        "budget_exhausted",
+        "dir_done",
+        "ringbuf_full",
+        "records",
+        "record_bytes",
+        "payload_truncated",
+        "flow_map_full",
+        "udp_skipped",
+        "quic_initial",
+        "load_failed",
+        "tcp_no_payload",
+    ];
 }

@@ -1,37 +1,55 @@
-//! Kernel stage: TC classifier (ingress/egress) and opt-in XDP program that parse
-//! Ethernet → IPv4/IPv6 → TCP/UDP headers and count what they see in per-CPU counters.
+//! Kernel stage: TC classifier (ingress and egress, the default) and opt-in XDP program that
+//! copy the heads of TCP flows (and QUIC Initials) into the ring buffer and count everything
+//! they skip, cut or lose in per-CPU counters.
 //! Must never drop, redirect or modify a packet: every path returns TC_ACT_PIPE / XDP_PASS.
-//!
-//! Flow-head capture into the ring buffer is not done yet; the ring buffer is declared so the
-//! agent's map layout is final.
 #![no_std]
 #![no_main]
 
+mod capture;
 mod parse;
 
 use aya_ebpf::{
     bindings::{xdp_action::XDP_PASS, TC_ACT_PIPE},
+    helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
     macros::{classifier, map, xdp},
-    maps::{PerCpuArray, RingBuf},
+    maps::{LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
 };
-use monitor_common::{counter, COUNTERS_MAP, RING_MAP};
+use monitor_common::{
+    counter, dir, FlowKey, FlowValue, KernelConfig, Record, COUNTERS_MAP, FLOWS_MAP, FLOWS_MAX, RING_MAP,
+};
 
-use crate::parse::{parse_frame, Outcome};
-
-/// Ring buffer for flow-head records (`monitor_common::Record`); 256 KiB, a power-of-two
-/// multiple of the page size as the kernel requires.
+/// Ring buffer for flow-head records (`monitor_common::RecordHeader` + payload); 4 MiB, a
+/// power-of-two multiple of the page size as the kernel requires (about 1900 full records).
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 
 /// Per-CPU counters indexed by `monitor_common::counter::*`.
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
+/// Flows seen, both directions under one canonical key; least recently used go first.
+#[map]
+static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(FLOWS_MAX, 0);
+
+/// Per-CPU staging area for one record (too large for the 512-byte stack).
+#[map]
+static STAGE: PerCpuArray<Record> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU working state of one packet (`capture::Scratch`).
+#[map]
+static SCRATCH: PerCpuArray<capture::Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Load-time settings, overridden by the agent (`monitor_common::CONFIG_GLOBAL`).
+#[unsafe(no_mangle)]
+static TLSMON_CONFIG: KernelConfig = KernelConfig::default_config();
+
 // The `#[map]` macro names a map after its static; keep those names tied to the shared
 // constants the agent looks the maps up by.
 const _: () = assert!(str_eq(RING_MAP, "EVENTS"));
 const _: () = assert!(str_eq(COUNTERS_MAP, "COUNTERS"));
+const _: () = assert!(str_eq(FLOWS_MAP, "FLOWS"));
+const _: () = assert!(str_eq(monitor_common::CONFIG_GLOBAL, "TLSMON_CONFIG"));
 
 const fn str_eq(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
@@ -48,9 +66,79 @@ const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
+/// What the capture code needs from a hook: header bytes by direct access, payload by copy.
+pub trait Packet {
+    fn data(&self) -> usize;
+    fn data_end(&self) -> usize;
+    /// Length of the whole packet (an skb may be longer than its linear part).
+    fn len(&self) -> u32;
+    /// [`dir::INGRESS`] or [`dir::EGRESS`].
+    fn direction(&self) -> u8;
+    /// Copy `len` bytes (1..=2048, checked by the caller) at `off` into `dst`; 0 on success.
+    fn load(&self, off: u32, dst: *mut u8, len: u32) -> i64;
+}
+
 /// Bytes the TC program wants in the skb's linear area before reading headers directly:
 /// Ethernet + two VLAN tags + IPv6 + a few extension headers + TCP with full options.
 const TC_HEADER_PULL: u32 = 256;
+
+struct Tc<'a>(&'a TcContext);
+
+impl Packet for Tc<'_> {
+    #[inline(always)]
+    fn data(&self) -> usize {
+        self.0.data()
+    }
+    #[inline(always)]
+    fn data_end(&self) -> usize {
+        self.0.data_end()
+    }
+    #[inline(always)]
+    fn len(&self) -> u32 {
+        self.0.len()
+    }
+    #[inline(always)]
+    fn direction(&self) -> u8 {
+        // SAFETY: the context pointer is the program's argument, valid for the whole run.
+        let (ingress_if, ifindex) = unsafe { ((*self.0.skb.skb).ingress_ifindex, (*self.0.skb.skb).ifindex) };
+        if ingress_if == ifindex {
+            dir::INGRESS
+        } else {
+            dir::EGRESS
+        }
+    }
+    #[inline(always)]
+    fn load(&self, off: u32, dst: *mut u8, len: u32) -> i64 {
+        // SAFETY: `dst` points into a map value (or stack buffer) of at least `len` bytes.
+        unsafe { bpf_skb_load_bytes(self.0.skb.skb as *const _, off, dst.cast(), len) }
+    }
+}
+
+struct Xdp<'a>(&'a XdpContext);
+
+impl Packet for Xdp<'_> {
+    #[inline(always)]
+    fn data(&self) -> usize {
+        self.0.data()
+    }
+    #[inline(always)]
+    fn data_end(&self) -> usize {
+        self.0.data_end()
+    }
+    #[inline(always)]
+    fn len(&self) -> u32 {
+        (self.0.data_end() - self.0.data()) as u32
+    }
+    #[inline(always)]
+    fn direction(&self) -> u8 {
+        dir::INGRESS
+    }
+    #[inline(always)]
+    fn load(&self, off: u32, dst: *mut u8, len: u32) -> i64 {
+        // SAFETY: `dst` points into a map value (or stack buffer) of at least `len` bytes.
+        unsafe { bpf_xdp_load_bytes(self.0.ctx, off, dst.cast(), len) }
+    }
+}
 
 /// TC classifier attached to ingress and egress (TCX links).
 #[classifier]
@@ -64,38 +152,27 @@ pub fn tlsmon_tc(ctx: TcContext) -> i32 {
         let want = if len < TC_HEADER_PULL { len } else { TC_HEADER_PULL };
         let _ = ctx.pull_data(want);
     }
-    account(parse_frame(ctx.data(), ctx.data_end()));
+    capture::packet(&Tc(&ctx));
     TC_ACT_PIPE
 }
 
 /// XDP program (opt-in, ingress only).
 #[xdp]
 pub fn tlsmon_xdp(ctx: XdpContext) -> u32 {
-    account(parse_frame(ctx.data(), ctx.data_end()));
+    capture::packet(&Xdp(&ctx));
     XDP_PASS
 }
 
-/// Counts the packet and the reason it was skipped, if any.
-#[inline(always)]
-fn account(outcome: Outcome) {
-    bump(counter::PACKETS);
-    let reason = match outcome {
-        Outcome::NotIp => counter::NOT_IP,
-        Outcome::NotTcpUdp => counter::NOT_TCP_UDP,
-        Outcome::Fragment => counter::IP_FRAGMENT,
-        Outcome::Truncated => counter::TRUNCATED_HEADER,
-        Outcome::Tcp | Outcome::Udp => return,
-    };
-    bump(reason);
+/// Baseline for `cargo xtask bench kernel`: a TC program that does nothing. Never attached.
+#[classifier]
+pub fn tlsmon_noop_tc(_ctx: TcContext) -> i32 {
+    TC_ACT_PIPE
 }
 
-#[inline(always)]
-fn bump(index: u32) {
-    if let Some(slot) = COUNTERS.get_ptr_mut(index) {
-        // SAFETY: the pointer comes from a successful map lookup of this CPU's slot, valid for
-        // the duration of the program; per-CPU slots are not shared with other CPUs.
-        unsafe { *slot += 1 };
-    }
+/// Baseline for `cargo xtask bench kernel`: an XDP program that does nothing. Never attached.
+#[xdp]
+pub fn tlsmon_noop_xdp(_ctx: XdpContext) -> u32 {
+    XDP_PASS
 }
 
 #[cfg(not(test))]

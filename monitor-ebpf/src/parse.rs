@@ -1,23 +1,43 @@
-//! Kernel header parser: Ethernet (up to two VLAN tags) → IPv4/IPv6 (extension headers) →
-//! TCP/UDP by direct packet access with explicit bounds checks.
+//! Kernel header parser: Ethernet (up to two VLAN tags, 802.1Q or QinQ) → IPv4 (options) /
+//! IPv6 (common extension headers) → TCP/UDP by direct packet access with explicit bounds
+//! checks, giving the flow tuple and where the payload lies.
 //! Must never read past `end` or loop without a constant bound (the verifier rejects both).
 
-/// What a frame turned out to be.
+/// Why a frame gave no transport header.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Skip {
     /// EtherType is neither IPv4 nor IPv6 (ARP, LLDP, …).
     NotIp,
     /// IP, but the transport is neither TCP nor UDP (ICMP, SCTP, …).
     NotTcpUdp,
-    /// An IPv4 or IPv6 fragment: not parsed further.
+    /// A non-first IPv4 or IPv6 fragment: no transport header in it.
     Fragment,
-    /// A header is cut short or malformed (IHL < 5, TCP data offset < 5, …).
+    /// A header is cut short or malformed (IHL < 5, TCP data offset < 5, lengths that lie, …).
     Truncated,
-    /// A complete TCP header is readable.
-    Tcp,
-    /// A complete UDP header is readable.
-    Udp,
 }
+
+/// What the parser learned about a TCP or UDP packet.
+pub struct Meta {
+    pub ip_version: u8,
+    pub protocol: u8,
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// TCP flags byte (0 for UDP).
+    pub tcp_flags: u8,
+    /// TCP sequence number (0 for UDP).
+    pub seq: u32,
+    /// Offset of the first payload byte from the start of the frame.
+    pub payload_off: u32,
+    /// Payload length the IP header announces (what was on the wire).
+    pub payload_len: u32,
+    /// The first fragment of a fragmented datagram: the payload continues elsewhere.
+    pub first_fragment: bool,
+}
+
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -27,8 +47,6 @@ const ETH_P_8021AD: u16 = 0x88a8;
 const VLAN_HLEN: usize = 4;
 const MAX_VLAN_TAGS: usize = 2;
 
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
 const IPV6_HLEN: usize = 40;
 const NEXTHDR_HOP: u8 = 0;
 const NEXTHDR_ROUTING: u8 = 43;
@@ -65,56 +83,97 @@ fn be16(h: *const u8, i: usize) -> u16 {
     u16::from_be_bytes([byte(h, i), byte(h, i + 1)])
 }
 
-/// Parses the frame in `[data, end)` far enough to classify it.
+/// Reads a big-endian u32 at byte `i` of a header obtained from [`header`] with `len > i + 3`.
 #[inline(always)]
-pub fn parse_frame(data: usize, end: usize) -> Outcome {
+fn be32(h: *const u8, i: usize) -> u32 {
+    u32::from_be_bytes([byte(h, i), byte(h, i + 1), byte(h, i + 2), byte(h, i + 3)])
+}
+
+/// Copies `N` bytes at byte `i` of a header obtained from [`header`] with `len >= i + N`.
+#[inline(always)]
+fn bytes<const N: usize>(h: *const u8, i: usize, out: &mut [u8; 16]) {
+    let mut k = 0;
+    while k < N {
+        out[k] = byte(h, i + k);
+        k += 1;
+    }
+}
+
+/// Parses the frame in `[data, end)` down to the transport header.
+#[inline(always)]
+pub fn parse_frame(data: usize, end: usize, m: &mut Meta) -> Result<(), Skip> {
     let Some(eth) = header(data, end, 0, ETH_HLEN) else {
-        return Outcome::Truncated;
+        return Err(Skip::Truncated);
     };
     let mut ethertype = be16(eth, 12);
     let mut off = ETH_HLEN;
     let mut tags = 0;
     while tags < MAX_VLAN_TAGS && (ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD) {
         let Some(vlan) = header(data, end, off, VLAN_HLEN) else {
-            return Outcome::Truncated;
+            return Err(Skip::Truncated);
         };
         ethertype = be16(vlan, 2);
         off += VLAN_HLEN;
         tags += 1;
     }
     match ethertype {
-        ETH_P_IP => parse_ipv4(data, end, off),
-        ETH_P_IPV6 => parse_ipv6(data, end, off),
-        _ => Outcome::NotIp,
+        ETH_P_IP => parse_ipv4(data, end, off, m),
+        ETH_P_IPV6 => parse_ipv6(data, end, off, m),
+        _ => Err(Skip::NotIp),
     }
 }
 
+impl Meta {
+    pub const EMPTY: Meta = Meta {
+        ip_version: 0,
+        protocol: 0,
+        src: [0; 16],
+        dst: [0; 16],
+        src_port: 0,
+        dst_port: 0,
+        tcp_flags: 0,
+        seq: 0,
+        payload_off: 0,
+        payload_len: 0,
+        first_fragment: false,
+    };
+}
+
 #[inline(always)]
-fn parse_ipv4(data: usize, end: usize, off: usize) -> Outcome {
+fn parse_ipv4(data: usize, end: usize, off: usize, m: &mut Meta) -> Result<(), Skip> {
     let Some(ip) = header(data, end, off, 20) else {
-        return Outcome::Truncated;
+        return Err(Skip::Truncated);
     };
     let ver_ihl = byte(ip, 0);
     let ihl = usize::from(ver_ihl & 0x0f) * 4;
-    if ver_ihl >> 4 != 4 || ihl < 20 {
-        return Outcome::Truncated;
+    let total = usize::from(be16(ip, 2));
+    if ver_ihl >> 4 != 4 || ihl < 20 || total < ihl {
+        return Err(Skip::Truncated);
     }
-    // More-fragments flag or a non-zero fragment offset.
-    if be16(ip, 6) & 0x3fff != 0 {
-        return Outcome::Fragment;
+    let frag = be16(ip, 6);
+    if frag & 0x1fff != 0 {
+        return Err(Skip::Fragment);
     }
-    let proto = byte(ip, 9);
-    parse_l4(data, end, off + ihl, proto)
+    m.ip_version = 4;
+    m.first_fragment = frag & 0x2000 != 0;
+    m.protocol = byte(ip, 9);
+    bytes::<4>(ip, 12, &mut m.src);
+    bytes::<4>(ip, 16, &mut m.dst);
+    parse_l4(data, end, off + ihl, total - ihl, m)
 }
 
 #[inline(always)]
-fn parse_ipv6(data: usize, end: usize, off: usize) -> Outcome {
+fn parse_ipv6(data: usize, end: usize, off: usize, m: &mut Meta) -> Result<(), Skip> {
     let Some(ip) = header(data, end, off, IPV6_HLEN) else {
-        return Outcome::Truncated;
+        return Err(Skip::Truncated);
     };
     if byte(ip, 0) >> 4 != 6 {
-        return Outcome::Truncated;
+        return Err(Skip::Truncated);
     }
+    m.ip_version = 6;
+    bytes::<16>(ip, 8, &mut m.src);
+    bytes::<16>(ip, 24, &mut m.dst);
+    let mut remaining = usize::from(be16(ip, 4));
     let mut next = byte(ip, 6);
     let mut off = off + IPV6_HLEN;
     let mut i = 0;
@@ -122,41 +181,71 @@ fn parse_ipv6(data: usize, end: usize, off: usize) -> Outcome {
         let len = match next {
             NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST | NEXTHDR_AUTH => {
                 let Some(ext) = header(data, end, off, 2) else {
-                    return Outcome::Truncated;
+                    return Err(Skip::Truncated);
                 };
                 let n = usize::from(byte(ext, 1));
                 let len = if next == NEXTHDR_AUTH { (n + 2) * 4 } else { (n + 1) * 8 };
                 next = byte(ext, 0);
                 len
             }
-            NEXTHDR_FRAGMENT => return Outcome::Fragment,
+            NEXTHDR_FRAGMENT => {
+                let Some(ext) = header(data, end, off, 8) else {
+                    return Err(Skip::Truncated);
+                };
+                let frag = be16(ext, 2);
+                if frag & 0xfff8 != 0 {
+                    return Err(Skip::Fragment);
+                }
+                m.first_fragment = frag & 1 != 0;
+                next = byte(ext, 0);
+                8
+            }
             _ => break,
         };
+        if len > remaining {
+            return Err(Skip::Truncated);
+        }
+        remaining -= len;
         off += len;
         i += 1;
     }
-    parse_l4(data, end, off, next)
+    m.protocol = next;
+    parse_l4(data, end, off, remaining, m)
 }
 
+/// `l4_len`: bytes from the transport header to the end of the IP payload, per the IP header.
 #[inline(always)]
-fn parse_l4(data: usize, end: usize, off: usize, proto: u8) -> Outcome {
-    match proto {
+fn parse_l4(data: usize, end: usize, off: usize, l4_len: usize, m: &mut Meta) -> Result<(), Skip> {
+    match m.protocol {
         IPPROTO_TCP => {
             let Some(tcp) = header(data, end, off, TCP_MIN_HLEN) else {
-                return Outcome::Truncated;
+                return Err(Skip::Truncated);
             };
             let doff = usize::from(byte(tcp, 12) >> 4) * 4;
-            if doff < TCP_MIN_HLEN || header(data, end, off, doff).is_none() {
-                return Outcome::Truncated;
+            if doff < TCP_MIN_HLEN || doff > l4_len || header(data, end, off, doff).is_none() {
+                return Err(Skip::Truncated);
             }
-            Outcome::Tcp
+            m.src_port = be16(tcp, 0);
+            m.dst_port = be16(tcp, 2);
+            m.seq = be32(tcp, 4);
+            m.tcp_flags = byte(tcp, 13);
+            m.payload_off = (off + doff) as u32;
+            m.payload_len = (l4_len - doff) as u32;
+            Ok(())
         }
         IPPROTO_UDP => {
-            if header(data, end, off, UDP_HLEN).is_none() {
-                return Outcome::Truncated;
+            let Some(udp) = header(data, end, off, UDP_HLEN) else {
+                return Err(Skip::Truncated);
+            };
+            if l4_len < UDP_HLEN {
+                return Err(Skip::Truncated);
             }
-            Outcome::Udp
+            m.src_port = be16(udp, 0);
+            m.dst_port = be16(udp, 2);
+            m.payload_off = (off + UDP_HLEN) as u32;
+            m.payload_len = (l4_len - UDP_HLEN) as u32;
+            Ok(())
         }
-        _ => Outcome::NotTcpUdp,
+        _ => Err(Skip::NotTcpUdp),
     }
 }
