@@ -1,2 +1,5 @@
-//! Sources of frames: offline captures (pcap/pcapng) now; the eBPF ring buffer later.
+//! Sources of packets: offline captures (pcap/pcapng) and the live eBPF ring buffer.
+pub mod ebpf;
 pub mod pcap;
+pub mod record;
+pub mod testrun;
