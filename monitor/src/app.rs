@@ -1,17 +1,90 @@
-//! Wiring for the binary: sources → pipeline → sinks, progress and exit codes.
+//! Wiring for the binary: sources → pipeline → sinks, progress, signals and exit codes.
 use std::io::{IsTerminal, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use monitor::cli::{Cli, Command, Format, ReplayArgs};
+use monitor::capture::ebpf::{AttachMode, Capture, CaptureConfig, MAX_BATCH};
+use monitor::cli::{Cli, Command, Format, LiveArgs, ReplayArgs, XdpModeArg};
+use monitor::inspect::tls::trust::TrustStore;
 use monitor::pipeline::{Output, Pipeline, PipelineConfig};
 use monitor::policy::Severity;
 use monitor::sink::{json, summary::Summary};
+use monitor_common::KernelConfig;
 
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Command::Replay(a) => replay(a),
+        Command::Live(a) => live(a),
     }
+}
+
+/// Where judged handshakes go, for replay and live alike: JSON lines, the text summary, or
+/// nowhere. Remembers the worst severity (for --fail-on) and the first write error.
+struct Emitter<W: Write> {
+    format: Format,
+    out: W,
+    /// Flush after every JSON line (live: whoever reads the pipe sees events as they happen).
+    flush_each: bool,
+    summary: Summary,
+    worst: Option<Severity>,
+    write_err: Option<std::io::Error>,
+}
+
+impl<W: Write> Emitter<W> {
+    fn new(format: Format, out: W, flush_each: bool) -> Self {
+        Emitter { format, out, flush_each, summary: Summary::default(), worst: None, write_err: None }
+    }
+
+    fn emit(&mut self, o: Output) {
+        self.worst = self.worst.max(o.findings.iter().map(|f| f.severity).max());
+        match self.format {
+            Format::Json => {
+                if self.write_err.is_some() {
+                    return;
+                }
+                let ev = json::event(&o.handshake, &o.findings);
+                let out = &mut self.out;
+                let r = serde_json::to_writer(&mut *out, &ev)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| out.write_all(b"\n"))
+                    .and_then(|_| if self.flush_each { out.flush() } else { Ok(()) });
+                if let Err(e) = r {
+                    self.write_err = Some(e);
+                }
+            }
+            Format::Text => self.summary.add(&o),
+            Format::None => {}
+        }
+    }
+
+    fn emit_all(&mut self, outputs: impl IntoIterator<Item = Output>) {
+        for o in outputs {
+            self.emit(o);
+        }
+    }
+
+    /// Write `tail` (the text report), flush, and return the worst severity seen. Output
+    /// closed by the reader (broken pipe) is not an error.
+    fn close(mut self, tail: Option<String>) -> Result<Option<Severity>> {
+        let mut r = match tail {
+            Some(t) => self.out.write_all(t.as_bytes()),
+            None => Ok(()),
+        };
+        r = r.and_then(|_| self.out.flush());
+        if let Some(e) = self.write_err.take().or(r.err()) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(e).context("writing output");
+            }
+        }
+        Ok(self.worst)
+    }
+}
+
+fn trust_store(path: &Option<std::path::PathBuf>) -> Result<Option<std::sync::Arc<TrustStore>>> {
+    Ok(match path {
+        Some(p) => Some(std::sync::Arc::new(TrustStore::from_pem_file(p)?)),
+        None => None,
+    })
 }
 
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
@@ -19,34 +92,13 @@ const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 fn replay(a: ReplayArgs) -> Result<i32> {
     let stdout = std::io::stdout();
     let format = a.format.unwrap_or(if stdout.is_terminal() { Format::Text } else { Format::Json });
-    let trust = match &a.ca_bundle {
-        Some(p) => Some(std::sync::Arc::new(monitor::inspect::tls::trust::TrustStore::from_pem_file(p)?)),
-        None => None,
-    };
+    let trust = trust_store(&a.ca_bundle)?;
     let cfg = PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, ..Default::default() };
     let mut pipeline = Pipeline::new(cfg);
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut summary = Summary::default();
-    let mut worst: Option<Severity> = None;
-    let mut write_err: Option<std::io::Error> = None;
+    let mut em = Emitter::new(format, std::io::BufWriter::with_capacity(1 << 16, stdout.lock()), false);
     let mut failed = 0usize;
     let start = Instant::now();
-    let mut emit = |o: Output, out: &mut dyn Write| {
-        worst = worst.max(o.findings.iter().map(|f| f.severity).max());
-        match format {
-            Format::Json => {
-                let ev = json::event(&o.handshake, &o.findings);
-                let r = serde_json::to_writer(&mut *out, &ev)
-                    .map_err(std::io::Error::from)
-                    .and_then(|_| out.write_all(b"\n"));
-                if let Err(e) = r {
-                    write_err.get_or_insert(e);
-                }
-            }
-            Format::Text => summary.add(&o),
-            Format::None => {}
-        }
-    };
+
     for path in &a.files {
         let name = path.display().to_string();
         let (reader, size): (Box<dyn std::io::Read>, u64) = if name == "-" {
@@ -67,32 +119,22 @@ fn replay(a: ReplayArgs) -> Result<i32> {
                 eprint!("\r{name}: {pct:5.1}%  {} MB  {rate:.0} MB/s   ", s.bytes / 1_000_000);
             }
         };
-        let res = monitor::replay::feed(&mut pipeline, reader, |o| emit(o, &mut out), tick);
+        let res = monitor::replay::feed(&mut pipeline, reader, |o| em.emit(o), tick);
         if show {
             eprintln!();
         }
         if let Err(e) = res {
             // Finish what was gathered before reporting the bad file.
             failed += 1;
-            out.flush().ok();
+            em.out.flush().ok();
             eprintln!("tlsmon: error: {name}: {e}");
         }
     }
     pipeline.finish();
-    let rest: Vec<Output> = pipeline.drain_outputs().collect();
-    for o in rest {
-        emit(o, &mut out);
-    }
-    if format == Format::Text {
-        let text = summary.render(&pipeline.stats, a.files.len(), start.elapsed().as_secs_f64());
-        out.write_all(text.as_bytes()).ok();
-    }
-    out.flush().context("writing output")?;
-    if let Some(e) = write_err {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e).context("writing output");
-        }
-    }
+    em.emit_all(pipeline.drain_outputs());
+    let text = (format == Format::Text)
+        .then(|| em.summary.render(&pipeline.stats, a.files.len(), start.elapsed().as_secs_f64()));
+    let worst = em.close(text)?;
     if a.stats {
         eprintln!("{:#?}", pipeline.stats);
     }
@@ -103,4 +145,102 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         (Some(t), Some(w)) if w >= t => 1,
         _ => 0,
     })
+}
+
+/// Most records taken from the ring after detaching (it holds at most its own size anyway).
+const FINAL_DRAIN_MAX: usize = 1 << 20;
+
+fn live(a: LiveArgs) -> Result<i32> {
+    let trust = trust_store(&a.ca_bundle)?;
+    let cfg = PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, ..Default::default() };
+    let mode = match (a.xdp, a.xdp_mode) {
+        (false, _) => AttachMode::Tc,
+        (true, XdpModeArg::Skb) => AttachMode::XdpSkb,
+        (true, XdpModeArg::Native) => AttachMode::XdpNative,
+    };
+    let capture = CaptureConfig { ifaces: a.ifaces.clone(), mode, kernel: KernelConfig::default() };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(live_loop(&a, &capture, Pipeline::new(cfg)))
+}
+
+/// Attach, then feed records to the pipeline until a signal or --duration; then detach, take
+/// what is left in the ring, judge every open flow, emit, and report.
+async fn live_loop(a: &LiveArgs, capture_cfg: &CaptureConfig, mut pipeline: Pipeline) -> Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Handlers first, so a signal while attaching still ends in a clean shutdown.
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut capture = Capture::open(capture_cfg)?;
+    eprintln!("tlsmon: live: {}", capture.describe());
+    let start = Instant::now();
+    let clock = capture.clock();
+    let mut em = Emitter::new(a.format, std::io::BufWriter::new(std::io::stdout().lock()), true);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = async {
+        match a.duration {
+            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let why = loop {
+        tokio::select! {
+            r = capture.wait() => {
+                r?;
+                capture.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p));
+            }
+            _ = tick.tick() => {
+                // Also a safety net should a ring-buffer wakeup ever be missed.
+                capture.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p));
+                pipeline.advance(clock.now_ns());
+            }
+            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = &mut deadline => break "--duration",
+        }
+        em.emit_all(pipeline.drain_outputs());
+        if em.write_err.is_some() {
+            break "standard output closed";
+        }
+    };
+    tracing::info!(reason = why, "stopping live capture");
+    capture.detach();
+    let mut taken = 0;
+    while taken < FINAL_DRAIN_MAX {
+        let n = capture.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p));
+        em.emit_all(pipeline.drain_outputs());
+        taken += n;
+        if n < MAX_BATCH {
+            break;
+        }
+    }
+    pipeline.finish();
+    em.emit_all(pipeline.drain_outputs());
+    let secs = start.elapsed().as_secs_f64();
+    let text = (a.format == Format::Text)
+        .then(|| em.summary.render_live(&capture_cfg.ifaces.join(","), capture.stats.records, secs));
+    em.close(text)?;
+    if a.stats {
+        match capture.counters() {
+            Ok(c) => {
+                eprintln!("tlsmon: live: kernel counters (all CPUs):");
+                for (name, v) in c.named() {
+                    eprintln!("  {name:<20} {v}");
+                }
+            }
+            Err(e) => eprintln!("tlsmon: live: {e:#}"),
+        }
+        let s = capture.stats;
+        eprintln!(
+            "tlsmon: live: reader: records {} ({} bytes), bad records {}, capped batches {}",
+            s.records, s.record_bytes, s.bad_records, s.capped_batches
+        );
+        eprintln!("{:#?}", pipeline.stats);
+    }
+    Ok(0)
 }

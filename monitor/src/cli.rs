@@ -1,4 +1,4 @@
-//! Command line: `tlsmon replay`, with help text that teaches. Parsing only; no work here.
+//! Command line: `tlsmon live`, `tlsmon replay`, with help text that teaches. Parsing only; no work here.
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -34,6 +34,64 @@ pub enum Command {
     ///   tlsmon replay --fail-on high capture.pcap    exit 1 if any finding is high or worse
     #[command(verbatim_doc_comment)]
     Replay(ReplayArgs),
+    /// Capture live with eBPF on network interfaces and judge every TLS handshake as it
+    /// happens. Needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON.
+    ///
+    /// The kernel program copies only the first bytes of each flow (handshakes, candidate
+    /// plaintext protocols) into a ring buffer; everything else passes untouched. Stop with
+    /// Ctrl-C / SIGTERM or --duration: the programs are detached, open flows are judged, and
+    /// their events are printed before exit.
+    ///
+    /// Examples:
+    ///   tlsmon live --iface eth0                       JSON events on stdout, TC ingress+egress
+    ///   tlsmon live --iface eth0 --iface eth1 --stats  two interfaces, counters at exit
+    ///   tlsmon live --iface eth0 --xdp --xdp-mode native   XDP in the driver (ingress only)
+    ///   tlsmon live --iface eth0 --duration 60 --format text   one minute, then a summary
+    ///   tlsmon live --iface eth0 | jq 'select(.findings | length > 0)'
+    #[command(verbatim_doc_comment)]
+    Live(LiveArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LiveArgs {
+    /// Interface to capture on (repeat for several; see `ip link` for the names).
+    #[arg(long = "iface", value_name = "IF", required = true)]
+    pub ifaces: Vec<String>,
+    /// Attach the XDP program instead of TC. XDP sees ingress only, so a host's own outgoing
+    /// handshakes are missed; TC (the default) sees both directions.
+    #[arg(long)]
+    pub xdp: bool,
+    /// XDP mode: "skb" (generic, works on every interface) or "native" (in the driver, faster,
+    /// needs driver support).
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Skb, requires = "xdp")]
+    pub xdp_mode: XdpModeArg,
+    /// Output: "json" (one event per judged handshake, as `tlsmon replay --format json`),
+    /// "text" (a summary at exit), "none" (nothing; use with --stats).
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
+    /// Most flows tracked at once; the least recently seen are judged early when full.
+    #[arg(long, default_value_t = 65_536)]
+    pub max_flows: usize,
+    /// Seconds without packets after which an unfinished flow is judged and forgotten.
+    #[arg(long, default_value_t = 120)]
+    pub idle_timeout: u64,
+    /// PEM bundle of trusted CAs: chains that do not lead to one are `tls.cert.untrusted`.
+    #[arg(long, value_name = "PEM")]
+    pub ca_bundle: Option<PathBuf>,
+    /// Print the kernel counters (packets seen, records, ring-buffer drops, …), the record
+    /// reader's and the pipeline's counters on stderr at exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Stop after this many seconds (default: run until SIGINT / SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+}
+
+/// `--xdp-mode` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum XdpModeArg {
+    Skb,
+    Native,
 }
 
 #[derive(clap::Args, Debug)]

@@ -77,6 +77,19 @@ impl Summary {
             stats.packets,
             if secs > 0.0 { mb / secs } else { 0.0 }
         );
+        self.render_body(&mut s);
+        s
+    }
+
+    /// The report of a live capture: `records` ring-buffer records from `ifaces` in `secs`.
+    pub fn render_live(&self, ifaces: &str, records: u64, secs: f64) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "tlsmon live: {ifaces}, {records} records in {secs:.0} s");
+        self.render_body(&mut s);
+        s
+    }
+
+    fn render_body(&self, s: &mut String) {
         let _ = writeln!(s, "\nHandshakes: {} ({} established)", self.handshakes, self.established);
         if !self.versions.is_empty() {
             let mut v: Vec<_> = self.versions.iter().collect();
@@ -126,6 +139,5 @@ impl Summary {
             _ => "no findings above low".to_string(),
         };
         let _ = writeln!(s, "\nVerdict: {verdict}");
-        s
     }
 }
