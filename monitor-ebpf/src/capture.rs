@@ -119,6 +119,7 @@ fn udp<P: Packet>(p: &P, m: &Meta, avail: u32, o: &mut Out) {
     }
     if n < m.payload_len || m.first_fragment {
         flags |= record_flags::TRUNCATED;
+        bump(counter::PAYLOAD_TRUNCATED);
     }
     o.set(kind::QUIC_INITIAL, 0, m.payload_off, n, 0, flags);
     emit(p, m, o);

@@ -9,3 +9,7 @@ pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 pub const TC_PROGRAM: &str = "tlsmon_tc";
 /// Name of the XDP program in [`EBPF_OBJECT`].
 pub const XDP_PROGRAM: &str = "tlsmon_xdp";
+/// Name of the do-nothing TC program (benchmark baseline, never attached).
+pub const NOOP_TC_PROGRAM: &str = "tlsmon_noop_tc";
+/// Name of the do-nothing XDP program (benchmark baseline, never attached).
+pub const NOOP_XDP_PROGRAM: &str = "tlsmon_noop_xdp";

@@ -1,19 +1,10 @@
-//! Privileged kernel test: loads the embedded eBPF object, has the kernel verifier accept both
-//! programs, and runs them through BPF_PROG_TEST_RUN on real frames, asserting the returned
-//! action (always pass) and the exact per-CPU counter deltas.
+//! Privileged kernel test: loads the embedded eBPF object, has the kernel verifier accept the
+//! programs, and runs them through BPF_PROG_TEST_RUN on real and built frames, asserting the
+//! returned action (always pass), the exact per-CPU counter deltas and the records written.
 //! Must never be skipped: it needs root (CI runs as root) and fails loudly without it.
-use aya::{
-    maps::PerCpuArray,
-    programs::{SchedClassifier, TestRun, TestRunOptions, Xdp},
-    Ebpf,
-};
-use monitor::ebpf_obj::{EBPF_OBJECT, TC_PROGRAM, XDP_PROGRAM};
-use monitor_common::{counter, COUNTERS_MAP, RING_MAP};
-
-/// `TC_ACT_PIPE` from linux/pkt_cls.h.
-const TC_ACT_PIPE: u32 = 3;
-/// `XDP_PASS` from linux/bpf.h.
-const XDP_PASS: u32 = 2;
+use monitor::capture::testrun::{Hook, KernelModel};
+use monitor_common::decode::parse_record;
+use monitor_common::{counter, kind, record_flags, tcp_flags, KernelConfig, RecordHeader, HEADER_LEN};
 
 const N: usize = counter::COUNT as usize;
 
@@ -64,10 +55,11 @@ fn icmp_frame() -> Vec<u8> {
     f
 }
 
-/// The ClientHello frame with the IPv4 more-fragments flag set.
+/// The ClientHello frame as a non-first IPv4 fragment (offset 185 × 8 bytes).
 fn fragment_frame() -> Vec<u8> {
     let mut f = unhex(TLS12_CLIENT_HELLO);
-    f[14 + 6] |= 0x20;
+    f[14 + 6] = 0;
+    f[14 + 7] = 185;
     f
 }
 
@@ -93,9 +85,9 @@ fn ipv6_hop_by_hop_frame() -> Vec<u8> {
     ipv6_with_ext_header(0, [6, 0, 1, 4, 0, 0, 0, 0])
 }
 
-/// Fragment header (offset 0, more-fragments set, id 1) then TCP.
+/// Fragment header (offset 1 × 8 bytes, more-fragments set, id 1): a non-first fragment.
 fn ipv6_fragment_frame() -> Vec<u8> {
-    ipv6_with_ext_header(44, [6, 0, 0, 1, 0, 0, 0, 1])
+    ipv6_with_ext_header(44, [6, 0, 0, 9, 0, 0, 0, 1])
 }
 
 fn require_root() {
@@ -112,65 +104,25 @@ fn require_root() {
     );
 }
 
-/// Loads the object and both programs; fails with the verifier log if the kernel refuses.
-fn load() -> Ebpf {
+/// Loads the object with the default settings; fails with the verifier log if the kernel
+/// refuses a program.
+fn load() -> KernelModel {
     require_root();
-    let mut ebpf = Ebpf::load(EBPF_OBJECT).unwrap_or_else(|e| panic!("Ebpf::load: {e:?}"));
-    let tc: &mut SchedClassifier = ebpf
-        .program_mut(TC_PROGRAM)
-        .unwrap_or_else(|| panic!("program {TC_PROGRAM} missing from the object"))
-        .try_into()
-        .expect("tlsmon_tc is a classifier");
-    tc.load().unwrap_or_else(|e| panic!("loading {TC_PROGRAM}: {e}"));
-    let xdp: &mut Xdp = ebpf
-        .program_mut(XDP_PROGRAM)
-        .unwrap_or_else(|| panic!("program {XDP_PROGRAM} missing from the object"))
-        .try_into()
-        .expect("tlsmon_xdp is an XDP program");
-    xdp.load().unwrap_or_else(|e| panic!("loading {XDP_PROGRAM}: {e}"));
-    ebpf
+    KernelModel::load(&KernelConfig::default()).unwrap_or_else(|e| panic!("{:?}", anyhow::Error::from(e)))
 }
 
-/// Sum over CPUs of every counter.
-fn counters(ebpf: &Ebpf) -> [u64; N] {
-    let map = ebpf.map(COUNTERS_MAP).unwrap_or_else(|| panic!("map {COUNTERS_MAP} missing"));
-    let array = PerCpuArray::<_, u64>::try_from(map).expect("COUNTERS is a per-CPU array");
-    assert_eq!(array.len(), counter::COUNT);
-    let mut out = [0u64; N];
-    for (i, slot) in out.iter_mut().enumerate() {
-        let per_cpu = array.get(&(i as u32), 0).expect("read counter");
-        *slot = per_cpu.iter().sum();
-    }
-    out
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Prog {
-    Tc,
-    Xdp,
-}
-
-/// Runs one program on `frame` `repeat` times; returns (action, counter deltas).
-fn run(ebpf: &Ebpf, prog: Prog, frame: &[u8], repeat: u32) -> (u32, [u64; N]) {
-    let before = counters(ebpf);
-    let opts = TestRunOptions { data_in: Some(frame), repeat, ..TestRunOptions::default() };
-    let result = match prog {
-        Prog::Tc => {
-            let p: &SchedClassifier = ebpf.program(TC_PROGRAM).unwrap().try_into().unwrap();
-            p.test_run(opts)
-        }
-        Prog::Xdp => {
-            let p: &Xdp = ebpf.program(XDP_PROGRAM).unwrap().try_into().unwrap();
-            p.test_run(opts)
-        }
-    }
-    .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN {prog:?}: {e}"));
-    let after = counters(ebpf);
+/// Runs `hook` on `frame` `repeat` times; returns (action, counter deltas, records written).
+fn run(k: &mut KernelModel, hook: Hook, frame: &[u8], repeat: u32) -> (u32, [u64; N], Vec<Vec<u8>>) {
+    let before = k.counters().expect("counters");
+    let r = k.run(hook, frame, repeat).unwrap_or_else(|e| panic!("{:?}", anyhow::Error::from(e)));
+    let after = k.counters().expect("counters");
     let mut delta = [0u64; N];
     for i in 0..N {
         delta[i] = after[i] - before[i];
     }
-    (result.return_value, delta)
+    let mut records = Vec::new();
+    k.drain(|b| records.push(b.to_vec()));
+    (r.action, delta, records)
 }
 
 fn expected(pairs: &[(u32, u64)]) -> [u64; N] {
@@ -181,56 +133,244 @@ fn expected(pairs: &[(u32, u64)]) -> [u64; N] {
     e
 }
 
-fn pass_action(prog: Prog) -> u32 {
-    match prog {
-        Prog::Tc => TC_ACT_PIPE,
-        Prog::Xdp => XDP_PASS,
-    }
-}
-
-/// Each case: name, frame, counters that must move besides PACKETS.
-fn cases() -> Vec<(&'static str, Vec<u8>, Option<u32>)> {
+/// Each case: name, frame, counters that move besides PACKETS and PACKET_BYTES, and the
+/// payload length of each record expected (lifecycle records: 0).
+fn cases() -> Vec<(&'static str, Vec<u8>, Vec<(u32, u64)>, Vec<usize>)> {
+    let rec = |payload: u64| vec![(counter::RECORDS, 1), (counter::RECORD_BYTES, HEADER_LEN as u64 + payload)];
+    let mut quic = rec(16);
+    quic.extend([(counter::QUIC_INITIAL, 1), (counter::PAYLOAD_TRUNCATED, 1)]);
     vec![
-        ("ipv4 tcp clienthello", unhex(TLS12_CLIENT_HELLO), None),
-        ("ipv6 tcp syn", unhex(IPV6_SYN), None),
-        ("ipv6 hop-by-hop tcp", ipv6_hop_by_hop_frame(), None),
-        ("vlan ipv6 udp", unhex(VLAN_IPV6_UDP), None),
-        ("arp", unhex(ARP_REQUEST), Some(counter::NOT_IP)),
-        ("ipv4 icmp", icmp_frame(), Some(counter::NOT_TCP_UDP)),
-        ("ipv4 fragment", fragment_frame(), Some(counter::IP_FRAGMENT)),
-        ("ipv6 fragment", ipv6_fragment_frame(), Some(counter::IP_FRAGMENT)),
-        ("truncated tcp header", truncated_tcp_frame(), Some(counter::TRUNCATED_HEADER)),
+        ("ipv4 tcp clienthello", unhex(TLS12_CLIENT_HELLO), rec(322), vec![322]),
+        ("ipv6 tcp syn", unhex(IPV6_SYN), rec(0), vec![0]),
+        ("ipv6 hop-by-hop tcp", ipv6_hop_by_hop_frame(), rec(0), vec![0]),
+        ("vlan ipv6 udp quic initial (cut)", unhex(VLAN_IPV6_UDP), quic, vec![16]),
+        ("arp", unhex(ARP_REQUEST), vec![(counter::NOT_IP, 1)], vec![]),
+        ("ipv4 icmp", icmp_frame(), vec![(counter::NOT_TCP_UDP, 1)], vec![]),
+        ("ipv4 non-first fragment", fragment_frame(), vec![(counter::IP_FRAGMENT, 1)], vec![]),
+        ("ipv6 non-first fragment", ipv6_fragment_frame(), vec![(counter::IP_FRAGMENT, 1)], vec![]),
+        ("truncated tcp header", truncated_tcp_frame(), vec![(counter::TRUNCATED_HEADER, 1)], vec![]),
     ]
 }
 
-fn check_program(prog: Prog) {
-    let ebpf = load();
-    assert!(ebpf.map(RING_MAP).is_some(), "ring buffer map {RING_MAP} missing");
-    assert_eq!(counters(&ebpf), [0; N], "counters start at zero");
-    for (name, frame, reason) in cases() {
-        let (action, delta) = run(&ebpf, prog, &frame, 1);
-        assert_eq!(action, pass_action(prog), "{prog:?} {name}: action");
-        let mut want = vec![(counter::PACKETS, 1)];
-        want.extend(reason.map(|r| (r, 1)));
-        assert_eq!(delta, expected(&want), "{prog:?} {name}: counter deltas");
+fn check_program(hook: Hook) {
+    let mut k = load();
+    assert_eq!(k.counters().unwrap(), [0; N], "counters start at zero");
+    for (name, frame, moved, lens) in cases() {
+        let (action, delta, records) = run(&mut k, hook, &frame, 1);
+        assert_eq!(action, hook.pass_action(), "{hook:?} {name}: action");
+        let mut want = vec![(counter::PACKETS, 1), (counter::PACKET_BYTES, frame.len() as u64)];
+        want.extend(moved);
+        assert_eq!(delta, expected(&want), "{hook:?} {name}: counter deltas");
+        let got: Vec<usize> = records.iter().map(|r| parse_record(r).expect("valid record").payload.len()).collect();
+        assert_eq!(got, lens, "{hook:?} {name}: records");
     }
-    // Repeated runs add up across CPUs: 1000 TCP frames and 1000 ARP frames.
-    let (action, delta) = run(&ebpf, prog, &unhex(TLS12_CLIENT_HELLO), 1000);
-    assert_eq!(action, pass_action(prog));
-    assert_eq!(delta, expected(&[(counter::PACKETS, 1000)]), "{prog:?} repeat tcp");
-    let (action, delta) = run(&ebpf, prog, &unhex(ARP_REQUEST), 1000);
-    assert_eq!(action, pass_action(prog));
-    assert_eq!(delta, expected(&[(counter::PACKETS, 1000), (counter::NOT_IP, 1000)]), "{prog:?} repeat arp");
+    // The ClientHello record carries the segment's exact bytes and tuple.
+    let ch = unhex(TLS12_CLIENT_HELLO);
+    let (_, _, records) = run(&mut k, hook, &ch, 1);
+    let r = parse_record(&records[0]).unwrap();
+    assert_eq!(r.payload, &ch[66..]);
+    assert_eq!((r.header.kind, r.header.ip_version, r.header.protocol), (kind::TCP_PAYLOAD, 4, 6));
+    assert_eq!((r.header.src_port, r.header.dst_port), (56637, 443));
+    assert_eq!(&r.header.src_addr[..4], &[10, 0, 0, 80]);
+    assert_eq!(r.header.seq, u32::from_be_bytes([ch[38], ch[39], ch[40], ch[41]]));
+    assert_eq!(r.header.flags, 0);
+    // Repeated runs add up across CPUs: 1000 ClientHellos (retransmissions inside the head are
+    // forwarded) and 1000 ARP frames.
+    let (_, delta, records) = run(&mut k, hook, &ch, 1000);
+    assert_eq!(
+        delta,
+        expected(&[
+            (counter::PACKETS, 1000),
+            (counter::PACKET_BYTES, 388_000),
+            (counter::RECORDS, 1000),
+            (counter::RECORD_BYTES, 394_000)
+        ]),
+        "{hook:?} repeat tcp"
+    );
+    assert_eq!(records.len(), 1000);
+    let arp = unhex(ARP_REQUEST);
+    let (_, delta, _) = run(&mut k, hook, &arp, 1000);
+    assert_eq!(
+        delta,
+        expected(&[(counter::PACKETS, 1000), (counter::PACKET_BYTES, 42_000), (counter::NOT_IP, 1000)]),
+        "{hook:?} repeat arp"
+    );
 }
 
 #[test]
 fn tc_classifier_loads_passes_and_counts() {
-    check_program(Prog::Tc);
+    check_program(Hook::Tc);
 }
 
 #[test]
 fn xdp_program_loads_passes_and_counts() {
-    check_program(Prog::Xdp);
+    check_program(Hook::Xdp);
+}
+
+/// A frame of a TCP flow between 10.99.0.1 and 10.99.0.2 (documentation-style private
+/// addresses, never sent anywhere: the frames only go through BPF_PROG_TEST_RUN).
+fn tcp_frame(from_client: bool, port: u16, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
+    let (src, dst, sport, dport) = if from_client {
+        ([10, 99, 0, 1], [10, 99, 0, 2], 40_000, port)
+    } else {
+        ([10, 99, 0, 2], [10, 99, 0, 1], port, 40_000)
+    };
+    let mut b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, seq, 64_000);
+    for f in flags.chars() {
+        b = match f {
+            'S' => b.syn(),
+            'A' => b.ack(1),
+            'F' => b.fin(),
+            'R' => b.rst(),
+            'P' => b.psh(),
+            _ => panic!("flag {f}"),
+        };
+    }
+    let mut out = Vec::with_capacity(54 + payload.len());
+    b.write(&mut out, payload).expect("build frame");
+    out
+}
+
+/// A TLS record of `len` body bytes of content type `ct`.
+fn tls_record(ct: u8, len: usize, first: u8) -> Vec<u8> {
+    let mut r = vec![ct, 3, 3, (len >> 8) as u8, len as u8];
+    r.push(first);
+    r.resize(5 + len, 0xaa);
+    r
+}
+
+struct Flow<'a> {
+    k: &'a mut KernelModel,
+    hook: Hook,
+}
+
+impl Flow<'_> {
+    /// Runs one frame; returns the counter deltas and the records (header, payload length).
+    fn send(&mut self, frame: Vec<u8>) -> ([u64; N], Vec<(RecordHeader, usize)>) {
+        let (action, delta, records) = run(self.k, self.hook, &frame, 1);
+        assert_eq!(action, self.hook.pass_action());
+        let recs = records
+            .iter()
+            .map(|b| {
+                let r = parse_record(b).expect("valid record");
+                (r.header, r.payload.len())
+            })
+            .collect();
+        (delta, recs)
+    }
+}
+
+fn check_flow_logic(hook: Hook) {
+    let mut k = load();
+    let mut f = Flow { k: &mut k, hook };
+    let c = counter::RECORDS as usize;
+
+    // TLS on 443: SYN and SYN-ACK go out as lifecycle records.
+    let (_, r) = f.send(tcp_frame(true, 443, 1000, "S", &[]));
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].0.kind, r[0].0.tcp_flags & tcp_flags::SYN, r[0].1), (kind::TCP_LIFECYCLE, tcp_flags::SYN, 0));
+    let (_, r) = f.send(tcp_frame(false, 443, 5000, "SA", &[]));
+    assert_eq!(r.len(), 1);
+    // ClientHello: captured.
+    let hello = tls_record(22, 300, 1);
+    let (_, r) = f.send(tcp_frame(true, 443, 1001, "AP", &hello));
+    assert_eq!(r.iter().map(|x| x.1).collect::<Vec<_>>(), vec![305]);
+    assert_eq!(r[0].0.seq, 1001);
+    // Server: ServerHello + ChangeCipherSpec + application data in one segment: captured, and
+    // the direction is done after it.
+    let mut flight = tls_record(22, 90, 2);
+    flight.extend(tls_record(20, 1, 1));
+    flight.extend(tls_record(23, 40, 0));
+    let (_, r) = f.send(tcp_frame(false, 443, 5001, "AP", &flight));
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].0.flags & record_flags::DIR_DONE, record_flags::DIR_DONE);
+    let (d, r) = f.send(tcp_frame(false, 443, 5001 + flight.len() as u32, "AP", &tls_record(23, 500, 0)));
+    assert!(r.is_empty());
+    assert_eq!((d[counter::DIR_DONE as usize], d[c]), (1, 0));
+    // A record header split across segments is still followed: client CCS arrives after a
+    // handshake record cut in two.
+    let ckx = tls_record(22, 100, 16);
+    let next = 1001 + hello.len() as u32;
+    let (_, r) = f.send(tcp_frame(true, 443, next, "AP", &ckx[..50]));
+    assert_eq!(r.len(), 1);
+    let mut rest = ckx[50..].to_vec();
+    rest.extend(tls_record(20, 1, 1));
+    let (_, r) = f.send(tcp_frame(true, 443, next + 50, "AP", &rest));
+    assert_eq!(r[0].0.flags & record_flags::DIR_DONE, record_flags::DIR_DONE);
+    let (d, _) = f.send(tcp_frame(true, 443, next + 50 + rest.len() as u32, "AP", &tls_record(23, 64, 0)));
+    assert_eq!(d[counter::DIR_DONE as usize], 1);
+    // FIN after the head: still a lifecycle record, so the agent can close the flow.
+    let (_, r) = f.send(tcp_frame(true, 443, 9999, "AF", &[]));
+    assert_eq!((r.len(), r[0].0.kind), (1, kind::TCP_LIFECYCLE));
+
+    // Plaintext HTTP on 80: captured up to the client budget (8 KiB) in 2 KiB records, the
+    // first segment larger than one record.
+    let (_, _) = f.send(tcp_frame(true, 80, 0, "S", &[]));
+    let mut get = b"GET /fhir/Patient HTTP/1.1\r\n".to_vec();
+    get.resize(2500, b'x');
+    let (_, r) = f.send(tcp_frame(true, 80, 1, "AP", &get));
+    assert_eq!(r.iter().map(|x| (x.0.seq, x.1)).collect::<Vec<_>>(), vec![(1, 2048), (2049, 452)]);
+    let mut seq = 1 + 2500;
+    let mut carried = 2500;
+    for _ in 0..5 {
+        let (_, r) = f.send(tcp_frame(true, 80, seq, "A", &[b'y'; 1400]));
+        carried += r.iter().map(|x| x.1).sum::<usize>();
+        seq += 1400;
+    }
+    assert_eq!(carried, 8192, "client budget");
+    let (d, r) = f.send(tcp_frame(true, 80, seq, "A", &[b'z'; 100]));
+    assert!(r.is_empty());
+    assert_eq!(d[counter::BUDGET_EXHAUSTED as usize], 1);
+
+    // SSH on 22: neither TLS nor a candidate; ignored from its first payload on.
+    f.send(tcp_frame(true, 22, 70, "S", &[]));
+    let (d, r) = f.send(tcp_frame(false, 22, 500, "AP", b"SSH-2.0-OpenSSH_9.2\r\n"));
+    assert!(r.is_empty());
+    assert_eq!(d[counter::NOT_CANDIDATE as usize], 1);
+    let (d, r) = f.send(tcp_frame(true, 22, 71, "AP", b"SSH-2.0-client\r\n"));
+    assert!(r.is_empty());
+    assert_eq!(d[counter::FLOW_IGNORED as usize], 1);
+    // A new SYN on the same 4-tuple starts over.
+    let (_, r) = f.send(tcp_frame(true, 22, 9000, "S", &[]));
+    assert_eq!(r.len(), 1);
+
+    // A mid-stream TLS flow (agent started late): application data first is not a candidate.
+    let (d, r) = f.send(tcp_frame(true, 8443, 1, "AP", &tls_record(23, 200, 0)));
+    assert!(r.is_empty());
+    assert_eq!(d[counter::NOT_CANDIDATE as usize], 1);
+    // Pure ACKs of unknown flows cost nothing but a counter.
+    let (d, r) = f.send(tcp_frame(true, 9999, 1, "A", &[]));
+    assert!(r.is_empty());
+    assert_eq!(d[counter::TCP_NO_PAYLOAD as usize], 1);
+}
+
+#[test]
+fn tc_flow_head_capture_logic() {
+    check_flow_logic(Hook::Tc);
+}
+
+#[test]
+fn xdp_flow_head_capture_logic() {
+    check_flow_logic(Hook::Xdp);
+}
+
+/// The load-time settings reach the kernel: with port 22 a candidate and a 1 KiB budget, the
+/// SSH flow is captured and cut at 1024 bytes.
+#[test]
+fn load_time_config_is_honoured() {
+    require_root();
+    let mut cfg = KernelConfig::default();
+    cfg.ports[cfg.n_ports as usize] = 22;
+    cfg.n_ports += 1;
+    cfg.client_budget = 1024;
+    cfg.server_budget = 1024;
+    let mut k = KernelModel::load(&cfg).expect("load with config");
+    let mut f = Flow { k: &mut k, hook: Hook::Tc };
+    let (_, r) = f.send(tcp_frame(false, 22, 500, "AP", &[b's'; 1500]));
+    assert_eq!(r.iter().map(|x| x.1).collect::<Vec<_>>(), vec![1024]);
+    assert_eq!(r[0].0.flags & record_flags::TRUNCATED, record_flags::TRUNCATED);
 }
 
 #[test]
