@@ -10,8 +10,9 @@ use std::{
 use anyhow::{bail, Context as _, Result};
 
 /// Debian packages the tests and the demo use: `ip netns` and veth (iproute2), TLS servers and
-/// clients for the lab (openssl, curl), `/usr/bin/time` and `ps` for measurements.
-const APT_PACKAGES: &[&str] = &["iproute2", "openssl", "curl", "time", "procps", "ca-certificates"];
+/// clients for the lab (openssl, curl; gnutls-bin for 3DES, which Debian's OpenSSL 3.0 is built
+/// without), `/usr/bin/time`, `ps` and `sysctl` (procps).
+const APT_PACKAGES: &[&str] = &["iproute2", "openssl", "curl", "gnutls-bin", "time", "procps", "ca-certificates"];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// LLVM majors bpf-linker 0.13 has a cargo feature for.
