@@ -411,8 +411,8 @@ fn looks_like_client_hello(h: &[u8; 8]) -> bool {
 }
 
 /// Follow the TLS record headers that start inside this segment's first `carry` bytes; mark
-/// the direction done at a ChangeCipherSpec or application-data record (nothing after it is
-/// in clear). Returns the direction's flags.
+/// the direction done at an application-data record (nothing after it is in clear). Returns
+/// the direction's flags.
 #[inline(always)]
 fn walk_records<P: Packet>(p: &P, m: &Meta, v: &mut FlowValue, d: usize, mut df: u8, carry: u32) -> u8 {
     let base = if d == 0 { v.base[0] } else { v.base[1] };
@@ -447,7 +447,10 @@ fn walk_records<P: Packet>(p: &P, m: &Meta, v: &mut FlowValue, d: usize, mut df:
             // Not a TLS record header (SSLv2, garbage): only the budget applies from here.
             return df | dir_flags::NO_WALK;
         }
-        if ct == TLS_CCS || ct == TLS_APPDATA {
+        // Application data: encrypted from here on. Not ChangeCipherSpec: TLS 1.3 sends a
+        // middlebox-compatibility CCS before a second ClientHello and after a
+        // HelloRetryRequest, with cleartext handshake records still to come.
+        if ct == TLS_APPDATA {
             df |= dir_flags::DONE;
             break;
         }

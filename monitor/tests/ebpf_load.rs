@@ -289,8 +289,9 @@ fn check_flow_logic(hook: Hook) {
     let (d, r) = f.send(tcp_frame(false, 443, 5001 + flight.len() as u32, "AP", &tls_record(23, 500, 0)));
     assert!(r.is_empty());
     assert_eq!((d[counter::DIR_DONE as usize], d[c]), (1, 0));
-    // A record header split across segments is still followed: client CCS arrives after a
-    // handshake record cut in two.
+    // A record header split across segments is still followed: the client's application data
+    // arrives after a handshake record cut in two; a ChangeCipherSpec alone does not end the
+    // head (TLS 1.3 sends one before a second ClientHello).
     let ckx = tls_record(22, 100, 16);
     let next = 1001 + hello.len() as u32;
     let (_, r) = f.send(tcp_frame(true, 443, next, "AP", &ckx[..50]));
@@ -298,8 +299,12 @@ fn check_flow_logic(hook: Hook) {
     let mut rest = ckx[50..].to_vec();
     rest.extend(tls_record(20, 1, 1));
     let (_, r) = f.send(tcp_frame(true, 443, next + 50, "AP", &rest));
+    assert_eq!(r[0].0.flags & record_flags::DIR_DONE, 0);
+    let next = next + 50 + rest.len() as u32;
+    let rest = tls_record(23, 40, 0);
+    let (_, r) = f.send(tcp_frame(true, 443, next, "AP", &rest));
     assert_eq!(r[0].0.flags & record_flags::DIR_DONE, record_flags::DIR_DONE);
-    let (d, _) = f.send(tcp_frame(true, 443, next + 50 + rest.len() as u32, "AP", &tls_record(23, 64, 0)));
+    let (d, _) = f.send(tcp_frame(true, 443, next + rest.len() as u32, "AP", &tls_record(23, 64, 0)));
     assert_eq!(d[counter::DIR_DONE as usize], 1);
     // FIN after the head: still a lifecycle record, so the agent can close the flow.
     let (_, r) = f.send(tcp_frame(true, 443, 9999, "AF", &[]));

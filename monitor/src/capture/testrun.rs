@@ -163,3 +163,183 @@ impl KernelModel {
         Ok(out)
     }
 }
+
+/// Ethernet addresses of re-framed frames (locally administered).
+const REFRAME_DST: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const REFRAME_SRC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+/// Payload bytes per segment when a capture's oversized TCP segment is cut up.
+const RESEGMENT_MSS: usize = 1400;
+
+/// The frames a TC or XDP hook on an Ethernet interface would see for one captured frame.
+///
+/// Ethernet frames with at most two VLAN tags pass unchanged. Other link types (BSD loopback,
+/// raw IP, Linux cooked) and encapsulations the kernel parser does not walk (PPPoE, more than
+/// two tags, 0x9100 tags) get a plain Ethernet header in front of their IP packet. A TCP
+/// segment larger than [`MAX_TEST_FRAME`] (captured before TSO/after GRO) is cut into
+/// MSS-sized segments with consecutive sequence numbers, as they were on the wire; a UDP
+/// datagram that large is cut at [`MAX_TEST_FRAME`]. Frames with no IP packet pass unchanged
+/// (the kernel counts them); unknown link types give nothing.
+pub fn hook_frames(linktype: u32, frame: &[u8], out: &mut Vec<Vec<u8>>) {
+    use crate::decode::linktype as lt;
+    let ip: &[u8] = match linktype {
+        lt::ETHERNET => match ethernet_ip(frame) {
+            None => return push_cut(frame, out),
+            Some((0, _)) => {
+                if frame.len() <= MAX_TEST_FRAME {
+                    out.push(frame.to_vec());
+                    return;
+                }
+                &frame[ethernet_ip(frame).map(|(_, off)| off).unwrap_or(14)..]
+            }
+            Some((_, off)) => &frame[off..],
+        },
+        lt::NULL | lt::LOOP => frame.get(4..).unwrap_or_default(),
+        lt::RAW | lt::RAW_OLD_12 | lt::RAW_OLD_14 | lt::IPV4 | lt::IPV6 => frame,
+        lt::LINUX_SLL => frame.get(16..).unwrap_or_default(),
+        lt::LINUX_SLL2 => frame.get(20..).unwrap_or_default(),
+        _ => return,
+    };
+    let ethertype: u16 = match ip.first().map(|b| b >> 4) {
+        Some(4) => 0x0800,
+        Some(6) => 0x86dd,
+        _ => return,
+    };
+    let mut eth = Vec::with_capacity(14 + ip.len());
+    eth.extend_from_slice(&REFRAME_DST);
+    eth.extend_from_slice(&REFRAME_SRC);
+    eth.extend_from_slice(&ethertype.to_be_bytes());
+    eth.extend_from_slice(ip);
+    if eth.len() <= MAX_TEST_FRAME {
+        out.push(eth);
+    } else if !resegment(&eth, out) {
+        push_cut(&eth, out);
+    }
+}
+
+fn push_cut(frame: &[u8], out: &mut Vec<Vec<u8>>) {
+    out.push(frame[..frame.len().min(MAX_TEST_FRAME)].to_vec());
+}
+
+/// For an Ethernet frame carrying IP: (needs re-framing: 1, else 0; offset of the IP header).
+/// `None` when it carries no IP packet.
+fn ethernet_ip(frame: &[u8]) -> Option<(u8, usize)> {
+    let be16 = |off: usize| frame.get(off..off + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let mut et = be16(12)?;
+    let mut off = 14;
+    let mut tags = 0;
+    let mut odd = false;
+    while matches!(et, 0x8100 | 0x88a8 | 0x9100) && tags < 4 {
+        odd |= et == 0x9100;
+        et = be16(off + 2)?;
+        off += 4;
+        tags += 1;
+    }
+    if et == 0x8864 {
+        // PPPoE session: 6-byte header, then the PPP protocol (IPv4 0x0021, IPv6 0x0057).
+        return matches!(be16(off + 6)?, 0x0021 | 0x0057).then_some((1, off + 8));
+    }
+    if et != 0x0800 && et != 0x86dd {
+        return None;
+    }
+    Some((u8::from(odd || tags > 2), off))
+}
+
+/// Cut an oversized Ethernet/IP/TCP frame into segments of RESEGMENT_MSS payload bytes.
+fn resegment(eth: &[u8], out: &mut Vec<Vec<u8>>) -> bool {
+    use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+    let Ok(p) = SlicedPacket::from_ethernet(eth) else { return false };
+    let Some(TransportSlice::Tcp(tcp)) = &p.transport else { return false };
+    let payload = tcp.payload();
+    for (i, chunk) in payload.chunks(RESEGMENT_MSS).enumerate() {
+        let last = (i + 1) * RESEGMENT_MSS >= payload.len();
+        let seq = tcp.sequence_number().wrapping_add((i * RESEGMENT_MSS) as u32);
+        let builder = PacketBuilder::ethernet2(REFRAME_SRC, REFRAME_DST);
+        let ip = match &p.net {
+            Some(NetSlice::Ipv4(v4)) => {
+                let h = v4.header();
+                builder.ipv4(h.source(), h.destination(), h.ttl())
+            }
+            Some(NetSlice::Ipv6(v6)) => {
+                let h = v6.header();
+                builder.ipv6(h.source(), h.destination(), h.hop_limit())
+            }
+            _ => return false,
+        };
+        let mut b = ip.tcp(tcp.source_port(), tcp.destination_port(), seq, tcp.window_size());
+        if tcp.ack() {
+            b = b.ack(tcp.acknowledgment_number());
+        }
+        if tcp.syn() && i == 0 {
+            b = b.syn();
+        }
+        if last && tcp.fin() {
+            b = b.fin();
+        }
+        if last && tcp.rst() {
+            b = b.rst();
+        }
+        if last && tcp.psh() {
+            b = b.psh();
+        }
+        let mut f = Vec::with_capacity(80 + chunk.len());
+        if b.write(&mut f, chunk).is_err() {
+            return false;
+        }
+        out.push(f);
+    }
+    !payload.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp_v4(payload_len: usize, vlan_tags: usize) -> Vec<u8> {
+        let mut f = Vec::new();
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 8])
+            .ipv4([10, 99, 0, 1], [10, 99, 0, 2], 64)
+            .tcp(40_000, 443, 7, 1000)
+            .ack(1)
+            .fin();
+        b.write(&mut f, &vec![0x5a; payload_len]).unwrap();
+        for _ in 0..vlan_tags {
+            f.splice(12..12, [0x81, 0x00, 0x00, 0x07]);
+        }
+        f
+    }
+
+    #[test]
+    fn ethernet_passes_and_deep_vlans_are_reframed() {
+        let mut out = Vec::new();
+        hook_frames(crate::decode::linktype::ETHERNET, &tcp_v4(10, 2), &mut out);
+        assert_eq!(out, vec![tcp_v4(10, 2)]);
+        out.clear();
+        hook_frames(crate::decode::linktype::ETHERNET, &tcp_v4(10, 3), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(&out[0][12..14], &[0x08, 0x00]);
+        assert_eq!(&out[0][14..], &tcp_v4(10, 0)[14..]);
+    }
+
+    #[test]
+    fn raw_ip_gets_an_ethernet_header() {
+        let f = tcp_v4(10, 0);
+        let mut out = Vec::new();
+        hook_frames(crate::decode::linktype::RAW, &f[14..], &mut out);
+        assert_eq!(&out[0][14..], &f[14..]);
+        assert_eq!(&out[0][12..14], &[0x08, 0x00]);
+    }
+
+    #[test]
+    fn oversized_segment_is_cut_with_consecutive_seqs_and_fin_last() {
+        let mut out = Vec::new();
+        hook_frames(crate::decode::linktype::ETHERNET, &tcp_v4(5000, 0), &mut out);
+        let segs: Vec<(u32, usize, bool)> = out
+            .iter()
+            .map(|f| {
+                let p = crate::decode::decode(crate::decode::linktype::ETHERNET, f).unwrap();
+                (p.seq, p.payload.len(), p.fin)
+            })
+            .collect();
+        assert_eq!(segs, vec![(7, 1400, false), (1407, 1400, false), (2807, 1400, false), (4207, 800, true)]);
+    }
+}

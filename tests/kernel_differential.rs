@@ -1,0 +1,159 @@
+//! Differential test, kernel against replay: every capture of ../shared/corpus goes frame by
+//! frame through the loaded TC and XDP programs (BPF_PROG_TEST_RUN); the records they write
+//! go through the same pipeline as live capture. The JSON events must equal those of
+//! `tlsmon replay` on the same capture: a difference is a bug in one of the two (or a known
+//! limit listed below with its reason, which must then be exactly what happens).
+//! Needs root (CI is root); never skipped.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use monitor::capture::pcap::for_each_frame;
+use monitor::capture::record;
+use monitor::capture::testrun::{hook_frames, Hook, KernelModel, MIN_TEST_FRAME};
+use monitor::pipeline::{Output, Pipeline};
+use monitor::sink::json;
+use monitor_common::decode::parse_record;
+use monitor_common::{counter, KernelConfig};
+
+fn corpus() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcaps");
+    assert!(p.is_dir(), "the shared corpus must sit beside the checkout: {}", p.display());
+    p
+}
+
+fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|r| r.split_whitespace().nth(1));
+    assert_eq!(euid, Some("0"), "the kernel differential test loads eBPF programs and needs root (CI is root)");
+}
+
+/// One JSON line per event, sorted (flows may be judged in another order).
+fn events(outputs: &[Output]) -> Vec<String> {
+    let mut v: Vec<String> =
+        outputs.iter().map(|o| serde_json::to_string(&json::event(&o.handshake, &o.findings)).unwrap()).collect();
+    v.sort();
+    v
+}
+
+/// Captures whose kernel path knowingly differs, and why. The test checks the difference is
+/// exactly "the kernel path gives these many fewer events".
+fn known() -> BTreeMap<&'static str, (usize, &'static str)> {
+    const GTP: &str = "GTP-U tunnel (UDP 2152): replay decapsulates it, the kernel parser stops at the outer UDP \
+                       header; a hook on the tunnel's own interface sees the inner packets";
+    BTreeMap::from([("ndpi__ja3-lots-of-ciphers-gtp.pcap", (1, GTP)), ("ndpi__tls_invalid_reads.pcapng", (1, GTP))])
+}
+
+struct KernelRun {
+    outputs: Vec<Output>,
+    counters: [u64; counter::COUNT as usize],
+    records: u64,
+    bad_records: u64,
+}
+
+/// The capture through the kernel program `hook`, then the pipeline.
+fn through_kernel(path: &Path, hook: Hook, cfg: &KernelConfig) -> KernelRun {
+    let mut k = KernelModel::load(cfg).unwrap_or_else(|e| panic!("{:?}", anyhow::Error::from(e)));
+    let mut pipeline = Pipeline::new(Default::default());
+    let mut outputs = Vec::new();
+    let mut frames = Vec::new();
+    let (mut records, mut bad_records) = (0u64, 0u64);
+    let file = std::io::BufReader::new(std::fs::File::open(path).expect("open capture"));
+    let _ = for_each_frame(file, |f| {
+        frames.clear();
+        hook_frames(f.linktype, f.data, &mut frames);
+        for frame in frames.iter().filter(|fr| fr.len() >= MIN_TEST_FRAME) {
+            let r = k.run(hook, frame, 1).unwrap_or_else(|e| panic!("{:?}", anyhow::Error::from(e)));
+            assert_eq!(r.action, hook.pass_action(), "{hook:?} must pass every frame");
+            k.drain(|bytes| match parse_record(bytes) {
+                Ok(rec) => {
+                    records += 1;
+                    // The kernel stamps records with its monotonic clock; the replay model
+                    // uses the capture's time, so events (and certificate validity) compare.
+                    pipeline.packet(f.ts_ns, &record::packet(&rec));
+                }
+                Err(_) => bad_records += 1,
+            });
+            outputs.extend(pipeline.drain_outputs());
+        }
+    });
+    pipeline.finish();
+    outputs.extend(pipeline.drain_outputs());
+    KernelRun { outputs, counters: k.counters().expect("counters"), records, bad_records }
+}
+
+#[test]
+fn kernel_records_give_the_same_events_as_replay() {
+    require_root();
+    let known = known();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus())
+        .expect("list corpus")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 40, "corpus has {} captures", files.len());
+    let mut report = Vec::new();
+    let (mut total_events, mut kernel_events, mut wire, mut ring) = (0usize, 0usize, 0u64, 0u64);
+    for path in &files {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let replayed = match monitor::replay::replay_path(path) {
+            Ok((o, _)) => o,
+            Err((o, _)) => o,
+        };
+        let want = events(&replayed);
+        total_events += want.len();
+        for hook in [Hook::Tc, Hook::Xdp] {
+            let run = through_kernel(path, hook, &KernelConfig::default());
+            kernel_events += run.outputs.len();
+            assert_eq!(run.bad_records, 0, "{name} {hook:?}: every record decodes");
+            let got = events(&run.outputs);
+            if hook == Hook::Tc {
+                wire += run.counters[counter::PACKET_BYTES as usize];
+                ring += run.counters[counter::RECORD_BYTES as usize];
+            }
+            assert_eq!(run.counters[counter::RINGBUF_FULL as usize], 0, "{name}: ring buffer never full here");
+            match known.get(name.as_str()) {
+                Some((missing, why)) => {
+                    assert_eq!(want.len() - got.len(), *missing, "{name} {hook:?}: known difference ({why}) changed");
+                    assert!(got.iter().all(|e| want.contains(e)), "{name} {hook:?}: kernel events are a subset");
+                }
+                None => {
+                    if got != want {
+                        let only_replay: Vec<&String> = want.iter().filter(|e| !got.contains(e)).collect();
+                        let only_kernel: Vec<&String> = got.iter().filter(|e| !want.contains(e)).collect();
+                        report.push(format!(
+                            "{name} {hook:?}: replay {} events, kernel {} ({} records)\n  only replay: {:.600}\n  only kernel: {:.600}",
+                            want.len(),
+                            got.len(),
+                            run.records,
+                            format!("{only_replay:?}"),
+                            format!("{only_kernel:?}")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "kernel differential: {} captures, {total_events} replay events; ring-buffer bytes / frame bytes = {ring} / {wire}",
+        files.len()
+    );
+    assert!(report.is_empty(), "kernel and replay disagree on {} runs:\n{}", report.len(), report.join("\n"));
+    assert!(total_events >= 70, "the corpus gives handshakes ({total_events})");
+    let known_missing: usize = known.values().map(|(n, _)| n).sum();
+    assert_eq!(kernel_events, 2 * (total_events - known_missing), "TC and XDP each give every event");
+}
+
+/// The comparison has teeth: with a 64-byte server budget the kernel no longer forwards the
+/// certificate, and the events differ from replay's.
+#[test]
+fn a_smaller_kernel_budget_changes_the_events() {
+    require_root();
+    let path = corpus().join("zeek__tls1.2.pcap");
+    let (replayed, _) = monitor::replay::replay_path(&path).unwrap_or_else(|_| panic!("replay {}", path.display()));
+    let cfg = KernelConfig { server_budget: 64, ..KernelConfig::default() };
+    let run = through_kernel(&path, Hook::Tc, &cfg);
+    assert!(!replayed.is_empty());
+    assert_ne!(events(&run.outputs), events(&replayed));
+    assert!(run.counters[counter::BUDGET_EXHAUSTED as usize] > 0);
+}
