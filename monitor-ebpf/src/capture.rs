@@ -7,17 +7,19 @@
 use core::hint::black_box;
 
 use monitor_common::{
-    counter, dir_flags, flow_kind, kind, record_flags, tcp_flags, FlowKey, FlowValue, HEADER_LEN, MAX_CANDIDATE_PORTS,
-    MAX_RECORDS_PER_PACKET, MAX_RECORD_PAYLOAD, MAX_SIGNATURES, NO_DIR, RECORD_MAGIC, RECORD_VERSION,
+    counter, dir_flags, flow_kind, kind, record_flags, tcp_flags, FlowKey, FlowKey4, FlowValue, HEADER_LEN,
+    MAX_CANDIDATE_PORTS, MAX_RECORDS_PER_PACKET, MAX_RECORD_PAYLOAD, MAX_SIGNATURES, NO_DIR, RECORD_MAGIC,
+    RECORD_VERSION,
 };
 
 use crate::parse::{parse_frame, Meta, Skip, IPPROTO_UDP};
-use crate::{Packet, COUNTERS, EVENTS, FLOWS, SCRATCH, STAGE, TLSMON_CONFIG};
+use crate::{Packet, COUNTERS, EVENTS, FLOWS, FLOWS4, SCRATCH, STAGE, TLSMON_CONFIG};
 
 /// Per-packet working state, kept in a per-CPU map: the 512-byte stack cannot hold it.
 pub struct Scratch {
     pub meta: Meta,
     pub key: FlowKey,
+    pub key4: FlowKey4,
     pub out: Out,
 }
 
@@ -65,7 +67,6 @@ pub fn packet<P: Packet>(p: &P) {
     // SAFETY: this CPU's scratch slot from a successful lookup; programs do not nest on a CPU.
     let scratch = unsafe { &mut *scratch };
     let m = &mut scratch.meta;
-    *m = Meta::EMPTY;
     match parse_frame(p.data(), p.data_end(), m) {
         Ok(()) => {}
         Err(skip) => {
@@ -82,14 +83,15 @@ pub fn packet<P: Packet>(p: &P) {
     // (snap length) or Ethernet padding changes.
     let present = frame_len.saturating_sub(m.payload_off);
     let avail = if present < m.payload_len { present } else { m.payload_len };
-    // SAFETY: a helper without arguments or side effects.
-    let ts = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
     let o = &mut scratch.out;
-    o.ts = ts;
     if scratch.meta.protocol == IPPROTO_UDP {
         udp(p, &scratch.meta, avail, o);
     } else {
-        tcp(p, &scratch.meta, avail, &mut scratch.key, o);
+        if scratch.meta.ip_version == 4 {
+            tcp::<P, V4>(p, &scratch.meta, avail, &mut scratch.key4, o);
+        } else {
+            tcp::<P, V6>(p, &scratch.meta, avail, &mut scratch.key, o);
+        }
     }
 }
 
@@ -125,29 +127,92 @@ fn udp<P: Packet>(p: &P, m: &Meta, avail: u32, o: &mut Out) {
     emit(p, m, o);
 }
 
-/// Fill `key` with the canonical key of the packet's flow; returns the packet's direction in
-/// it (0: a → b).
+/// One of the two flow maps: the key type and its operations.
+trait Flows {
+    type Key;
+    /// Fill `key` with the canonical key of the packet's flow; returns the packet's direction
+    /// in it (0: a → b).
+    fn key(m: &Meta, key: &mut Self::Key) -> usize;
+    fn get(key: &Self::Key) -> Option<*mut FlowValue>;
+    fn insert(key: &Self::Key) -> bool;
+    fn remove(key: &Self::Key);
+}
+
+struct V4;
+struct V6;
+
+/// Is the sender `a` of the canonical order: smaller address, then smaller port?
 #[inline(always)]
-fn flow_key(m: &Meta, key: &mut FlowKey) -> usize {
-    let src_first = match cmp16(&m.src, &m.dst) {
+fn src_first(m: &Meta) -> bool {
+    match cmp16(&m.src, &m.dst) {
         core::cmp::Ordering::Less => true,
         core::cmp::Ordering::Greater => false,
         core::cmp::Ordering::Equal => m.src_port <= m.dst_port,
-    };
-    key.protocol = m.protocol;
-    key._pad = [0; 3];
-    if src_first {
-        key.addr_a = m.src;
-        key.addr_b = m.dst;
-        key.port_a = m.src_port;
-        key.port_b = m.dst_port;
-        0
-    } else {
-        key.addr_a = m.dst;
-        key.addr_b = m.src;
-        key.port_a = m.dst_port;
-        key.port_b = m.src_port;
-        1
+    }
+}
+
+impl Flows for V4 {
+    type Key = FlowKey4;
+    #[inline(always)]
+    fn key(m: &Meta, key: &mut FlowKey4) -> usize {
+        let (a, b) = if src_first(m) { (&m.src, &m.dst) } else { (&m.dst, &m.src) };
+        key.addr_a = [a[0], a[1], a[2], a[3]];
+        key.addr_b = [b[0], b[1], b[2], b[3]];
+        if src_first(m) {
+            key.port_a = m.src_port;
+            key.port_b = m.dst_port;
+            0
+        } else {
+            key.port_a = m.dst_port;
+            key.port_b = m.src_port;
+            1
+        }
+    }
+    #[inline(always)]
+    fn get(key: &FlowKey4) -> Option<*mut FlowValue> {
+        FLOWS4.get_ptr_mut(key)
+    }
+    #[inline(always)]
+    fn insert(key: &FlowKey4) -> bool {
+        FLOWS4.insert(key, &new_flow(), 0).is_ok()
+    }
+    #[inline(always)]
+    fn remove(key: &FlowKey4) {
+        let _ = FLOWS4.remove(key);
+    }
+}
+
+impl Flows for V6 {
+    type Key = FlowKey;
+    #[inline(always)]
+    fn key(m: &Meta, key: &mut FlowKey) -> usize {
+        key.protocol = m.protocol;
+        key._pad = [0; 3];
+        if src_first(m) {
+            key.addr_a = m.src;
+            key.addr_b = m.dst;
+            key.port_a = m.src_port;
+            key.port_b = m.dst_port;
+            0
+        } else {
+            key.addr_a = m.dst;
+            key.addr_b = m.src;
+            key.port_a = m.dst_port;
+            key.port_b = m.src_port;
+            1
+        }
+    }
+    #[inline(always)]
+    fn get(key: &FlowKey) -> Option<*mut FlowValue> {
+        FLOWS.get_ptr_mut(key)
+    }
+    #[inline(always)]
+    fn insert(key: &FlowKey) -> bool {
+        FLOWS.insert(key, &new_flow(), 0).is_ok()
+    }
+    #[inline(always)]
+    fn remove(key: &FlowKey) {
+        let _ = FLOWS.remove(key);
     }
 }
 
@@ -168,26 +233,31 @@ fn new_flow() -> FlowValue {
 }
 
 #[inline(always)]
-fn tcp<P: Packet>(p: &P, m: &Meta, avail: u32, key: &mut FlowKey, o: &mut Out) {
+fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F::Key, o: &mut Out) {
     let f = m.tcp_flags;
     let syn = f & tcp_flags::SYN != 0;
     let ack = f & tcp_flags::ACK != 0;
     let closing = f & (tcp_flags::FIN | tcp_flags::RST) != 0;
     let rst = f & tcp_flags::RST != 0;
-    let d = flow_key(m, key);
-    let key: &FlowKey = key;
-    let mut slot = FLOWS.get_ptr_mut(key);
+    if avail == 0 && f & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0 {
+        // A pure ACK changes nothing for any flow: no lookup.
+        bump(counter::TCP_NO_PAYLOAD);
+        return;
+    }
+    let d = F::key(m, key);
+    let key: &F::Key = key;
+    let mut slot = F::get(key);
     if slot.is_none() {
         // Only a SYN or payload opens a flow; stray ACKs, FINs and RSTs do not.
         if avail == 0 && !syn {
             bump(counter::TCP_NO_PAYLOAD);
             return;
         }
-        if FLOWS.insert(key, &new_flow(), 0).is_err() {
+        if !F::insert(key) {
             bump(counter::FLOW_MAP_FULL);
             return;
         }
-        slot = FLOWS.get_ptr_mut(key);
+        slot = F::get(key);
     }
     let Some(v) = slot else {
         bump(counter::FLOW_MAP_FULL);
@@ -205,7 +275,7 @@ fn tcp<P: Packet>(p: &P, m: &Meta, avail: u32, key: &mut FlowKey, o: &mut Out) {
             bump(counter::FLOW_IGNORED);
         }
         if rst {
-            let _ = FLOWS.remove(key);
+            F::remove(key);
         }
         return;
     }
@@ -226,7 +296,7 @@ fn tcp<P: Packet>(p: &P, m: &Meta, avail: u32, key: &mut FlowKey, o: &mut Out) {
         } else {
             bump(counter::TCP_NO_PAYLOAD);
         }
-        finish(v, d, df, rst, key);
+        finish::<F>(v, d, df, rst, key);
         return;
     }
     if df & dir_flags::DONE != 0 {
@@ -234,7 +304,7 @@ fn tcp<P: Packet>(p: &P, m: &Meta, avail: u32, key: &mut FlowKey, o: &mut Out) {
         if closing {
             lifecycle(p, m, o);
         }
-        finish(v, d, df, rst, key);
+        finish::<F>(v, d, df, rst, key);
         return;
     }
     // The first bytes decide what the flow is and, without a SYN, who is the client; later
@@ -251,7 +321,7 @@ fn tcp<P: Packet>(p: &P, m: &Meta, avail: u32, key: &mut FlowKey, o: &mut Out) {
             if v.kind == flow_kind::IGNORED {
                 bump(counter::NOT_CANDIDATE);
                 if rst {
-                    let _ = FLOWS.remove(key);
+                    F::remove(key);
                 }
                 return;
             }
@@ -276,7 +346,7 @@ fn tcp<P: Packet>(p: &P, m: &Meta, avail: u32, key: &mut FlowKey, o: &mut Out) {
         if closing {
             lifecycle(p, m, o);
         }
-        finish(v, d, df, rst, key);
+        finish::<F>(v, d, df, rst, key);
         return;
     }
     let room = budget - rel;
@@ -319,7 +389,7 @@ fn tcp<P: Packet>(p: &P, m: &Meta, avail: u32, key: &mut FlowKey, o: &mut Out) {
         emit(p, m, o);
         i += 1;
     }
-    finish(v, d, df, rst, key);
+    finish::<F>(v, d, df, rst, key);
 }
 
 #[inline(always)]
@@ -333,14 +403,14 @@ fn set_base(v: &mut FlowValue, d: usize, seq: u32) {
 
 /// Store the direction's flags back; a reset flow leaves the map.
 #[inline(always)]
-fn finish(v: &mut FlowValue, d: usize, df: u8, rst: bool, key: &FlowKey) {
+fn finish<F: Flows>(v: &mut FlowValue, d: usize, df: u8, rst: bool, key: &F::Key) {
     if d == 0 {
         v.dir_flags[0] = df;
     } else {
         v.dir_flags[1] = df;
     }
     if rst {
-        let _ = FLOWS.remove(key);
+        F::remove(key);
     }
 }
 
@@ -469,7 +539,6 @@ fn walk_records<P: Packet>(p: &P, m: &Meta, v: &mut FlowValue, d: usize, mut df:
 /// One record to write: header fields beyond the packet's tuple, and which payload bytes.
 #[derive(Clone, Copy)]
 pub struct Out {
-    ts: u64,
     seq: u32,
     /// Packet offset and length of the payload bytes to copy (`n` <= MAX_RECORD_PAYLOAD).
     off: u32,
@@ -502,7 +571,7 @@ fn lifecycle<P: Packet>(p: &P, m: &Meta, o: &mut Out) {
 /// subprogram rather than inlined: it keeps the stack of each call site small.
 #[inline(never)]
 fn emit<P: Packet>(p: &P, m: &Meta, o: &Out) {
-    let Out { ts, seq, off, n, kind, tcp_flags, flags } = *o;
+    let Out { seq, off, n, kind, tcp_flags, flags } = *o;
     let Some(rec) = STAGE.get_ptr_mut(0) else {
         return;
     };
@@ -532,7 +601,9 @@ fn emit<P: Packet>(p: &P, m: &Meta, o: &Out) {
     h.flags = flags;
     h._pad = 0;
     h.seq = seq;
-    h.timestamp_ns = ts;
+    // SAFETY: a helper without arguments or side effects; read only for packets that produce
+    // a record (about 20 ns).
+    h.timestamp_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
     let size = if n == 0 {
         HEADER_LEN
     } else {

@@ -16,7 +16,8 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use monitor_common::{
-    counter, dir, FlowKey, FlowValue, KernelConfig, Record, COUNTERS_MAP, FLOWS_MAP, FLOWS_MAX, RING_MAP,
+    counter, dir, FlowKey, FlowKey4, FlowValue, KernelConfig, Record, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP, FLOWS_MAX,
+    RING_MAP,
 };
 
 /// Ring buffer for flow-head records (`monitor_common::RecordHeader` + payload); 4 MiB, a
@@ -28,9 +29,13 @@ static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-/// Flows seen, both directions under one canonical key; least recently used go first.
+/// IPv6 flows seen, both directions under one canonical key; least recently used go first.
 #[map]
 static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(FLOWS_MAX, 0);
+
+/// IPv4 flows seen (a smaller key: cheaper to hash on every packet).
+#[map]
+static FLOWS4: LruHashMap<FlowKey4, FlowValue> = LruHashMap::with_max_entries(FLOWS_MAX, 0);
 
 /// Per-CPU staging area for one record (too large for the 512-byte stack).
 #[map]
@@ -49,6 +54,7 @@ static TLSMON_CONFIG: KernelConfig = KernelConfig::default_config();
 const _: () = assert!(str_eq(RING_MAP, "EVENTS"));
 const _: () = assert!(str_eq(COUNTERS_MAP, "COUNTERS"));
 const _: () = assert!(str_eq(FLOWS_MAP, "FLOWS"));
+const _: () = assert!(str_eq(FLOWS4_MAP, "FLOWS4"));
 const _: () = assert!(str_eq(monitor_common::CONFIG_GLOBAL, "TLSMON_CONFIG"));
 
 const fn str_eq(a: &str, b: &str) -> bool {

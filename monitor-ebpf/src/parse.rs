@@ -123,22 +123,6 @@ pub fn parse_frame(data: usize, end: usize, m: &mut Meta) -> Result<(), Skip> {
     }
 }
 
-impl Meta {
-    pub const EMPTY: Meta = Meta {
-        ip_version: 0,
-        protocol: 0,
-        src: [0; 16],
-        dst: [0; 16],
-        src_port: 0,
-        dst_port: 0,
-        tcp_flags: 0,
-        seq: 0,
-        payload_off: 0,
-        payload_len: 0,
-        first_fragment: false,
-    };
-}
-
 #[inline(always)]
 fn parse_ipv4(data: usize, end: usize, off: usize, m: &mut Meta) -> Result<(), Skip> {
     let Some(ip) = header(data, end, off, 20) else {
@@ -157,6 +141,9 @@ fn parse_ipv4(data: usize, end: usize, off: usize, m: &mut Meta) -> Result<(), S
     m.ip_version = 4;
     m.first_fragment = frag & 0x2000 != 0;
     m.protocol = byte(ip, 9);
+    // IPv4 addresses fill the first 4 bytes; the rest must be zero (the scratch slot is reused).
+    m.src = [0; 16];
+    m.dst = [0; 16];
     bytes::<4>(ip, 12, &mut m.src);
     bytes::<4>(ip, 16, &mut m.dst);
     parse_l4(data, end, off + ihl, total - ihl, m)
@@ -171,6 +158,7 @@ fn parse_ipv6(data: usize, end: usize, off: usize, m: &mut Meta) -> Result<(), S
         return Err(Skip::Truncated);
     }
     m.ip_version = 6;
+    m.first_fragment = false;
     bytes::<16>(ip, 8, &mut m.src);
     bytes::<16>(ip, 24, &mut m.dst);
     let mut remaining = usize::from(be16(ip, 4));
