@@ -200,6 +200,7 @@ impl Lab {
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
+                check_stop()?;
                 bail!("{name} ({program} in {ns}) did not finish within {limit:?}")
             }
         }

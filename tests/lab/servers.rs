@@ -187,17 +187,24 @@ impl Lab {
     pub fn run_clients(&self, family: Family) -> Result<Vec<ClientRun>> {
         let mut runs = Vec::new();
         for server in &SERVERS {
-            let addr = SocketAddr::new(self.server_addr(family), server.port);
-            for (tool, program, args) in clients(server, addr) {
-                check_stop()?;
-                let name = format!("client-{}-{}-{}", server.name, family.label(), program);
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let status = self.run(&name, &self.client_ns, program, &args, CLIENT_LIMIT)?;
-                if !status.success() {
-                    bail!("{tool} → {} ({addr}) failed ({status}); its log:\n{}", server.name, self.log(&name));
-                }
-                runs.push(ClientRun { server, family, tool });
+            runs.extend(self.run_server_clients(server, family)?);
+        }
+        Ok(runs)
+    }
+
+    /// Runs the stock clients of one server over one address family.
+    pub fn run_server_clients(&self, server: &'static ServerSpec, family: Family) -> Result<Vec<ClientRun>> {
+        let mut runs = Vec::new();
+        let addr = SocketAddr::new(self.server_addr(family), server.port);
+        for (tool, program, args) in clients(server, addr) {
+            check_stop()?;
+            let name = format!("client-{}-{}-{}", server.name, family.label(), program);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let status = self.run(&name, &self.client_ns, program, &args, CLIENT_LIMIT)?;
+            if !status.success() {
+                bail!("{tool} → {} ({addr}) failed ({status}); its log:\n{}", server.name, self.log(&name));
             }
+            runs.push(ClientRun { server, family, tool });
         }
         Ok(runs)
     }

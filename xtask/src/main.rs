@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod demo;
 mod gen;
 mod setup;
 mod test;
@@ -21,8 +22,8 @@ enum Cmd {
     Setup,
     /// Set up, then run every test (unit, corpus golden, eBPF). The README's test command.
     Test(test::TestArgs),
-    /// Set up, build release, and show tlsmon on real traffic.
-    Demo(test::DemoArgs),
+    /// Set up, build release, and show `tlsmon live` on real handshakes in a network-namespace lab.
+    Demo(demo::DemoArgs),
     /// Generate a large realistic capture for benchmarks.
     Gen(gen::GenArgs),
     /// Benchmarks that print figures and ratios.
@@ -35,7 +36,7 @@ fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Setup => setup::run(),
         Cmd::Test(a) => test::run(a),
-        Cmd::Demo(a) => test::demo(a),
+        Cmd::Demo(a) => demo::run(a),
         Cmd::Gen(a) => gen::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Lint => test::lint(),

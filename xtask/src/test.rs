@@ -1,4 +1,4 @@
-//! Test, demo and lint entry points: set up, then drive cargo and the release `tlsmon` binary.
+//! Test and lint entry points: set up, then drive cargo and the release `tlsmon` binary.
 //! Must never skip the privileged eBPF tests quietly: `test` refuses to run without root.
 use std::{
     env,
@@ -22,32 +22,6 @@ pub struct TestArgs {
     #[arg(last = true)]
     cargo_args: Vec<String>,
 }
-
-#[derive(clap::Args)]
-pub struct DemoArgs {
-    /// Skip the setup step (apt packages, rust-src, bpf-linker).
-    #[arg(long)]
-    no_setup: bool,
-    /// Directory holding the corpus captures (default: ../shared/corpus/pcaps next to the
-    /// workspace).
-    #[arg(long)]
-    corpus: Option<PathBuf>,
-}
-
-/// Captures the demo replays: a modern handshake, legacy and broken ones, PHI in clear.
-const DEMO_PCAPS: &[&str] = &[
-    "zeek__tls1.2.pcap",
-    "suricata__tls13-x25519mlkem768.pcap",
-    "zeek__tls1_1.pcap",
-    "zeek__ssl-v2.pcap",
-    "ndpi__selfsigned.pcap",
-    "ndpi__hl7.pcap",
-];
-/// The capture shown as JSON lines.
-const DEMO_JSON_PCAP: &str = "zeek__tls1.2.pcap";
-const DEMO_JSON_LINES: usize = 12;
-/// Characters shown of each JSON line (events carry long cipher lists).
-const DEMO_JSON_WIDTH: usize = 400;
 
 pub fn run(args: TestArgs) -> Result<()> {
     let start = Instant::now();
@@ -114,70 +88,6 @@ fn count_before(s: &str, word: &str) -> u64 {
     s.find(word).and_then(|i| s[..i].rsplit([' ', '.', ';']).next()?.parse().ok()).unwrap_or(0)
 }
 
-pub fn demo(args: DemoArgs) -> Result<()> {
-    let root = workspace_root();
-    let corpus = args.corpus.unwrap_or_else(|| root.join("../shared/corpus/pcaps"));
-    if !corpus.is_dir() {
-        bail!(
-            "corpus not found at {}: the demo replays the shared capture corpus \
-             (../shared/corpus next to the workspace); pass --corpus DIR",
-            corpus.display()
-        );
-    }
-    if !args.no_setup {
-        setup::run()?;
-    }
-    setup::run_cmd(&mut cargo(&["build", "--release", "--package", "monitor"]), "cargo build --release -p monitor")?;
-    let tlsmon = target_dir(&root).join("release/tlsmon");
-
-    for name in DEMO_PCAPS {
-        let pcap = corpus.join(name);
-        if !pcap.is_file() {
-            bail!("corpus capture {} is missing", pcap.display());
-        }
-        println!("\n=== tlsmon replay {name}");
-        let status = Command::new(&tlsmon)
-            .args(["replay", "--format", "text"])
-            .arg(&pcap)
-            .status()
-            .with_context(|| format!("starting {}", tlsmon.display()))?;
-        report_exit(name, status)?;
-    }
-
-    let pcap = corpus.join(DEMO_JSON_PCAP);
-    println!("\n=== tlsmon replay --format json {DEMO_JSON_PCAP} (first {DEMO_JSON_LINES} lines, cut at {DEMO_JSON_WIDTH} chars)");
-    let out = Command::new(&tlsmon)
-        .args(["replay", "--format", "json"])
-        .arg(&pcap)
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("starting {}", tlsmon.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    for line in text.lines().take(DEMO_JSON_LINES) {
-        match line.char_indices().nth(DEMO_JSON_WIDTH) {
-            Some((cut, _)) => println!("{} …", &line[..cut]),
-            None => println!("{line}"),
-        }
-    }
-    let total = text.lines().count();
-    if total > DEMO_JSON_LINES {
-        println!("… ({} more lines)", total - DEMO_JSON_LINES);
-    }
-    report_exit(DEMO_JSON_PCAP, out.status)
-}
-
-/// A replay's exit code is its verdict (`--fail-on`); only a crash fails the demo.
-fn report_exit(name: &str, status: std::process::ExitStatus) -> Result<()> {
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(code) => {
-            println!("(exit status {code}: verdict for {name})");
-            Ok(())
-        }
-        None => bail!("tlsmon replay {name} was killed ({status})"),
-    }
-}
-
 pub fn lint() -> Result<()> {
     setup::run_cmd(&mut cargo(&["fmt", "--all", "--check"]), "cargo fmt --check")?;
     setup::run_cmd(&mut cargo(&["clippy", "--all-targets", "--", "-D", "warnings"]), "cargo clippy")?;
@@ -186,11 +96,11 @@ pub fn lint() -> Result<()> {
 }
 
 /// The workspace root (this crate's parent directory).
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives inside the workspace").to_path_buf()
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     match env::var_os("CARGO_TARGET_DIR") {
         Some(d) if !d.is_empty() => root.join(d),
         _ => root.join("target"),
@@ -198,7 +108,7 @@ fn target_dir(root: &Path) -> PathBuf {
 }
 
 /// `cargo ARGS` run from the workspace root (so default-members apply).
-fn cargo(args: &[&str]) -> Command {
+pub(crate) fn cargo(args: &[&str]) -> Command {
     let cargo: OsString = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args(args).current_dir(workspace_root());

@@ -1,0 +1,145 @@
+//! `cargo xtask demo`: set up, build release, and show `tlsmon live` judging real handshakes in
+//! the network-namespace lab shared with the e2e tests (tests/lab): five servers of known
+//! posture, stock clients over IPv4 and IPv6 and a large post-quantum ClientHello, one readable
+//! line per judged handshake as it arrives.
+//! Must never leave namespaces or processes behind: Ctrl-C (SIGINT/SIGTERM) stops tlsmon and
+//! tears the lab down too.
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use serde_json::Value;
+
+use crate::{setup, test};
+
+#[path = "../../tests/lab/mod.rs"]
+mod lab;
+
+use lab::{Family, Lab, Live, Mode, SERVERS};
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Skip the setup step (apt packages, rust-src, bpf-linker).
+    #[arg(long)]
+    no_setup: bool,
+    /// Attach with XDP (generic/skb mode, both of mon's veths) instead of TC.
+    #[arg(long)]
+    xdp: bool,
+    /// Print the raw JSON events instead of one readable line per event.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Most time to wait for one step's events before going on (the rest come when tlsmon stops).
+const STEP_WAIT: Duration = Duration::from_secs(3);
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    if !args.no_setup {
+        setup::run()?;
+    }
+    lab::ensure_root().context("`cargo xtask demo` attaches eBPF programs in network namespaces")?;
+    let root = test::workspace_root();
+    setup::run_cmd(
+        &mut test::cargo(&["build", "--release", "--package", "monitor"]),
+        "cargo build --release -p monitor",
+    )?;
+    let tlsmon = test::target_dir(&root).join("release/tlsmon");
+
+    // From here on Ctrl-C only sets a flag; the lab's loops see it and everything unwinds
+    // through the teardown below.
+    lab::stop_on_signals();
+    let mode = if args.xdp { Mode::XdpSkb } else { Mode::Tc };
+    let result = demo(&tlsmon, mode, args.json);
+    if lab::stopping() {
+        println!("\ndemo: interrupted; tlsmon stopped and the lab torn down");
+        std::process::exit(130);
+    }
+    result
+}
+
+fn demo(tlsmon: &std::path::Path, mode: Mode, json: bool) -> Result<()> {
+    let mut lab = Lab::create()?;
+    println!(
+        "\n=== lab: namespaces {} — {} — {} (veth pairs; {} routes between client and server)",
+        lab.client_ns, lab.mon_ns, lab.server_ns, lab.mon_ns
+    );
+    lab.start_servers()?;
+    println!("servers in {} at {} and {}:", lab.server_ns, lab.server_addr(Family::V4), lab.server_addr(Family::V6));
+    for s in &SERVERS {
+        println!("  {:<8} port {}  {}", s.name, s.port, s.what);
+    }
+    println!("\n=== tlsmon live --format json in {}", lab.mon_ns);
+    let mut live = lab.start_live(tlsmon, mode, &[])?;
+    println!("{}", live.attached);
+    println!("metrics: not served yet (the Prometheus endpoint comes with a later change)");
+
+    let mut shown = 0;
+    let driven = drive(&lab, &mut live, json, &mut shown);
+    // Always stop tlsmon cleanly (SIGINT: detach, judge the flows still open).
+    let stopped = live.stop();
+    if let Ok(stopped) = &stopped {
+        for ev in &stopped.events {
+            print_event(ev, json);
+            shown += 1;
+        }
+        println!("\ntlsmon exited ({}); {shown} handshakes judged", stopped.status);
+    }
+    driven?;
+    stopped?;
+    println!("tearing down the lab");
+    Ok(())
+}
+
+/// Runs the clients one server at a time, printing events as they arrive.
+fn drive(lab: &Lab, live: &mut Live, json: bool, shown: &mut usize) -> Result<()> {
+    let mut expected = 0;
+    for family in Family::BOTH {
+        println!(
+            "\n=== {} clients: {} → {}  (server, address, version, cipher, SNI, findings)",
+            family.label(),
+            lab.client_addr(family),
+            lab.server_addr(family)
+        );
+        for server in &SERVERS {
+            let runs = lab.run_server_clients(server, family)?;
+            let tools: Vec<&str> = runs.iter().map(|r| r.tool).collect();
+            println!("-- {} ← {}", server.name, tools.join(", "));
+            expected += runs.len();
+            wait_events(live, expected, json, shown)?;
+        }
+        for split in [false, true] {
+            let hello = lab::large_hello(lab, family, split)?;
+            println!(
+                "-- modern ← hand-built {}-byte ClientHello (X25519MLKEM768 + x25519 key shares, SNI last){}",
+                hello.len,
+                if split { ", written in 3 segments" } else { "" }
+            );
+            expected += 1;
+            wait_events(live, expected, json, shown)?;
+        }
+    }
+    Ok(())
+}
+
+/// Prints events until `expected` have been shown or [`STEP_WAIT`] passed.
+fn wait_events(live: &mut Live, expected: usize, json: bool, shown: &mut usize) -> Result<()> {
+    let deadline = Instant::now() + STEP_WAIT;
+    while *shown < expected && Instant::now() < deadline {
+        lab::check_stop()?;
+        if let Some(ev) = live.next_event(Duration::from_millis(100))? {
+            print_event(&ev, json);
+            *shown += 1;
+        }
+    }
+    for line in live.drain_stderr() {
+        println!("tlsmon: {line}");
+    }
+    Ok(())
+}
+
+fn print_event(ev: &Value, json: bool) {
+    if json {
+        println!("{ev}");
+    } else {
+        println!("   {}", lab::summary(ev));
+    }
+}
