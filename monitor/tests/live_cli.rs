@@ -1,0 +1,364 @@
+//! Privileged CLI tests of `tlsmon live`: the messages for a missing interface and for an XDP
+//! hook owned by another program, a clean attach/detach on loopback (by --duration and by
+//! SIGINT), and a live TLS handshake on loopback printed while the capture is still running.
+//! Must never be skipped: they need root (CI runs as root) and fail loudly without it. Traffic
+//! stays on loopback or in a network namespace the test makes and always deletes.
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const TLSMON: &str = env!("CARGO_BIN_EXE_tlsmon");
+
+fn require_root() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "live_cli needs root (CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON) to attach eBPF programs; \
+         run it through `cargo xtask test` as root (CI is root)"
+    );
+}
+
+/// A child process that is killed and reaped on every exit path, with its stderr (and
+/// optionally stdout) read line by line on threads.
+struct Proc {
+    child: Child,
+    stderr: Receiver<String>,
+    stdout: Option<Receiver<String>>,
+    seen_err: Vec<String>,
+}
+
+fn lines_of(r: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, capture_stdout: bool) -> Proc {
+        cmd.stdin(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdout(if capture_stdout { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        let stderr = lines_of(child.stderr.take().expect("stderr is piped"));
+        let stdout = child.stdout.take().map(lines_of);
+        Proc { child, stderr, stdout, seen_err: Vec::new() }
+    }
+
+    /// Wait for a stderr line containing `needle`; panics with everything seen on timeout.
+    fn wait_stderr(&mut self, needle: &str, within: Duration) -> String {
+        let end = Instant::now() + within;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen_err.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("no stderr line with {needle:?} within {within:?}; stderr so far: {:#?}", self.seen_err);
+    }
+
+    /// Wait for a stdout line satisfying `pred`; `Err` holds the lines seen instead.
+    fn wait_stdout(&mut self, within: Duration, pred: impl Fn(&str) -> bool) -> Result<String, Vec<String>> {
+        let rx = self.stdout.as_ref().expect("stdout is captured");
+        let end = Instant::now() + within;
+        let mut seen = Vec::new();
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) if pred(&line) => return Ok(line),
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        Err(seen)
+    }
+
+    /// Exit status within `within`, or a panic (the drop guard then kills the process).
+    fn wait(&mut self, within: Duration) -> std::process::ExitStatus {
+        let end = Instant::now() + within;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status,
+                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(20)),
+                Ok(None) => panic!("process did not exit within {within:?}"),
+                Err(e) => panic!("waiting for the process: {e}"),
+            }
+        }
+    }
+
+    /// All stderr lines read so far plus whatever is left once the process has exited.
+    fn all_stderr(&mut self) -> String {
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(2)) {
+            self.seen_err.push(line);
+        }
+        self.seen_err.join("\n")
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = i32::try_from(self.child.id()).expect("pid fits i32");
+        // SAFETY: kill(2) with our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A network namespace with one veth pair, deleted on every exit path.
+struct Netns {
+    name: String,
+}
+
+impl Netns {
+    fn new(tag: &str, iface: &str) -> Netns {
+        let name = format!("tlsmon-{tag}-{}", std::process::id());
+        run(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        // A veth pair (dummy interfaces need a module this kernel may lack); generic XDP
+        // attaches to either end.
+        let peer = format!("{iface}p");
+        run(&["ip", "-n", &ns.name, "link", "add", iface, "type", "veth", "peer", "name", &peer]);
+        run(&["ip", "-n", &ns.name, "link", "set", iface, "up"]);
+        run(&["ip", "-n", &ns.name, "link", "set", &peer, "up"]);
+        ns
+    }
+
+    /// `tlsmon ARGS` inside the namespace.
+    fn tlsmon(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, TLSMON]).args(args);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+fn run(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A scratch directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("tlsmon-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn missing_interface_is_named() {
+    let out = Command::new(TLSMON).args(["live", "--iface", "does-not-exist0"]).output().expect("run tlsmon");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("interface `does-not-exist0` does not exist"), "stderr: {err}");
+    assert!(err.contains("ip link"), "stderr: {err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn loopback_attaches_and_stops_after_duration() {
+    require_root();
+    let t0 = Instant::now();
+    let mut p = Proc::spawn(Command::new(TLSMON).args(["live", "--iface", "lo", "--duration", "1", "--stats"]), true);
+    let line = p.wait_stderr("tlsmon: live:", Duration::from_secs(20));
+    assert_eq!(line, "tlsmon: live: attached tc to lo (ingress+egress)");
+    let status = p.wait(Duration::from_secs(20));
+    let err = p.all_stderr();
+    assert!(status.success(), "exit {status}; stderr: {err}");
+    assert!(t0.elapsed() >= Duration::from_secs(1), "--duration 1 stopped early");
+    // --stats: every kernel counter by name, then the reader's line.
+    for name in monitor_common::counter::NAMES {
+        assert!(err.lines().any(|l| l.split_whitespace().next() == Some(name)), "counter {name} missing: {err}");
+    }
+    assert!(err.contains("tlsmon: live: reader: records"), "{err}");
+}
+
+#[test]
+fn sigint_detaches_and_exits_zero() {
+    require_root();
+    let mut p = Proc::spawn(Command::new(TLSMON).args(["live", "--iface", "lo", "--format", "none"]), false);
+    p.wait_stderr("tlsmon: live: attached tc to lo", Duration::from_secs(20));
+    p.signal(libc::SIGINT);
+    let status = p.wait(Duration::from_secs(10));
+    assert!(status.success(), "exit {status} after SIGINT; stderr: {}", p.all_stderr());
+}
+
+#[test]
+fn xdp_owned_by_another_program_is_explained() {
+    require_root();
+    let ns = Netns::new("livecli", "xdpbusy0");
+    let mut first = Proc::spawn(&mut ns.tlsmon(&["live", "--xdp", "--iface", "xdpbusy0", "--duration", "5"]), false);
+    let line = first.wait_stderr("tlsmon: live:", Duration::from_secs(20));
+    assert_eq!(line, "tlsmon: live: attached xdp-skb to xdpbusy0 (ingress)");
+    let out = ns.tlsmon(&["live", "--xdp", "--iface", "xdpbusy0", "--duration", "1"]).output().expect("second tlsmon");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "the second attach must fail; stderr: {err}");
+    assert!(err.contains("`xdpbusy0` already has an XDP program attached"), "stderr: {err}");
+    assert!(err.contains("ip link set dev xdpbusy0 xdp off"), "stderr: {err}");
+    assert!(!err.contains("tlsmon: live: attached"), "stderr: {err}");
+    // The first one is untouched by the failed attempt and still exits cleanly.
+    let status = first.wait(Duration::from_secs(20));
+    assert!(status.success(), "first tlsmon exit {status}; stderr: {}", first.all_stderr());
+}
+
+/// `openssl s_server` on 127.0.0.1 with a fresh self-signed P-256 certificate for `live.test`.
+struct TlsServer {
+    port: u16,
+    _server: Proc,
+    _dir: TempDir,
+}
+
+impl TlsServer {
+    fn start(tag: &str) -> TlsServer {
+        let dir = TempDir::new(tag);
+        let (key, cert) = (dir.0.join("key.pem"), dir.0.join("cert.pem"));
+        let gen = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+            .args(["-subj", "/CN=live.test", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("run openssl req");
+        assert!(gen.status.success(), "openssl req: {}", String::from_utf8_lossy(&gen.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let server = Proc::spawn(
+            Command::new("openssl")
+                .args(["s_server", "-quiet", "-accept", &format!("127.0.0.1:{port}")])
+                .arg("-cert")
+                .arg(&cert)
+                .arg("-key")
+                .arg(&key),
+            false,
+        );
+        TlsServer { port, _server: server, _dir: dir }
+    }
+
+    /// One complete TLS 1.3 handshake with SNI `live.test`. The server needs a moment to
+    /// listen, so the client is retried (a refused connect returns at once).
+    fn handshake(&self) {
+        for _ in 0..50 {
+            let out = Command::new("timeout")
+                .args(["10", "openssl", "s_client", "-connect", &format!("127.0.0.1:{}", self.port)])
+                .args(["-servername", "live.test", "-tls1_3"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("run openssl s_client");
+            if String::from_utf8_lossy(&out.stdout).contains("TLSv1.3") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("openssl s_client never completed a handshake with port {}", self.port);
+    }
+
+    /// Is this JSON line the event of a handshake with this server?
+    fn is_event(&self, line: &str) -> bool {
+        line.contains(&format!("\"port\":{}", self.port)) && line.contains("live.test")
+    }
+}
+
+/// The event line of `server`'s handshake from `mon`, or a panic with tlsmon's stats.
+fn expect_event(mon: &mut Proc, server: &TlsServer, what: &str) -> String {
+    match mon.wait_stdout(Duration::from_secs(15), |l| server.is_event(l)) {
+        Ok(line) => line,
+        Err(seen) => {
+            mon.signal(libc::SIGTERM);
+            let _ = mon.wait(Duration::from_secs(10));
+            panic!(
+                "{what}: no event for port {} within 15 s\nstdout: {seen:#?}\nstderr:\n{}",
+                server.port,
+                mon.all_stderr()
+            );
+        }
+    }
+}
+
+fn live_on_lo() -> Proc {
+    let mut mon =
+        Proc::spawn(Command::new(TLSMON).args(["live", "--iface", "lo", "--duration", "30", "--stats"]), true);
+    mon.wait_stderr("tlsmon: live: attached tc to lo", Duration::from_secs(20));
+    mon
+}
+
+#[test]
+fn loopback_handshake_is_printed_while_running() {
+    require_root();
+    let mut mon = live_on_lo();
+    let server = TlsServer::start("livecli-pki");
+    server.handshake();
+    // The event comes out while tlsmon still runs (flushed per line), long before --duration.
+    let line = expect_event(&mut mon, &server, "tlsmon on lo");
+    assert!(mon.child.try_wait().expect("try_wait").is_none(), "tlsmon should still be running");
+    let ev: serde_json::Value = serde_json::from_str(&line).expect("event is JSON");
+    assert_eq!(ev["type"], "tls");
+    assert_eq!(ev["destination"]["ip"], "127.0.0.1");
+    assert_eq!(ev["destination"]["port"], server.port);
+    assert_eq!(ev["tls"]["version"], "1.3");
+    assert_eq!(ev["tls"]["client"]["server_name"], "live.test");
+    assert_eq!(ev["tls"]["established"], true);
+    // Wall-clock timestamp from the kernel's monotonic time: within a minute of now.
+    let ts = ev["timestamp"].as_str().expect("timestamp string");
+    let date = Command::new("date").args(["-u", "-d", ts, "+%s"]).output().expect("run date");
+    let when: u64 = String::from_utf8_lossy(&date.stdout).trim().parse().expect("date +%s prints seconds");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs();
+    assert!(now.abs_diff(when) < 60, "event time {ts} is not within a minute of now");
+    mon.signal(libc::SIGTERM);
+    let status = mon.wait(Duration::from_secs(10));
+    assert!(status.success(), "exit {status}; stderr: {}", mon.all_stderr());
+}
+
+/// Fail open towards other TCX programs: one attached after tlsmon on the same hook must still
+/// run. (A TCX program that returns anything but TCX_NEXT / TC_ACT_UNSPEC ends the chain.)
+#[test]
+fn later_tcx_programs_still_run() {
+    require_root();
+    let mut first = live_on_lo();
+    let mut second = live_on_lo();
+    let server = TlsServer::start("livecli-chain");
+    server.handshake();
+    expect_event(&mut first, &server, "the first tlsmon attached to lo");
+    expect_event(
+        &mut second,
+        &server,
+        "the second tlsmon attached to lo (after the first in the TCX chain; the first one's \
+         program must return TCX_NEXT, not TC_ACT_PIPE, or the chain stops there)",
+    );
+    for mon in [&mut first, &mut second] {
+        mon.signal(libc::SIGINT);
+        let status = mon.wait(Duration::from_secs(10));
+        assert!(status.success(), "exit {status}; stderr: {}", mon.all_stderr());
+    }
+}
