@@ -255,8 +255,20 @@ fn check_server(server: &ServerSpec, ev: &Value) -> Vec<String> {
     expect_str(&mut p, ev, "/tls/version", version);
     expect_str(&mut p, ev, "/tls/cipher", cipher);
     expect_findings(&mut p, ev, want);
+    // Every stock client finishes its handshake.
+    expect_established(&mut p, ev, true);
+    // Key exchange group: OpenSSL's first choice x25519, GnuTLS's secp256r1, none for static RSA.
+    let curve = ev.pointer("/tls/curve").and_then(Value::as_str);
+    let want_curve = match server.posture {
+        Posture::Weak => Some("secp256r1"),
+        Posture::Rsa => None,
+        _ => Some("x25519"),
+    };
+    if curve != want_curve {
+        p.push(format!("/tls/curve = {curve:?}, expected {want_curve:?}"));
+    }
     match server.posture {
-        Posture::Modern => expect_str(&mut p, ev, "/tls/curve", "x25519"),
+        Posture::Modern => {}
         Posture::Weak | Posture::Rsa | Posture::Legacy => {
             // The leaf issued by the lab CA, parsed from the wire.
             expect_str(&mut p, ev, "/tls/server/x509/issuer/common_name", lab::CA_CN);
@@ -289,7 +301,16 @@ fn check_large(hello: &LargeHello, ev: &Value) -> Vec<String> {
     expect_str(&mut p, ev, "/tls/cipher", "TLS_AES_128_GCM_SHA256");
     expect_str(&mut p, ev, "/tls/client/server_name", &hello.sni);
     expect_findings(&mut p, ev, &[]);
+    // The client hangs up after the ServerHello: never established.
+    expect_established(&mut p, ev, false);
     p
+}
+
+fn expect_established(p: &mut Vec<String>, ev: &Value, want: bool) {
+    let got = ev.pointer("/tls/established").and_then(Value::as_bool);
+    if got != Some(want) {
+        p.push(format!("/tls/established = {got:?}, expected {want}"));
+    }
 }
 
 fn expect_findings(p: &mut Vec<String>, ev: &Value, want: &[(&str, &str)]) {
