@@ -316,7 +316,12 @@ fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F::Key, o: &m
             bump(counter::LOAD_FAILED);
             return;
         }
-        if v.kind == flow_kind::NEW {
+        // Only bytes at the start of the stream decide: a segment that overtook the first one
+        // (its SYN told where the stream starts) is captured under the budget and the
+        // decision waits for the first segment.
+        let base = if d == 0 { v.base[0] } else { v.base[1] };
+        let at_start = df & dir_flags::BASE == 0 || m.seq == base;
+        if v.kind == flow_kind::NEW && at_start {
             v.kind = classify(&head, head_len, m);
             if v.kind == flow_kind::IGNORED {
                 bump(counter::NOT_CANDIDATE);
@@ -361,7 +366,7 @@ fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F::Key, o: &m
         bump(counter::PAYLOAD_TRUNCATED);
     }
     if v.kind == flow_kind::TLS && df & dir_flags::NO_WALK == 0 {
-        df = walk_records(p, m, v, d, df, carry);
+        df = walk_records(p, m, v, d, df, &mut carry);
     }
     let mut i = 0;
     while i < MAX_RECORDS_PER_PACKET {
@@ -481,10 +486,11 @@ fn looks_like_client_hello(h: &[u8; 8]) -> bool {
 }
 
 /// Follow the TLS record headers that start inside this segment's first `carry` bytes; mark
-/// the direction done at an application-data record (nothing after it is in clear). Returns
-/// the direction's flags.
+/// the direction done at an application-data record (nothing after it is in clear) and cut
+/// `carry` right after that record's header. Returns the direction's flags.
 #[inline(always)]
-fn walk_records<P: Packet>(p: &P, m: &Meta, v: &mut FlowValue, d: usize, mut df: u8, carry: u32) -> u8 {
+fn walk_records<P: Packet>(p: &P, m: &Meta, v: &mut FlowValue, d: usize, mut df: u8, carry: &mut u32) -> u8 {
+    let limit = *carry;
     let base = if d == 0 { v.base[0] } else { v.base[1] };
     let mut next = if df & dir_flags::RECORD != 0 {
         if d == 0 {
@@ -497,14 +503,14 @@ fn walk_records<P: Packet>(p: &P, m: &Meta, v: &mut FlowValue, d: usize, mut df:
     };
     df |= dir_flags::RECORD;
     let start = next.wrapping_sub(m.seq) as i32;
-    if start < 0 || start as u32 >= carry {
+    if start < 0 || start as u32 >= limit {
         // The next header is in a segment not seen yet (reordering) or beyond this one.
         return df;
     }
     let mut off = start as u32;
     let mut i = 0;
     while i < MAX_RECORD_WALK {
-        if off + 5 > carry {
+        if off + 5 > limit {
             break;
         }
         let mut h = [0u8; 8];
@@ -521,7 +527,9 @@ fn walk_records<P: Packet>(p: &P, m: &Meta, v: &mut FlowValue, d: usize, mut df:
         // middlebox-compatibility CCS before a second ClientHello and after a
         // HelloRetryRequest, with cleartext handshake records still to come.
         if ct == TLS_APPDATA {
+            // Forward the header (it tells the agent encryption began), not the ciphertext.
             df |= dir_flags::DONE;
+            *carry = off + 5;
             break;
         }
         off += 5 + u32::from(u16::from_be_bytes([h[3], h[4]]));

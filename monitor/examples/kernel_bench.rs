@@ -203,6 +203,8 @@ fn mix(path: &str) -> Result<()> {
     let mut k = KernelModel::load(&KernelConfig::default()).map_err(anyhow::Error::from)?;
     let mut pipeline = Pipeline::new(Default::default());
     let (mut wire, mut frames_n, mut ring, mut records, mut kernel_handshakes) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    // Ring bytes by what they carried: lifecycle records, TLS-looking heads, other candidates.
+    let (mut lifecycle, mut tls, mut plaintext) = (0u64, 0u64, 0u64);
     let mut frames = Vec::new();
     let file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).with_context(|| path.to_string())?);
     let res = for_each_frame(file, |f| {
@@ -216,6 +218,14 @@ fn mix(path: &str) -> Result<()> {
                 ring += b.len() as u64;
                 records += 1;
                 if let Ok(r) = parse_record(b) {
+                    let ports = [r.header.src_port, r.header.dst_port];
+                    match r.header.kind {
+                        monitor_common::kind::TCP_LIFECYCLE => lifecycle += b.len() as u64,
+                        _ if monitor_common::PLAINTEXT_PORTS.iter().any(|p| ports.contains(p)) => {
+                            plaintext += b.len() as u64
+                        }
+                        _ => tls += b.len() as u64,
+                    }
                     pipeline.packet(f.ts_ns, &record::packet(&r));
                 }
             });
@@ -241,6 +251,13 @@ fn mix(path: &str) -> Result<()> {
         100.0 * ratio,
         100.0 * GOAL_RING_RATIO,
         if ratio < GOAL_RING_RATIO { "met" } else { "NOT met" }
+    );
+    let pct = |x: u64| 100.0 * x as f64 / wire as f64;
+    println!(
+        "  of which: TLS heads {:.3}%, plaintext-candidate heads (HTTP, DICOM, HL7 ports) {:.3}%, SYN/FIN/RST records {:.3}%",
+        pct(tls),
+        pct(plaintext),
+        pct(lifecycle)
     );
     println!(
         "  handshakes judged: {kernel_handshakes} through the kernel, {} by replay of the whole capture",

@@ -286,6 +286,9 @@ fn check_flow_logic(hook: Hook) {
     let (_, r) = f.send(tcp_frame(false, 443, 5001, "AP", &flight));
     assert_eq!(r.len(), 1);
     assert_eq!(r[0].0.flags & record_flags::DIR_DONE, record_flags::DIR_DONE);
+    // Cut right after the application-data header: 95 + 6 + 5 bytes, no ciphertext.
+    assert_eq!(r[0].1, 95 + 6 + 5);
+    assert_eq!(r[0].0.flags & record_flags::TRUNCATED, 0);
     let (d, r) = f.send(tcp_frame(false, 443, 5001 + flight.len() as u32, "AP", &tls_record(23, 500, 0)));
     assert!(r.is_empty());
     assert_eq!((d[counter::DIR_DONE as usize], d[c]), (1, 0));
@@ -340,6 +343,15 @@ fn check_flow_logic(hook: Hook) {
     // A new SYN on the same 4-tuple starts over.
     let (_, r) = f.send(tcp_frame(true, 22, 9000, "S", &[]));
     assert_eq!(r.len(), 1);
+
+    // The second segment of a ClientHello overtakes the first: it is captured, and the flow is
+    // judged by the first when that arrives (not ignored for starting mid-record).
+    f.send(tcp_frame(true, 4443, 300, "S", &[]));
+    let big_hello = tls_record(22, 1900, 1);
+    let (d, r) = f.send(tcp_frame(true, 4443, 301 + 1000, "AP", &big_hello[1000..]));
+    assert_eq!((r.len(), d[counter::NOT_CANDIDATE as usize]), (1, 0));
+    let (d, r) = f.send(tcp_frame(true, 4443, 301, "AP", &big_hello[..1000]));
+    assert_eq!((r.len(), r[0].1, d[counter::NOT_CANDIDATE as usize]), (1, 1000, 0));
 
     // A mid-stream TLS flow (agent started late): application data first is not a candidate.
     let (d, r) = f.send(tcp_frame(true, 8443, 1, "AP", &tls_record(23, 200, 0)));

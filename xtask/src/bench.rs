@@ -6,6 +6,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+mod kernel;
 mod measure;
 mod replay;
 
@@ -23,6 +24,11 @@ pub enum Bench {
     /// Over a generated 1.1 GB hospital-mix capture; compared with nDPI (210 MB/s per core)
     /// and the project goal (1000 MB/s per core).
     Replay(replay::ReplayArgs),
+    /// Kernel programs: ns per packet against a no-op program, and ring-buffer bytes / wire bytes.
+    ///
+    /// Per packet via BPF_PROG_TEST_RUN (goals: non-matching ≤ no-op + 40 ns, captured
+    /// ClientHello ≤ 350 ns); the ring-buffer share over the generated mix (goal < 2%). Root.
+    Kernel(kernel::KernelArgs),
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -32,6 +38,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             Ok(())
         }
         Some(Bench::Replay(r)) => replay::run(r),
+        Some(Bench::Kernel(k)) => kernel::run(k),
     }
 }
 
