@@ -1,5 +1,6 @@
 //! Privileged end-to-end tests: `tlsmon live` in a network-namespace lab (tests/lab), attached
-//! with TC, XDP in skb mode and XDP in native mode, judging real handshakes between stock TLS
+//! with TC (on mon's server-side veth, and on both veths to show duplicates are harmless), XDP
+//! in skb mode and XDP in native mode (both veths), judging real handshakes between stock TLS
 //! servers and clients over IPv4 and IPv6, plus a hand-built ClientHello larger than the MTU.
 //! Each mode runs one tlsmon for all cases; every event is checked against values measured
 //! with the same servers and clients (see the lab's server table).
