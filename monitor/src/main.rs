@@ -11,8 +11,27 @@ fn main() {
     match app::run(cli) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("tlsmon: error: {e:#}");
+            eprintln!("tlsmon: error: {}", chain(&e));
             std::process::exit(2);
         }
     }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause whose text the previous one
+/// already carries (aya's errors repeat their source in their own message).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut prev = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !prev.is_empty() && prev.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+        prev = s;
+    }
+    out
 }

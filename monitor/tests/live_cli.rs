@@ -188,6 +188,23 @@ fn missing_interface_is_named() {
 }
 
 #[test]
+fn without_capabilities_it_says_what_it_needs() {
+    require_root();
+    // Root, but with BPF, SYS_ADMIN, PERFMON and NET_ADMIN out of the bounding set.
+    let out = Command::new("setpriv")
+        .args(["--inh-caps=-all", "--bounding-set=-bpf,-sys_admin,-perfmon,-net_admin", TLSMON])
+        .args(["live", "--iface", "lo", "--duration", "1"])
+        .output()
+        .expect("run setpriv (util-linux)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("permission denied"), "stderr: {err}");
+    assert!(err.contains("needs root, or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON"), "stderr: {err}");
+    assert!(err.contains("missing: CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON"), "stderr: {err}");
+    assert!(!err.contains("attached"), "stderr: {err}");
+}
+
+#[test]
 fn loopback_attaches_and_stops_after_duration() {
     require_root();
     let t0 = Instant::now();
