@@ -1,7 +1,7 @@
 //! Kernel stage: TC classifier (ingress and egress, the default) and opt-in XDP program that
 //! copy the heads of TCP flows (and QUIC Initials) into the ring buffer and count everything
 //! they skip, cut or lose in per-CPU counters.
-//! Must never drop, redirect or modify a packet: every path returns TC_ACT_PIPE / XDP_PASS.
+//! Must never drop, redirect or modify a packet: every path returns TC_ACT_UNSPEC / XDP_PASS.
 #![no_std]
 #![no_main]
 
@@ -9,7 +9,7 @@ mod capture;
 mod parse;
 
 use aya_ebpf::{
-    bindings::{xdp_action::XDP_PASS, TC_ACT_PIPE},
+    bindings::xdp_action::XDP_PASS,
     helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
     macros::{classifier, map, xdp},
     maps::{LruHashMap, PerCpuArray, RingBuf},
@@ -83,6 +83,12 @@ pub trait Packet {
     /// Copy `len` bytes (1..=2048, checked by the caller) at `off` into `dst`; 0 on success.
     fn load(&self, off: u32, dst: *mut u8, len: u32) -> i64;
 }
+
+/// What the TC programs return: TC_ACT_UNSPEC, which is TCX_NEXT on a TCX link (the next
+/// program in the chain runs, then the stack's default: pass) and "continue with the next
+/// filter" under classic cls_bpf. TC_ACT_PIPE or TC_ACT_OK would end a TCX chain and starve
+/// every program attached after ours.
+const TC_NEXT: i32 = -1;
 
 /// Bytes the TC program wants in the skb's linear area before reading headers directly:
 /// Ethernet + two VLAN tags + IPv6 + a few extension headers + TCP with full options.
@@ -159,7 +165,7 @@ pub fn tlsmon_tc(ctx: TcContext) -> i32 {
         let _ = ctx.pull_data(want);
     }
     capture::packet(&Tc(&ctx));
-    TC_ACT_PIPE
+    TC_NEXT
 }
 
 /// XDP program (opt-in, ingress only).
@@ -172,7 +178,7 @@ pub fn tlsmon_xdp(ctx: XdpContext) -> u32 {
 /// Baseline for `cargo xtask bench kernel`: a TC program that does nothing. Never attached.
 #[classifier]
 pub fn tlsmon_noop_tc(_ctx: TcContext) -> i32 {
-    TC_ACT_PIPE
+    TC_NEXT
 }
 
 /// Baseline for `cargo xtask bench kernel`: an XDP program that does nothing. Never attached.

@@ -35,10 +35,11 @@ impl Hook {
         matches!(self, Hook::Tc | Hook::NoopTc)
     }
 
-    /// The action every program must return: TC_ACT_PIPE (3) or XDP_PASS (2).
+    /// The action every program must return: TC_ACT_UNSPEC (-1, TCX_NEXT: the chain goes on)
+    /// or XDP_PASS (2).
     pub fn pass_action(self) -> u32 {
         if self.is_tc() {
-            3
+            -1i32 as u32
         } else {
             2
         }
