@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use monitor::capture::pcap::for_each_frame;
 use monitor::capture::record;
-use monitor::capture::testrun::{hook_frames, Hook, KernelModel, MIN_TEST_FRAME};
+use monitor::capture::testrun::{hook_frames, tcp_frame as tcp, tls_record, Hook, KernelModel, MIN_TEST_FRAME};
 use monitor::pipeline::Pipeline;
 use monitor_common::decode::parse_record;
 use monitor_common::{counter, KernelConfig};
@@ -35,34 +35,6 @@ fn main() -> Result<()> {
         Some("mix") => mix(args.get(1).context("mix FILE")?),
         _ => bail!("usage: kernel_bench packets [--trials N] | kernel_bench mix FILE"),
     }
-}
-
-fn tcp(from_client: bool, dport: u16, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
-    let (src, dst, sp, dp) = if from_client {
-        ([10, 99, 0, 1], [10, 99, 0, 2], 40_000, dport)
-    } else {
-        ([10, 99, 0, 2], [10, 99, 0, 1], dport, 40_000)
-    };
-    let mut b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(src, dst, 64)
-        .tcp(sp, dp, seq, 64_000);
-    for f in flags.chars() {
-        b = match f {
-            'S' => b.syn(),
-            'A' => b.ack(1),
-            'P' => b.psh(),
-            _ => b,
-        };
-    }
-    let mut out = Vec::new();
-    b.write(&mut out, payload).expect("frame");
-    out
-}
-
-fn tls_record(ct: u8, len: usize, first: u8) -> Vec<u8> {
-    let mut r = vec![ct, 3, 3, (len >> 8) as u8, len as u8, first];
-    r.resize(5 + len, 0x5a);
-    r
 }
 
 fn udp_dns() -> Vec<u8> {

@@ -2,7 +2,7 @@
 //! programs, and runs them through BPF_PROG_TEST_RUN on real and built frames, asserting the
 //! returned action (always pass), the exact per-CPU counter deltas and the records written.
 //! Must never be skipped: it needs root (CI runs as root) and fails loudly without it.
-use monitor::capture::testrun::{Hook, KernelModel};
+use monitor::capture::testrun::{tcp_frame, tls_record, Hook, KernelModel};
 use monitor_common::decode::parse_record;
 use monitor_common::{counter, kind, record_flags, tcp_flags, KernelConfig, RecordHeader, HEADER_LEN};
 
@@ -205,40 +205,6 @@ fn tc_classifier_loads_passes_and_counts() {
 #[test]
 fn xdp_program_loads_passes_and_counts() {
     check_program(Hook::Xdp);
-}
-
-/// A frame of a TCP flow between 10.99.0.1 and 10.99.0.2 (documentation-style private
-/// addresses, never sent anywhere: the frames only go through BPF_PROG_TEST_RUN).
-fn tcp_frame(from_client: bool, port: u16, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
-    let (src, dst, sport, dport) = if from_client {
-        ([10, 99, 0, 1], [10, 99, 0, 2], 40_000, port)
-    } else {
-        ([10, 99, 0, 2], [10, 99, 0, 1], port, 40_000)
-    };
-    let mut b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(src, dst, 64)
-        .tcp(sport, dport, seq, 64_000);
-    for f in flags.chars() {
-        b = match f {
-            'S' => b.syn(),
-            'A' => b.ack(1),
-            'F' => b.fin(),
-            'R' => b.rst(),
-            'P' => b.psh(),
-            _ => panic!("flag {f}"),
-        };
-    }
-    let mut out = Vec::with_capacity(54 + payload.len());
-    b.write(&mut out, payload).expect("build frame");
-    out
-}
-
-/// A TLS record of `len` body bytes of content type `ct`.
-fn tls_record(ct: u8, len: usize, first: u8) -> Vec<u8> {
-    let mut r = vec![ct, 3, 3, (len >> 8) as u8, len as u8];
-    r.push(first);
-    r.resize(5 + len, 0xaa);
-    r
 }
 
 struct Flow<'a> {

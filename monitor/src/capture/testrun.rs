@@ -165,6 +165,42 @@ impl KernelModel {
     }
 }
 
+/// A frame of a TCP flow between 10.99.0.1:40000 (the client) and 10.99.0.2:`port`, for
+/// tests and benchmarks (it only ever goes through BPF_PROG_TEST_RUN). `flags` letters:
+/// S(YN) A(CK) F(IN) R(ST) P(SH).
+pub fn tcp_frame(from_client: bool, port: u16, seq: u32, flags: &str, payload: &[u8]) -> Vec<u8> {
+    let (src, dst, sport, dport) = if from_client {
+        ([10, 99, 0, 1], [10, 99, 0, 2], 40_000, port)
+    } else {
+        ([10, 99, 0, 2], [10, 99, 0, 1], port, 40_000)
+    };
+    let mut b = etherparse::PacketBuilder::ethernet2(REFRAME_SRC, REFRAME_DST)
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, seq, 64_000);
+    for f in flags.chars() {
+        b = match f {
+            'S' => b.syn(),
+            'A' => b.ack(1),
+            'F' => b.fin(),
+            'R' => b.rst(),
+            'P' => b.psh(),
+            _ => b,
+        };
+    }
+    let mut out = Vec::with_capacity(54 + payload.len());
+    // Writing into a Vec fails only for payloads over 64 KiB, which no caller builds.
+    let _ = b.write(&mut out, payload);
+    out
+}
+
+/// A TLS record of content type `ct` with a `len`-byte body whose first byte is `first` (the
+/// handshake type for handshake records), the rest filler.
+pub fn tls_record(ct: u8, len: usize, first: u8) -> Vec<u8> {
+    let mut r = vec![ct, 3, 3, (len >> 8) as u8, len as u8, first];
+    r.resize(5 + len, 0x5a);
+    r
+}
+
 /// Ethernet addresses of re-framed frames (locally administered).
 const REFRAME_DST: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const REFRAME_SRC: [u8; 6] = [2, 0, 0, 0, 0, 1];

@@ -2,14 +2,13 @@
 //! against a no-op program) and the share of wire bytes that reaches userspace through the
 //! ring buffer on a generated mix. Runs monitor's `kernel_bench` example as root.
 //! Must never report a figure it did not measure: the example prints what the kernel returned.
-use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::measure::{default_cpu, run_pinned};
-use super::replay::ensure_capture;
+use super::replay::MixArgs;
 use super::{target_dir, workspace_root};
 
 #[derive(Args)]
@@ -17,16 +16,9 @@ pub struct KernelArgs {
     /// Trials per figure (the median is printed).
     #[arg(long, default_value_t = 5)]
     pub trials: usize,
-    /// Capture for the ring-buffer share. Default: target/bench/mix.pcap, generated (or reused)
-    /// as for `bench replay`.
-    #[arg(long)]
-    pub file: Option<PathBuf>,
-    /// Size of the generated capture in MB; ignored with --file.
-    #[arg(long, default_value_t = 1100)]
-    pub size_mb: u64,
-    /// Generator seed; ignored with --file.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// The capture for the ring-buffer share (as for `bench replay`).
+    #[command(flatten)]
+    pub capture: MixArgs,
     /// Only the per-packet figures, not the ring-buffer share.
     #[arg(long)]
     pub no_mix: bool,
@@ -58,14 +50,7 @@ pub fn run(a: KernelArgs) -> Result<()> {
     if a.no_mix {
         return Ok(());
     }
-    let file = match a.file {
-        Some(f) => f,
-        None => {
-            let f = target_dir(&root).join("bench/mix.pcap");
-            ensure_capture(&f, a.size_mb, a.seed)?;
-            f
-        }
-    };
+    let file = a.capture.path(&target_dir(&root))?;
     let mut cmd = Command::new(&bin);
     cmd.arg("mix").arg(&file);
     check(run_pinned(&mut cmd, cpu)?.code, "kernel_bench mix")

@@ -17,16 +17,8 @@ const GOAL_MBPS: f64 = 1000.0;
 
 #[derive(Args)]
 pub struct ReplayArgs {
-    /// Capture to replay. Default: target/bench/mix.pcap, generated (or reused if it was made
-    /// with the same --size-mb, --seed and generator version).
-    #[arg(long)]
-    pub file: Option<PathBuf>,
-    /// Size of the generated capture in MB (10^6 bytes); ignored with --file.
-    #[arg(long, default_value_t = 1100)]
-    pub size_mb: u64,
-    /// Generator seed; ignored with --file.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub capture: MixArgs,
     /// Timed runs (best and median are reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
@@ -42,6 +34,35 @@ pub struct ReplayArgs {
     pub no_build: bool,
 }
 
+/// Which capture a bench reads: a given file, or the generated mix.
+#[derive(Args)]
+pub struct MixArgs {
+    /// Capture to read. Default: target/bench/mix.pcap, generated (or reused if it was made
+    /// with the same --size-mb, --seed and generator version).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Size of the generated capture in MB (10^6 bytes); ignored with --file.
+    #[arg(long, default_value_t = 1100)]
+    pub size_mb: u64,
+    /// Generator seed; ignored with --file.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl MixArgs {
+    /// The capture's path, generating the mix first when no --file was given.
+    pub fn path(&self, target: &Path) -> Result<PathBuf> {
+        match &self.file {
+            Some(f) => Ok(f.clone()),
+            None => {
+                let f = target.join("bench/mix.pcap");
+                ensure_capture(&f, self.size_mb, self.seed)?;
+                Ok(f)
+            }
+        }
+    }
+}
+
 fn meta_path(pcap: &Path) -> PathBuf {
     let mut s = pcap.as_os_str().to_os_string();
     s.push(".meta.json");
@@ -49,7 +70,7 @@ fn meta_path(pcap: &Path) -> PathBuf {
 }
 
 /// The default capture, generated unless an identical one (per its .meta.json) is present.
-pub(super) fn ensure_capture(path: &Path, size_mb: u64, seed: u64) -> Result<()> {
+fn ensure_capture(path: &Path, size_mb: u64, seed: u64) -> Result<()> {
     let want = json!({ "generator": gen::GEN_VERSION, "size_mb": size_mb, "seed": seed });
     let meta = meta_path(path);
     if let (Ok(text), Ok(md)) = (fs::read_to_string(&meta), fs::metadata(path)) {
@@ -81,14 +102,7 @@ pub fn run(a: ReplayArgs) -> Result<()> {
     }
     let root = workspace_root();
     let target = target_dir(&root);
-    let file = match &a.file {
-        Some(f) => f.clone(),
-        None => {
-            let f = target.join("bench/mix.pcap");
-            ensure_capture(&f, a.size_mb, a.seed)?;
-            f
-        }
-    };
+    let file = a.capture.path(&target)?;
     let (label, mut make): (String, Box<dyn FnMut() -> Command>) = match &a.cmd {
         Some(c) => {
             let line = c.replace("{}", &shell_quote(&file));
