@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use monitor::capture::ebpf::{AttachMode, Capture, CaptureConfig, MAX_BATCH};
-use monitor::cli::{Cli, Command, Format, LiveArgs, ReplayArgs, XdpModeArg};
+use monitor::cli::{Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
 use monitor::inspect::tls::trust::TrustStore;
 use monitor::pipeline::{Output, Pipeline, PipelineConfig};
 use monitor::policy::Severity;
@@ -80,11 +80,13 @@ impl<W: Write> Emitter<W> {
     }
 }
 
-fn trust_store(path: &Option<std::path::PathBuf>) -> Result<Option<std::sync::Arc<TrustStore>>> {
-    Ok(match path {
+/// The pipeline settings both commands take from the command line (the CA bundle is read here).
+fn pipeline_config(a: &PipelineArgs) -> Result<PipelineConfig> {
+    let trust = match &a.ca_bundle {
         Some(p) => Some(std::sync::Arc::new(TrustStore::from_pem_file(p)?)),
         None => None,
-    })
+    };
+    Ok(PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, ..Default::default() })
 }
 
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
@@ -92,8 +94,7 @@ const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 fn replay(a: ReplayArgs) -> Result<i32> {
     let stdout = std::io::stdout();
     let format = a.format.unwrap_or(if stdout.is_terminal() { Format::Text } else { Format::Json });
-    let trust = trust_store(&a.ca_bundle)?;
-    let cfg = PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, ..Default::default() };
+    let cfg = pipeline_config(&a.pipeline)?;
     let mut pipeline = Pipeline::new(cfg);
     let mut em = Emitter::new(format, std::io::BufWriter::with_capacity(1 << 16, stdout.lock()), false);
     let mut failed = 0usize;
@@ -151,8 +152,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
 const FINAL_DRAIN_MAX: usize = 1 << 20;
 
 fn live(a: LiveArgs) -> Result<i32> {
-    let trust = trust_store(&a.ca_bundle)?;
-    let cfg = PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, ..Default::default() };
+    let cfg = pipeline_config(&a.pipeline)?;
     let mode = match (a.xdp, a.xdp_mode) {
         (false, _) => AttachMode::Tc,
         (true, XdpModeArg::Skb) => AttachMode::XdpSkb,

@@ -69,15 +69,8 @@ pub struct LiveArgs {
     /// "text" (a summary at exit), "none" (nothing; use with --stats).
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
-    /// Most flows tracked at once; the least recently seen are judged early when full.
-    #[arg(long, default_value_t = 65_536)]
-    pub max_flows: usize,
-    /// Seconds without packets after which an unfinished flow is judged and forgotten.
-    #[arg(long, default_value_t = 120)]
-    pub idle_timeout: u64,
-    /// PEM bundle of trusted CAs: chains that do not lead to one are `tls.cert.untrusted`.
-    #[arg(long, value_name = "PEM")]
-    pub ca_bundle: Option<PathBuf>,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
     /// Print the kernel counters (packets seen, records, ring-buffer drops, …), the record
     /// reader's and the pipeline's counters on stderr at exit.
     #[arg(long)]
@@ -85,6 +78,22 @@ pub struct LiveArgs {
     /// Stop after this many seconds (default: run until SIGINT / SIGTERM).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+}
+
+/// The pipeline's bounds and trust anchors: the same for live capture and replay.
+#[derive(clap::Args, Debug)]
+pub struct PipelineArgs {
+    /// Most flows tracked at once; the least recently seen are judged early when full.
+    #[arg(long, default_value_t = 65_536)]
+    pub max_flows: usize,
+    /// Seconds without packets (packet time in replay) after which an unfinished flow is
+    /// judged and forgotten.
+    #[arg(long, default_value_t = 120)]
+    pub idle_timeout: u64,
+    /// PEM bundle of trusted CAs: chains that do not lead to one are `tls.cert.untrusted`.
+    /// Without it chains are not judged for trust (self-signed leaves are still flagged).
+    #[arg(long, value_name = "PEM")]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// `--xdp-mode` values.
@@ -106,16 +115,8 @@ pub struct ReplayArgs {
     /// Exit with code 1 when any finding reaches this severity.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,
-    /// Most flows tracked at once; the least recently seen are judged early when full.
-    #[arg(long, default_value_t = 65_536)]
-    pub max_flows: usize,
-    /// Seconds of packet time after which an idle flow is judged and forgotten.
-    #[arg(long, default_value_t = 120)]
-    pub idle_timeout: u64,
-    /// PEM bundle of trusted CAs: chains that do not lead to one are `tls.cert.untrusted`.
-    /// Without it chains are not judged for trust (self-signed leaves are still flagged).
-    #[arg(long, value_name = "PEM")]
-    pub ca_bundle: Option<PathBuf>,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
     /// Print the pipeline's counters (packets, bytes, skips, reassembly) on stderr at the end.
     #[arg(long)]
     pub stats: bool,

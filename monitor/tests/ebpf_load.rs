@@ -133,9 +133,11 @@ fn expected(pairs: &[(u32, u64)]) -> [u64; N] {
     e
 }
 
-/// Each case: name, frame, counters that move besides PACKETS and PACKET_BYTES, and the
-/// payload length of each record expected (lifecycle records: 0).
-fn cases() -> Vec<(&'static str, Vec<u8>, Vec<(u32, u64)>, Vec<usize>)> {
+/// One frame, the counters that move besides PACKETS and PACKET_BYTES, and the payload length
+/// of each record expected (lifecycle records: 0).
+type Case = (&'static str, Vec<u8>, Vec<(u32, u64)>, Vec<usize>);
+
+fn cases() -> Vec<Case> {
     let rec = |payload: u64| vec![(counter::RECORDS, 1), (counter::RECORD_BYTES, HEADER_LEN as u64 + payload)];
     let mut quic = rec(16);
     quic.extend([(counter::QUIC_INITIAL, 1), (counter::PAYLOAD_TRUNCATED, 1)]);
