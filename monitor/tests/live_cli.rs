@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 const TLSMON: &str = env!("CARGO_BIN_EXE_tlsmon");
 
 fn require_root() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
-        "live_cli needs root (CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON) to attach eBPF programs; \
-         run it through `cargo xtask test` as root (CI is root)"
+    let missing = monitor::capture::ebpf::missing_capabilities();
+    assert!(
+        missing.is_empty(),
+        "live_cli attaches eBPF programs and needs root (or CAP_BPF + CAP_NET_ADMIN + CAP_PERFMON), missing {missing:?}; \
+         run it through `cargo xtask test` as root, as CI does"
     );
 }
 

@@ -111,6 +111,12 @@ impl HostFacts {
     }
 }
 
+/// Capabilities this process lacks for live capture or BPF_PROG_TEST_RUN (empty when it has
+/// them, e.g. as root). Tests call it to fail loudly, not skip, when run unprivileged.
+pub fn missing_capabilities() -> Vec<&'static str> {
+    HostFacts::read().missing_caps
+}
+
 /// The `CapEff:` mask of a /proc/PID/status text.
 fn parse_cap_eff(status: &str) -> Option<u64> {
     let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();

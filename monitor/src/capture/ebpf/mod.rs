@@ -22,8 +22,8 @@ use tokio::io::Interest;
 use crate::capture::record::{self, Clock};
 use crate::decode::Packet;
 use crate::ebpf_obj::{EBPF_OBJECT, TC_PROGRAM, XDP_PROGRAM};
-pub use error::CaptureError;
 use error::{attach_error, load_error, HostFacts};
+pub use error::{missing_capabilities, CaptureError};
 
 /// Most records handed on per wakeup; the rest wait in the ring for the next turn, so timers
 /// and signals are served between batches. Overflow is the kernel's `ringbuf_full` counter.
