@@ -187,6 +187,19 @@ fn missing_interface_is_named() {
 }
 
 #[test]
+fn layer3_interface_is_refused_with_the_reason() {
+    require_root();
+    // A tun device (no Ethernet header) inside a private namespace; the veth stays unused.
+    let ns = Netns::new("livel3", "l3veth0");
+    run(&["ip", "netns", "exec", &ns.name, "ip", "tuntap", "add", "dev", "l3tun0", "mode", "tun"]);
+    let out = ns.tlsmon(&["live", "--iface", "l3tun0", "--duration", "1"]).output().expect("run tlsmon");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(err.contains("interface `l3tun0` carries no Ethernet header (link type 65534"), "stderr: {err}");
+    assert!(!err.contains("attached"), "stderr: {err}");
+}
+
+#[test]
 fn without_capabilities_it_says_what_it_needs() {
     require_root();
     // Root, but with BPF, SYS_ADMIN, PERFMON and NET_ADMIN out of the bounding set.

@@ -21,6 +21,12 @@ pub enum CaptureError {
     DuplicateInterface { name: String },
     #[error("interface `{name}` does not exist (`ip link` lists the interfaces of this host)")]
     NoSuchInterface { name: String },
+    #[error(
+        "interface `{name}` carries no Ethernet header (link type {link_type}: a tunnel, WireGuard or PPP \
+         device); the kernel program reads Ethernet-framed packets, so attach to the Ethernet interface \
+         the tunnel runs over"
+    )]
+    NotEthernet { name: String, link_type: u32 },
     #[error("{what}: permission denied: {NEEDS_PRIVILEGE} ({missing})")]
     NotPrivileged {
         what: String,

@@ -240,8 +240,23 @@ pub fn check_interfaces(names: &[String]) -> Result<(), CaptureError> {
             return Err(CaptureError::DuplicateInterface { name: name.clone() });
         }
         interface_index(name)?;
+        if let Some(link_type) = link_type(name) {
+            if !ETHERNET_FRAMED.contains(&link_type) {
+                return Err(CaptureError::NotEthernet { name: name.clone(), link_type });
+            }
+        }
     }
     Ok(())
+}
+
+/// ARPHRD_ETHER and ARPHRD_LOOPBACK: the link types whose packets start with an Ethernet
+/// header, which is where the kernel parser begins.
+const ETHERNET_FRAMED: [u32; 2] = [1, 772];
+
+/// The interface's ARPHRD link type from sysfs (None when sysfs does not say).
+fn link_type(name: &str) -> Option<u32> {
+    let path = std::path::Path::new("/sys/class/net").join(name).join("type");
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// The kernel's index of an interface.
