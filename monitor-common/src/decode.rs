@@ -195,6 +195,23 @@ mod tests {
     }
 
     #[test]
+    fn ports_are_added_once_and_up_to_capacity() {
+        let mut c = crate::KernelConfig::default();
+        let n = c.n_ports;
+        c.add_port(6661).unwrap();
+        c.add_port(6661).unwrap();
+        c.add_port(80).unwrap();
+        assert_eq!(c.n_ports, n + 1);
+        assert_eq!(c.ports[n as usize], 6661);
+        let mut p = 7000;
+        while c.add_port(p).is_ok() {
+            p += 1;
+        }
+        assert_eq!(c.n_ports as usize, crate::MAX_CANDIDATE_PORTS);
+        assert_eq!(c.add_port(9999), Err(crate::MAX_CANDIDATE_PORTS));
+    }
+
+    #[test]
     fn default_config_holds_the_shared_lists() {
         let c = crate::KernelConfig::default();
         assert_eq!(c.n_ports as usize, crate::STARTTLS_PORTS.len() + crate::PLAINTEXT_PORTS.len());

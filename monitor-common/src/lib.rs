@@ -207,6 +207,23 @@ impl KernelConfig {
     }
 }
 
+impl KernelConfig {
+    /// Add a candidate port (a port already listed is not added twice). Err(capacity) when
+    /// the list is full.
+    pub fn add_port(&mut self, port: u16) -> Result<(), usize> {
+        let n = (self.n_ports as usize).min(MAX_CANDIDATE_PORTS);
+        if self.ports[..n].contains(&port) {
+            return Ok(());
+        }
+        if n == MAX_CANDIDATE_PORTS {
+            return Err(MAX_CANDIDATE_PORTS);
+        }
+        self.ports[n] = port;
+        self.n_ports = n as u32 + 1;
+        Ok(())
+    }
+}
+
 impl Default for KernelConfig {
     fn default() -> Self {
         Self::default_config()

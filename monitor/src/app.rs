@@ -158,7 +158,13 @@ fn live(a: LiveArgs) -> Result<i32> {
         (true, XdpModeArg::Skb) => AttachMode::XdpSkb,
         (true, XdpModeArg::Native) => AttachMode::XdpNative,
     };
-    let capture = CaptureConfig { ifaces: a.ifaces.clone(), mode, kernel: KernelConfig::default() };
+    let mut kernel = KernelConfig::default();
+    for &port in &a.candidate_ports {
+        kernel.add_port(port).map_err(|max| {
+            anyhow::anyhow!("too many candidate ports: the kernel program takes {max} in all, built-in ones included")
+        })?;
+    }
+    let capture = CaptureConfig { ifaces: a.ifaces.clone(), mode, kernel };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()

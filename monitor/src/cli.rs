@@ -78,6 +78,12 @@ pub struct LiveArgs {
     /// Stop after this many seconds (default: run until SIGINT / SIGTERM).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// Also capture flows on this port whatever their first bytes (repeat for several), e.g.
+    /// an HL7 interface engine's MLLP port. Built in: the STARTTLS ports (21, 25, 110, 143,
+    /// 389, 587, 3306, 3389, 5432), HTTP (80, 8080), DICOM (104, 11112) and MLLP (2575); TLS
+    /// is recognised on any port by its bytes.
+    #[arg(long = "candidate-port", value_name = "PORT")]
+    pub candidate_ports: Vec<u16>,
 }
 
 /// The pipeline's bounds and trust anchors: the same for live capture and replay.

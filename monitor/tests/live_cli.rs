@@ -234,6 +234,54 @@ fn loopback_attaches_and_stops_after_duration() {
     assert!(err.contains("tlsmon: live: reader: records"), "{err}");
 }
 
+/// A plaintext exchange that matches no built-in candidate (port 6661, "hello there") is
+/// ignored by the kernel, unless `--candidate-port 6661` says to capture it. In a private
+/// namespace, so no other test's traffic on the host's loopback counts.
+#[test]
+fn candidate_port_makes_the_kernel_capture_a_flow() {
+    require_root();
+    let ns = Netns::new("livecand", "candveth0");
+    run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]);
+    const EXCHANGE: &str = "import socket, threading\n\
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+s.bind(('127.0.0.1', 6661)); s.listen(1)\n\
+def serve():\n    c, _ = s.accept(); c.recv(100); c.sendall(b'ok\\r\\n'); c.close()\n\
+t = threading.Thread(target=serve); t.start()\n\
+c = socket.create_connection(('127.0.0.1', 6661)); c.sendall(b'hello there\\r\\n'); c.recv(100); c.close()\n\
+t.join()\n";
+    let counter = |stderr: &str, name: &str| -> u64 {
+        let line = stderr.lines().find(|l| l.split_whitespace().next() == Some(name));
+        line.and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {stderr}"))
+    };
+    for extra in [&[][..], &["--candidate-port", "6661"][..]] {
+        let mut args = vec!["live", "--iface", "lo", "--duration", "3", "--stats", "--format", "none"];
+        args.extend_from_slice(extra);
+        let mut p = Proc::spawn(&mut ns.tlsmon(&args), false);
+        p.wait_stderr("tlsmon: live: attached", Duration::from_secs(20));
+        let mut py = Command::new("ip");
+        py.args(["netns", "exec", &ns.name, "timeout", "10", "python3", "-c", EXCHANGE]);
+        let out = py.output().expect("run python3");
+        assert!(out.status.success(), "exchange: {}", String::from_utf8_lossy(&out.stderr));
+        let status = p.wait(Duration::from_secs(20));
+        let err = p.all_stderr();
+        assert!(status.success(), "exit {status}: {err}");
+        let (ignored, records) = (counter(&err, "not_candidate"), counter(&err, "records"));
+        // Header-only (lifecycle) records are 72 bytes; TC on lo sees each packet twice.
+        let payload_bytes = counter(&err, "record_bytes") - 72 * records;
+        if extra.is_empty() {
+            assert_eq!(ignored, 1, "{err}");
+            assert!(records > 0, "the SYNs still go out: {err}");
+            assert_eq!(payload_bytes, 0, "no payload of an ignored flow: {err}");
+        } else {
+            assert_eq!(ignored, 0, "{err}");
+            // "hello there\r\n" and "ok\r\n", each seen on egress and ingress.
+            assert_eq!(payload_bytes, 2 * (13 + 4), "{err}");
+        }
+    }
+}
+
 #[test]
 fn sigint_detaches_and_exits_zero() {
     require_root();
