@@ -182,6 +182,11 @@ async fn live_loop(a: &LiveArgs, capture_cfg: &CaptureConfig, mut pipeline: Pipe
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut capture = Capture::open(capture_cfg)?;
     eprintln!("tlsmon: live: {}", capture.describe());
+    // Attached: from here on no capability is needed (STYLE: no full root after attach).
+    match monitor::capture::ebpf::privileges::drop_all() {
+        Ok(()) => tracing::info!("dropped every capability after attaching"),
+        Err(e) => tracing::warn!(error = %e, "could not drop capabilities after attaching; running on with them"),
+    }
     let start = Instant::now();
     let clock = capture.clock();
     let mut em = Emitter::new(a.format, std::io::BufWriter::new(std::io::stdout().lock()), true);

@@ -4,6 +4,7 @@
 //! Must never panic on kernel data, never block the runtime, never hold more than one batch of
 //! records, and never log payload bytes. Dropping a [`Capture`] detaches everything it attached.
 mod error;
+pub mod privileges;
 
 use std::ffi::CString;
 use std::io;

@@ -1,0 +1,29 @@
+//! Capture, privileges: once the programs are attached the agent needs no capability at all
+//! (ring buffer and maps are read through descriptors it already holds; closing the link
+//! descriptors detaches), so every capability set is emptied.
+//! Must never run before attach, and never leave the bounding set able to regain a capability.
+use caps::{CapSet, CapsHashSet};
+
+/// Drop every capability from the effective, permitted, inheritable and ambient sets and from
+/// the bounding set, and set no_new_privs so no exec can regain any.
+pub fn drop_all() -> Result<(), caps::errors::CapsError> {
+    // Bounding set first: dropping from it needs CAP_SETPCAP, which the clear below removes.
+    for cap in caps::all() {
+        if caps::has_cap(None, CapSet::Bounding, cap)? {
+            caps::drop(None, CapSet::Bounding, cap)?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient)?;
+    caps::clear(None, CapSet::Inheritable)?;
+    caps::set(None, CapSet::Effective, &CapsHashSet::new())?;
+    caps::set(None, CapSet::Permitted, &CapsHashSet::new())?;
+    // SAFETY: prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) has no memory arguments.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    if rc != 0 {
+        return Err(caps::errors::CapsError::from(format!(
+            "prctl(PR_SET_NO_NEW_PRIVS): {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
