@@ -183,13 +183,17 @@ async fn live_loop(a: &LiveArgs, capture_cfg: &CaptureConfig, mut pipeline: Pipe
     let mut capture = Capture::open(capture_cfg)?;
     eprintln!("tlsmon: live: {}", capture.describe());
     // Attached: from here on no capability is needed (STYLE: no full root after attach).
-    match monitor::capture::ebpf::privileges::drop_all() {
-        Ok(()) => tracing::info!("dropped every capability after attaching"),
-        Err(e) => tracing::warn!(error = %e, "could not drop capabilities after attaching; running on with them"),
+    use monitor::capture::ebpf::privileges;
+    if !privileges::links_are_descriptors() {
+        tracing::info!("kernel before 6.6: keeping CAP_NET_ADMIN to detach the netlink TC filters at exit");
+    } else if let Err(e) = privileges::drop_all() {
+        tracing::warn!(error = %e, "could not drop capabilities after attaching; running on with them");
+    } else {
+        tracing::info!("dropped every capability after attaching");
     }
     let start = Instant::now();
     let clock = capture.clock();
-    let mut em = Emitter::new(a.format, std::io::BufWriter::new(std::io::stdout().lock()), true);
+    let mut em = Emitter::new(a.format, std::io::BufWriter::new(std::io::stdout().lock()), true, audit);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = async {

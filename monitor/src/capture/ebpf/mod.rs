@@ -13,7 +13,6 @@ use aya::maps::{MapData, MapError, PerCpuArray, RingBuf};
 use aya::programs::tc::{self, SchedClassifierLink};
 use aya::programs::xdp::XdpLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
-use aya::util::KernelVersion;
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use monitor_common::decode::parse_record;
 use monitor_common::{counter, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, RING_MAP};
@@ -293,7 +292,7 @@ fn attach_tc(ebpf: &mut Ebpf, ifaces: &[String]) -> Result<Vec<AttachedLink>, Ca
     prog.load().map_err(|e| load_error(&format!("loading {TC_PROGRAM} (verifier)"), e, &HostFacts::read()))?;
     // Kernels >= 6.6 get TCX links (no qdisc; other TC programs keep running). Older ones
     // attach through netlink and need the clsact qdisc (an existing one is fine).
-    let tcx = KernelVersion::current().map(|v| v >= KernelVersion::new(6, 6, 0)).unwrap_or(false);
+    let tcx = privileges::links_are_descriptors();
     let mut links = Vec::with_capacity(ifaces.len() * 2);
     for iface in ifaces {
         if !tcx {

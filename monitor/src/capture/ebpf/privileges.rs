@@ -2,7 +2,15 @@
 //! (ring buffer and maps are read through descriptors it already holds; closing the link
 //! descriptors detaches), so every capability set is emptied.
 //! Must never run before attach, and never leave the bounding set able to regain a capability.
+use aya::util::KernelVersion;
 use caps::{CapSet, CapsHashSet};
+
+/// Can the capture detach without privileges? True when every link is a descriptor (TCX
+/// links from 6.6, XDP links from 5.9); on older kernels TC filters hang off netlink and
+/// removing them needs CAP_NET_ADMIN, so the capabilities must stay.
+pub fn links_are_descriptors() -> bool {
+    KernelVersion::current().map(|v| v >= KernelVersion::new(6, 6, 0)).unwrap_or(false)
+}
 
 /// Drop every capability from the effective, permitted, inheritable and ambient sets and from
 /// the bounding set, and set no_new_privs so no exec can regain any.
