@@ -193,7 +193,7 @@ async fn live_loop(a: &LiveArgs, capture_cfg: &CaptureConfig, mut pipeline: Pipe
     }
     let start = Instant::now();
     let clock = capture.clock();
-    let mut em = Emitter::new(a.format, std::io::BufWriter::new(std::io::stdout().lock()), true, audit);
+    let mut em = Emitter::new(a.format, std::io::BufWriter::new(std::io::stdout().lock()), true);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = async {
