@@ -4,10 +4,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use monitor::capture::ebpf::{AttachMode, Capture, CaptureConfig, MAX_BATCH};
-use monitor::cli::{Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
+use monitor::cli::{AuditArgs, AuditCommand, Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
 use monitor::inspect::tls::trust::TrustStore;
 use monitor::pipeline::{Output, Pipeline, PipelineConfig};
 use monitor::policy::Severity;
+use monitor::sink::audit::{self, AuditLog, SyncPolicy};
 use monitor::sink::{json, summary::Summary};
 use monitor_common::KernelConfig;
 
@@ -15,11 +16,30 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Command::Replay(a) => replay(a),
         Command::Live(a) => live(a),
+        Command::Audit(AuditCommand::Verify { file }) => audit_verify(&file),
     }
 }
 
+/// `tlsmon audit verify FILE`: the verdict on stdout; 0 intact, 1 broken (2 on I/O errors).
+fn audit_verify(file: &std::path::Path) -> Result<i32> {
+    let verdict = audit::verify(file)?;
+    println!("{verdict}");
+    Ok(match verdict {
+        audit::Verdict::Intact { .. } => 0,
+        audit::Verdict::Broken { .. } => 1,
+    })
+}
+
+/// The audit log asked for on the command line, opened (and its tail checked) before any work.
+fn open_audit(a: &AuditArgs) -> Result<Option<AuditLog>> {
+    let Some(path) = &a.audit_log else { return Ok(None) };
+    let policy = SyncPolicy { every: Duration::from_secs(a.audit_fsync_secs), ..Default::default() };
+    Ok(Some(AuditLog::open(path, policy)?))
+}
+
 /// Where judged handshakes go, for replay and live alike: JSON lines, the text summary, or
-/// nowhere. Remembers the worst severity (for --fail-on) and the first write error.
+/// nowhere; and every event to the audit log when there is one. Remembers the worst severity
+/// (for --fail-on) and the first write error of each.
 struct Emitter<W: Write> {
     format: Format,
     out: W,
@@ -28,15 +48,21 @@ struct Emitter<W: Write> {
     summary: Summary,
     worst: Option<Severity>,
     write_err: Option<std::io::Error>,
+    audit: Option<AuditLog>,
+    audit_err: Option<audit::AuditError>,
 }
 
 impl<W: Write> Emitter<W> {
-    fn new(format: Format, out: W, flush_each: bool) -> Self {
-        Emitter { format, out, flush_each, summary: Summary::default(), worst: None, write_err: None }
+    fn new(format: Format, out: W, flush_each: bool, audit: Option<AuditLog>) -> Self {
+        let summary = Summary::default();
+        Emitter { format, out, flush_each, summary, worst: None, write_err: None, audit, audit_err: None }
     }
 
     fn emit(&mut self, o: Output) {
         self.worst = self.worst.max(o.findings.iter().map(|f| f.severity).max());
+        if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
+            self.audit_err = log.append(&json::event(&o.handshake, &o.findings)).err();
+        }
         match self.format {
             Format::Json => {
                 if self.write_err.is_some() {
@@ -63,9 +89,22 @@ impl<W: Write> Emitter<W> {
         }
     }
 
+    /// Fsync the audit log if its interval has passed (call about once a second).
+    fn sync_audit(&mut self) {
+        if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
+            self.audit_err = log.sync_if_due().err();
+        }
+    }
+
     /// Write `tail` (the text report), flush, and return the worst severity seen. Output
     /// closed by the reader (broken pipe) is not an error.
     fn close(mut self, tail: Option<String>) -> Result<Option<Severity>> {
+        if let Some(e) = self.audit_err.take() {
+            return Err(e).context("writing the audit log");
+        }
+        if let Some(log) = self.audit.take() {
+            log.close().context("closing the audit log")?;
+        }
         let mut r = match tail {
             Some(t) => self.out.write_all(t.as_bytes()),
             None => Ok(()),
@@ -96,7 +135,8 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let format = a.format.unwrap_or(if stdout.is_terminal() { Format::Text } else { Format::Json });
     let cfg = pipeline_config(&a.pipeline)?;
     let mut pipeline = Pipeline::new(cfg);
-    let mut em = Emitter::new(format, std::io::BufWriter::with_capacity(1 << 16, stdout.lock()), false);
+    let audit = open_audit(&a.audit)?;
+    let mut em = Emitter::new(format, std::io::BufWriter::with_capacity(1 << 16, stdout.lock()), false, audit);
     let mut failed = 0usize;
     let start = Instant::now();
 
@@ -170,12 +210,18 @@ fn live(a: LiveArgs) -> Result<i32> {
         .enable_time()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(live_loop(&a, &capture, Pipeline::new(cfg)))
+    let audit = open_audit(&a.audit)?;
+    rt.block_on(live_loop(&a, &capture, Pipeline::new(cfg), audit))
 }
 
 /// Attach, then feed records to the pipeline until a signal or --duration; then detach, take
 /// what is left in the ring, judge every open flow, emit, and report.
-async fn live_loop(a: &LiveArgs, capture_cfg: &CaptureConfig, mut pipeline: Pipeline) -> Result<i32> {
+async fn live_loop(
+    a: &LiveArgs,
+    capture_cfg: &CaptureConfig,
+    mut pipeline: Pipeline,
+    audit: Option<AuditLog>,
+) -> Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     // Handlers first, so a signal while attaching still ends in a clean shutdown.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -193,7 +239,7 @@ async fn live_loop(a: &LiveArgs, capture_cfg: &CaptureConfig, mut pipeline: Pipe
     }
     let start = Instant::now();
     let clock = capture.clock();
-    let mut em = Emitter::new(a.format, std::io::BufWriter::new(std::io::stdout().lock()), true);
+    let mut em = Emitter::new(a.format, std::io::BufWriter::new(std::io::stdout().lock()), true, audit);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = async {
@@ -219,8 +265,12 @@ async fn live_loop(a: &LiveArgs, capture_cfg: &CaptureConfig, mut pipeline: Pipe
             _ = &mut deadline => break "--duration",
         }
         em.emit_all(pipeline.drain_outputs());
+        em.sync_audit();
         if em.write_err.is_some() {
             break "standard output closed";
+        }
+        if em.audit_err.is_some() {
+            break "audit log write failed";
         }
     };
     tracing::info!(reason = why, "stopping live capture");

@@ -1,4 +1,4 @@
-//! Command line: `tlsmon live`, `tlsmon replay`, with help text that teaches. Parsing only; no work here.
+//! Command line: `tlsmon live`, `tlsmon replay`, `tlsmon audit verify`, with help text that teaches. Parsing only; no work here.
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -50,6 +50,47 @@ pub enum Command {
     ///   tlsmon live --iface eth0 | jq 'select(.findings | length > 0)'
     #[command(verbatim_doc_comment)]
     Live(LiveArgs),
+    /// Work with the tamper-evident audit log written by `--audit-log FILE`.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `tlsmon audit …` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check an audit log's hash chain from the first line to the last.
+    ///
+    /// Every line carries `seq` (1, 2, 3 …), `prev` (the hash of the line before) and `hash`
+    /// (SHA-256 over `prev` and the line's own bytes). Verify recomputes each hash and follows
+    /// the chain, so it catches a changed byte (hash mismatch), a deleted or reordered line (seq
+    /// gap, prev mismatch), a truncated last line (no final newline, not JSON), and a line
+    /// inserted with a recomputed hash (its prev does not chain).
+    ///
+    /// Prints "OK: N lines, chain intact (…)" and exits 0, or names the first bad line and
+    /// what is wrong with it and exits 1. Exits 2 when the file cannot be read.
+    ///
+    /// Example:
+    ///   tlsmon audit verify /var/log/tlsmon/audit.jsonl
+    #[command(verbatim_doc_comment)]
+    Verify {
+        /// The audit log to check.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+/// The audit log: the same for live capture and replay.
+#[derive(clap::Args, Debug)]
+pub struct AuditArgs {
+    /// Also append every event, whatever --format says, to this hash-chained JSON-lines file
+    /// (created if missing; an existing log is continued after its last line is checked). Check
+    /// it with `tlsmon audit verify FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Flush and fsync the audit log at least this often (also every 1000 lines and at exit);
+    /// 0 syncs after every line.
+    #[arg(long, value_name = "SECS", default_value_t = 1, requires = "audit_log")]
+    pub audit_fsync_secs: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -71,6 +112,8 @@ pub struct LiveArgs {
     pub format: Format,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
     /// Print the kernel counters (packets seen, records, ring-buffer drops, …), the record
     /// reader's and the pipeline's counters on stderr at exit.
     #[arg(long)]
@@ -123,6 +166,8 @@ pub struct ReplayArgs {
     pub fail_on: Option<Severity>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
     /// Print the pipeline's counters (packets, bytes, skips, reassembly) on stderr at the end.
     #[arg(long)]
     pub stats: bool,

@@ -1,3 +1,4 @@
-//! Sinks: JSON-lines events and the replay summary.
+//! Sinks: JSON-lines events, the hash-chained audit log and the replay summary.
+pub mod audit;
 pub mod json;
 pub mod summary;

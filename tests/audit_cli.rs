@@ -1,0 +1,169 @@
+//! `tlsmon replay --audit-log` and `tlsmon audit verify` end to end: two replays append one
+//! chain (seq continues), every line is the JSON sink's event plus `seq`/`prev`/`hash`, and each
+//! kind of tampering (changed byte, deleted line, swapped lines, truncated last line, inserted
+//! line with a recomputed hash but a wrong prev) gives exit 1 naming the first bad line.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcaps").join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tlsmon-audit-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn tlsmon(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsmon")).args(args).output().expect("runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn verify(p: &Path) -> (i32, String) {
+    let (code, out, err) = tlsmon(&["audit", "verify", p.to_str().unwrap()]);
+    (code, format!("{out}{err}"))
+}
+
+const CAPTURES: [&str; 2] = ["zeek__tls1.2.pcap", "ja4__browsers-x509.pcapng"];
+
+/// A log written by two replays, and the JSON sink's events for the same captures.
+fn build_log(name: &str) -> (PathBuf, Vec<serde_json::Value>) {
+    let log = tmp(name);
+    let mut events = Vec::new();
+    for c in CAPTURES {
+        let pcap = corpus(c);
+        let (code, out, err) =
+            tlsmon(&["replay", "--format", "none", "--audit-log", log.to_str().unwrap(), pcap.to_str().unwrap()]);
+        assert_eq!((code, out.as_str()), (0, ""), "stderr: {err}");
+        let (_, json, _) = tlsmon(&["replay", "--format", "json", pcap.to_str().unwrap()]);
+        events.extend(json.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()));
+    }
+    (log, events)
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p).unwrap().lines().map(str::to_owned).collect()
+}
+
+fn write_lines(p: &Path, lines: &[String]) {
+    std::fs::write(p, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+}
+
+#[test]
+fn two_replays_append_one_chain_of_the_json_events() {
+    let (log, events) = build_log("append.jsonl");
+    assert!(events.len() >= 3, "the captures hold several handshakes, got {}", events.len());
+    let got = lines(&log);
+    assert_eq!(got.len(), events.len());
+    for (i, (line, ev)) in got.iter().zip(&events).enumerate() {
+        let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let obj = v.as_object_mut().unwrap();
+        assert_eq!(obj.remove("seq").and_then(|s| s.as_u64()), Some(i as u64 + 1), "line {}", i + 1);
+        assert!(obj.remove("prev").is_some() && obj.remove("hash").is_some());
+        assert_eq!(&v, ev, "line {} is the JSON sink's event", i + 1);
+    }
+    // The first line of the second run chains to the last line of the first.
+    let first_run = 1; // zeek__tls1.2.pcap holds one handshake
+    let a: serde_json::Value = serde_json::from_str(&got[first_run - 1]).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&got[first_run]).unwrap();
+    assert_eq!(b["prev"], a["hash"]);
+    assert_eq!(b["seq"], 2);
+
+    let (code, out) = verify(&log);
+    let last: serde_json::Value = serde_json::from_str(got.last().unwrap()).unwrap();
+    let h = last["hash"].as_str().unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with(&format!("OK: {n} lines, chain intact (last seq {n}, hash {}", &h[..16], n = events.len())),
+        "{out}"
+    );
+}
+
+/// Exit code and the line number verify names ("FAILED: line N …").
+fn verdict(p: &Path) -> (i32, u64, String) {
+    let (code, out) = verify(p);
+    let line =
+        out.strip_prefix("FAILED: line ").and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    (code, line, out)
+}
+
+#[test]
+fn verify_names_the_first_tampered_line() {
+    let (log, _) = build_log("tamper.jsonl");
+    let good = lines(&log);
+    assert_eq!(good.len(), 4, "one + three handshakes");
+
+    // A changed byte inside line 2 (a digit of the timestamp).
+    let mut t = good.clone();
+    let at = t[1].find("\"timestamp\":\"").unwrap() + 14;
+    let mut bytes = t[1].clone().into_bytes();
+    bytes[at] = if bytes[at] == b'9' { b'8' } else { b'9' };
+    t[1] = String::from_utf8(bytes).unwrap();
+    let p = tmp("edited.jsonl");
+    write_lines(&p, &t);
+    let (code, line, out) = verdict(&p);
+    assert_eq!((code, line), (1, 2), "{out}");
+    assert!(out.contains("edited"), "{out}");
+
+    // Line 3 deleted: line 3 now holds seq 4.
+    let mut t = good.clone();
+    t.remove(2);
+    let p = tmp("deleted.jsonl");
+    write_lines(&p, &t);
+    let (code, line, out) = verdict(&p);
+    assert_eq!((code, line), (1, 3), "{out}");
+    assert!(out.contains("seq 4 where 3 was expected"), "{out}");
+
+    // Lines 2 and 3 swapped.
+    let mut t = good.clone();
+    t.swap(1, 2);
+    let p = tmp("swapped.jsonl");
+    write_lines(&p, &t);
+    let (code, line, out) = verdict(&p);
+    assert_eq!((code, line), (1, 2), "{out}");
+    assert!(out.contains("seq 3 where 2 was expected"), "{out}");
+
+    // The last line cut short (no newline, not JSON).
+    let all = std::fs::read(&log).unwrap();
+    let p = tmp("truncated.jsonl");
+    std::fs::write(&p, &all[..all.len() - 30]).unwrap();
+    let (code, line, out) = verdict(&p);
+    assert_eq!((code, line), (1, 4), "{out}");
+    assert!(out.contains("truncated"), "{out}");
+    // … and a writer refuses to append after it, naming the line and the verifier.
+    let pcap = corpus(CAPTURES[0]);
+    let (code, _, err) =
+        tlsmon(&["replay", "--format", "none", "--audit-log", p.to_str().unwrap(), pcap.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("line 4") && err.contains("tlsmon audit verify"), "{err}");
+    assert_eq!(std::fs::read(&p).unwrap(), &all[..all.len() - 30], "nothing appended");
+
+    // A copy of line 2 inserted after it as seq 3, its hash recomputed correctly over a prev
+    // that is line 1's hash (not line 2's): its own hash checks out, the chain does not.
+    let line2 = &good[1];
+    let body = format!("{}}}", &line2[..line2.len() - 75]).replacen("{\"seq\":2,", "{\"seq\":3,", 1);
+    let v2: serde_json::Value = serde_json::from_str(line2).unwrap();
+    let prev = hex::decode(v2["prev"].as_str().unwrap()).unwrap();
+    let hash = hex::encode(Sha256::new().chain_update(&prev).chain_update(body.as_bytes()).finalize());
+    let forged = format!("{},\"hash\":\"{hash}\"}}", &body[..body.len() - 1]);
+    let mut t = good.clone();
+    t.insert(2, forged);
+    let p = tmp("inserted.jsonl");
+    write_lines(&p, &t);
+    let (code, line, out) = verdict(&p);
+    assert_eq!((code, line), (1, 3), "{out}");
+    assert!(out.contains("prev that is not the hash of line 2"), "{out}");
+
+    // The untouched log still verifies, and an unreadable path is exit 2.
+    assert_eq!(verify(&log).0, 0);
+    assert_eq!(verify(&tmp("missing.jsonl")).0, 2);
+}
