@@ -1,4 +1,7 @@
-//! Sinks: JSON-lines events, the hash-chained audit log and the replay summary.
+//! Sinks: JSON-lines events, the hash-chained audit log, the replay summary and the posture
+//! inventory with its report.
 pub mod audit;
+pub mod inventory;
 pub mod json;
+pub mod report;
 pub mod summary;
