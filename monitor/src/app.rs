@@ -9,7 +9,8 @@ use monitor::inspect::tls::trust::TrustStore;
 use monitor::pipeline::{Output, Pipeline, PipelineConfig};
 use monitor::policy::Severity;
 use monitor::sink::audit::{self, AuditLog, SyncPolicy};
-use monitor::sink::{json, summary::Summary};
+use monitor::sink::inventory::Inventory;
+use monitor::sink::{json, report, summary::Summary};
 use monitor_common::KernelConfig;
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -38,8 +39,9 @@ fn open_audit(a: &AuditArgs) -> Result<Option<AuditLog>> {
 }
 
 /// Where judged handshakes go, for replay and live alike: JSON lines, the text summary, or
-/// nowhere; and every event to the audit log when there is one. Remembers the worst severity
-/// (for --fail-on) and the first write error of each.
+/// nowhere; every event to the audit log when there is one; every handshake into the posture
+/// inventory when one is kept (replay --report; always in live, for /inventory). Remembers the
+/// worst severity (for --fail-on) and the first write error of each.
 struct Emitter<W: Write> {
     format: Format,
     out: W,
@@ -50,16 +52,20 @@ struct Emitter<W: Write> {
     write_err: Option<std::io::Error>,
     audit: Option<AuditLog>,
     audit_err: Option<audit::AuditError>,
+    inventory: Option<Inventory>,
 }
 
 impl<W: Write> Emitter<W> {
-    fn new(format: Format, out: W, flush_each: bool, audit: Option<AuditLog>) -> Self {
+    fn new(format: Format, out: W, flush_each: bool, audit: Option<AuditLog>, inventory: Option<Inventory>) -> Self {
         let summary = Summary::default();
-        Emitter { format, out, flush_each, summary, worst: None, write_err: None, audit, audit_err: None }
+        Emitter { format, out, flush_each, summary, worst: None, write_err: None, audit, audit_err: None, inventory }
     }
 
     fn emit(&mut self, o: Output) {
         self.worst = self.worst.max(o.findings.iter().map(|f| f.severity).max());
+        if let Some(inv) = &mut self.inventory {
+            inv.add(&o);
+        }
         if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
             self.audit_err = log.append(&json::event(&o.handshake, &o.findings)).err();
         }
@@ -132,11 +138,19 @@ const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 
 fn replay(a: ReplayArgs) -> Result<i32> {
     let stdout = std::io::stdout();
-    let format = a.format.unwrap_or(if stdout.is_terminal() { Format::Text } else { Format::Json });
+    let format = match (a.format, a.report, &a.report_out) {
+        (Some(f), _, _) => f,
+        // The report on stdout is the output.
+        (None, Some(_), None) => Format::None,
+        _ if stdout.is_terminal() => Format::Text,
+        _ => Format::Json,
+    };
+    let inventory = a.report.map(|_| Inventory::default());
     let cfg = pipeline_config(&a.pipeline)?;
     let mut pipeline = Pipeline::new(cfg);
     let audit = open_audit(&a.audit)?;
-    let mut em = Emitter::new(format, std::io::BufWriter::with_capacity(1 << 16, stdout.lock()), false, audit);
+    let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut em = Emitter::new(format, out, false, audit, inventory);
     let mut failed = 0usize;
     let start = Instant::now();
 
@@ -173,8 +187,15 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     }
     pipeline.finish();
     em.emit_all(pipeline.drain_outputs());
-    let text = (format == Format::Text)
+    let mut text = (format == Format::Text)
         .then(|| em.summary.render(&pipeline.stats, a.files.len(), start.elapsed().as_secs_f64()));
+    if let (Some(f), Some(inv)) = (a.report, &em.inventory) {
+        let doc = report::render(f, inv, &capture_names(&a.files));
+        match &a.report_out {
+            Some(p) => std::fs::write(p, doc).with_context(|| format!("writing the report to {}", p.display()))?,
+            None => text.get_or_insert_with(String::new).push_str(&doc),
+        }
+    }
     let worst = em.close(text)?;
     if a.stats {
         eprintln!("{:#?}", pipeline.stats);
@@ -186,6 +207,16 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         (Some(t), Some(w)) if w >= t => 1,
         _ => 0,
     })
+}
+
+/// The captures' file names for the report title ("stdin" for "-").
+fn capture_names(files: &[std::path::PathBuf]) -> Vec<String> {
+    let name = |p: &std::path::PathBuf| match p.file_name() {
+        _ if p.as_os_str() == "-" => "stdin".to_string(),
+        Some(n) => n.to_string_lossy().into_owned(),
+        None => p.display().to_string(),
+    };
+    files.iter().map(name).collect()
 }
 
 /// Most records taken from the ring after detaching (it holds at most its own size anyway).
@@ -239,7 +270,9 @@ async fn live_loop(
     }
     let start = Instant::now();
     let clock = capture.clock();
-    let mut em = Emitter::new(a.format, std::io::BufWriter::new(std::io::stdout().lock()), true, audit);
+    let out = std::io::BufWriter::new(std::io::stdout().lock());
+    // The inventory is always kept up to date in live mode (to be served at /inventory).
+    let mut em = Emitter::new(a.format, out, true, audit, Some(Inventory::default()));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = async {
@@ -289,8 +322,17 @@ async fn live_loop(
     let secs = start.elapsed().as_secs_f64();
     let text = (a.format == Format::Text)
         .then(|| em.summary.render_live(&capture_cfg.ifaces.join(","), capture.stats.records, secs));
+    let inventory = em.inventory.take();
     em.close(text)?;
     if a.stats {
+        if let Some(inv) = &inventory {
+            eprintln!(
+                "tlsmon: live: inventory: {} servers ({} non-compliant), {} handshakes of servers past the limit",
+                inv.servers.len(),
+                inv.non_compliant(),
+                inv.servers_dropped
+            );
+        }
         match capture.counters() {
             Ok(c) => {
                 eprintln!("tlsmon: live: kernel counters (all CPUs):");

@@ -32,6 +32,7 @@ pub enum Command {
     ///   tlsmon replay --format json a.pcap b.pcapng  one JSON event per handshake
     ///   tcpdump -w - -i eth0 port 443 | tlsmon replay -
     ///   tlsmon replay --fail-on high capture.pcap    exit 1 if any finding is high or worse
+    ///   tlsmon replay --report markdown a.pcap > posture.md   per-server report with fixes
     #[command(verbatim_doc_comment)]
     Replay(ReplayArgs),
     /// Capture live with eBPF on network interfaces and judge every TLS handshake as it
@@ -158,9 +159,18 @@ pub struct ReplayArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Output: "text" (summary), "json" (one event per line), "none" (only the exit code).
-    /// Default: text on a terminal, json when piped.
+    /// Default: text on a terminal, json when piped; "none" when --report writes to stdout.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Write the per-server posture report (servers worst first, each finding with the fix to
+    /// apply, a compliant / non-compliant verdict per server under the profile): "text",
+    /// "json" (one document) or "markdown". On stdout, it is the whole output unless --format
+    /// is also given (then it follows the events); with --report-out it goes to that file.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub report: Option<crate::sink::report::ReportFormat>,
+    /// Write the --report to this file instead of stdout (events then follow --format as usual).
+    #[arg(long, value_name = "FILE", requires = "report")]
+    pub report_out: Option<PathBuf>,
     /// Exit with code 1 when any finding reaches this severity.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,
