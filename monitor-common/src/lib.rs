@@ -86,6 +86,8 @@ pub struct RecordHeader {
     pub _pad: u8,
     /// TCP sequence number of the first payload byte of this record (host byte order).
     pub seq: u32,
+    /// Explicit padding to the 8-byte alignment of `timestamp_ns`; always zero.
+    pub _pad2: [u8; 4],
     /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the packet was seen.
     pub timestamp_ns: u64,
 }
@@ -93,6 +95,7 @@ pub struct RecordHeader {
 /// Size of [`RecordHeader`] on the wire.
 pub const HEADER_LEN: usize = 72;
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == HEADER_LEN);
+const _: () = assert!(core::mem::offset_of!(RecordHeader, timestamp_ns) == 64);
 
 /// Header plus a full payload slot: the staging area the kernel fills before output.
 #[repr(C)]

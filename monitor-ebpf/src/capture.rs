@@ -609,6 +609,7 @@ fn emit<P: Packet>(p: &P, m: &Meta, o: &Out) {
     h.flags = flags;
     h._pad = 0;
     h.seq = seq;
+    h._pad2 = [0; 4];
     // SAFETY: a helper without arguments or side effects; read only for packets that produce
     // a record (about 20 ns).
     h.timestamp_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
