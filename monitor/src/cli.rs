@@ -18,6 +18,10 @@ pub struct Cli {
     /// Log filter for diagnostics on stderr (e.g. "info", "tlsmon=debug"); also RUST_LOG.
     #[arg(long, global = true, default_value = "warn")]
     pub log: String,
+    /// Read options from this TOML file (keys = the long flags without `--`; see
+    /// tlsmon.example.toml). Flags given on the command line override the file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub cmd: Command,
 }
@@ -90,14 +94,15 @@ pub struct AuditArgs {
     pub audit_log: Option<PathBuf>,
     /// Flush and fsync the audit log at least this often (also every 1000 lines and at exit);
     /// 0 syncs after every line.
-    #[arg(long, value_name = "SECS", default_value_t = 1, requires = "audit_log")]
+    #[arg(long, value_name = "SECS", default_value_t = 1)]
     pub audit_fsync_secs: u64,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct LiveArgs {
-    /// Interface to capture on (repeat for several; see `ip link` for the names).
-    #[arg(long = "iface", value_name = "IF", required = true)]
+    /// Interface to capture on (repeat for several; see `ip link` for the names). Required,
+    /// here or as `iface` in the config file's [live] section.
+    #[arg(long = "iface", value_name = "IF")]
     pub ifaces: Vec<String>,
     /// Attach the XDP program instead of TC. XDP sees ingress only, so a host's own outgoing
     /// handshakes are missed; TC (the default) sees both directions.
@@ -105,7 +110,7 @@ pub struct LiveArgs {
     pub xdp: bool,
     /// XDP mode: "skb" (generic, works on every interface) or "native" (in the driver, faster,
     /// needs driver support).
-    #[arg(long, value_enum, default_value_t = XdpModeArg::Skb, requires = "xdp")]
+    #[arg(long, value_enum, default_value_t = XdpModeArg::Skb)]
     pub xdp_mode: XdpModeArg,
     /// Output: "json" (one event per judged handshake, as `tlsmon replay --format json`),
     /// "text" (a summary at exit), "none" (nothing; use with --stats).
@@ -147,7 +152,8 @@ pub struct PipelineArgs {
 }
 
 /// `--xdp-mode` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum XdpModeArg {
     Skb,
     Native,
@@ -169,7 +175,7 @@ pub struct ReplayArgs {
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub report: Option<crate::sink::report::ReportFormat>,
     /// Write the --report to this file instead of stdout (events then follow --format as usual).
-    #[arg(long, value_name = "FILE", requires = "report")]
+    #[arg(long, value_name = "FILE")]
     pub report_out: Option<PathBuf>,
     /// Exit with code 1 when any finding reaches this severity.
     #[arg(long, value_enum, value_name = "SEVERITY")]
@@ -189,7 +195,8 @@ pub struct ReplayArgs {
     pub no_progress: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
     Text,
     Json,

@@ -3,6 +3,7 @@
 //! the `tlsmon` binary wires it to captures.
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod ebpf_obj;
 pub mod flow;

@@ -1,14 +1,17 @@
-//! The `tlsmon` binary: parse the command line, set up logging, run. Nothing else.
-use clap::Parser;
+//! The `tlsmon` binary: parse the command line, set up logging, merge the config file, run.
+//! Nothing else.
+use clap::{CommandFactory, FromArgMatches};
 
 mod app;
 
 fn main() {
-    let cli = monitor::cli::Cli::parse();
+    let matches = monitor::cli::Cli::command().get_matches();
+    let cli = monitor::cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    match app::run(cli) {
+    let run = monitor::config::resolve(cli, &matches).map_err(anyhow::Error::from).and_then(app::run);
+    match run {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             eprintln!("tlsmon: error: {}", chain(&e));

@@ -7,7 +7,8 @@ use crate::policy::Severity;
 use crate::sink::inventory::{FindingRow, Inventory, Posture, ServerKey, Verdict};
 
 /// `--report` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ReportFormat {
     Text,
     Json,

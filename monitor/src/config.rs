@@ -1,0 +1,297 @@
+//! Configuration file: a strict TOML file whose keys mirror the command line's long flags,
+//! merged under the flags actually given (defaults < file < command line). Reads one file and
+//! the parsed command line; never opens captures, sinks or anything the options name.
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use serde::Deserialize;
+
+use crate::cli::{AuditArgs, Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
+use crate::policy::Severity;
+use crate::sink::report::ReportFormat;
+
+/// The policy profiles `profile = "…"` accepts (the others of issue 4 arrive with their rules).
+pub const KNOWN_PROFILES: &[&str] = &["hipaa"];
+
+/// The policy profile named in the file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// TLS ≥ 1.2, AEAD suites with forward secrecy, certificate hygiene, no PHI in clear.
+    #[default]
+    Hipaa,
+}
+
+impl<'de> Deserialize<'de> for Profile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "hipaa" => Ok(Profile::Hipaa),
+            _ => Err(serde::de::Error::custom(format!(
+                "unknown profile `{s}`, known profiles: {}",
+                KNOWN_PROFILES.join(", ")
+            ))),
+        }
+    }
+}
+
+/// The whole file. Every key is optional: an absent key leaves the built-in default (or the
+/// command line's value) alone.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    pub profile: Option<Profile>,
+    pub pipeline: PipelineSection,
+    pub output: OutputSection,
+    pub audit: AuditSection,
+    pub report: ReportSection,
+    pub live: LiveSection,
+}
+
+/// `[pipeline]`: bounds and trust anchors (replay and live).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct PipelineSection {
+    pub max_flows: Option<usize>,
+    pub idle_timeout: Option<u64>,
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// `[output]`: event format (replay and live) and the failing severity (replay).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct OutputSection {
+    pub format: Option<Format>,
+    pub fail_on: Option<Severity>,
+}
+
+/// `[audit]`: the hash-chained audit log (replay and live).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct AuditSection {
+    pub audit_log: Option<PathBuf>,
+    pub audit_fsync_secs: Option<u64>,
+}
+
+/// `[report]`: the posture report (replay).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ReportSection {
+    pub report: Option<ReportFormat>,
+    pub report_out: Option<PathBuf>,
+}
+
+/// `[live]`: live capture.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct LiveSection {
+    pub iface: Option<Vec<String>>,
+    pub xdp: Option<bool>,
+    pub xdp_mode: Option<XdpModeArg>,
+    pub candidate_port: Option<Vec<u16>>,
+    pub duration: Option<u64>,
+    pub stats: Option<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not TOML, an unknown key, or a value of the wrong type; `at` names the line and key.
+    #[error("config file {}: {at}: {message}", .path.display())]
+    Parse { path: PathBuf, at: String, message: String },
+    /// A well-typed value that cannot work (`key` is `section.key`).
+    #[error("config file {}: `{key}` {reason}", .path.display())]
+    Invalid { path: PathBuf, key: &'static str, reason: String },
+    /// Options that do not go together once file and command line are merged.
+    #[error("`{key}` {reason}")]
+    Conflict { key: &'static str, reason: &'static str },
+}
+
+/// Read, parse and validate the file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let cfg = parse(&text, path)?;
+    cfg.validate(path)?;
+    Ok(cfg)
+}
+
+/// Parse `text` (read from `path`, named in errors) without validating it.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        at: e.span().map(|s| locate(text, s.start)).unwrap_or_else(|| "?".into()),
+        message: e.message().trim().to_string(),
+    })
+}
+
+/// "line N, key `section.key`" for a byte offset into the file (the key is the one on that
+/// line, or the table header it is).
+fn locate(text: &str, offset: usize) -> String {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line_no = before.matches('\n').count() + 1;
+    let mut lines = text.lines().map(str::trim);
+    let section = lines.by_ref().take(line_no - 1).filter(|l| l.starts_with('[')).last().map(header);
+    let line = lines.next().unwrap_or("");
+    let key = if line.starts_with('[') {
+        Some(header(line))
+    } else {
+        line.split_once('=').map(|(k, _)| match section {
+            Some(s) => format!("{s}.{}", k.trim()),
+            None => k.trim().to_string(),
+        })
+    };
+    match key {
+        Some(k) => format!("line {line_no}, key `{k}`"),
+        None => format!("line {line_no}"),
+    }
+}
+
+fn header(line: &str) -> String {
+    line.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_string()
+}
+
+impl Config {
+    /// Reject values that cannot work, naming the key.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad =
+            |key, reason: &str| Err(ConfigError::Invalid { path: path.to_path_buf(), key, reason: reason.into() });
+        if self.pipeline.max_flows == Some(0) {
+            return bad("pipeline.max-flows", "must be at least 1");
+        }
+        if self.pipeline.idle_timeout == Some(0) {
+            return bad("pipeline.idle-timeout", "must be at least 1 (seconds)");
+        }
+        let live = &self.live;
+        if live.xdp_mode.is_some() && live.xdp != Some(true) {
+            return bad("live.xdp-mode", "needs `xdp = true` in [live] (TC, the default, has no mode)");
+        }
+        if live.iface.iter().flatten().any(|i| i.is_empty()) {
+            return bad("live.iface", "has an empty interface name");
+        }
+        if live.candidate_port.iter().flatten().any(|&p| p == 0) {
+            return bad("live.candidate-port", "has port 0");
+        }
+        if live.duration == Some(0) {
+            return bad("live.duration", "must be at least 1 (seconds); leave it out to run until SIGINT / SIGTERM");
+        }
+        Ok(())
+    }
+
+    /// Fill every option of `cli` that was not given on the command line from the file.
+    pub fn apply(&self, cli: &mut Cli, matches: &ArgMatches) {
+        match &mut cli.cmd {
+            Command::Replay(a) => {
+                if let Some(m) = matches.subcommand_matches("replay") {
+                    self.apply_replay(a, m);
+                }
+            }
+            Command::Live(a) => {
+                if let Some(m) = matches.subcommand_matches("live") {
+                    self.apply_live(a, m);
+                }
+            }
+            Command::Audit(_) => {}
+        }
+    }
+
+    fn apply_replay(&self, a: &mut ReplayArgs, m: &ArgMatches) {
+        take(m, "format", &mut a.format, self.output.format.map(Some));
+        take(m, "fail_on", &mut a.fail_on, self.output.fail_on.map(Some));
+        take(m, "report", &mut a.report, self.report.report.map(Some));
+        take(m, "report_out", &mut a.report_out, self.report.report_out.clone().map(Some));
+        self.apply_pipeline(&mut a.pipeline, m);
+        self.apply_audit(&mut a.audit, m);
+    }
+
+    fn apply_live(&self, a: &mut LiveArgs, m: &ArgMatches) {
+        let l = &self.live;
+        take(m, "format", &mut a.format, self.output.format);
+        take(m, "ifaces", &mut a.ifaces, l.iface.clone());
+        take(m, "xdp", &mut a.xdp, l.xdp);
+        take(m, "xdp_mode", &mut a.xdp_mode, l.xdp_mode);
+        take(m, "candidate_ports", &mut a.candidate_ports, l.candidate_port.clone());
+        take(m, "duration", &mut a.duration, l.duration.map(Some));
+        take(m, "stats", &mut a.stats, l.stats);
+        self.apply_pipeline(&mut a.pipeline, m);
+        self.apply_audit(&mut a.audit, m);
+    }
+
+    fn apply_pipeline(&self, p: &mut PipelineArgs, m: &ArgMatches) {
+        take(m, "max_flows", &mut p.max_flows, self.pipeline.max_flows);
+        take(m, "idle_timeout", &mut p.idle_timeout, self.pipeline.idle_timeout);
+        take(m, "ca_bundle", &mut p.ca_bundle, self.pipeline.ca_bundle.clone().map(Some));
+    }
+
+    fn apply_audit(&self, a: &mut AuditArgs, m: &ArgMatches) {
+        take(m, "audit_log", &mut a.audit_log, self.audit.audit_log.clone().map(Some));
+        take(m, "audit_fsync_secs", &mut a.audit_fsync_secs, self.audit.audit_fsync_secs);
+    }
+}
+
+/// Whether the option with clap id `id` was given on the command line (not defaulted).
+fn on_cli(m: &ArgMatches, id: &str) -> bool {
+    m.value_source(id) == Some(ValueSource::CommandLine)
+}
+
+/// The file's value, unless the command line gave one.
+fn take<T>(m: &ArgMatches, id: &str, slot: &mut T, file: Option<T>) {
+    if let Some(v) = file {
+        if !on_cli(m, id) {
+            *slot = v;
+        }
+    }
+}
+
+/// The command line merged over `file`, then checked as a whole (what clap's `requires` and
+/// `required` did before a file could supply the other half).
+pub fn merge(file: &Config, mut cli: Cli, matches: &ArgMatches) -> Result<Cli, ConfigError> {
+    file.apply(&mut cli, matches);
+    let conflict = |key, reason| Err(ConfigError::Conflict { key, reason });
+    let (pipeline, audit, sub) = match (&cli.cmd, matches.subcommand()) {
+        (Command::Replay(a), Some((_, m))) => {
+            if a.report_out.is_some() && a.report.is_none() {
+                return conflict("report-out", "needs a report format (--report, or `report` in [report])");
+            }
+            (&a.pipeline, &a.audit, m)
+        }
+        (Command::Live(a), Some((_, m))) => {
+            if a.ifaces.is_empty() {
+                return conflict("iface", "is required: give --iface IF, or `iface = [\"eth0\"]` in [live]");
+            }
+            if !a.xdp && on_cli(m, "xdp_mode") {
+                return conflict("xdp-mode", "needs XDP (--xdp, or `xdp = true` in [live])");
+            }
+            (&a.pipeline, &a.audit, m)
+        }
+        _ => return Ok(cli),
+    };
+    if pipeline.max_flows == 0 {
+        return conflict("max-flows", "must be at least 1");
+    }
+    if pipeline.idle_timeout == 0 {
+        return conflict("idle-timeout", "must be at least 1 (seconds)");
+    }
+    // A file may tune the interval for logs turned on per run; the flag alone is a mistake.
+    if audit.audit_log.is_none() && on_cli(sub, "audit_fsync_secs") {
+        return conflict("audit-fsync-secs", "needs an audit log (--audit-log, or `audit-log` in [audit])");
+    }
+    Ok(cli)
+}
+
+/// The command line merged over the file named by `--config` (if any): what `main` runs.
+pub fn resolve(cli: Cli, matches: &ArgMatches) -> Result<Cli, ConfigError> {
+    let file = match &cli.config {
+        Some(p) => load(p)?,
+        None => Config::default(),
+    };
+    merge(&file, cli, matches)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,290 @@
+//! Unit tests of the config file: parsing, strictness, validation and precedence.
+use clap::{CommandFactory, FromArgMatches};
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../tlsmon.example.toml");
+
+fn p(text: &str) -> Result<Config, ConfigError> {
+    parse(text, Path::new("t.toml"))
+}
+
+/// `args` (after "tlsmon") merged over the file `text`.
+fn merged(text: &str, args: &[&str]) -> Result<Cli, ConfigError> {
+    let m = Cli::command().try_get_matches_from(std::iter::once("tlsmon").chain(args.iter().copied())).expect("args");
+    let cli = Cli::from_arg_matches(&m).expect("cli");
+    let file = p(text)?;
+    file.validate(Path::new("t.toml"))?;
+    merge(&file, cli, &m)
+}
+
+fn replay(text: &str, args: &[&str]) -> ReplayArgs {
+    let mut all = vec!["replay"];
+    all.extend_from_slice(args);
+    all.push("x.pcap");
+    match merged(text, &all).expect("merged").cmd {
+        Command::Replay(a) => a,
+        _ => unreachable!(),
+    }
+}
+
+fn live(text: &str, args: &[&str]) -> Result<LiveArgs, ConfigError> {
+    let mut all = vec!["live"];
+    all.extend_from_slice(args);
+    merged(text, &all).map(|c| match c.cmd {
+        Command::Live(a) => a,
+        _ => unreachable!(),
+    })
+}
+
+fn err(r: Result<impl std::fmt::Debug, ConfigError>) -> String {
+    r.expect_err("should fail").to_string()
+}
+
+#[test]
+fn parses_every_section() {
+    let c = p(r#"
+profile = "hipaa"
+[pipeline]
+max-flows = 10
+idle-timeout = 30
+ca-bundle = "ca.pem"
+[output]
+format = "json"
+fail-on = "high"
+[audit]
+audit-log = "a.jsonl"
+audit-fsync-secs = 0
+[report]
+report = "markdown"
+report-out = "r.md"
+[live]
+iface = ["eth0", "eth1"]
+xdp = true
+xdp-mode = "native"
+candidate-port = [2575, 9999]
+duration = 60
+stats = true
+"#)
+    .expect("parse");
+    assert_eq!(c.profile, Some(Profile::Hipaa));
+    assert_eq!(c.pipeline.max_flows, Some(10));
+    assert_eq!(c.pipeline.idle_timeout, Some(30));
+    assert_eq!(c.pipeline.ca_bundle.as_deref(), Some(Path::new("ca.pem")));
+    assert_eq!(c.output.format, Some(Format::Json));
+    assert_eq!(c.output.fail_on, Some(Severity::High));
+    assert_eq!(c.audit.audit_log.as_deref(), Some(Path::new("a.jsonl")));
+    assert_eq!(c.audit.audit_fsync_secs, Some(0));
+    assert_eq!(c.report.report, Some(ReportFormat::Markdown));
+    assert_eq!(c.report.report_out.as_deref(), Some(Path::new("r.md")));
+    assert_eq!(c.live.iface, Some(vec!["eth0".to_string(), "eth1".to_string()]));
+    assert_eq!(c.live.xdp, Some(true));
+    assert_eq!(c.live.xdp_mode, Some(XdpModeArg::Native));
+    assert_eq!(c.live.candidate_port, Some(vec![2575, 9999]));
+    assert_eq!(c.live.duration, Some(60));
+    assert_eq!(c.live.stats, Some(true));
+    c.validate(Path::new("t.toml")).expect("valid");
+}
+
+#[test]
+fn empty_file_is_all_defaults() {
+    assert_eq!(p("").expect("parse"), Config::default());
+    let a = replay("", &[]);
+    assert_eq!((a.pipeline.max_flows, a.pipeline.idle_timeout, a.audit.audit_fsync_secs), (65_536, 120, 1));
+    assert_eq!((a.format, a.fail_on, a.report), (None, None, None));
+}
+
+#[test]
+fn unknown_key_at_top_level_is_named() {
+    assert_eq!(
+        err(p("profile = \"hipaa\"\nmax_flows = 3\n")),
+        "config file t.toml: line 2, key `max_flows`: unknown field `max_flows`, expected one of `profile`, \
+`pipeline`, `output`, `audit`, `report`, `live`"
+    );
+    assert!(err(p("[outputs]\nformat = \"json\"\n"))
+        .starts_with("config file t.toml: line 1, key `outputs`: unknown field `outputs`"));
+}
+
+#[test]
+fn unknown_key_in_a_section_is_named() {
+    assert_eq!(
+        err(p("[pipeline]\nmax-flows = 3\n\n[live]\nxdp = true\ninterface = [\"eth0\"]\n")),
+        "config file t.toml: line 6, key `live.interface`: unknown field `interface`, expected one of `iface`, \
+`xdp`, `xdp-mode`, `candidate-port`, `duration`, `stats`"
+    );
+}
+
+#[test]
+fn wrong_type_is_named_with_its_line() {
+    let e = err(p("[pipeline]\n\nmax-flows = \"many\"\n"));
+    assert!(
+        e.starts_with("config file t.toml: line 3, key `pipeline.max-flows`: invalid type: string \"many\""),
+        "{e}"
+    );
+    let e = err(p("[output]\nformat = \"yaml\"\n"));
+    assert!(e.starts_with("config file t.toml: line 2, key `output.format`: unknown variant `yaml`"), "{e}");
+    let e = err(p("[live]\nxdp = \"yes\"\n"));
+    assert!(
+        e.starts_with("config file t.toml: line 2, key `live.xdp`: invalid type: string \"yes\", expected a boolean"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_profile_lists_the_known_ones() {
+    assert_eq!(
+        err(p("profile = \"fips\"\n")),
+        "config file t.toml: line 1, key `profile`: unknown profile `fips`, known profiles: hipaa"
+    );
+}
+
+#[test]
+fn validate_rejects_impossible_values_by_key() {
+    let v = |t: &str| err(p(t).expect("parse").validate(Path::new("t.toml")));
+    assert_eq!(v("[pipeline]\nmax-flows = 0"), "config file t.toml: `pipeline.max-flows` must be at least 1");
+    assert_eq!(
+        v("[pipeline]\nidle-timeout = 0"),
+        "config file t.toml: `pipeline.idle-timeout` must be at least 1 (seconds)"
+    );
+    assert!(v("[live]\nxdp-mode = \"native\"").starts_with("config file t.toml: `live.xdp-mode` needs `xdp = true`"));
+    assert!(v("[live]\nxdp = false\nxdp-mode = \"skb\"").contains("`live.xdp-mode` needs"));
+    assert!(v("[live]\niface = [\"\"]").contains("`live.iface` has an empty interface name"));
+    assert!(v("[live]\ncandidate-port = [0]").contains("`live.candidate-port` has port 0"));
+    assert!(v("[live]\nduration = 0").contains("`live.duration` must be at least 1"));
+}
+
+#[test]
+fn file_value_used_when_flag_absent() {
+    let a = replay("[output]\nformat = \"json\"\nfail-on = \"high\"\n[pipeline]\nmax-flows = 7\n", &[]);
+    assert_eq!((a.format, a.fail_on, a.pipeline.max_flows), (Some(Format::Json), Some(Severity::High), 7));
+    assert_eq!(a.pipeline.idle_timeout, 120, "keys absent from the file keep their defaults");
+}
+
+#[test]
+fn flag_wins_when_given() {
+    let text = "[output]\nformat = \"json\"\nfail-on = \"high\"\n[pipeline]\nmax-flows = 7\n";
+    let a = replay(text, &["--fail-on", "critical", "--max-flows", "9", "--format", "text"]);
+    assert_eq!((a.format, a.fail_on, a.pipeline.max_flows), (Some(Format::Text), Some(Severity::Critical), 9));
+    // Given on the command line with the default's own value still wins over the file.
+    let a = replay(text, &["--max-flows", "65536"]);
+    assert_eq!(a.pipeline.max_flows, 65_536);
+}
+
+#[test]
+fn live_options_merge_and_lists_are_replaced() {
+    let text = "[live]\niface = [\"eth0\", \"eth1\"]\nxdp = true\nxdp-mode = \"native\"\ncandidate-port = [2575]\nduration = 5\nstats = true\n";
+    let a = live(text, &[]).expect("live");
+    assert_eq!(a.ifaces, ["eth0", "eth1"]);
+    assert!(a.xdp && a.stats);
+    assert_eq!((a.xdp_mode, a.duration, a.candidate_ports.as_slice()), (XdpModeArg::Native, Some(5), &[2575u16][..]));
+    let a = live(text, &["--iface", "lo", "--xdp-mode", "skb", "--candidate-port", "1"]).expect("live");
+    assert_eq!(
+        (a.ifaces.as_slice(), a.xdp_mode, a.candidate_ports.as_slice()),
+        (&["lo".to_string()][..], XdpModeArg::Skb, &[1u16][..])
+    );
+    // --xdp-mode on the command line with xdp = true from the file is fine.
+    let a = live("[live]\nxdp = true\n", &["--iface", "lo", "--xdp-mode", "native"]).expect("live");
+    assert_eq!(a.xdp_mode, XdpModeArg::Native);
+}
+
+#[test]
+fn merged_conflicts_are_named() {
+    assert_eq!(err(live("", &[])), "`iface` is required: give --iface IF, or `iface = [\"eth0\"]` in [live]");
+    assert!(err(live("", &["--iface", "lo", "--xdp-mode", "native"])).starts_with("`xdp-mode` needs XDP"));
+    assert!(err(live("", &["--iface", "lo", "--max-flows", "0"])).starts_with("`max-flows` must be at least 1"));
+    assert!(err(live("", &["--iface", "lo", "--audit-fsync-secs", "5"]))
+        .starts_with("`audit-fsync-secs` needs an audit log"));
+    assert!(err(merged("", &["replay", "--report-out", "r.md", "x.pcap"]))
+        .starts_with("`report-out` needs a report format"));
+    // The other half from the file.
+    let a = replay(
+        "[report]\nreport = \"json\"\n[audit]\naudit-log = \"a.jsonl\"\n",
+        &["--report-out", "r.json", "--audit-fsync-secs", "0"],
+    );
+    assert_eq!((a.report, a.audit.audit_fsync_secs), (Some(ReportFormat::Json), 0));
+    // A file may set the fsync interval without an audit log.
+    assert_eq!(replay("[audit]\naudit-fsync-secs = 4\n", &[]).audit.audit_fsync_secs, 4);
+}
+
+#[test]
+fn example_file_parses_validates_and_changes_nothing() {
+    let c = p(EXAMPLE).expect("example parses");
+    c.validate(Path::new("tlsmon.example.toml")).expect("example validates");
+    assert_eq!(format!("{:?}", replay(EXAMPLE, &[])), format!("{:?}", replay("", &[])));
+    let with = live(EXAMPLE, &["--iface", "eth0"]).expect("live");
+    let without = live("", &["--iface", "eth0"]).expect("live");
+    assert_eq!(format!("{with:?}"), format!("{without:?}"));
+}
+
+#[test]
+fn example_file_documents_only_real_keys() {
+    // Uncomment every `# key = value` line: the result must still parse with every key known,
+    // so a renamed option cannot linger in the example.
+    let uncommented: String = EXAMPLE
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest
+                    .split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '-')) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let c = p(&uncommented).expect("uncommented example parses");
+    assert!(c.pipeline.ca_bundle.is_some() && c.output.format.is_some() && c.output.fail_on.is_some());
+    assert!(c.audit.audit_log.is_some() && c.report.report.is_some() && c.report.report_out.is_some());
+    assert!(c.live.iface.is_some() && c.live.xdp_mode.is_some() && c.live.duration.is_some());
+}
+
+#[test]
+fn every_flag_beats_every_key() {
+    // Each option set differently in the file and on the command line: the flag must win for
+    // all of them (a misspelt clap id would silently let the file win).
+    let file = r#"
+[pipeline]
+max-flows = 1
+idle-timeout = 1
+ca-bundle = "file.pem"
+[output]
+format = "json"
+fail-on = "low"
+[audit]
+audit-log = "file.jsonl"
+audit-fsync-secs = 9
+[report]
+report = "json"
+report-out = "file.json"
+[live]
+iface = ["file0"]
+xdp = false
+candidate-port = [1]
+duration = 1
+stats = false
+"#;
+    let common = ["--max-flows", "2", "--idle-timeout", "2", "--ca-bundle", "cli.pem", "--format", "text"];
+    let audit = ["--audit-log", "cli.jsonl", "--audit-fsync-secs", "3"];
+    let mut args: Vec<&str> = common.iter().chain(&audit).copied().collect();
+    args.extend(["--fail-on", "critical", "--report", "markdown", "--report-out", "cli.md"]);
+    let a = replay(file, &args);
+    assert_eq!(format!("{a:?}"), format!("{:?}", replay("", &args)), "replay: the file must not show through any flag");
+    let mut args: Vec<&str> = common.iter().chain(&audit).copied().collect();
+    args.extend([
+        "--iface",
+        "cli0",
+        "--xdp",
+        "--xdp-mode",
+        "native",
+        "--candidate-port",
+        "2",
+        "--duration",
+        "2",
+        "--stats",
+    ]);
+    let a = live(file, &args).expect("live");
+    assert_eq!(format!("{a:?}"), format!("{:?}", live("", &args).expect("live")), "live");
+    assert_eq!((a.ifaces.as_slice(), a.xdp, a.stats, a.duration), (&["cli0".to_string()][..], true, true, Some(2)));
+}
