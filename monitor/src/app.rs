@@ -62,7 +62,8 @@ impl<W: Write> Emitter<W> {
     }
 
     fn emit(&mut self, o: Output) {
-        self.worst = self.worst.max(o.findings.iter().map(|f| f.severity).max());
+        // Accepted risks do not fail a run (--fail-on); expired exceptions do not accept.
+        self.worst = self.worst.max(o.findings.iter().filter(|f| !f.is_accepted()).map(|f| f.severity).max());
         if let Some(inv) = &mut self.inventory {
             inv.add(&o);
         }
@@ -131,7 +132,8 @@ fn pipeline_config(a: &PipelineArgs) -> Result<PipelineConfig> {
         Some(p) => Some(std::sync::Arc::new(TrustStore::from_pem_file(p)?)),
         None => None,
     };
-    Ok(PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, ..Default::default() })
+    let policy = monitor::policy::Policy { exceptions: a.exceptions.clone(), ..Default::default() };
+    Ok(PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, policy, ..Default::default() })
 }
 
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;

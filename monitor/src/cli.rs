@@ -19,7 +19,8 @@ pub struct Cli {
     #[arg(long, global = true, default_value = "warn")]
     pub log: String,
     /// Read options from this TOML file (keys = the long flags without `--`; see
-    /// tlsmon.example.toml). Flags given on the command line override the file.
+    /// tlsmon.example.toml). Flags given on the command line override the file. Exceptions
+    /// (accepted risks, `[[exception]]` entries) come from this file only: there is no flag.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
@@ -149,6 +150,9 @@ pub struct PipelineArgs {
     /// Without it chains are not judged for trust (self-signed leaves are still flagged).
     #[arg(long, value_name = "PEM")]
     pub ca_bundle: Option<PathBuf>,
+    /// Accepted risks: only from the config file's `[[exception]]` entries (no flag).
+    #[arg(skip)]
+    pub exceptions: Vec<crate::policy::exceptions::Exception>,
 }
 
 /// `--xdp-mode` values.
@@ -177,7 +181,8 @@ pub struct ReplayArgs {
     /// Write the --report to this file instead of stdout (events then follow --format as usual).
     #[arg(long, value_name = "FILE")]
     pub report_out: Option<PathBuf>,
-    /// Exit with code 1 when any finding reaches this severity.
+    /// Exit with code 1 when any finding reaches this severity. Findings accepted by a
+    /// config-file exception valid at the handshake's time do not count (expired ones do).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,
     #[command(flatten)]

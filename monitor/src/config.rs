@@ -8,7 +8,8 @@ use clap::ArgMatches;
 use serde::Deserialize;
 
 use crate::cli::{AuditArgs, Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
-use crate::policy::Severity;
+use crate::policy::exceptions::{self, Exception, SniPattern};
+use crate::policy::{Severity, FINDING_IDS};
 use crate::sink::report::ReportFormat;
 
 /// The policy profiles `profile = "…"` accepts (the others of issue 4 arrive with their rules).
@@ -46,6 +47,24 @@ pub struct Config {
     pub audit: AuditSection,
     pub report: ReportSection,
     pub live: LiveSection,
+    /// `[[exception]]`: accepted risks, in file order.
+    pub exception: Vec<ExceptionEntry>,
+}
+
+/// One `[[exception]]` entry as written; checked and compiled by `validate` / `exceptions`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ExceptionEntry {
+    /// Exactly one finding id (repeat the entry for another id).
+    pub finding: String,
+    /// An IP or a CIDR, v4 or v6.
+    pub server: String,
+    pub port: Option<u16>,
+    /// An exact server name or `*.example.org` (one label).
+    pub sni: Option<String>,
+    pub reason: String,
+    /// `YYYY-MM-DD`: the last day (UTC) the exception applies.
+    pub expires: String,
 }
 
 /// `[pipeline]`: bounds and trust anchors (replay and live).
@@ -106,7 +125,7 @@ pub enum ConfigError {
     Parse { path: PathBuf, at: String, message: String },
     /// A well-typed value that cannot work (`key` is `section.key`).
     #[error("config file {}: `{key}` {reason}", .path.display())]
-    Invalid { path: PathBuf, key: &'static str, reason: String },
+    Invalid { path: PathBuf, key: String, reason: String },
     /// Options that do not go together once file and command line are merged.
     #[error("`{key}` {reason}")]
     Conflict { key: &'static str, reason: &'static str },
@@ -159,8 +178,9 @@ fn header(line: &str) -> String {
 impl Config {
     /// Reject values that cannot work, naming the key.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad =
-            |key, reason: &str| Err(ConfigError::Invalid { path: path.to_path_buf(), key, reason: reason.into() });
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid { path: path.to_path_buf(), key: key.into(), reason: reason.into() })
+        };
         if self.pipeline.max_flows == Some(0) {
             return bad("pipeline.max-flows", "must be at least 1");
         }
@@ -180,7 +200,42 @@ impl Config {
         if live.duration == Some(0) {
             return bad("live.duration", "must be at least 1 (seconds); leave it out to run until SIGINT / SIGTERM");
         }
-        Ok(())
+        self.exceptions().map(drop).map_err(|(key, reason)| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            reason,
+        })
+    }
+
+    /// The `[[exception]]` entries compiled, or the first bad one as (`exception[i].key`, why).
+    pub fn exceptions(&self) -> Result<Vec<Exception>, (String, String)> {
+        let mut out = Vec::with_capacity(self.exception.len());
+        for (i, e) in self.exception.iter().enumerate() {
+            let bad = |key: &str, why: String| (format!("exception[{i}].{key}"), why);
+            if !FINDING_IDS.contains(&e.finding.as_str()) {
+                let why = format!("names unknown finding id `{}`; known ids: {}", e.finding, FINDING_IDS.join(", "));
+                return Err(bad("finding", why));
+            }
+            let server = exceptions::parse_server(&e.server)
+                .ok_or_else(|| bad("server", format!("`{}` is not an IP address or CIDR", e.server)))?;
+            if e.port == Some(0) {
+                return Err(bad("port", "is 0".into()));
+            }
+            let sni = match &e.sni {
+                Some(s) => Some(SniPattern::parse(s).ok_or_else(|| {
+                    bad("sni", format!("`{s}` is neither a server name nor a `*.example.org` pattern"))
+                })?),
+                None => None,
+            };
+            if e.reason.trim().is_empty() {
+                return Err(bad("reason", "is empty: say why the risk is accepted".into()));
+            }
+            let expires = exceptions::parse_date(&e.expires)
+                .ok_or_else(|| bad("expires", format!("`{}` is not a date YYYY-MM-DD", e.expires)))?;
+            let reason = e.reason.trim().to_string();
+            out.push(Exception { finding: e.finding.clone(), server, port: e.port, sni, reason, expires });
+        }
+        Ok(out)
     }
 
     /// Fill every option of `cli` that was not given on the command line from the file.
@@ -226,6 +281,8 @@ impl Config {
         take(m, "max_flows", &mut p.max_flows, self.pipeline.max_flows);
         take(m, "idle_timeout", &mut p.idle_timeout, self.pipeline.idle_timeout);
         take(m, "ca_bundle", &mut p.ca_bundle, self.pipeline.ca_bundle.clone().map(Some));
+        // `load` (validate) has already refused a file with a bad entry.
+        p.exceptions = self.exceptions().unwrap_or_default();
     }
 
     fn apply_audit(&self, a: &mut AuditArgs, m: &ArgMatches) {

@@ -99,7 +99,7 @@ fn unknown_key_at_top_level_is_named() {
     assert_eq!(
         err(p("profile = \"hipaa\"\nmax_flows = 3\n")),
         "config file t.toml: line 2, key `max_flows`: unknown field `max_flows`, expected one of `profile`, \
-`pipeline`, `output`, `audit`, `report`, `live`"
+`pipeline`, `output`, `audit`, `report`, `live`, `exception`"
     );
     assert!(err(p("[outputs]\nformat = \"json\"\n"))
         .starts_with("config file t.toml: line 1, key `outputs`: unknown field `outputs`"));
@@ -218,11 +218,13 @@ fn example_file_parses_validates_and_changes_nothing() {
 
 #[test]
 fn example_file_documents_only_real_keys() {
-    // Uncomment every `# key = value` line: the result must still parse with every key known,
-    // so a renamed option cannot linger in the example.
+    // Uncomment every `# key = value` line (and the `# [[exception]]` header the example entry
+    // sits under): the result must still parse with every key known (and the exception
+    // compile), so a renamed option cannot linger in the example.
     let uncommented: String = EXAMPLE
         .lines()
         .map(|l| match l.strip_prefix("# ") {
+            Some(rest @ "[[exception]]") => rest,
             Some(rest)
                 if rest
                     .split_once(" = ")
@@ -238,6 +240,79 @@ fn example_file_documents_only_real_keys() {
     assert!(c.pipeline.ca_bundle.is_some() && c.output.format.is_some() && c.output.fail_on.is_some());
     assert!(c.audit.audit_log.is_some() && c.report.report.is_some() && c.report.report_out.is_some());
     assert!(c.live.iface.is_some() && c.live.xdp_mode.is_some() && c.live.duration.is_some());
+    let ex = c.exceptions().expect("example exception compiles");
+    assert_eq!(ex.len(), 1);
+    assert_eq!(
+        (ex[0].finding.as_str(), ex[0].server.to_string(), ex[0].port),
+        ("tls.version.deprecated", "10.20.0.0/16".into(), Some(443))
+    );
+    assert!(ex[0].sni.as_ref().is_some_and(|p| p.matches("store.pacs.example.org") && !p.matches("pacs.example.org")));
+    assert_eq!(ex[0].expires.to_string(), "2026-12-31");
+}
+
+const GOOD_EXCEPTION: &str = r#"
+[[exception]]
+finding = "tls.cipher.weak"
+server = "2001:db8::/48"
+reason = "legacy modality"
+expires = "2027-01-31"
+"#;
+
+#[test]
+fn exceptions_parse_and_reach_the_pipeline_args() {
+    let text = format!("{GOOD_EXCEPTION}\n[[exception]]\nfinding = \"tls.version.deprecated\"\nserver = \"10.0.0.5\"\nport = 8443\nsni = \"pacs.example.org\"\nreason = \"r\"\nexpires = \"2026-12-31\"\n");
+    let a = replay(&text, &[]);
+    let ex = &a.pipeline.exceptions;
+    assert_eq!(ex.len(), 2);
+    assert_eq!(
+        (ex[0].finding.as_str(), ex[0].server.to_string(), ex[0].port),
+        ("tls.cipher.weak", "2001:db8::/48".into(), None)
+    );
+    assert_eq!((ex[1].server.to_string(), ex[1].port, ex[1].reason.as_str()), ("10.0.0.5/32".into(), Some(8443), "r"));
+    assert!(replay("", &[]).pipeline.exceptions.is_empty());
+}
+
+#[test]
+fn bad_exceptions_are_named_by_index_and_key() {
+    let with = |key: &str, value: &str| {
+        let mut t = format!("{GOOD_EXCEPTION}\n[[exception]]\n");
+        for (k, v) in [
+            ("finding", "\"tls.version.deprecated\""),
+            ("server", "\"10.0.0.0/8\""),
+            ("reason", "\"r\""),
+            ("expires", "\"2026-12-31\""),
+        ] {
+            t.push_str(&format!("{k} = {}\n", if k == key { value } else { v }));
+        }
+        if !["finding", "server", "reason", "expires"].contains(&key) {
+            t.push_str(&format!("{key} = {value}\n"));
+        }
+        let c = p(&t).expect("parses");
+        err(c.validate(Path::new("t.toml")))
+    };
+    let cases = [
+        ("server", "\"10.0.0.0/33\"", "`exception[1].server` `10.0.0.0/33` is not an IP address or CIDR"),
+        ("server", "\"pacs.example.org\"", "`exception[1].server`"),
+        ("finding", "\"tls.version.*\"", "`exception[1].finding` names unknown finding id `tls.version.*`"),
+        ("finding", "\"tls.version\"", "`exception[1].finding` names unknown finding id `tls.version`"),
+        ("reason", "\"  \"", "`exception[1].reason` is empty"),
+        ("expires", "\"2026-02-30\"", "`exception[1].expires` `2026-02-30` is not a date YYYY-MM-DD"),
+        ("expires", "\"31/12/2026\"", "`exception[1].expires`"),
+        ("sni", "\"a.*.org\"", "`exception[1].sni`"),
+        ("port", "0", "`exception[1].port` is 0"),
+    ];
+    for (key, value, want) in cases {
+        let got = with(key, value);
+        assert!(got.contains(want), "{key} = {value}: {got}");
+    }
+    // Required keys and unknown keys fail at parse time, naming the key.
+    let e = err(p("[[exception]]\nfinding = \"tls.compression\"\nserver = \"10.0.0.1\"\nexpires = \"2026-01-01\"\n"));
+    assert!(e.contains("reason"), "{e}");
+    let e = err(p(&format!("{GOOD_EXCEPTION}wildcard = true\n")));
+    assert!(e.contains("wildcard"), "{e}");
+    // A list of ids is not accepted: one entry names one finding.
+    let e = err(p("[[exception]]\nfinding = [\"tls.compression\"]\nserver = \"10.0.0.1\"\nreason = \"r\"\nexpires = \"2026-01-01\"\n"));
+    assert!(e.contains("finding"), "{e}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Policy: turns a handshake's facts into findings {id, severity, hipaa_ref, evidence} under the
 //! active profile. Must never see payload bytes and never put anything but protocol facts into
 //! evidence.
+pub mod exceptions;
 mod rules;
 
 use serde::Serialize;
@@ -39,27 +40,100 @@ pub struct Finding {
     /// The profile rule that decided, e.g. `hipaa/min-version`.
     pub rule: &'static str,
     pub evidence: String,
+    /// What a config-file exception made of it: `accepted` or `exception_expired` in JSON.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub acceptance: Option<exceptions::Acceptance>,
 }
+
+impl Finding {
+    /// Whether an exception holding at the handshake's time accepted it (it then fails nothing:
+    /// not `--fail-on`, not the server's verdict).
+    pub fn is_accepted(&self) -> bool {
+        matches!(self.acceptance, Some(exceptions::Acceptance::Accepted { .. }))
+    }
+}
+
+/// Every finding id the policy can emit (what an exception may name).
+pub const FINDING_IDS: &[&str] = &[
+    "tls.version.insecure",
+    "tls.version.deprecated",
+    "tls.version.client-legacy-only",
+    "tls.version.no-tls13",
+    "tls.cipher.insecure",
+    "tls.cipher.weak",
+    "tls.kx.no-pfs",
+    "tls.kx.weak-group",
+    "tls.compression",
+    "tls.renegotiation.insecure",
+    "tls.cert.expired",
+    "tls.cert.not-yet-valid",
+    "tls.cert.expiring",
+    "tls.cert.self-signed",
+    "tls.cert.name-mismatch",
+    "tls.cert.untrusted",
+    "tls.cert.weak-key",
+    "tls.cert.weak-signature",
+    "tls.alert.fatal",
+    "tls.pq-hybrid",
+    "anomaly.heartbleed",
+    "anomaly.heartbeat",
+    "anomaly.malformed-record",
+    "anomaly.malformed-handshake",
+    "anomaly.truncated-handshake",
+];
 
 /// Settings the rules read.
 #[derive(Clone, Debug)]
 pub struct Policy {
     /// Certificates expiring within this many seconds of the packet time are `tls.cert.expiring`.
     pub expiry_warning_s: i64,
+    /// Accepted risks from the config file (`[[exception]]`).
+    pub exceptions: Vec<exceptions::Exception>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { expiry_warning_s: 30 * 86_400 }
+        Policy { expiry_warning_s: 30 * 86_400, exceptions: Vec::new() }
     }
 }
 
 impl Policy {
-    /// All findings for one handshake, worst first.
+    /// All findings for one handshake, worst first, with the exceptions applied (at the
+    /// handshake's packet time).
     pub fn evaluate(&self, hs: &Handshake) -> Vec<Finding> {
         let mut out = Vec::new();
         rules::all(self, hs, &mut out);
         out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
+        let sni = hs.client_hello.as_ref().and_then(|ch| ch.sni.as_deref());
+        exceptions::apply(&self.exceptions, hs.server.addr.to_ip(), hs.server.port, sni, hs.ts_ns, &mut out);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FINDING_IDS;
+
+    /// Every id literal the rules and the TLS inspector emit is in the catalogue exceptions are
+    /// checked against, and nothing else is.
+    #[test]
+    fn catalogue_lists_every_emitted_id() {
+        let sources = [include_str!("rules.rs"), include_str!("../inspect/tls/mod.rs")];
+        let mut seen: Vec<&str> = Vec::new();
+        for src in sources {
+            for piece in src.split('"').skip(1).step_by(2) {
+                let id_like =
+                    piece.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+                if id_like && (piece.starts_with("tls.") || piece.starts_with("anomaly.")) && !seen.contains(&piece) {
+                    seen.push(piece);
+                }
+            }
+        }
+        for id in &seen {
+            assert!(FINDING_IDS.contains(id), "{id} is emitted but not in FINDING_IDS");
+        }
+        for id in FINDING_IDS {
+            assert!(seen.contains(id), "{id} is in FINDING_IDS but never emitted");
+        }
     }
 }

@@ -22,7 +22,7 @@ fn push(
     rule: &'static str,
     evidence: String,
 ) {
-    out.push(Finding { id, severity: sev, hipaa_ref, rule, evidence });
+    out.push(Finding { id, severity: sev, hipaa_ref, rule, evidence, acceptance: None });
 }
 
 pub(super) fn all(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {

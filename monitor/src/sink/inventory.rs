@@ -11,6 +11,7 @@ use crate::handshake::Handshake;
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_name};
 use crate::inspect::tls::cert::CertInfo;
 use crate::pipeline::Output;
+use crate::policy::exceptions::Acceptance;
 use crate::policy::{Finding, Severity};
 use crate::sink::json::rfc3339;
 
@@ -88,6 +89,9 @@ pub struct FindingRow {
     pub evidence: String,
     /// What the fix names: the versions, suites, certificate … that triggered it (bounded).
     pub subjects: Vec<String>,
+    /// The exception behind it, the last one seen: `Accepted` in `Posture::accepted`,
+    /// `Expired` in `Posture::findings` (an exception that no longer applied).
+    pub acceptance: Option<Acceptance>,
 }
 
 /// The posture of one server.
@@ -100,6 +104,9 @@ pub struct Posture {
     pub client_max_versions: BTreeMap<String, u64>,
     pub cert: Option<CertFacts>,
     pub findings: BTreeMap<&'static str, FindingRow>,
+    /// Findings accepted by an exception that held: listed, but not in `worst` or the verdict.
+    pub accepted: BTreeMap<&'static str, FindingRow>,
+    /// Worst severity of the findings not accepted.
     pub worst: Option<Severity>,
     pub first_ns: u64,
     pub last_ns: u64,
@@ -115,6 +122,14 @@ impl Posture {
     /// Findings worst first, then in the catalogue's order (versions, suites, key exchange, certificates …).
     pub fn findings_sorted(&self) -> Vec<&FindingRow> {
         let mut v: Vec<&FindingRow> = self.findings.values().collect();
+        let rank = |id: &str| crate::sink::report::catalogue_rank(id);
+        v.sort_by(|a, b| b.severity.cmp(&a.severity).then(rank(a.id).cmp(&rank(b.id))).then(a.id.cmp(b.id)));
+        v
+    }
+
+    /// Accepted findings in the same order.
+    pub fn accepted_sorted(&self) -> Vec<&FindingRow> {
+        let mut v: Vec<&FindingRow> = self.accepted.values().collect();
         let rank = |id: &str| crate::sink::report::catalogue_rank(id);
         v.sort_by(|a, b| b.severity.cmp(&a.severity).then(rank(a.id).cmp(&rank(b.id))).then(a.id.cmp(b.id)));
         v
@@ -251,12 +266,16 @@ impl Inventory {
             });
         }
         for f in &o.findings {
-            p.worst = p.worst.max(Some(f.severity));
-            if !p.findings.contains_key(f.id) && p.findings.len() >= MAX_KEYS_PER_SERVER {
+            let accepted = f.is_accepted();
+            if !accepted {
+                p.worst = p.worst.max(Some(f.severity));
+            }
+            let rows = if accepted { &mut p.accepted } else { &mut p.findings };
+            if !rows.contains_key(f.id) && rows.len() >= MAX_KEYS_PER_SERVER {
                 p.keys_dropped += 1;
                 continue;
             }
-            let row = p.findings.entry(f.id).or_insert_with(|| FindingRow {
+            let row = rows.entry(f.id).or_insert_with(|| FindingRow {
                 id: f.id,
                 severity: f.severity,
                 hipaa_ref: f.hipaa_ref,
@@ -264,7 +283,11 @@ impl Inventory {
                 count: 0,
                 evidence: f.evidence.clone(),
                 subjects: Vec::new(),
+                acceptance: None,
             });
+            if f.acceptance.is_some() {
+                row.acceptance = f.acceptance.clone();
+            }
             row.count += 1;
             row.severity = row.severity.max(f.severity);
             if let Some(s) = subject(f, hs) {
@@ -301,7 +324,7 @@ impl Inventory {
                     .findings_sorted()
                     .into_iter()
                     .map(|f| {
-                        serde_json::json!({
+                        let mut v = serde_json::json!({
                             "id": f.id,
                             "severity": f.severity,
                             "hipaa_ref": f.hipaa_ref,
@@ -310,6 +333,30 @@ impl Inventory {
                             "evidence": f.evidence,
                             "subjects": f.subjects,
                             "fix": crate::sink::report::fix(f, &k.addr()),
+                        });
+                        if let Some(Acceptance::Expired { reason, expired }) = &f.acceptance {
+                            v["exception_expired"] = serde_json::json!({ "reason": reason, "expired": expired });
+                        }
+                        v
+                    })
+                    .collect();
+                let accepted: Vec<serde_json::Value> = p
+                    .accepted_sorted()
+                    .into_iter()
+                    .map(|f| {
+                        let (reason, expires) = match &f.acceptance {
+                            Some(Acceptance::Accepted { reason, expires }) => (reason.as_str(), expires.as_str()),
+                            _ => ("", ""),
+                        };
+                        serde_json::json!({
+                            "id": f.id,
+                            "severity": f.severity,
+                            "hipaa_ref": f.hipaa_ref,
+                            "rule": f.rule,
+                            "count": f.count,
+                            "evidence": f.evidence,
+                            "reason": reason,
+                            "expires": expires,
                         })
                     })
                     .collect();
@@ -328,6 +375,7 @@ impl Inventory {
                     "client_max_versions": p.client_max_versions,
                     "certificate": p.cert,
                     "findings": findings,
+                    "accepted": accepted,
                     "keys_dropped": p.keys_dropped,
                 })
             })
@@ -356,7 +404,14 @@ mod tests {
     use crate::inspect::tls::hello::{ClientHello, ServerHello};
 
     fn finding(id: &'static str, severity: Severity) -> Finding {
-        Finding { id, severity, hipaa_ref: "164.312(e)(1)", rule: "hipaa/test", evidence: format!("{id} evidence") }
+        Finding {
+            id,
+            severity,
+            hipaa_ref: "164.312(e)(1)",
+            rule: "hipaa/test",
+            evidence: format!("{id} evidence"),
+            acceptance: None,
+        }
     }
 
     /// A handshake to `ip:port` asking for `sni`, negotiating `version` and `cipher`.

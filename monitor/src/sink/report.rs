@@ -3,6 +3,7 @@
 //! event does not already carry, and escapes names that came off the wire.
 use std::fmt::Write;
 
+use crate::policy::exceptions::Acceptance;
 use crate::policy::Severity;
 use crate::sink::inventory::{FindingRow, Inventory, Posture, ServerKey, Verdict};
 
@@ -169,6 +170,28 @@ fn problems(p: &Posture) -> impl Iterator<Item = &FindingRow> {
     p.findings_sorted().into_iter().filter(|f| f.severity > Severity::Info)
 }
 
+/// " (exception expired 2026-01-31: reason)" for a finding whose exception no longer applied.
+fn expired_note(f: &FindingRow) -> String {
+    match &f.acceptance {
+        Some(Acceptance::Expired { reason, expired }) => format!(" (exception expired {expired}: {reason})"),
+        _ => String::new(),
+    }
+}
+
+/// "accepted risk: tls.version.deprecated (high) until 2026-12-31: reason" per accepted finding.
+fn accepted_lines(p: &Posture) -> Vec<String> {
+    p.accepted_sorted()
+        .into_iter()
+        .map(|f| {
+            let (reason, until) = match &f.acceptance {
+                Some(Acceptance::Accepted { reason, expires }) => (reason.as_str(), expires.as_str()),
+                _ => ("", ""),
+            };
+            format!("accepted risk: {} ({}) until {until}: {reason}", f.id, f.severity.as_str())
+        })
+        .collect()
+}
+
 fn verdict_word(v: Verdict) -> &'static str {
     match v {
         Verdict::Compliant => "COMPLIANT",
@@ -213,7 +236,11 @@ pub fn markdown(inv: &Inventory, captures: &[String]) -> String {
         let _ = writeln!(s, "\n### {} — NON-COMPLIANT\n", md(&server_label(k)));
         let _ = writeln!(s, "{}\n", md(&facts(p)));
         for f in problems(p) {
-            let _ = writeln!(s, "- {} — {} (`{}`)", md(&fix(f, &srv)), f.severity.as_str(), f.id);
+            let note = md(&expired_note(f));
+            let _ = writeln!(s, "- {} — {} (`{}`){note}", md(&fix(f, &srv)), f.severity.as_str(), f.id);
+        }
+        for a in accepted_lines(p) {
+            let _ = writeln!(s, "- {}", md(&a));
         }
     }
     let _ = writeln!(s, "\n## Compliant servers\n");
@@ -226,6 +253,9 @@ pub fn markdown(inv: &Inventory, captures: &[String]) -> String {
         let hints: Vec<String> = problems(p).map(|f| md(&fix(f, &srv))).collect();
         if !hints.is_empty() {
             let _ = write!(line, " · suggested: {}", hints.join("; "));
+        }
+        for a in accepted_lines(p) {
+            let _ = write!(line, " · {}", md(&a));
         }
         let _ = writeln!(s, "{line}");
     }
@@ -243,7 +273,10 @@ pub fn text(inv: &Inventory, captures: &[String]) -> String {
         let _ = writeln!(s, "\n{:<13} {}  worst {worst}", verdict_word(p.verdict()), plain(&server_label(k)));
         let _ = writeln!(s, "  {}", plain(&facts(p)));
         for f in problems(p) {
-            let _ = writeln!(s, "  {:<8} {}", f.severity.as_str(), plain(&fix(f, &srv)));
+            let _ = writeln!(s, "  {:<8} {}{}", f.severity.as_str(), plain(&fix(f, &srv)), plain(&expired_note(f)));
+        }
+        for a in accepted_lines(p) {
+            let _ = writeln!(s, "  {}", plain(&a));
         }
     }
     s
@@ -276,6 +309,7 @@ mod tests {
             count: 1,
             evidence: String::new(),
             subjects: subjects.iter().map(|s| s.to_string()).collect(),
+            acceptance: None,
         }
     }
 

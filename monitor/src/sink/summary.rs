@@ -57,13 +57,18 @@ impl Summary {
             }
             for f in &o.findings {
                 row.ids.insert(f.id, f.severity);
-                row.worst = row.worst.max(Some(f.severity));
+                if !f.is_accepted() {
+                    row.worst = row.worst.max(Some(f.severity));
+                }
             }
         }
         for f in &o.findings {
             let e = self.findings.entry((f.severity, f.id)).or_insert((0, f.evidence.clone()));
             e.0 += 1;
-            self.worst = self.worst.max(Some(f.severity));
+            // An accepted risk (config-file exception) is listed but decides no verdict.
+            if !f.is_accepted() {
+                self.worst = self.worst.max(Some(f.severity));
+            }
         }
     }
 
