@@ -132,7 +132,7 @@ fn pipeline_config(a: &PipelineArgs) -> Result<PipelineConfig> {
         Some(p) => Some(std::sync::Arc::new(TrustStore::from_pem_file(p)?)),
         None => None,
     };
-    let policy = monitor::policy::Policy { exceptions: a.exceptions.clone(), ..Default::default() };
+    let policy = monitor::policy::Policy { profile: a.profile, exceptions: a.exceptions.clone(), ..Default::default() };
     Ok(PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, policy, ..Default::default() })
 }
 
@@ -147,7 +147,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         _ if stdout.is_terminal() => Format::Text,
         _ => Format::Json,
     };
-    let inventory = a.report.map(|_| Inventory::default());
+    let inventory = a.report.map(|_| Inventory::new(a.pipeline.profile.name(), monitor::sink::inventory::MAX_SERVERS));
     let cfg = pipeline_config(&a.pipeline)?;
     let mut pipeline = Pipeline::new(cfg);
     let audit = open_audit(&a.audit)?;
@@ -274,7 +274,13 @@ async fn live_loop(
     let clock = capture.clock();
     let out = std::io::BufWriter::new(std::io::stdout().lock());
     // The inventory is always kept up to date in live mode (to be served at /inventory).
-    let mut em = Emitter::new(a.format, out, true, audit, Some(Inventory::default()));
+    let mut em = Emitter::new(
+        a.format,
+        out,
+        true,
+        audit,
+        Some(Inventory::new(a.pipeline.profile.name(), monitor::sink::inventory::MAX_SERVERS)),
+    );
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = async {

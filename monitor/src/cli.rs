@@ -139,6 +139,11 @@ pub struct LiveArgs {
 /// The pipeline's bounds and trust anchors: the same for live capture and replay.
 #[derive(clap::Args, Debug)]
 pub struct PipelineArgs {
+    /// Policy profile the handshakes are judged under: hipaa (TLS >= 1.2, AEAD suites with
+    /// forward secrecy), nist-800-52r2, mozilla-modern, mozilla-intermediate or fips. Its name
+    /// prefixes each finding's rule and heads the report.
+    #[arg(long, value_enum, default_value = "hipaa", value_name = "NAME")]
+    pub profile: crate::policy::Profile,
     /// Most flows tracked at once; the least recently seen are judged early when full.
     #[arg(long, default_value_t = 65_536)]
     pub max_flows: usize,

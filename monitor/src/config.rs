@@ -12,29 +12,7 @@ use crate::policy::exceptions::{self, Exception, SniPattern};
 use crate::policy::{Severity, FINDING_IDS};
 use crate::sink::report::ReportFormat;
 
-/// The policy profiles `profile = "…"` accepts (the others of issue 4 arrive with their rules).
-pub const KNOWN_PROFILES: &[&str] = &["hipaa"];
-
-/// The policy profile named in the file.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Profile {
-    /// TLS ≥ 1.2, AEAD suites with forward secrecy, certificate hygiene, no PHI in clear.
-    #[default]
-    Hipaa,
-}
-
-impl<'de> Deserialize<'de> for Profile {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.as_str() {
-            "hipaa" => Ok(Profile::Hipaa),
-            _ => Err(serde::de::Error::custom(format!(
-                "unknown profile `{s}`, known profiles: {}",
-                KNOWN_PROFILES.join(", ")
-            ))),
-        }
-    }
-}
+pub use crate::policy::{Profile, KNOWN_PROFILES};
 
 /// The whole file. Every key is optional: an absent key leaves the built-in default (or the
 /// command line's value) alone.
@@ -281,6 +259,7 @@ impl Config {
         take(m, "max_flows", &mut p.max_flows, self.pipeline.max_flows);
         take(m, "idle_timeout", &mut p.idle_timeout, self.pipeline.idle_timeout);
         take(m, "ca_bundle", &mut p.ca_bundle, self.pipeline.ca_bundle.clone().map(Some));
+        take(m, "profile", &mut p.profile, self.profile);
         // `load` (validate) has already refused a file with a bad entry.
         p.exceptions = self.exceptions().unwrap_or_default();
     }

@@ -133,8 +133,9 @@ fn wrong_type_is_named_with_its_line() {
 #[test]
 fn unknown_profile_lists_the_known_ones() {
     assert_eq!(
-        err(p("profile = \"fips\"\n")),
-        "config file t.toml: line 1, key `profile`: unknown profile `fips`, known profiles: hipaa"
+        err(p("profile = \"pci\"\n")),
+        "config file t.toml: line 1, key `profile`: unknown profile `pci`, known profiles: hipaa, nist-800-52r2, \
+         mozilla-modern, mozilla-intermediate, fips"
     );
 }
 

@@ -2,7 +2,11 @@
 //! active profile. Must never see payload bytes and never put anything but protocol facts into
 //! evidence.
 pub mod exceptions;
+mod profile;
 mod rules;
+
+pub(crate) use profile::rule;
+pub use profile::{Profile, KNOWN_PROFILES};
 
 use serde::Serialize;
 
@@ -85,6 +89,8 @@ pub const FINDING_IDS: &[&str] = &[
 /// Settings the rules read.
 #[derive(Clone, Debug)]
 pub struct Policy {
+    /// The profile the rules judge under (and prefix their rule names with).
+    pub profile: Profile,
     /// Certificates expiring within this many seconds of the packet time are `tls.cert.expiring`.
     pub expiry_warning_s: i64,
     /// Accepted risks from the config file (`[[exception]]`).
@@ -93,7 +99,7 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { expiry_warning_s: 30 * 86_400, exceptions: Vec::new() }
+        Policy { profile: Profile::Hipaa, expiry_warning_s: 30 * 86_400, exceptions: Vec::new() }
     }
 }
 

@@ -1,8 +1,8 @@
-//! Policy rules of the hipaa profile, one small function each. Suites are classified from
+//! Policy rules, one small function each, judged under the policy's profile. Suites are classified from
 //! tls-parser's cipher-suite metadata (kx, au, enc, mode, mac), never from a name list.
 use tls_parser::{TlsCipherAu, TlsCipherEnc, TlsCipherEncMode, TlsCipherKx, TlsCipherSuite};
 
-use super::{Finding, Policy, Severity};
+use super::{rule, Finding, Policy, Severity};
 use crate::handshake::Handshake;
 use crate::inspect::names::{alert_name, ec_group_bits, group_label, is_pq_group, version_name};
 use crate::inspect::tls::hello::version_rank;
@@ -26,20 +26,20 @@ fn push(
 }
 
 pub(super) fn all(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
-    versions(hs, out);
-    cipher(hs, out);
-    key_exchange(hs, out);
-    compression(hs, out);
-    renegotiation(hs, out);
+    versions(p, hs, out);
+    cipher(p, hs, out);
+    key_exchange(p, hs, out);
+    compression(p, hs, out);
+    renegotiation(p, hs, out);
     certificates(p, hs, out);
-    alerts(hs, out);
-    pq(hs, out);
-    anomalies(hs, out);
+    alerts(p, hs, out);
+    pq(p, hs, out);
+    anomalies(p, hs, out);
 }
 
-fn versions(hs: &Handshake, out: &mut Vec<Finding>) {
+fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     let insecure = |v: u16| version_rank(v) > 0 && version_rank(v) <= version_rank(0x0300);
-    let mut min_version = |id, sev, evidence: String| push(out, id, sev, E1, "hipaa/min-version", evidence);
+    let mut min_version = |id, sev, evidence: String| push(out, id, sev, E1, rule!(p.profile, "min-version"), evidence);
     let negotiated = hs.version();
     match negotiated {
         Some(v) if insecure(v) => {
@@ -62,7 +62,7 @@ fn versions(hs: &Handshake, out: &mut Vec<Finding>) {
     }
     if negotiated == Some(0x0303) && version_rank(max) >= version_rank(0x0304) {
         let ev = "TLS 1.2 negotiated though the client offered TLS 1.3".to_string();
-        push(out, "tls.version.no-tls13", Severity::Low, E2, "hipaa/prefer-tls13", ev);
+        push(out, "tls.version.no-tls13", Severity::Low, E2, rule!(p.profile, "prefer-tls13"), ev);
     }
 }
 
@@ -70,7 +70,7 @@ fn suite(hs: &Handshake) -> Option<&'static TlsCipherSuite> {
     hs.server_hello.as_ref().filter(|sh| sh.sslv2_kind.is_none()).and_then(|sh| TlsCipherSuite::from_id(sh.cipher))
 }
 
-fn cipher(hs: &Handshake, out: &mut Vec<Finding>) {
+fn cipher(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     let Some(c) = suite(hs) else { return };
     let name = c.name;
     let insecure = match c.enc {
@@ -86,7 +86,7 @@ fn cipher(hs: &Handshake, out: &mut Vec<Finding>) {
             "tls.cipher.insecure",
             Severity::Critical,
             E2,
-            "hipaa/aead-suites",
+            rule!(p.profile, "aead-suites"),
             format!("{name} negotiated ({why})"),
         );
         return;
@@ -98,7 +98,7 @@ fn cipher(hs: &Handshake, out: &mut Vec<Finding>) {
                 "tls.cipher.weak",
                 Severity::High,
                 E2,
-                "hipaa/aead-suites",
+                rule!(p.profile, "aead-suites"),
                 format!("{name} negotiated (64-bit block or legacy cipher)"),
             );
         }
@@ -108,7 +108,7 @@ fn cipher(hs: &Handshake, out: &mut Vec<Finding>) {
                 "tls.cipher.weak",
                 Severity::Medium,
                 E2,
-                "hipaa/aead-suites",
+                rule!(p.profile, "aead-suites"),
                 format!("{name} negotiated (not AEAD: {:?} with {:?})", c.enc_mode, c.mac),
             );
         }
@@ -116,7 +116,7 @@ fn cipher(hs: &Handshake, out: &mut Vec<Finding>) {
     }
 }
 
-fn key_exchange(hs: &Handshake, out: &mut Vec<Finding>) {
+fn key_exchange(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     let no_pfs = suite(hs).and_then(|c| match c.kx {
         TlsCipherKx::Rsa | TlsCipherKx::Dh | TlsCipherKx::Ecdh | TlsCipherKx::Psk | TlsCipherKx::Krb5 => {
             Some(format!("{} uses static {:?} key exchange", c.name, c.kx))
@@ -127,10 +127,17 @@ fn key_exchange(hs: &Handshake, out: &mut Vec<Finding>) {
         _ => None,
     });
     if let Some(ev) = no_pfs {
-        push(out, "tls.kx.no-pfs", Severity::High, E2, "hipaa/forward-secrecy", ev);
+        push(out, "tls.kx.no-pfs", Severity::High, E2, rule!(p.profile, "forward-secrecy"), ev);
     }
     if let Some(bits) = hs.kx.dh_prime_bits.filter(|b| *b < 2048) {
-        push(out, "tls.kx.weak-group", Severity::High, E2, "hipaa/kx-strength", format!("DH prime of {bits} bits"));
+        push(
+            out,
+            "tls.kx.weak-group",
+            Severity::High,
+            E2,
+            rule!(p.profile, "kx-strength"),
+            format!("DH prime of {bits} bits"),
+        );
     }
     if let Some(g) = hs.group() {
         if let Some(bits) = ec_group_bits(g).filter(|b| *b < 256) {
@@ -139,27 +146,27 @@ fn key_exchange(hs: &Handshake, out: &mut Vec<Finding>) {
                 "tls.kx.weak-group",
                 Severity::High,
                 E2,
-                "hipaa/kx-strength",
+                rule!(p.profile, "kx-strength"),
                 format!("{} ({bits}-bit curve)", group_label(g)),
             );
         }
     }
 }
 
-fn compression(hs: &Handshake, out: &mut Vec<Finding>) {
+fn compression(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     if let Some(m) = hs.server_hello.as_ref().map(|sh| sh.compression).filter(|m| *m != 0) {
         push(
             out,
             "tls.compression",
             Severity::High,
             E1,
-            "hipaa/no-compression",
+            rule!(p.profile, "no-compression"),
             format!("compression method {m} negotiated (CRIME)"),
         );
     }
 }
 
-fn renegotiation(hs: &Handshake, out: &mut Vec<Finding>) {
+fn renegotiation(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     let Some(sh) = &hs.server_hello else { return };
     let v = sh.negotiated_version();
     if sh.sslv2_kind.is_some() || !(0x0300..=0x0303).contains(&v) || sh.renegotiation_info {
@@ -170,7 +177,7 @@ fn renegotiation(hs: &Handshake, out: &mut Vec<Finding>) {
         "ServerHello has no renegotiation_info (RFC 5746); client {} it",
         if offered { "offered" } else { "did not offer" }
     );
-    push(out, "tls.renegotiation.insecure", Severity::Medium, E1, "hipaa/secure-renegotiation", ev);
+    push(out, "tls.renegotiation.insecure", Severity::Medium, E1, rule!(p.profile, "secure-renegotiation"), ev);
 }
 
 fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
@@ -185,7 +192,7 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
             "tls.cert.expired",
             Severity::High,
             D,
-            "hipaa/cert-validity",
+            rule!(p.profile, "cert-validity"),
             format!("server certificate expired on {}", day(leaf.not_after)),
         );
     } else if now < leaf.not_before {
@@ -194,7 +201,7 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
             "tls.cert.not-yet-valid",
             Severity::High,
             D,
-            "hipaa/cert-validity",
+            rule!(p.profile, "cert-validity"),
             format!("server certificate valid only from {}", day(leaf.not_before)),
         );
     } else if leaf.not_after - now < p.expiry_warning_s {
@@ -203,12 +210,19 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
             "tls.cert.expiring",
             Severity::Medium,
             D,
-            "hipaa/cert-validity",
+            rule!(p.profile, "cert-validity"),
             format!("server certificate expires on {} ({} days)", day(leaf.not_after), (leaf.not_after - now) / 86_400),
         );
     }
     if let Some(Trust::Untrusted(why)) = &hs.chain_trust {
-        push(out, "tls.cert.untrusted", Severity::High, D, "hipaa/cert-trust", format!("chain not trusted: {why}"));
+        push(
+            out,
+            "tls.cert.untrusted",
+            Severity::High,
+            D,
+            rule!(p.profile, "cert-trust"),
+            format!("chain not trusted: {why}"),
+        );
     }
     if leaf.self_signed {
         push(
@@ -216,7 +230,7 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
             "tls.cert.self-signed",
             Severity::High,
             D,
-            "hipaa/cert-trust",
+            rule!(p.profile, "cert-trust"),
             "server certificate is self-signed".into(),
         );
     }
@@ -227,7 +241,7 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
                 "tls.cert.name-mismatch",
                 Severity::High,
                 D,
-                "hipaa/cert-trust",
+                rule!(p.profile, "cert-trust"),
                 format!("certificate does not cover the requested server name {sni}"),
             );
         }
@@ -243,7 +257,7 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
             "tls.cert.weak-key",
             Severity::High,
             D,
-            "hipaa/cert-strength",
+            rule!(p.profile, "cert-strength"),
             format!("{} key of {} bits", leaf.key_type.to_uppercase(), leaf.key_bits),
         );
     }
@@ -254,13 +268,13 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
             "tls.cert.weak-signature",
             Severity::High,
             D,
-            "hipaa/cert-strength",
+            rule!(p.profile, "cert-strength"),
             format!("certificate signed with {}", c.signature_algorithm),
         );
     }
 }
 
-fn alerts(hs: &Handshake, out: &mut Vec<Finding>) {
+fn alerts(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     let sides = [("client", &hs.client_alerts), ("server", &hs.server_alerts)];
     for (side, list) in sides {
         if let Some(a) = list.iter().find(|a| a.level == 2) {
@@ -269,22 +283,29 @@ fn alerts(hs: &Handshake, out: &mut Vec<Finding>) {
                 "tls.alert.fatal",
                 Severity::Info,
                 B,
-                "hipaa/handshake-failures",
+                rule!(p.profile, "handshake-failures"),
                 format!("{side} sent fatal alert {}", alert_name(a.description)),
             );
         }
     }
 }
 
-fn pq(hs: &Handshake, out: &mut Vec<Finding>) {
+fn pq(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     if let Some(g) = hs.server_hello.as_ref().and_then(|sh| sh.key_share_group).filter(|g| is_pq_group(*g)) {
-        push(out, "tls.pq-hybrid", Severity::Info, "-", "hipaa/pq-readiness", format!("{} negotiated", group_label(g)));
+        push(
+            out,
+            "tls.pq-hybrid",
+            Severity::Info,
+            "-",
+            rule!(p.profile, "pq-readiness"),
+            format!("{} negotiated", group_label(g)),
+        );
     }
 }
 
-fn anomalies(hs: &Handshake, out: &mut Vec<Finding>) {
+fn anomalies(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     for a in &hs.anomalies {
         let sev = if a.id == "anomaly.heartbleed" { Severity::Medium } else { Severity::Low };
-        push(out, a.id, sev, C1, "hipaa/integrity", a.detail.clone());
+        push(out, a.id, sev, C1, rule!(p.profile, "integrity"), a.detail.clone());
     }
 }

@@ -22,7 +22,7 @@ const MAX_KEYS_PER_SERVER: usize = 32;
 /// Most subjects (versions, suites, certificate names) remembered per finding.
 const MAX_SUBJECTS: usize = 8;
 
-/// The profile of the only policy so far; later profiles pass their own name.
+/// The default profile's name (`Inventory::default`); a run under another profile passes its own.
 pub const PROFILE_HIPAA: &str = "hipaa";
 
 /// One server: its address and the name clients asked for ("-" when none).
