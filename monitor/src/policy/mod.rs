@@ -4,6 +4,7 @@
 pub mod exceptions;
 mod profile;
 mod rules;
+mod tables;
 
 pub(crate) use profile::rule;
 pub use profile::{Profile, KNOWN_PROFILES};

@@ -2,7 +2,8 @@
 //! tls-parser's cipher-suite metadata (kx, au, enc, mode, mac), never from a name list.
 use tls_parser::{TlsCipherAu, TlsCipherEnc, TlsCipherEncMode, TlsCipherKx, TlsCipherSuite};
 
-use super::{rule, Finding, Policy, Severity};
+use super::tables::table;
+use super::{rule, Finding, Policy, Profile, Severity};
 use crate::handshake::Handshake;
 use crate::inspect::names::{alert_name, ec_group_bits, group_label, is_pq_group, version_name};
 use crate::inspect::tls::hello::version_rank;
@@ -38,6 +39,7 @@ pub(super) fn all(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
 }
 
 fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
+    let t = table(p.profile);
     let insecure = |v: u16| version_rank(v) > 0 && version_rank(v) <= version_rank(0x0300);
     let mut min_version = |id, sev, evidence: String| push(out, id, sev, E1, rule!(p.profile, "min-version"), evidence);
     let negotiated = hs.version();
@@ -48,6 +50,11 @@ fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
         Some(v @ (0x0301 | 0x0302)) => {
             min_version("tls.version.deprecated", Severity::High, format!("{} negotiated (RFC 8996)", version_name(v)))
         }
+        Some(v) if version_rank(v) < version_rank(t.min_version) => min_version(
+            "tls.version.deprecated",
+            Severity::Medium,
+            format!("{} negotiated ({} requires {})", version_name(v), p.profile.name(), version_name(t.min_version)),
+        ),
         _ => {}
     }
     let Some(ch) = &hs.client_hello else { return };
@@ -62,7 +69,7 @@ fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     }
     if negotiated == Some(0x0303) && version_rank(max) >= version_rank(0x0304) {
         let ev = "TLS 1.2 negotiated though the client offered TLS 1.3".to_string();
-        push(out, "tls.version.no-tls13", Severity::Low, E2, rule!(p.profile, "prefer-tls13"), ev);
+        push(out, "tls.version.no-tls13", t.no_tls13, E2, rule!(p.profile, "prefer-tls13"), ev);
     }
 }
 
@@ -70,8 +77,17 @@ fn suite(hs: &Handshake) -> Option<&'static TlsCipherSuite> {
     hs.server_hello.as_ref().filter(|sh| sh.sslv2_kind.is_none()).and_then(|sh| TlsCipherSuite::from_id(sh.cipher))
 }
 
+/// A finding's (id, severity, rule, evidence) before it is pushed.
+pub(super) type Verdict = (&'static str, Severity, &'static str, String);
+
 fn cipher(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
-    let Some(c) = suite(hs) else { return };
+    if let Some((id, sev, rule, ev)) = suite(hs).and_then(|c| judge_suite(p.profile, c)) {
+        push(out, id, sev, E2, rule, ev);
+    }
+}
+
+/// The cipher rule's verdict on a negotiated suite under `profile` (`None`: allowed).
+pub(super) fn judge_suite(profile: Profile, c: &TlsCipherSuite) -> Option<Verdict> {
     let name = c.name;
     let insecure = match c.enc {
         TlsCipherEnc::Null => Some("no encryption"),
@@ -81,76 +97,71 @@ fn cipher(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
         _ => None,
     };
     if let Some(why) = insecure {
-        push(
-            out,
-            "tls.cipher.insecure",
-            Severity::Critical,
-            E2,
-            rule!(p.profile, "aead-suites"),
-            format!("{name} negotiated ({why})"),
-        );
-        return;
+        let ev = format!("{name} negotiated ({why})");
+        return Some(("tls.cipher.insecure", Severity::Critical, rule!(profile, "aead-suites"), ev));
     }
-    match (c.enc, c.enc_mode) {
-        (TlsCipherEnc::TripleDes | TlsCipherEnc::Idea | TlsCipherEnc::Seed, _) => {
-            push(
-                out,
-                "tls.cipher.weak",
-                Severity::High,
-                E2,
-                rule!(p.profile, "aead-suites"),
-                format!("{name} negotiated (64-bit block or legacy cipher)"),
-            );
+    let legacy = matches!(c.enc, TlsCipherEnc::TripleDes | TlsCipherEnc::Idea | TlsCipherEnc::Seed);
+    if let Some(list) = table(profile).suites {
+        if list.contains(&c.id) {
+            return None;
         }
-        (_, TlsCipherEncMode::Cbc) | (_, TlsCipherEncMode::Null) => {
-            push(
-                out,
-                "tls.cipher.weak",
-                Severity::Medium,
-                E2,
-                rule!(p.profile, "aead-suites"),
-                format!("{name} negotiated (not AEAD: {:?} with {:?})", c.enc_mode, c.mac),
-            );
+        let sev = if legacy { Severity::High } else { Severity::Medium };
+        let ev = format!("{name} negotiated (not in the {} suite list)", profile.name());
+        return Some(("tls.cipher.weak", sev, rule!(profile, "allowed-suites"), ev));
+    }
+    if legacy {
+        let ev = format!("{name} negotiated (64-bit block or legacy cipher)");
+        return Some(("tls.cipher.weak", Severity::High, rule!(profile, "aead-suites"), ev));
+    }
+    match c.enc_mode {
+        TlsCipherEncMode::Cbc | TlsCipherEncMode::Null => {
+            let ev = format!("{name} negotiated (not AEAD: {:?} with {:?})", c.enc_mode, c.mac);
+            Some(("tls.cipher.weak", Severity::Medium, rule!(profile, "aead-suites"), ev))
         }
-        _ => {}
+        _ => None,
+    }
+}
+
+/// Static (non-ephemeral) key exchange of a suite, as evidence.
+pub(super) fn suite_no_pfs(c: &TlsCipherSuite) -> Option<String> {
+    match c.kx {
+        TlsCipherKx::Rsa | TlsCipherKx::Dh | TlsCipherKx::Ecdh | TlsCipherKx::Psk | TlsCipherKx::Krb5 => {
+            Some(format!("{} uses static {:?} key exchange", c.name, c.kx))
+        }
+        _ => None,
     }
 }
 
 fn key_exchange(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
+    let resumed_psk_ke = hs.server_hello.as_ref().is_some_and(|sh| sh.key_share_group.is_none());
     let no_pfs = suite(hs).and_then(|c| match c.kx {
-        TlsCipherKx::Rsa | TlsCipherKx::Dh | TlsCipherKx::Ecdh | TlsCipherKx::Psk | TlsCipherKx::Krb5 => {
-            Some(format!("{} uses static {:?} key exchange", c.name, c.kx))
-        }
-        TlsCipherKx::Tls13 if hs.server_hello.as_ref().is_some_and(|sh| sh.key_share_group.is_none()) => {
-            Some("TLS 1.3 resumption without (EC)DHE (psk_ke)".into())
-        }
-        _ => None,
+        TlsCipherKx::Tls13 if resumed_psk_ke => Some("TLS 1.3 resumption without (EC)DHE (psk_ke)".into()),
+        _ => suite_no_pfs(c),
     });
     if let Some(ev) = no_pfs {
         push(out, "tls.kx.no-pfs", Severity::High, E2, rule!(p.profile, "forward-secrecy"), ev);
     }
     if let Some(bits) = hs.kx.dh_prime_bits.filter(|b| *b < 2048) {
-        push(
-            out,
-            "tls.kx.weak-group",
-            Severity::High,
-            E2,
-            rule!(p.profile, "kx-strength"),
-            format!("DH prime of {bits} bits"),
-        );
+        let ev = format!("DH prime of {bits} bits");
+        push(out, "tls.kx.weak-group", Severity::High, E2, rule!(p.profile, "kx-strength"), ev);
     }
-    if let Some(g) = hs.group() {
-        if let Some(bits) = ec_group_bits(g).filter(|b| *b < 256) {
-            push(
-                out,
-                "tls.kx.weak-group",
-                Severity::High,
-                E2,
-                rule!(p.profile, "kx-strength"),
-                format!("{} ({bits}-bit curve)", group_label(g)),
-            );
-        }
+    if let Some((id, sev, rule, ev)) = hs.group().and_then(|g| judge_group(p.profile, g)) {
+        push(out, id, sev, E2, rule, ev);
     }
+}
+
+/// The key-exchange rule's verdict on a negotiated group under `profile` (`None`: allowed).
+pub(super) fn judge_group(profile: Profile, g: u16) -> Option<Verdict> {
+    if let Some(bits) = ec_group_bits(g).filter(|b| *b < 256) {
+        let ev = format!("{} ({bits}-bit curve)", group_label(g));
+        return Some(("tls.kx.weak-group", Severity::High, rule!(profile, "kx-strength"), ev));
+    }
+    let list = table(profile).groups?;
+    if list.contains(&g) {
+        return None;
+    }
+    let ev = format!("{} negotiated (not in the {} group list)", group_label(g), profile.name());
+    Some(("tls.kx.weak-group", Severity::Medium, rule!(profile, "allowed-groups"), ev))
 }
 
 fn compression(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
@@ -271,6 +282,13 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
             rule!(p.profile, "cert-strength"),
             format!("certificate signed with {}", c.signature_algorithm),
         );
+    } else if let Some(list) = table(p.profile).cert_signatures {
+        let unlisted = |c: &&crate::inspect::tls::cert::CertInfo| !list.contains(&c.signature_algorithm.as_str());
+        if let Some(c) = hs.certs.iter().filter(|c| !(c.self_signed && c.is_ca)).find(unlisted) {
+            let ev =
+                format!("certificate signed with {} (not in the {} list)", c.signature_algorithm, p.profile.name());
+            push(out, "tls.cert.weak-signature", Severity::Medium, D, rule!(p.profile, "allowed-signatures"), ev);
+        }
     }
 }
 
