@@ -132,7 +132,12 @@ fn pipeline_config(a: &PipelineArgs) -> Result<PipelineConfig> {
         Some(p) => Some(std::sync::Arc::new(TrustStore::from_pem_file(p)?)),
         None => None,
     };
-    let policy = monitor::policy::Policy { profile: a.profile, exceptions: a.exceptions.clone(), ..Default::default() };
+    let policy = monitor::policy::Policy {
+        profile: a.profile,
+        exceptions: a.exceptions.clone(),
+        severity_overrides: a.severity_overrides.clone(),
+        ..Default::default()
+    };
     Ok(PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, policy, ..Default::default() })
 }
 

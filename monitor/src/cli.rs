@@ -158,6 +158,9 @@ pub struct PipelineArgs {
     /// Accepted risks: only from the config file's `[[exception]]` entries (no flag).
     #[arg(skip)]
     pub exceptions: Vec<crate::policy::exceptions::Exception>,
+    /// Severity overrides: only from the config file's `[severity]` table (no flag).
+    #[arg(skip)]
+    pub severity_overrides: Vec<(String, Severity)>,
 }
 
 /// `--xdp-mode` values.

@@ -25,6 +25,8 @@ pub struct Config {
     pub audit: AuditSection,
     pub report: ReportSection,
     pub live: LiveSection,
+    /// `[severity]`: a finding id → the severity it is reported with instead of the rule's.
+    pub severity: std::collections::BTreeMap<String, Severity>,
     /// `[[exception]]`: accepted risks, in file order.
     pub exception: Vec<ExceptionEntry>,
 }
@@ -178,6 +180,14 @@ impl Config {
         if live.duration == Some(0) {
             return bad("live.duration", "must be at least 1 (seconds); leave it out to run until SIGINT / SIGTERM");
         }
+        if let Some(id) = self.severity.keys().find(|id| !FINDING_IDS.contains(&id.as_str())) {
+            let why = format!("names unknown finding id `{id}`; known ids: {}", FINDING_IDS.join(", "));
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: format!("severity.\"{id}\""),
+                reason: why,
+            });
+        }
         self.exceptions().map(drop).map_err(|(key, reason)| ConfigError::Invalid {
             path: path.to_path_buf(),
             key,
@@ -262,6 +272,7 @@ impl Config {
         take(m, "profile", &mut p.profile, self.profile);
         // `load` (validate) has already refused a file with a bad entry.
         p.exceptions = self.exceptions().unwrap_or_default();
+        p.severity_overrides = self.severity.iter().map(|(id, s)| (id.clone(), *s)).collect();
     }
 
     fn apply_audit(&self, a: &mut AuditArgs, m: &ArgMatches) {

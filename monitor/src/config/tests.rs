@@ -99,7 +99,7 @@ fn unknown_key_at_top_level_is_named() {
     assert_eq!(
         err(p("profile = \"hipaa\"\nmax_flows = 3\n")),
         "config file t.toml: line 2, key `max_flows`: unknown field `max_flows`, expected one of `profile`, \
-`pipeline`, `output`, `audit`, `report`, `live`, `exception`"
+`pipeline`, `output`, `audit`, `report`, `live`, `severity`, `exception`"
     );
     assert!(err(p("[outputs]\nformat = \"json\"\n"))
         .starts_with("config file t.toml: line 1, key `outputs`: unknown field `outputs`"));
@@ -363,4 +363,25 @@ stats = false
     let a = live(file, &args).expect("live");
     assert_eq!(format!("{a:?}"), format!("{:?}", live("", &args).expect("live")), "live");
     assert_eq!((a.ifaces.as_slice(), a.xdp, a.stats, a.duration), (&["cli0".to_string()][..], true, true, Some(2)));
+}
+
+#[test]
+fn severity_overrides_are_checked_against_the_catalogue_and_reach_the_pipeline() {
+    let text = "[severity]\n\"tls.version.no-tls13\" = \"medium\"\n";
+    let cli = merged(text, &["replay", "x.pcap"]).expect("merged");
+    let Command::Replay(a) = cli.cmd else { panic!("replay") };
+    assert_eq!(a.pipeline.severity_overrides, vec![("tls.version.no-tls13".to_string(), Severity::Medium)]);
+    let e = err(merged("[severity]\n\"tls.nope\" = \"low\"\n", &["replay", "x.pcap"]));
+    assert!(e.starts_with("config file t.toml: `severity.\"tls.nope\"` names unknown finding id `tls.nope`"), "{e}");
+    let e = err(p("[severity]\n\"tls.version.no-tls13\" = \"urgent\"\n"));
+    assert!(e.contains("unknown variant `urgent`"), "{e}");
+}
+
+#[test]
+fn profile_from_the_file_yields_to_the_flag() {
+    let Command::Replay(a) = merged("profile = \"fips\"\n", &["replay", "x.pcap"]).expect("m").cmd else { panic!() };
+    assert_eq!(a.pipeline.profile, Profile::Fips);
+    let args = ["replay", "--profile", "mozilla-modern", "x.pcap"];
+    let Command::Replay(a) = merged("profile = \"fips\"\n", &args).expect("m").cmd else { panic!() };
+    assert_eq!(a.pipeline.profile, Profile::MozillaModern);
 }

@@ -96,11 +96,18 @@ pub struct Policy {
     pub expiry_warning_s: i64,
     /// Accepted risks from the config file (`[[exception]]`).
     pub exceptions: Vec<exceptions::Exception>,
+    /// `[severity]` from the config file: finding id → the severity it is reported with.
+    pub severity_overrides: Vec<(String, Severity)>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { profile: Profile::Hipaa, expiry_warning_s: 30 * 86_400, exceptions: Vec::new() }
+        Policy {
+            profile: Profile::Hipaa,
+            expiry_warning_s: 30 * 86_400,
+            exceptions: Vec::new(),
+            severity_overrides: Vec::new(),
+        }
     }
 }
 
@@ -110,6 +117,11 @@ impl Policy {
     pub fn evaluate(&self, hs: &Handshake) -> Vec<Finding> {
         let mut out = Vec::new();
         rules::all(self, hs, &mut out);
+        for f in &mut out {
+            if let Some((_, sev)) = self.severity_overrides.iter().find(|(id, _)| id == f.id) {
+                f.severity = *sev;
+            }
+        }
         out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
         let sni = hs.client_hello.as_ref().and_then(|ch| ch.sni.as_deref());
         exceptions::apply(&self.exceptions, hs.server.addr.to_ip(), hs.server.port, sni, hs.ts_ns, &mut out);
