@@ -1,6 +1,8 @@
 //! Policy: turns a handshake's facts into findings {id, severity, hipaa_ref, evidence} under the
 //! active profile. Must never see payload bytes and never put anything but protocol facts into
 //! evidence.
+#[cfg(test)]
+mod catalogue_tests;
 pub mod exceptions;
 mod profile;
 mod rules;
