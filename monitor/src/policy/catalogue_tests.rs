@@ -153,3 +153,41 @@ fn every_named_group_gets_a_verdict_in_every_profile() {
     assert_eq!(group_verdict(Hipaa, brainpool), None);
     assert_eq!(group_verdict(MozillaModern, brainpool), unlisted);
 }
+
+/// FIPS 186-5 signatures: a DSA-signed leaf passes hipaa (SHA-2) but not fips; SHA-1 stays the
+/// high `cert-strength` finding everywhere.
+#[test]
+fn fips_certificate_signatures() {
+    use crate::handshake::Handshake;
+    use crate::inspect::tls::cert::CertInfo;
+    let judged = |p: Profile, sig: &str| {
+        let leaf = CertInfo {
+            not_before: 0,
+            not_after: 4_000_000_000,
+            key_type: "ec",
+            key_bits: 256,
+            signature_algorithm: sig.into(),
+            ..Default::default()
+        };
+        let hs = Handshake { ts_ns: 1_700_000_000_000_000_000, certs: vec![leaf], ..Default::default() };
+        let policy = super::Policy { profile: p, ..Default::default() };
+        policy.evaluate(&hs).into_iter().map(|f| (f.id, f.severity, f.rule, f.evidence)).collect::<Vec<_>>()
+    };
+    assert_eq!(judged(Profile::Hipaa, "dsa-with-SHA256"), vec![]);
+    assert_eq!(
+        judged(Profile::Fips, "dsa-with-SHA256"),
+        vec![(
+            "tls.cert.weak-signature",
+            Severity::Medium,
+            "fips/allowed-signatures",
+            "certificate signed with dsa-with-SHA256 (not in the fips list)".to_string()
+        )]
+    );
+    assert_eq!(judged(Profile::Fips, "ecdsa-with-SHA384"), vec![]);
+    assert_eq!(judged(Profile::Fips, "ED25519"), vec![]);
+    let sha1 = judged(Profile::Fips, "sha1WithRSAEncryption");
+    assert_eq!(
+        sha1.iter().map(|f| (f.0, f.1, f.2)).collect::<Vec<_>>(),
+        vec![("tls.cert.weak-signature", Severity::High, "fips/cert-strength")]
+    );
+}
