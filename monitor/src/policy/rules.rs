@@ -1,6 +1,6 @@
 //! Policy rules, one small function each, judged under the policy's profile. Suites are classified from
 //! tls-parser's cipher-suite metadata (kx, au, enc, mode, mac), never from a name list.
-use tls_parser::{TlsCipherAu, TlsCipherEnc, TlsCipherEncMode, TlsCipherKx, TlsCipherSuite};
+use tls_parser::{TlsCipherAu, TlsCipherEnc, TlsCipherEncMode, TlsCipherKx, TlsCipherMac, TlsCipherSuite};
 
 use super::tables::table;
 use super::{rule, Finding, Policy, Profile, Severity};
@@ -113,13 +113,13 @@ pub(super) fn judge_suite(profile: Profile, c: &TlsCipherSuite) -> Option<Verdic
         let ev = format!("{name} negotiated (64-bit block or legacy cipher)");
         return Some(("tls.cipher.weak", Severity::High, rule!(profile, "aead-suites"), ev));
     }
-    match c.enc_mode {
-        TlsCipherEncMode::Cbc | TlsCipherEncMode::Null => {
-            let ev = format!("{name} negotiated (not AEAD: {:?} with {:?})", c.enc_mode, c.mac);
-            Some(("tls.cipher.weak", Severity::Medium, rule!(profile, "aead-suites"), ev))
-        }
-        _ => None,
+    // tls-parser gives ChaCha20-Poly1305 no mode (Null) but an AEAD MAC: that is AEAD.
+    let not_aead = c.mac != TlsCipherMac::Aead && matches!(c.enc_mode, TlsCipherEncMode::Cbc | TlsCipherEncMode::Null);
+    if not_aead {
+        let ev = format!("{name} negotiated (not AEAD: {:?} with {:?})", c.enc_mode, c.mac);
+        return Some(("tls.cipher.weak", Severity::Medium, rule!(profile, "aead-suites"), ev));
     }
+    None
 }
 
 /// Static (non-ephemeral) key exchange of a suite, as evidence.
