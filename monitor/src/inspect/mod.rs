@@ -1,4 +1,5 @@
-//! Inspectors over flow heads: TLS record layer and hellos, fingerprints, IANA names.
+//! Inspectors over flow heads: TLS record layer and hellos, plaintext protocols, fingerprints, IANA names.
 pub mod fingerprint;
 pub mod names;
+pub mod plaintext;
 pub mod tls;
