@@ -161,7 +161,7 @@ fn corpus_agrees_with_peer_tools() {
             Err((o, _)) => o,
         };
         let events: Vec<Value> =
-            outputs.iter().map(|o| serde_json::to_value(json::event(&o.handshake, &o.findings)).unwrap()).collect();
+            outputs.iter().map(|o| serde_json::to_value(json::any_event(o)).unwrap()).collect();
         for b in entry["expected"].as_array().unwrap() {
             let peer = b["peer"].as_str().unwrap();
             let Some(fields) = b.get("fields").and_then(Value::as_object) else { continue };
@@ -236,7 +236,7 @@ fn corpus_agrees_with_peer_tools() {
 /// Replay one capture and return its JSON events.
 fn events_of(name: &str) -> Vec<Value> {
     let (outputs, _) = monitor::replay::replay_path(&corpus().join("pcaps").join(name)).expect("replays cleanly");
-    outputs.iter().map(|o| serde_json::to_value(json::event(&o.handshake, &o.findings)).unwrap()).collect()
+    outputs.iter().map(|o| serde_json::to_value(json::any_event(o)).unwrap()).collect()
 }
 
 fn finding_ids(ev: &Value) -> Vec<String> {

@@ -84,7 +84,7 @@ fn run(hello: &[u8], cuts: &[usize], order: &[usize], with_syn: bool) -> (String
     p.finish();
     let outs: Vec<_> = p.drain_outputs().collect();
     assert_eq!(outs.len(), 1, "cuts {cuts:?} order {order:?}");
-    let hs = &outs[0].handshake;
+    let hs = outs[0].handshake().expect("a TLS handshake");
     let ch = hs.client_hello.as_ref().unwrap_or_else(|| panic!("no ClientHello for cuts {cuts:?} order {order:?}"));
     (format!("{ch:?}"), format!("{:?}{:?}", hs.ja3, hs.ja4), ch.sni.clone())
 }

@@ -149,10 +149,15 @@ pub const STARTTLS_PORTS: [u16; 9] = [21, 25, 110, 143, 389, 587, 3306, 3389, 54
 /// (104, 11112), HL7 MLLP (2575), POP3S/IMAPS-less legacy mail already above.
 pub const PLAINTEXT_PORTS: [u16; 5] = [80, 104, 2575, 8080, 11112];
 
-/// First-payload prefixes of candidate plaintext protocols: HL7 MLLP start block, DICOM
-/// A-ASSOCIATE-RQ (PDU type 1, reserved 0), HTTP requests and responses, X12 ISA envelope.
-pub const DEFAULT_SIGNATURES: [&[u8]; 12] = [
-    b"\x0bMSH",
+/// First-payload prefixes of candidate plaintext protocols: HL7 (an MLLP start block before any
+/// segment, or a raw MSH/FHS/BHS header with any field separator), DICOM A-ASSOCIATE-RQ (PDU
+/// type 1, reserved 0), HTTP requests and responses (FHIR, DICOMweb, CDA, credentials), X12
+/// ISA envelope.
+pub const DEFAULT_SIGNATURES: [&[u8]; 14] = [
+    b"\x0b",
+    b"MSH",
+    b"FHS",
+    b"BHS",
     b"\x01\x00",
     b"GET ",
     b"POST ",
@@ -163,7 +168,6 @@ pub const DEFAULT_SIGNATURES: [&[u8]; 12] = [
     b"OPTIONS ",
     b"HTTP/1.",
     b"ISA",
-    b"MSH|",
 ];
 
 impl KernelConfig {
@@ -224,6 +228,36 @@ impl KernelConfig {
         self.ports[n] = port;
         self.n_ports = n as u32 + 1;
         Ok(())
+    }
+}
+
+impl KernelConfig {
+    /// The kernel's decision on a flow's first payload (stream byte 0 of whichever side spoke
+    /// first), for userspace models of the kernel (replay): [`flow_kind::TLS`] for a TLS
+    /// handshake/alert record or an SSLv2 hello, [`flow_kind::PLAINTEXT`] on a candidate port
+    /// or for a signature prefix, else [`flow_kind::IGNORED`]. Mirrors `classify` in
+    /// monitor-ebpf (which reads only the first 8 bytes).
+    pub fn classify(&self, first: &[u8], ports: [u16; 2]) -> u8 {
+        let head = &first[..first.len().min(SIGNATURE_LEN)];
+        let tls = matches!(head, [0x16 | 0x15, 3, v, ..] if *v <= 4);
+        let sslv2 = matches!(head, [b0, _, 1 | 4, ..] if b0 & 0x80 != 0);
+        if tls || sslv2 {
+            return flow_kind::TLS;
+        }
+        let n_ports = (self.n_ports as usize).min(MAX_CANDIDATE_PORTS);
+        if self.ports[..n_ports].iter().any(|p| ports.contains(p)) {
+            return flow_kind::PLAINTEXT;
+        }
+        let n_sigs = (self.n_signatures as usize).min(MAX_SIGNATURES);
+        let sig_hit = self.signatures[..n_sigs].iter().zip(&self.signature_lens).any(|(sig, &len)| {
+            let len = len as usize;
+            len > 0 && len <= SIGNATURE_LEN && head.len() >= len && head[..len] == sig[..len]
+        });
+        if sig_hit {
+            flow_kind::PLAINTEXT
+        } else {
+            flow_kind::IGNORED
+        }
     }
 }
 

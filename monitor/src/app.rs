@@ -68,14 +68,14 @@ impl<W: Write> Emitter<W> {
             inv.add(&o);
         }
         if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
-            self.audit_err = log.append(&json::event(&o.handshake, &o.findings)).err();
+            self.audit_err = log.append(&json::any_event(&o)).err();
         }
         match self.format {
             Format::Json => {
                 if self.write_err.is_some() {
                     return;
                 }
-                let ev = json::event(&o.handshake, &o.findings);
+                let ev = json::any_event(&o);
                 let out = &mut self.out;
                 let r = serde_json::to_writer(&mut *out, &ev)
                     .map_err(std::io::Error::from)

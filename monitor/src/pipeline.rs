@@ -1,13 +1,15 @@
 //! The single entry point live capture and replay share: packet → flow table → head reassembly
-//! → TLS inspection → policy → handshake outputs. Synchronous, no I/O, time from packets only;
-//! must never keep more than the flow-head budget per direction nor more flows than configured.
-use monitor_common::{HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER};
+//! → TLS and plaintext inspection → policy → outputs (handshakes, plaintext flows).
+//! Synchronous, no I/O, time from packets only; must never keep more than the flow-head budget
+//! per direction, more plaintext bytes than configured, nor more flows than configured.
+use monitor_common::{flow_kind, KernelConfig, HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER};
 
 use crate::decode::{self, Packet, Skip, Transport};
 use crate::flow::reassembly::{Head, HeadStats};
 use crate::flow::{Endpoint, Entry, FlowKey, FlowTable, TableStats};
-use crate::handshake::Handshake;
+use crate::handshake::{client_dir, Handshake};
 use crate::inspect::fingerprint::Ja4Transport;
+use crate::inspect::plaintext::{self, PlainFacts};
 use crate::inspect::tls::trust::TrustStore;
 use crate::inspect::tls::{State, TlsStream};
 use crate::policy::{Finding, Policy};
@@ -23,6 +25,13 @@ pub struct PipelineConfig {
     pub policy: Policy,
     /// CA bundle for `tls.cert.untrusted` (none: chains are not judged for trust).
     pub trust: Option<Arc<TrustStore>>,
+    /// Which non-TLS flows are plaintext candidates (ports, first-payload signatures): the
+    /// same settings the kernel program is loaded with, so replay keeps what live capture sees.
+    pub candidates: KernelConfig,
+    /// Plaintext bytes kept per direction of a candidate flow for the plaintext inspectors.
+    pub plain_keep: usize,
+    /// Plaintext bytes kept across all open flows; beyond it bytes are dropped and counted.
+    pub max_plain_bytes: usize,
 }
 
 impl Default for PipelineConfig {
@@ -34,15 +43,67 @@ impl Default for PipelineConfig {
             server_budget: HEAD_BUDGET_SERVER,
             policy: Policy::default(),
             trust: None,
+            candidates: KernelConfig::default_config(),
+            plain_keep: PLAIN_KEEP,
+            max_plain_bytes: MAX_PLAIN_BYTES,
         }
     }
 }
 
-/// One judged handshake.
+/// Default plaintext bytes kept per direction of a candidate flow.
+pub const PLAIN_KEEP: usize = 8 << 10;
+/// Default plaintext bytes kept across all open flows (64 MiB).
+pub const MAX_PLAIN_BYTES: usize = 64 << 20;
+
+/// One plaintext flow the inspectors recognised: endpoints and protocol facts, never payload.
+#[derive(Clone, Debug)]
+pub struct PlainFlow {
+    pub ts_ns: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub facts: PlainFacts,
+}
+
+/// What one output is about.
+#[derive(Clone, Debug)]
+pub enum Observed {
+    /// A TLS handshake; `upgrade` holds what the clear-text prefix showed when the session
+    /// began in clear and upgraded (STARTTLS, SSLRequest…).
+    Tls { handshake: Handshake, upgrade: Option<PlainFacts> },
+    Plaintext(PlainFlow),
+}
+
+/// One judged flow.
 #[derive(Clone, Debug)]
 pub struct Output {
-    pub handshake: Handshake,
+    pub observed: Observed,
     pub findings: Vec<Finding>,
+}
+
+impl Output {
+    /// The handshake, when this output is about one.
+    pub fn handshake(&self) -> Option<&Handshake> {
+        match &self.observed {
+            Observed::Tls { handshake, .. } => Some(handshake),
+            Observed::Plaintext(_) => None,
+        }
+    }
+
+    /// The plaintext flow, when this output is about one.
+    pub fn plaintext(&self) -> Option<&PlainFlow> {
+        match &self.observed {
+            Observed::Plaintext(p) => Some(p),
+            Observed::Tls { .. } => None,
+        }
+    }
+
+    /// (client, server, time of the flow's first packet).
+    pub fn endpoints(&self) -> (Endpoint, Endpoint, u64) {
+        match &self.observed {
+            Observed::Tls { handshake: h, .. } => (h.client, h.server, h.ts_ns),
+            Observed::Plaintext(p) => (p.client, p.server, p.ts_ns),
+        }
+    }
 }
 
 /// What the pipeline counted.
@@ -58,6 +119,13 @@ pub struct PipelineStats {
     pub udp_packets: u64,
     pub truncated_packets: u64,
     pub handshakes: u64,
+    /// Flows judged as plaintext candidates (first payload on a candidate port or signature).
+    pub plain_candidates: u64,
+    /// Plaintext flows reported (a protocol recognised that carries PHI, credentials or a
+    /// STARTTLS finding, or any recognised protocol but bare HTTP).
+    pub plaintext_flows: u64,
+    /// Plaintext bytes not kept because a direction or all flows reached their cap.
+    pub plain_bytes_dropped: u64,
     pub head: HeadStats,
     pub flows: TableStats,
 }
@@ -66,15 +134,22 @@ struct Dir {
     head: Option<Head>,
     tls: TlsStream,
     closed: bool,
+    /// Clear bytes kept for the plaintext inspectors (candidate flows only, bounded).
+    plain: Vec<u8>,
+    /// No more clear bytes wanted: TLS began, or this direction's share is full.
+    plain_full: bool,
 }
 
 impl Dir {
     fn new() -> Self {
-        Dir { head: None, tls: TlsStream::default(), closed: false }
+        Dir { head: None, tls: TlsStream::default(), closed: false, plain: Vec::new(), plain_full: false }
     }
 
-    fn finished(&self) -> bool {
-        self.tls.finished() || self.closed || self.head.as_ref().is_some_and(Head::exhausted)
+    /// Nothing more to learn: the TLS parse is over (and, on a plaintext candidate, the clear
+    /// bytes wanted are in), or the direction closed or used up its head budget.
+    fn finished(&self, candidate: bool) -> bool {
+        let tls_over = self.tls.finished() && (!candidate || self.plain_full || self.tls.state != State::NotTls);
+        tls_over || self.closed || self.head.as_ref().is_some_and(Head::exhausted)
     }
 }
 
@@ -82,6 +157,14 @@ struct Active {
     dirs: [Dir; 2],
     /// Direction whose sender sent the SYN (the client), when seen.
     syn_from: Option<usize>,
+    /// The kernel's decision on the first payload ([`flow_kind`]), once there was one.
+    class: Option<u8>,
+}
+
+impl Active {
+    fn candidate(&self) -> bool {
+        self.class == Some(flow_kind::PLAINTEXT)
+    }
 }
 
 enum FlowState {
@@ -100,7 +183,7 @@ impl FlowState {
             d.tls.trust.clone_from(&cfg.trust);
             d
         };
-        FlowState::Active(Box::new(Active { dirs: [dir(), dir()], syn_from: None }))
+        FlowState::Active(Box::new(Active { dirs: [dir(), dir()], syn_from: None, class: None }))
     }
 }
 
@@ -109,6 +192,8 @@ pub struct Pipeline {
     cfg: PipelineConfig,
     table: FlowTable<FlowState>,
     out: Vec<Output>,
+    /// Plaintext bytes kept across open flows (bounded by `max_plain_bytes`).
+    plain_bytes: usize,
     pub stats: PipelineStats,
 }
 
@@ -125,7 +210,7 @@ fn looks_like_client_hello(p: &[u8]) -> bool {
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
         let table = FlowTable::new(cfg.max_flows, cfg.idle_timeout_s * 1_000_000_000);
-        Pipeline { cfg, table, out: Vec::new(), stats: PipelineStats::default() }
+        Pipeline { cfg, table, out: Vec::new(), plain_bytes: 0, stats: PipelineStats::default() }
     }
 
     /// Decode and process one captured frame.
@@ -198,8 +283,32 @@ impl Pipeline {
                 };
                 Head::new(if client { client_budget } else { server_budget })
             });
-            let tls = &mut d.tls;
-            head.insert(p.seq, p.payload, &mut |bytes| tls.feed(bytes, ts_ns));
+            let (tls, plain, plain_full) = (&mut d.tls, &mut d.plain, &mut d.plain_full);
+            let (class, candidates) = (&mut a.class, &self.cfg.candidates);
+            let ports = [key.lo.port, key.hi.port];
+            let (keep, room) = (self.cfg.plain_keep, self.cfg.max_plain_bytes.saturating_sub(self.plain_bytes));
+            let mut kept = 0usize;
+            let mut dropped = 0u64;
+            head.insert(p.seq, p.payload, &mut |bytes| {
+                let class = *class.get_or_insert_with(|| candidates.classify(bytes, ports));
+                tls.feed(bytes, ts_ns);
+                // Clear bytes (not TLS, or before an upgrade) of a candidate flow are kept for
+                // the plaintext inspectors; once TLS begins nothing more is clear.
+                if class != flow_kind::PLAINTEXT || *plain_full {
+                    return;
+                }
+                if !matches!(tls.state, State::NotTls | State::Start) {
+                    *plain_full = true;
+                    return;
+                }
+                let take = bytes.len().min(keep - plain.len()).min(room - kept);
+                plain.extend_from_slice(&bytes[..take]);
+                kept += take;
+                dropped += (bytes.len() - take) as u64;
+                *plain_full = plain.len() >= keep;
+            });
+            self.plain_bytes += kept;
+            self.stats.plain_bytes_dropped += dropped;
             if head.exhausted() {
                 tls.finish();
             }
@@ -213,8 +322,9 @@ impl Pipeline {
                 }
             }
         }
-        let both_done = a.dirs.iter().all(Dir::finished);
-        let not_tls = a.dirs.iter().any(|d| d.tls.state == State::NotTls);
+        let candidate = a.candidate();
+        let both_done = a.dirs.iter().all(|d| d.finished(candidate));
+        let not_tls = !candidate && a.dirs.iter().any(|d| d.tls.state == State::NotTls);
         if both_done || not_tls || p.rst {
             let first_ns = entry.first_ns;
             let state = std::mem::replace(&mut entry.state, FlowState::Done);
@@ -240,7 +350,8 @@ impl Pipeline {
         }
     }
 
-    /// Turn a flow's facts into an output (if it was TLS) and fold its counters in.
+    /// Turn a flow's facts into an output (a TLS handshake, else a recognised plaintext flow)
+    /// and fold its counters in.
     fn judge(&mut self, key: FlowKey, first_ns: u64, state: FlowState) {
         let FlowState::Active(mut a) = state else { return };
         for d in a.dirs.iter_mut() {
@@ -248,14 +359,39 @@ impl Pipeline {
             if let Some(h) = &d.head {
                 add_head_stats(&mut self.stats.head, &h.stats);
             }
+            self.plain_bytes -= d.plain.len().min(self.plain_bytes);
         }
+        let endpoints = [key.lo, key.hi];
         let dirs = [&a.dirs[0].tls.facts, &a.dirs[1].tls.facts];
-        let Some(hs) = Handshake::assemble([key.lo, key.hi], dirs, a.syn_from, first_ns, Ja4Transport::Tcp) else {
+        // The clear bytes of a candidate flow, client's first.
+        let plain = a.candidate().then(|| {
+            let c = client_dir(dirs, a.syn_from, [key.lo.port, key.hi.port]);
+            let s = endpoints[1 - c];
+            (endpoints[c], s, plaintext::inspect(&a.dirs[c].plain, &a.dirs[1 - c].plain, s.port))
+        });
+        if a.candidate() {
+            self.stats.plain_candidates += 1;
+        }
+        if let Some(hs) = Handshake::assemble(endpoints, dirs, a.syn_from, first_ns, Ja4Transport::Tcp) {
+            let upgrade = plain.map(|(_, _, facts)| facts).filter(|f| f.protocol.is_some());
+            let findings = self.cfg.policy.evaluate_upgraded(&hs, upgrade.as_ref());
+            self.stats.handshakes += 1;
+            self.out.push(Output { observed: Observed::Tls { handshake: hs, upgrade }, findings });
             return;
+        }
+        let Some((client, server, facts)) = plain else { return };
+        let flow = PlainFlow { ts_ns: first_ns, client, server, facts };
+        let findings = self.cfg.policy.evaluate_plain(&flow);
+        // Bare HTTP without health content or credentials is not worth an event.
+        let reported = match flow.facts.protocol {
+            Some(plaintext::Protocol::Http) => !findings.is_empty(),
+            Some(_) => true,
+            None => false,
         };
-        let findings = self.cfg.policy.evaluate(&hs);
-        self.stats.handshakes += 1;
-        self.out.push(Output { handshake: hs, findings });
+        if reported {
+            self.stats.plaintext_flows += 1;
+            self.out.push(Output { observed: Observed::Plaintext(flow), findings });
+        }
     }
 
     /// End of input: judge every flow still open.
@@ -337,8 +473,8 @@ mod tests {
         p.advance(112 * S);
         let out: Vec<Output> = p.drain_outputs().collect();
         assert_eq!(out.len(), 1, "the idle flow is judged by the timer");
-        assert_eq!(out[0].handshake.server.port, 443);
-        assert!(out[0].handshake.client_hello.is_some());
+        assert_eq!(out[0].endpoints().1.port, 443);
+        assert!(out[0].handshake().is_some_and(|h| h.client_hello.is_some()));
         assert_eq!(p.stats.flows.expired, 1);
         assert_eq!(p.stats.handshakes, 1);
         // Nothing left for the end of input.

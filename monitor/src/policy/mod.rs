@@ -4,6 +4,7 @@
 #[cfg(test)]
 mod catalogue_tests;
 pub mod exceptions;
+mod plain_rules;
 mod profile;
 mod rules;
 mod tables;
@@ -13,7 +14,10 @@ pub use profile::{Profile, KNOWN_PROFILES};
 
 use serde::Serialize;
 
+use crate::flow::Endpoint;
 use crate::handshake::Handshake;
+use crate::inspect::plaintext::PlainFacts;
+use crate::pipeline::PlainFlow;
 
 /// Finding severity, ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -87,6 +91,9 @@ pub const FINDING_IDS: &[&str] = &[
     "anomaly.malformed-record",
     "anomaly.malformed-handshake",
     "anomaly.truncated-handshake",
+    "plaintext.phi",
+    "plaintext.credentials",
+    "plaintext.starttls-missing",
 ];
 
 /// Settings the rules read.
@@ -117,16 +124,37 @@ impl Policy {
     /// All findings for one handshake, worst first, with the exceptions applied (at the
     /// handshake's packet time).
     pub fn evaluate(&self, hs: &Handshake) -> Vec<Finding> {
+        self.evaluate_upgraded(hs, None)
+    }
+
+    /// As [`Policy::evaluate`], for a session that began in clear and upgraded: what the clear
+    /// prefix showed (credentials sent before the upgrade) is judged too.
+    pub fn evaluate_upgraded(&self, hs: &Handshake, upgrade: Option<&PlainFacts>) -> Vec<Finding> {
         let mut out = Vec::new();
         rules::all(self, hs, &mut out);
+        if let Some(f) = upgrade {
+            plain_rules::all(self, f, &mut out);
+        }
+        let sni = hs.client_hello.as_ref().and_then(|ch| ch.sni.as_deref());
+        self.settle(out, hs.server, sni, hs.ts_ns)
+    }
+
+    /// All findings for a flow that stayed in clear, like [`Policy::evaluate`].
+    pub fn evaluate_plain(&self, flow: &PlainFlow) -> Vec<Finding> {
+        let mut out = Vec::new();
+        plain_rules::all(self, &flow.facts, &mut out);
+        self.settle(out, flow.server, None, flow.ts_ns)
+    }
+
+    /// Severity overrides, worst first, then the exceptions (at packet time `ts_ns`).
+    fn settle(&self, mut out: Vec<Finding>, server: Endpoint, sni: Option<&str>, ts_ns: u64) -> Vec<Finding> {
         for f in &mut out {
             if let Some((_, sev)) = self.severity_overrides.iter().find(|(id, _)| id == f.id) {
                 f.severity = *sev;
             }
         }
         out.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
-        let sni = hs.client_hello.as_ref().and_then(|ch| ch.sni.as_deref());
-        exceptions::apply(&self.exceptions, hs.server.addr.to_ip(), hs.server.port, sni, hs.ts_ns, &mut out);
+        exceptions::apply(&self.exceptions, server.addr.to_ip(), server.port, sni, ts_ns, &mut out);
         out
     }
 }
@@ -139,13 +167,14 @@ mod tests {
     /// checked against, and nothing else is.
     #[test]
     fn catalogue_lists_every_emitted_id() {
-        let sources = [include_str!("rules.rs"), include_str!("../inspect/tls/mod.rs")];
+        let sources = [include_str!("rules.rs"), include_str!("plain_rules.rs"), include_str!("../inspect/tls/mod.rs")];
         let mut seen: Vec<&str> = Vec::new();
         for src in sources {
             for piece in src.split('"').skip(1).step_by(2) {
                 let id_like =
                     piece.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-                if id_like && (piece.starts_with("tls.") || piece.starts_with("anomaly.")) && !seen.contains(&piece) {
+                let family = ["tls.", "anomaly.", "plaintext."].iter().any(|f| piece.starts_with(f));
+                if id_like && family && !seen.contains(&piece) {
                     seen.push(piece);
                 }
             }

@@ -98,6 +98,9 @@ pub struct FindingRow {
 #[derive(Clone, Debug, Default)]
 pub struct Posture {
     pub handshakes: u64,
+    /// Flows that stayed in clear with a recognised protocol, and those protocols.
+    pub plaintext_flows: u64,
+    pub plaintext: BTreeMap<String, u64>,
     pub versions: BTreeMap<String, u64>,
     pub ciphers: BTreeMap<String, u64>,
     pub groups: BTreeMap<String, u64>,
@@ -186,7 +189,11 @@ fn leaf_label(c: &CertInfo) -> String {
 }
 
 /// The fact a finding's fix names, taken from the handshake that raised it.
-fn subject(f: &Finding, hs: &Handshake) -> Option<String> {
+fn subject(f: &Finding, o: &Output) -> Option<String> {
+    let Some(hs) = o.handshake() else {
+        // A plaintext flow: its protocol.
+        return o.plaintext().and_then(|p| p.facts.protocol).map(|p| p.as_str().to_string());
+    };
     let cn = || hs.certs.first().map(leaf_label);
     let leaf_after = || hs.certs.first().map(|c| day(c.not_after)).unwrap_or_default();
     match f.id {
@@ -225,45 +232,52 @@ impl Inventory {
         }
     }
 
-    /// Fold one judged handshake in.
+    /// Fold one judged handshake or plaintext flow in.
     pub fn add(&mut self, o: &Output) {
-        let hs = &o.handshake;
-        self.handshakes += 1;
-        let sni = hs.client_hello.as_ref().and_then(|c| c.sni.clone()).unwrap_or_else(|| "-".into());
-        let key = ServerKey { ip: hs.server.addr.to_ip(), port: hs.server.port, sni };
+        let hs = o.handshake();
+        self.handshakes += u64::from(hs.is_some());
+        let (_, server, ts_ns) = o.endpoints();
+        let sni = hs.and_then(|h| h.client_hello.as_ref()).and_then(|c| c.sni.clone()).unwrap_or_else(|| "-".into());
+        let key = ServerKey { ip: server.addr.to_ip(), port: server.port, sni };
         if self.servers.len() >= self.max_servers && !self.servers.contains_key(&key) {
             self.servers_dropped += 1;
             return;
         }
         let p = self.servers.entry(key).or_default();
-        if p.handshakes == 0 || hs.ts_ns < p.first_ns {
-            p.first_ns = hs.ts_ns;
+        if p.handshakes + p.plaintext_flows == 0 || ts_ns < p.first_ns {
+            p.first_ns = ts_ns;
         }
-        p.last_ns = p.last_ns.max(hs.ts_ns);
-        p.handshakes += 1;
+        p.last_ns = p.last_ns.max(ts_ns);
         let d = &mut p.keys_dropped;
-        if let Some(v) = hs.version() {
-            bump(&mut p.versions, version_name(v), d);
+        if let Some(proto) = o.plaintext().and_then(|f| f.facts.protocol) {
+            p.plaintext_flows += 1;
+            bump(&mut p.plaintext, proto.as_str().to_string(), d);
         }
-        if let Some(c) = negotiated_cipher(hs) {
-            bump(&mut p.ciphers, c, d);
-        }
-        if let Some(g) = hs.group() {
-            bump(&mut p.groups, group_label(g), d);
-        }
-        if let Some(ch) = &hs.client_hello {
-            bump(&mut p.client_max_versions, version_name(ch.max_version()), d);
-        }
-        if let Some(c) = hs.certs.first() {
-            p.cert = Some(CertFacts {
-                subject_cn: leaf_cn(c),
-                issuer_cn: c.issuer_cn.clone(),
-                not_after: day(c.not_after),
-                key_algorithm: c.key_type,
-                key_size: c.key_bits,
-                signature_algorithm: c.signature_algorithm.clone(),
-                self_signed: c.self_signed,
-            });
+        if let Some(hs) = hs {
+            p.handshakes += 1;
+            if let Some(v) = hs.version() {
+                bump(&mut p.versions, version_name(v), d);
+            }
+            if let Some(c) = negotiated_cipher(hs) {
+                bump(&mut p.ciphers, c, d);
+            }
+            if let Some(g) = hs.group() {
+                bump(&mut p.groups, group_label(g), d);
+            }
+            if let Some(ch) = &hs.client_hello {
+                bump(&mut p.client_max_versions, version_name(ch.max_version()), d);
+            }
+            if let Some(c) = hs.certs.first() {
+                p.cert = Some(CertFacts {
+                    subject_cn: leaf_cn(c),
+                    issuer_cn: c.issuer_cn.clone(),
+                    not_after: day(c.not_after),
+                    key_algorithm: c.key_type,
+                    key_size: c.key_bits,
+                    signature_algorithm: c.signature_algorithm.clone(),
+                    self_signed: c.self_signed,
+                });
+            }
         }
         for f in &o.findings {
             let accepted = f.is_accepted();
@@ -290,7 +304,7 @@ impl Inventory {
             }
             row.count += 1;
             row.severity = row.severity.max(f.severity);
-            if let Some(s) = subject(f, hs) {
+            if let Some(s) = subject(f, o) {
                 if !row.subjects.contains(&s) && row.subjects.len() < MAX_SUBJECTS {
                     row.subjects.push(s);
                 }
@@ -367,6 +381,8 @@ impl Inventory {
                     "verdict": p.verdict(),
                     "worst_severity": p.worst,
                     "handshakes": p.handshakes,
+                    "plaintext_flows": p.plaintext_flows,
+                    "plaintext": p.plaintext,
                     "first_seen": rfc3339(p.first_ns),
                     "last_seen": rfc3339(p.last_ns),
                     "versions": p.versions,
@@ -429,7 +445,7 @@ mod tests {
             server_hello: Some(ServerHello { version, cipher, ..Default::default() }),
             ..Default::default()
         };
-        Output { handshake: hs, findings: f }
+        Output { observed: crate::pipeline::Observed::Tls { handshake: hs, upgrade: None }, findings: f }
     }
 
     #[test]

@@ -1,8 +1,12 @@
-//! Sink, JSON lines: one ECS-style `tls` event per handshake. Field names are a public contract
-//! (users' jq scripts, the corpus checks): never rename one. A field not seen is absent.
+//! Sink, JSON lines: one ECS-style `tls` event per handshake, one `plaintext` event per
+//! recognised clear flow. Field names are a public contract (users' jq scripts, the corpus
+//! checks): never rename one. A field not seen is absent. Plaintext events carry protocol
+//! metadata only (the inspectors' closed sets), never payload.
 use serde::Serialize;
 
 use crate::handshake::Handshake;
+use crate::inspect::plaintext::{Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta};
+use crate::pipeline::{Observed, Output, PlainFlow};
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::hello::is_grease;
@@ -18,6 +22,80 @@ pub struct Event<'a> {
     pub destination: Host,
     pub tls: Tls,
     pub findings: &'a [Finding],
+}
+
+/// One `plaintext` event: a flow that carried a recognised protocol in clear.
+#[derive(Serialize)]
+pub struct PlainEvent<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: String,
+    pub source: Host,
+    pub destination: Host,
+    pub plaintext: Plain<'a>,
+    pub findings: &'a [Finding],
+}
+
+/// `plaintext.*`: the protocol and its metadata.
+#[derive(Serialize)]
+pub struct Plain<'a> {
+    pub protocol: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<Confidence>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hl7: Option<&'a Hl7Meta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dicom: Option<&'a DicomMeta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<&'a HttpMeta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x12: Option<&'a X12Meta>,
+    #[serde(skip_serializing_if = "<[Credential]>::is_empty")]
+    pub credentials: &'a [Credential],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<StartTls>,
+}
+
+/// Either kind of event, serialized as itself.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum AnyEvent<'a> {
+    Tls(Event<'a>),
+    Plaintext(PlainEvent<'a>),
+}
+
+/// The event of one output.
+pub fn any_event(o: &Output) -> AnyEvent<'_> {
+    match &o.observed {
+        Observed::Tls { handshake, upgrade } => {
+            let mut ev = event(handshake, &o.findings);
+            ev.tls.starttls = upgrade.as_ref().and_then(|u| u.protocol).map(|p| p.as_str());
+            AnyEvent::Tls(ev)
+        }
+        Observed::Plaintext(p) => AnyEvent::Plaintext(plain_event(p, &o.findings)),
+    }
+}
+
+/// Build the event of one plaintext flow.
+pub fn plain_event<'a>(p: &'a PlainFlow, findings: &'a [Finding]) -> PlainEvent<'a> {
+    let f: &PlainFacts = &p.facts;
+    PlainEvent {
+        kind: "plaintext",
+        timestamp: rfc3339(p.ts_ns),
+        source: Host { ip: p.client.addr.to_ip().to_string(), port: p.client.port },
+        destination: Host { ip: p.server.addr.to_ip().to_string(), port: p.server.port },
+        plaintext: Plain {
+            protocol: f.protocol.map_or("unknown", |p| p.as_str()),
+            confidence: f.confidence,
+            hl7: f.hl7.as_ref(),
+            dicom: f.dicom.as_ref(),
+            http: f.http.as_ref(),
+            x12: f.x12.as_ref(),
+            credentials: &f.credentials,
+            starttls: f.starttls,
+        },
+        findings,
+    }
 }
 
 #[derive(Serialize)]
@@ -43,6 +121,9 @@ pub struct Tls {
     pub established: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hello_retry_request: Option<bool>,
+    /// The clear protocol the session upgraded from (STARTTLS and the like), e.g. `smtp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<&'static str>,
     pub client: Client,
     pub server: Server,
 }

@@ -15,6 +15,7 @@ struct ServerRow {
     worst: Option<Severity>,
     ids: BTreeMap<&'static str, Severity>,
     sni: Option<String>,
+    /// Handshakes and plaintext flows to this server.
     handshakes: u64,
 }
 
@@ -25,6 +26,8 @@ pub struct Summary {
     established: u64,
     versions: BTreeMap<String, u64>,
     ciphers: HashMap<String, u64>,
+    /// Plaintext flows by protocol (a closed set).
+    plaintext: BTreeMap<&'static str, u64>,
     findings: BTreeMap<(Severity, &'static str), (u64, String)>,
     servers: HashMap<String, ServerRow>,
     dropped_keys: u64,
@@ -33,27 +36,38 @@ pub struct Summary {
 
 impl Summary {
     pub fn add(&mut self, o: &Output) {
-        let hs = &o.handshake;
-        self.handshakes += 1;
-        self.established += hs.established as u64;
-        let v = hs.version().map(version_name).unwrap_or_else(|| "no ServerHello".into());
-        *self.versions.entry(v).or_default() += 1;
-        if let Some(sh) = &hs.server_hello {
-            let name = cipher_name(sh.cipher);
-            if self.ciphers.len() < MAX_KEYS || self.ciphers.contains_key(&name) {
-                *self.ciphers.entry(name).or_default() += 1;
-            } else {
-                self.dropped_keys += 1;
+        let (_, server, _) = o.endpoints();
+        let mut sni = None;
+        match o.handshake() {
+            Some(hs) => {
+                self.handshakes += 1;
+                self.established += hs.established as u64;
+                let v = hs.version().map(version_name).unwrap_or_else(|| "no ServerHello".into());
+                *self.versions.entry(v).or_default() += 1;
+                if let Some(sh) = &hs.server_hello {
+                    let name = cipher_name(sh.cipher);
+                    if self.ciphers.len() < MAX_KEYS || self.ciphers.contains_key(&name) {
+                        *self.ciphers.entry(name).or_default() += 1;
+                    } else {
+                        self.dropped_keys += 1;
+                    }
+                }
+                sni = hs.client_hello.as_ref().and_then(|c| c.sni.clone());
+            }
+            None => {
+                if let Some(p) = o.plaintext().and_then(|p| p.facts.protocol) {
+                    *self.plaintext.entry(p.as_str()).or_default() += 1;
+                }
             }
         }
-        let server = format!("{}", std::net::SocketAddr::new(hs.server.addr.to_ip(), hs.server.port));
+        let server = format!("{}", std::net::SocketAddr::new(server.addr.to_ip(), server.port));
         if self.servers.len() >= MAX_KEYS && !self.servers.contains_key(&server) {
             self.dropped_keys += 1;
         } else {
             let row = self.servers.entry(server).or_default();
             row.handshakes += 1;
             if row.sni.is_none() {
-                row.sni = hs.client_hello.as_ref().and_then(|c| c.sni.clone());
+                row.sni = sni;
             }
             for f in &o.findings {
                 row.ids.insert(f.id, f.severity);
@@ -109,6 +123,10 @@ impl Summary {
         }
         if c.len() > 6 {
             let _ = writeln!(s, "  … and {} more suites", c.len() - 6);
+        }
+        if !self.plaintext.is_empty() {
+            let line: Vec<String> = self.plaintext.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            let _ = writeln!(s, "\nPlaintext flows: {}", line.join(", "));
         }
         let _ = writeln!(s, "\nFindings:");
         if self.findings.is_empty() {

@@ -79,6 +79,11 @@ pub struct DirFacts {
     pub plaintext_prefix: u32,
 }
 
+/// Does `b` open a TLS handshake record (TLS 1.x / SSLv3)?
+fn starts_handshake(b: &[u8]) -> bool {
+    matches!(b, [CT_HANDSHAKE, 3, v, ..] if *v <= 4)
+}
+
 /// Record-layer parser for one direction.
 #[derive(Debug, Default)]
 pub struct TlsStream {
@@ -108,6 +113,12 @@ impl TlsStream {
         }
         if self.state == State::Start {
             self.facts.first_ts_ns = ts_ns;
+        }
+        if self.state == State::Start && self.upgradable && !self.rec.is_empty() && starts_handshake(data) {
+            // A short clear reply (PostgreSQL's one-byte 'S') waited for more bytes; the
+            // segment that follows opens the TLS handshake, so the wait was plaintext.
+            self.facts.plaintext_prefix += self.rec.len() as u32;
+            self.rec.clear();
         }
         if self.rec.is_empty() {
             let used = self.records(data);
@@ -375,6 +386,18 @@ mod tests {
         s.feed(&record(CT_ALERT, &[2, 40]), 3);
         assert_eq!(s.facts.alerts.len(), 1);
         assert_eq!(s.facts.plaintext_prefix, 54);
+    }
+
+    #[test]
+    fn upgradable_one_byte_reply_then_tls() {
+        // PostgreSQL: the server answers an SSLRequest with the single byte 'S', then TLS.
+        let mut s = TlsStream { upgradable: true, ..Default::default() };
+        s.feed(b"S", 1);
+        assert_eq!(s.state, State::Start);
+        s.feed(&record(CT_HANDSHAKE, &[2, 0, 0, 0]), 2);
+        assert_eq!(s.state, State::Handshake);
+        assert_eq!(s.facts.plaintext_prefix, 1);
+        assert!(s.facts.anomalies.iter().all(|a| a.id != "anomaly.malformed-record"), "{:?}", s.facts.anomalies);
     }
 
     #[test]
