@@ -1,0 +1,109 @@
+//! PHI never leaves tlsmon: every output of a replay (JSON events, the text summary, the
+//! per-server report in text, JSON and Markdown, the hash-chained audit log and what `audit
+//! verify` prints, the logs at trace level) over the PHI-bearing captures (the synthetic ones
+//! from `cargo xtask gen-phi`, nDPI's HL7 and IMAP captures) is searched for every patient
+//! name, identifier, date of birth, secret and message-body fragment those captures carry.
+//! The live path is covered the same way in live_plaintext.rs.
+mod testdata;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use testdata::{corpus, phi_manifest};
+
+/// PHI in nDPI's hl7.pcap (a public test capture with fictitious patient data) and the user
+/// name and password in its imap.pcap.
+const CORPUS_SENSITIVE: &[&str] = &[
+    "MOUSE^MICKEY",
+    "MICKEY",
+    "MOUSE^MINNIE",
+    "MINNIE",
+    "MOUSETOWN",
+    "135769",
+    "19281118",
+    "123 Main St",
+    "Lake Buena Vista",
+    "939-5555",
+    "notdisney.com",
+    "Penicillin",
+    "Anaphylactic",
+    "Cat dander",
+    "999999999",
+    "934576120110613083617",
+    "samir",
+    "pfres",
+];
+
+fn tlsmon(args: &[&str], files: &[PathBuf]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsmon"))
+        .args(["--log", "trace"])
+        .args(args)
+        .args(files)
+        .output()
+        .expect("running tlsmon");
+    assert!(out.status.code().is_some_and(|c| c <= 1), "tlsmon {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn no_output_carries_phi() {
+    let (dir, manifest) = phi_manifest();
+    let mut files: Vec<PathBuf> = manifest["captures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| dir.join(c["file"].as_str().unwrap()))
+        .collect();
+    files.push(corpus().join("pcaps/ndpi__hl7.pcap"));
+    files.push(corpus().join("pcaps/ndpi__imap-plaintext.pcap"));
+    let mut sensitive: Vec<String> =
+        manifest["sensitive"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    assert!(sensitive.len() >= 20, "the generator lists its fake PHI: {}", sensitive.len());
+    sensitive.extend(CORPUS_SENSITIVE.iter().map(|s| s.to_string()));
+
+    // The PHI really is in the captures (so this test can fail).
+    let all_bytes: Vec<u8> = files.iter().flat_map(|f| std::fs::read(f).unwrap()).collect();
+    for s in &sensitive {
+        assert!(
+            all_bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+            "{s:?} is listed as sensitive but is in no capture"
+        );
+    }
+
+    let tmp = std::env::temp_dir().join(format!("tlsmon-phi-leak-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let audit = tmp.join("audit.jsonl");
+    let _ = std::fs::remove_file(&audit);
+    let audit_s = audit.to_string_lossy().into_owned();
+    let mut outputs = vec![
+        ("json events + audit log", tlsmon(&["replay", "--format", "json", "--audit-log", &audit_s], &files)),
+        ("text summary", tlsmon(&["replay", "--format", "text"], &files)),
+        ("report text", tlsmon(&["replay", "--report", "text"], &files)),
+        ("report json", tlsmon(&["replay", "--report", "json"], &files)),
+        ("report markdown", tlsmon(&["replay", "--report", "markdown"], &files)),
+        ("audit verify", tlsmon(&["audit", "verify", &audit_s], &[])),
+    ];
+    outputs.push(("audit log", std::fs::read_to_string(&audit).unwrap()));
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    // The outputs are real: the plaintext events and findings are in them.
+    let events = &outputs[0].1;
+    for want in ["\"type\":\"plaintext\"", "plaintext.phi", "plaintext.credentials", "\"protocol\":\"dicom\""] {
+        assert!(events.contains(want), "the JSON events carry {want}");
+    }
+    assert!(outputs[2].1.contains("plaintext.phi"), "the text report lists plaintext.phi");
+    assert!(outputs[6].1.lines().count() > 20, "the audit log has the events");
+
+    let mut leaks = Vec::new();
+    for (what, text) in &outputs {
+        let lower = text.to_lowercase();
+        for s in &sensitive {
+            if lower.contains(&s.to_lowercase()) {
+                let at = lower.find(&s.to_lowercase()).unwrap();
+                let ctx: String = text.chars().skip(at.saturating_sub(80)).take(200).collect();
+                leaks.push(format!("{what}: {s:?} near …{ctx}…"));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "PHI in tlsmon's outputs:\n{}", leaks.join("\n"));
+}
