@@ -3,7 +3,11 @@
 //! go through the same pipeline as live capture. The JSON events must equal those of
 //! `tlsmon replay` on the same capture: a difference is a bug in one of the two (or a known
 //! limit listed below with its reason, which must then be exactly what happens).
+//! The synthetic plaintext captures (`cargo xtask gen-phi`: DICOM, FHIR, HL7, X12, STARTTLS…)
+//! go through the same comparison, so plaintext events agree too.
 //! Needs root (CI is root); never skipped.
+mod testdata;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -95,6 +99,11 @@ fn kernel_records_give_the_same_events_as_replay() {
         .collect();
     files.sort();
     assert!(files.len() >= 40, "corpus has {} captures", files.len());
+    let (phi_dir, phi) = testdata::phi_manifest();
+    let generated: Vec<PathBuf> =
+        phi["captures"].as_array().unwrap().iter().map(|c| phi_dir.join(c["file"].as_str().unwrap())).collect();
+    assert!(generated.len() >= 20, "generated plaintext captures: {}", generated.len());
+    files.extend(generated);
     let mut report = Vec::new();
     let (mut total_events, mut kernel_events, mut wire, mut ring) = (0usize, 0usize, 0u64, 0u64);
     for path in &files {
