@@ -11,17 +11,17 @@ use clap::Args;
 
 mod certs;
 mod conn;
-mod hello;
+pub(crate) mod hello;
 mod negotiate;
 mod noise;
-mod pcap;
+pub(crate) mod pcap;
 mod profiles;
 mod rng;
 mod session;
 mod sink;
 #[cfg(test)]
 mod tests;
-mod tls;
+pub(crate) mod tls;
 mod world;
 
 use conn::{Clock, Conn};

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod demo;
 mod gen;
+mod gen_phi;
 mod setup;
 mod test;
 
@@ -26,6 +27,8 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Generate a large realistic capture for benchmarks.
     Gen(gen::GenArgs),
+    /// Generate synthetic PHI-bearing plaintext captures (DICOM, FHIR, DICOMweb, CDA, X12, HL7, credentials, STARTTLS) for tests.
+    GenPhi(gen_phi::GenPhiArgs),
     /// Benchmarks that print figures and ratios.
     Bench(bench::BenchArgs),
     /// rustfmt check and clippy.
@@ -38,6 +41,7 @@ fn main() -> Result<()> {
         Cmd::Test(a) => test::run(a),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Gen(a) => gen::run(a),
+        Cmd::GenPhi(a) => gen_phi::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Lint => test::lint(),
     }
