@@ -417,3 +417,36 @@ pub mod counter {
         "tcp_no_payload",
     ];
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{flow_kind, KernelConfig};
+
+    #[test]
+    fn classify_first_payloads() {
+        let k = KernelConfig::default_config();
+        let cases: [(&[u8], u16, u8); 14] = [
+            (b"\x16\x03\x01\x02\x00\x01", 40_000, flow_kind::TLS),
+            (b"\x80\x2e\x01\x00\x02", 40_000, flow_kind::TLS),
+            (b"\x0bMSH|^~\\&|", 6661, flow_kind::PLAINTEXT),
+            (b"\x0bFHS|", 6661, flow_kind::PLAINTEXT),
+            (b"MSH#$%\\&#APP", 5000, flow_kind::PLAINTEXT),
+            (b"BHS|^~\\&", 5000, flow_kind::PLAINTEXT),
+            (b"\x01\x00\x00\x00\x00\xcd\x00\x01", 4242, flow_kind::PLAINTEXT),
+            (b"POST /fhir/Patient HTTP/1.1", 9000, flow_kind::PLAINTEXT),
+            (b"HTTP/1.1 200 OK", 9000, flow_kind::PLAINTEXT),
+            (b"ISA*00*", 40_123, flow_kind::PLAINTEXT),
+            // Server-first protocols are candidates by port only.
+            (b"220 mail.example ESMTP", 25, flow_kind::PLAINTEXT),
+            (b"220 mail.example ESMTP", 2525, flow_kind::IGNORED),
+            (b"SSH-2.0-OpenSSH_9.2", 22, flow_kind::IGNORED),
+            (b"", 22, flow_kind::IGNORED),
+        ];
+        for (first, port, want) in cases {
+            assert_eq!(k.classify(first, [port, 51_000]), want, "{first:?} on {port}");
+        }
+        let mut k2 = k;
+        k2.add_port(2525).unwrap();
+        assert_eq!(k2.classify(b"220 mail.example ESMTP", [51_000, 2525]), flow_kind::PLAINTEXT);
+    }
+}

@@ -230,7 +230,7 @@ fn capture_names(files: &[std::path::PathBuf]) -> Vec<String> {
 const FINAL_DRAIN_MAX: usize = 1 << 20;
 
 fn live(a: LiveArgs) -> Result<i32> {
-    let cfg = pipeline_config(&a.pipeline)?;
+    let mut cfg = pipeline_config(&a.pipeline)?;
     let mode = match (a.xdp, a.xdp_mode) {
         (false, _) => AttachMode::Tc,
         (true, XdpModeArg::Skb) => AttachMode::XdpSkb,
@@ -242,6 +242,8 @@ fn live(a: LiveArgs) -> Result<i32> {
             anyhow::anyhow!("too many candidate ports: the kernel program takes {max} in all, built-in ones included")
         })?;
     }
+    // The pipeline judges plaintext candidates by the same settings the kernel is loaded with.
+    cfg.candidates = kernel;
     let capture = CaptureConfig { ifaces: a.ifaces.clone(), mode, kernel };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()

@@ -96,6 +96,13 @@ impl Summary {
             stats.packets,
             if secs > 0.0 { mb / secs } else { 0.0 }
         );
+        if stats.plain_candidates > 0 {
+            let _ = writeln!(
+                s,
+                "plaintext candidates: {} flows inspected, {} reported, {} bytes past the keep limits dropped",
+                stats.plain_candidates, stats.plaintext_flows, stats.plain_bytes_dropped
+            );
+        }
         self.render_body(&mut s);
         s
     }
