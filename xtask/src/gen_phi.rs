@@ -123,10 +123,8 @@ pub fn sensitive() -> Vec<String> {
 }
 
 pub fn manifest(caps: &[Capture]) -> Value {
-    let captures: Vec<Value> = caps
-        .iter()
-        .map(|c| json!({"file": c.file, "description": c.description, "expect": c.expect}))
-        .collect();
+    let captures: Vec<Value> =
+        caps.iter().map(|c| json!({"file": c.file, "description": c.description, "expect": c.expect})).collect();
     json!({"sensitive": sensitive(), "captures": captures})
 }
 

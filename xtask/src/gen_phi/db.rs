@@ -9,7 +9,9 @@ use serde_json::json;
 use super::flow::Pcap;
 use super::{Capture, PASSWORD};
 use crate::gen::hello::{client_hello, server_hello, ClientHello, ServerHello};
-use crate::gen::tls::{change_cipher_spec, opaque_record, records, CT_APP, CT_HANDSHAKE, SECP256R1, TLS10, TLS12, TLS13, X25519};
+use crate::gen::tls::{
+    change_cipher_spec, opaque_record, records, CT_APP, CT_HANDSHAKE, SECP256R1, TLS10, TLS12, TLS13, X25519,
+};
 
 pub const BIND_DN: &str = "uid=zztest.user,ou=people,dc=example,dc=test";
 pub const DB_USER: &str = "zztest_user";
@@ -264,7 +266,9 @@ fn mysql(ssl: bool) -> io::Result<Vec<u8>> {
             v.extend_from_slice(s.as_bytes());
             v
         };
-        let mut col = [lenenc("def"), lenenc("ehr"), lenenc("patients"), lenenc("patients"), lenenc("name"), lenenc("name")].concat();
+        let mut col =
+            [lenenc("def"), lenenc("ehr"), lenenc("patients"), lenenc("patients"), lenenc("name"), lenenc("name")]
+                .concat();
         col.push(0x0c);
         col.extend_from_slice(&255u16.to_le_bytes());
         col.extend_from_slice(&1020u32.to_le_bytes());
@@ -315,7 +319,8 @@ pub fn captures() -> io::Result<Vec<Capture>> {
         },
         Capture {
             file: "mysql-ssl.pcap",
-            description: "MySQL greeting with CLIENT_SSL, client SSLRequest, then TLS 1.2 ECDHE-RSA-AES128-GCM-SHA256 hellos",
+            description:
+                "MySQL greeting with CLIENT_SSL, client SSLRequest, then TLS 1.2 ECDHE-RSA-AES128-GCM-SHA256 hellos",
             expect: vec![tls("1.2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")],
             bytes: mysql(true)?,
         },
@@ -332,8 +337,49 @@ pub fn captures() -> io::Result<Vec<Capture>> {
 
 #[cfg(test)]
 mod tests {
+    use tls_parser::{
+        parse_tls_client_hello_extensions, parse_tls_plaintext, parse_tls_server_hello_extensions, TlsExtension,
+        TlsMessage, TlsMessageHandshake,
+    };
+
     use super::super::flow::parse::streams;
     use super::*;
+
+    /// Parses the first record of `rec` with tls-parser; returns (cipher or 0, version, SNI).
+    fn hello(rec: &[u8]) -> (u16, u16, Option<String>) {
+        let (_, r) = parse_tls_plaintext(rec).expect("record parses");
+        let TlsMessage::Handshake(m) = &r.msg[0] else { panic!("handshake") };
+        let mut sni = None;
+        let (cipher, mut version, exts) = match m {
+            TlsMessageHandshake::ClientHello(ch) => {
+                (0, ch.version.0, parse_tls_client_hello_extensions(ch.ext.unwrap_or(&[])).expect("extensions").1)
+            }
+            TlsMessageHandshake::ServerHello(sh) => {
+                let exts = parse_tls_server_hello_extensions(sh.ext.unwrap_or(&[])).expect("extensions").1;
+                (sh.cipher.0, sh.version.0, exts)
+            }
+            _ => panic!("hello"),
+        };
+        for e in exts {
+            match e {
+                TlsExtension::SupportedVersions(v) if v.len() == 1 => version = v[0].0,
+                TlsExtension::SNI(names) => sni = Some(String::from_utf8_lossy(names[0].1).into_owned()),
+                _ => {}
+            }
+        }
+        (cipher, version, sni)
+    }
+
+    #[test]
+    fn upgraded_hellos_parse_with_tls_parser() {
+        let s = &streams(&postgres(true).unwrap())[0];
+        assert_eq!(hello(&s[0][8..]), (0, TLS13, Some("db.example.test".into())));
+        assert_eq!(hello(&s[1][1..]), (0x1301, TLS13, None));
+        let s = &streams(&mysql(true).unwrap())[0];
+        assert_eq!(hello(&s[0][36..]).2.as_deref(), Some("mysql.example.test"));
+        let g = mysql_greeting().len();
+        assert_eq!(hello(&s[1][g..]), (0xc02f, TLS12, None));
+    }
 
     /// Reads one TLV; returns (tag, content, rest), checking the length fits.
     fn read(b: &[u8]) -> (u8, &[u8], &[u8]) {

@@ -12,7 +12,8 @@ pub const HL7_PID: &str = "PID|1||FAKE-MRN-0008^^^FAKEHOSP^MR||ZZTESTSON^INDIA||
 pub const HL7_MLLP_PID: &str = "PID#1##FAKE-MRN-0009$$$FAKEHOSP$MR##ZZTESTSON$JULIET##19080808#M";
 
 pub fn hl7_batch() -> String {
-    let msh = |id: &str| format!("MSH|^~\\&|FAKELAB|FAKEHOSP|FAKEEHR|FAKEHOSP|20250602080000||ORU^R01^ORU_R01|{id}|P|2.5.1");
+    let msh =
+        |id: &str| format!("MSH|^~\\&|FAKELAB|FAKEHOSP|FAKEEHR|FAKEHOSP|20250602080000||ORU^R01^ORU_R01|{id}|P|2.5.1");
     let segs = [
         "FHS|^~\\&|FAKELAB|FAKEHOSP|FAKEEHR|FAKEHOSP|20250602080000||||FILE0001".to_string(),
         "BHS|^~\\&|FAKELAB|FAKEHOSP|FAKEEHR|FAKEHOSP|20250602080000||||BATCH0001".to_string(),
@@ -62,13 +63,19 @@ fn hl7() -> io::Result<(Vec<u8>, Vec<u8>)> {
 
 /// ISA with the standard fixed widths (ISA06/ISA08 padded to 15).
 pub fn isa(sender: &str, receiver: &str, control: u32) -> String {
-    format!(
-        "ISA*00*          *00*          *ZZ*{sender:<15}*ZZ*{receiver:<15}*250602*0800*^*00501*{control:09}*0*T*:~"
-    )
+    format!("ISA*00*          *00*          *ZZ*{sender:<15}*ZZ*{receiver:<15}*250602*0800*^*00501*{control:09}*0*T*:~")
 }
 
 /// One interchange: ISA, GS, ST…SE (SE01 counted), GE, IEA.
-pub fn interchange(sender: &str, receiver: &str, control: u32, gs_code: &str, set: &str, version: &str, body: &[&str]) -> String {
+pub fn interchange(
+    sender: &str,
+    receiver: &str,
+    control: u32,
+    gs_code: &str,
+    set: &str,
+    version: &str,
+    body: &[&str],
+) -> String {
     let mut x = isa(sender, receiver, control);
     x.push_str(&format!("GS*{gs_code}*{sender}*{receiver}*20250602*0800*{control}*X*{version}~"));
     x.push_str(&format!("ST*{set}*0001*{version}~"));
@@ -124,7 +131,13 @@ const X12_270_271_TAIL: [&str; 6] = [
 pub fn x12_270_271() -> (String, String) {
     let mut q = vec!["BHT*0022*13*FAKE270*20250602*0800"];
     q.extend_from_slice(&X12_270_271_TAIL[..5]);
-    q.extend_from_slice(&["TRN*1*FAKETRN1*9999999999", X12_270_271_TAIL[5], "DMG*D8*19090909", "DTP*291*D8*20250602", "EQ*30"]);
+    q.extend_from_slice(&[
+        "TRN*1*FAKETRN1*9999999999",
+        X12_270_271_TAIL[5],
+        "DMG*D8*19090909",
+        "DTP*291*D8*20250602",
+        "EQ*30",
+    ]);
     let mut a = vec!["BHT*0022*11*FAKE270*20250602*0800"];
     a.extend_from_slice(&X12_270_271_TAIL[..5]);
     a.extend_from_slice(&["TRN*2*FAKETRN1*9999999999", X12_270_271_TAIL[5], "DMG*D8*19090909", "EB*1*IND*30"]);

@@ -57,11 +57,10 @@ impl Pcap {
             ttl: [64, 64],
         };
         let isn = [0x1a2b_3c4d_u32.wrapping_add(u32::from(n).wrapping_mul(0x0101_9e37)), 0x7e5d_0000 ^ u32::from(n)];
-        let mut t = Tcp { p: self, ep, next: isn, ip_id: [0x3100 + n * 64, 0x5100 + n * 64], started: false };
+        let mut t = Tcp { p: self, ep, next: isn, ip_id: [0x3100 + n * 64, 0x5100 + n * 64] };
         t.pkt(0, SYN, &[])?;
         t.pkt(1, SYN | ACK, &[])?;
         t.pkt(0, ACK, &[])?;
-        t.started = true;
         Ok(t)
     }
 }
@@ -72,7 +71,6 @@ pub struct Tcp<'a> {
     ep: Endpoints,
     next: [u32; 2],
     ip_id: [u16; 2],
-    started: bool,
 }
 
 impl Tcp<'_> {
@@ -86,7 +84,7 @@ impl Tcp<'_> {
             flags,
             ip_id: self.ip_id[side],
             tsval: ms,
-            tsecr: if self.started || side == 1 { ms.wrapping_sub(2) } else { 0 },
+            tsecr: if flags == SYN { 0 } else { ms.wrapping_sub(2) },
             payload,
         };
         self.ip_id[side] = self.ip_id[side].wrapping_add(1);
@@ -179,7 +177,8 @@ pub mod parse {
             if p.flags == super::SYN {
                 conns.push((p.ports, [Vec::new(), Vec::new()]));
             }
-            let c = conns.iter_mut().rev().find(|c| c.0 == p.ports || c.0 == [p.ports[1], p.ports[0]]).expect("known conn");
+            let c =
+                conns.iter_mut().rev().find(|c| c.0 == p.ports || c.0 == [p.ports[1], p.ports[0]]).expect("known conn");
             let side = usize::from(c.0 != p.ports);
             c.1[side].extend_from_slice(&p.payload);
         }

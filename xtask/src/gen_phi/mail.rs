@@ -194,8 +194,18 @@ pub fn captures() -> io::Result<Vec<Capture>> {
     let cap = |file, description, expect: Value, bytes| Capture { file, description, expect: vec![expect], bytes };
     Ok(vec![
         cap("ftp-login.pcap", "FTP USER/PASS in clear on port 21 (no FEAT)", cred("ftp", "ftp-user-pass"), ftp(false)?),
-        cap("pop3-user-pass.pcap", "POP3 USER/PASS in clear on port 110 (no CAPA)", cred("pop3", "pop3-user-pass"), pop3(false)?),
-        cap("pop3-apop.pcap", "POP3 APOP login with an MD5 digest of the banner timestamp", cred("pop3", "pop3-apop"), pop3_apop()?),
+        cap(
+            "pop3-user-pass.pcap",
+            "POP3 USER/PASS in clear on port 110 (no CAPA)",
+            cred("pop3", "pop3-user-pass"),
+            pop3(false)?,
+        ),
+        cap(
+            "pop3-apop.pcap",
+            "POP3 APOP login with an MD5 digest of the banner timestamp",
+            cred("pop3", "pop3-apop"),
+            pop3_apop()?,
+        ),
         cap(
             "imap-login.pcap",
             "IMAP LOGIN in clear on port 143, no STARTTLS capability",
@@ -208,8 +218,18 @@ pub fn captures() -> io::Result<Vec<Capture>> {
             cred("imap", "imap-authenticate-plain"),
             imap_plain()?,
         ),
-        cap("smtp-auth-plain.pcap", "SMTP AUTH PLAIN on port 587 without STARTTLS", cred("smtp", "smtp-auth-plain"), smtp_auth(false)?),
-        cap("smtp-auth-login.pcap", "SMTP AUTH LOGIN on port 587 without STARTTLS", cred("smtp", "smtp-auth-login"), smtp_auth(true)?),
+        cap(
+            "smtp-auth-plain.pcap",
+            "SMTP AUTH PLAIN on port 587 without STARTTLS",
+            cred("smtp", "smtp-auth-plain"),
+            smtp_auth(false)?,
+        ),
+        cap(
+            "smtp-auth-login.pcap",
+            "SMTP AUTH LOGIN on port 587 without STARTTLS",
+            cred("smtp", "smtp-auth-login"),
+            smtp_auth(true)?,
+        ),
         cap(
             "smtp-nostarttls.pcap",
             "SMTP on port 25: server offers STARTTLS, client sends a message about a patient in clear",

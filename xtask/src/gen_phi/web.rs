@@ -43,15 +43,13 @@ fn exchange(p: &mut Pcap, port: u16, req: &[u8], rsp: &[u8]) -> io::Result<()> {
 
 const DATE: (&str, &str) = ("Date", "Mon, 02 Jun 2025 08:00:00 GMT");
 
+/// FHIR R4 Patient (keys in the usual order, `resourceType` first).
 pub fn patient_json() -> String {
-    json!({
-        "resourceType": "Patient",
-        "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5.99999", "value": "FAKE-MRN-0003"}],
-        "name": [{"use": "official", "family": "Zztestson", "given": ["Charlie"]}],
-        "telecom": [{"system": "phone", "value": "555-0100", "use": "home"}],
-        "gender": "male",
-        "birthDate": "1903-03-03"
-    })
+    concat!(
+        r#"{"resourceType":"Patient","identifier":[{"system":"urn:oid:2.16.840.1.113883.19.5.99999","#,
+        r#""value":"FAKE-MRN-0003"}],"name":[{"use":"official","family":"Zztestson","given":["Charlie"]}],"#,
+        r#""telecom":[{"system":"phone","value":"555-0100","use":"home"}],"gender":"male","birthDate":"1903-03-03"}"#
+    )
     .to_string()
 }
 
@@ -70,19 +68,18 @@ fn fhir_json() -> io::Result<Vec<u8>> {
         b"",
     );
     exchange(&mut p, 8080, &req, &rsp)?;
-    let bundle = json!({
-        "resourceType": "Bundle", "type": "searchset", "total": 1,
-        "entry": [{"fullUrl": "http://fhir.example.test:8080/fhir/Observation/fake-obs-1", "resource": {
-            "resourceType": "Observation", "id": "fake-obs-1", "status": "final",
-            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
-            "subject": {"reference": "Patient/fake-0003"},
-            "effectiveDateTime": "2025-06-01T09:30:00Z",
-            "valueQuantity": {"value": 72, "unit": "beats/minute", "system": "http://unitsofmeasure.org", "code": "/min"}
-        }}]
-    })
-    .to_string();
-    let req = msg("GET /fhir/Observation?patient=fake-0003 HTTP/1.1", &[host, ("Accept", "application/fhir+json")], b"");
-    let rsp = msg("HTTP/1.1 200 OK", &[DATE, ("Content-Type", "application/fhir+json;charset=UTF-8")], bundle.as_bytes());
+    let bundle = concat!(
+        r#"{"resourceType":"Bundle","type":"searchset","total":1,"entry":[{"#,
+        r#""fullUrl":"http://fhir.example.test:8080/fhir/Observation/fake-obs-1","resource":{"#,
+        r#""resourceType":"Observation","id":"fake-obs-1","status":"final","#,
+        r#""code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},"#,
+        r#""subject":{"reference":"Patient/fake-0003"},"effectiveDateTime":"2025-06-01T09:30:00Z","#,
+        r#""valueQuantity":{"value":72,"unit":"beats/minute","system":"http://unitsofmeasure.org","code":"/min"}}}]}"#
+    );
+    let req =
+        msg("GET /fhir/Observation?patient=fake-0003 HTTP/1.1", &[host, ("Accept", "application/fhir+json")], b"");
+    let rsp =
+        msg("HTTP/1.1 200 OK", &[DATE, ("Content-Type", "application/fhir+json;charset=UTF-8")], bundle.as_bytes());
     exchange(&mut p, 8080, &req, &rsp)?;
     p.finish()
 }
@@ -90,13 +87,12 @@ fn fhir_json() -> io::Result<Vec<u8>> {
 fn fhir_dstu2_xml() -> io::Result<Vec<u8>> {
     let mut p = Pcap::new()?;
     let host = ("Host", "fhir.example.test");
-    let cond = json!({
-        "resourceType": "Condition", "id": "fake-c1",
-        "patient": {"reference": "Patient/fake-0004", "display": "Zztestson, Delta"},
-        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "38341003", "display": "Hypertension"}]},
-        "clinicalStatus": "active", "verificationStatus": "confirmed"
-    })
-    .to_string();
+    let cond = concat!(
+        r#"{"resourceType":"Condition","id":"fake-c1","#,
+        r#""patient":{"reference":"Patient/fake-0004","display":"Zztestson, Delta"},"#,
+        r#""code":{"coding":[{"system":"http://snomed.info/sct","code":"38341003","display":"Hypertension"}]},"#,
+        r#""clinicalStatus":"active","verificationStatus":"confirmed"}"#
+    );
     let req = msg(
         "PUT /baseDstu2/Condition/fake-c1 HTTP/1.1",
         &[host, ("Content-Type", "application/json+fhir; charset=UTF-8")],
@@ -135,7 +131,13 @@ pub fn part10(name: &str) -> Vec<u8> {
     el_explicit(&mut f, 8, 0x0016, "UI", &uid(super::dicom::CT_STORAGE));
     el_explicit(&mut f, 8, 0x0018, "UI", &uid(WADO_INSTANCE));
     el_explicit(&mut f, 8, 0x0060, "CS", b"CT");
-    el_explicit(&mut f, 0x10, 0x0010, "PN", &uid(name).iter().map(|&c| if c == 0 { b' ' } else { c }).collect::<Vec<_>>());
+    el_explicit(
+        &mut f,
+        0x10,
+        0x0010,
+        "PN",
+        &uid(name).iter().map(|&c| if c == 0 { b' ' } else { c }).collect::<Vec<_>>(),
+    );
     el_explicit(&mut f, 0x10, 0x0020, "LO", b"FAKE-MRN-0004");
     el_explicit(&mut f, 0x10, 0x0030, "DA", b"19040404");
     el_explicit(&mut f, 0x20, 0x000d, "UI", &uid(WADO_STUDY));
@@ -160,12 +162,17 @@ fn dicomweb() -> io::Result<Vec<u8>> {
         "0020000D": {"vr": "UI", "Value": [WADO_STUDY]}
     }])
     .to_string();
-    let req = msg(&format!("GET /dicom-web/studies?{QIDO_QUERY} HTTP/1.1"), &[host, ("Accept", "application/dicom+json")], b"");
+    let req = msg(
+        &format!("GET /dicom-web/studies?{QIDO_QUERY} HTTP/1.1"),
+        &[host, ("Accept", "application/dicom+json")],
+        b"",
+    );
     let rsp = msg("HTTP/1.1 200 OK", &[DATE, ("Content-Type", "application/dicom+json")], qido.as_bytes());
     exchange(&mut p, 8042, &req, &rsp)?;
     let ctype = format!("multipart/related; type=\"application/dicom\"; boundary={BOUNDARY}");
     let path = format!("/dicom-web/studies/{WADO_STUDY}/series/{WADO_SERIES}/instances/{WADO_INSTANCE}");
-    let req = msg(&format!("GET {path} HTTP/1.1"), &[host, ("Accept", "multipart/related; type=\"application/dicom\"")], b"");
+    let req =
+        msg(&format!("GET {path} HTTP/1.1"), &[host, ("Accept", "multipart/related; type=\"application/dicom\"")], b"");
     let rsp = msg("HTTP/1.1 200 OK", &[DATE, ("Content-Type", &ctype)], &multipart(&part10("ZZTEST^ECHO")));
     exchange(&mut p, 8042, &req, &rsp)?;
     let req = msg(
