@@ -15,6 +15,7 @@ mod db;
 mod dicom;
 mod edi;
 mod flow;
+mod ldap;
 mod mail;
 mod web;
 
@@ -44,6 +45,7 @@ pub fn captures() -> io::Result<Vec<Capture>> {
     v.extend(web::captures()?);
     v.extend(edi::captures()?);
     v.extend(mail::captures()?);
+    v.extend(ldap::captures()?);
     v.extend(db::captures()?);
     Ok(v)
 }
@@ -96,7 +98,7 @@ pub fn sensitive() -> Vec<String> {
         db::DB_USER,
         PASSWORD,
         mail::EMAIL,
-        db::BIND_DN,
+        ldap::BIND_DN,
         db::SQL,
         edi::HL7_PID,
         edi::HL7_MLLP_PID,
