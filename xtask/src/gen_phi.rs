@@ -232,6 +232,9 @@ mod tests {
                 }
             }
         }
+        for c in &caps {
+            assert!(!sensitive().iter().any(|s| c.description.contains(s.as_str())), "{}: description", c.file);
+        }
         let neg: Vec<&Value> = m["captures"].as_array().unwrap().iter().filter(|c| c["expect"] == json!([])).collect();
         assert_eq!(neg.len(), 2);
     }

@@ -227,7 +227,7 @@ pub fn captures() -> io::Result<Vec<Capture>> {
         },
         Capture {
             file: "postgres-nossl.pcap",
-            description: "PostgreSQL SSLRequest answered 'N'; startup as zztest_user, cleartext password auth",
+            description: "PostgreSQL SSLRequest answered 'N'; startup with user and database, cleartext password auth",
             expect: vec![json!({"type": "plaintext", "plaintext.protocol": "postgresql",
                 "plaintext.credentials": ["postgresql-password"], "findings": ["plaintext.credentials"]})],
             bytes: postgres(false)?,

@@ -261,13 +261,13 @@ pub fn captures() -> io::Result<Vec<Capture>> {
         Capture {
             file: "dicom-store.pcap",
             description: "DICOM C-STORE on port 104: association for CT/MR Image Storage, CT data set with \
-                          patient ZZTEST^ALPHA split over two PDVs and several segments, release",
+                          a fake patient split over two PDVs and several segments, release",
             expect: vec![phi(&["CT Image Storage", "MR Image Storage"])],
             bytes: store()?,
         },
         Capture {
             file: "dicom-find-ipv6.pcap",
-            description: "DICOM C-FIND over IPv6 on port 11112: Study Root FIND for ZZTEST^BRAVO, one pending \
+            description: "DICOM C-FIND over IPv6 on port 11112: Study Root FIND by patient name, one pending \
                           match with patient ID and birth date, final success",
             expect: vec![phi(&["Study Root Query/Retrieve Information Model - FIND"])],
             bytes: find()?,

@@ -184,7 +184,8 @@ pub fn captures() -> io::Result<Vec<Capture>> {
             file: "hl7-mllp-altsep.pcap",
             description: "HL7 v2.3 ADT^A04 over MLLP on port 2575 with field separator '#' and component \
                           separator '$', answered by an MLLP ACK (MSA AA)",
-            expect: vec![json!({"type": "plaintext", "plaintext.protocol": "hl7", "plaintext.hl7.version": "2.3",
+            expect: vec![json!({"type": "plaintext", "plaintext.protocol": "hl7",
+                "plaintext.hl7.message_types": ["ADT^A04", "ACK^A04"], "plaintext.hl7.version": "2.3",
                 "plaintext.hl7.batch": false, "plaintext.hl7.mllp": true, "findings": ["plaintext.phi"]})],
             bytes: mllp,
         },
