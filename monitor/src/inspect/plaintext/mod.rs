@@ -5,6 +5,22 @@
 //! no names, identifiers, dates, paths, user names or message bodies, ever.
 use serde::Serialize;
 
+mod db;
+mod dicom;
+mod dicom_sop;
+mod fhir;
+mod ftp;
+mod hl7;
+mod http;
+mod imap;
+mod ldap;
+mod lines;
+mod pop3;
+mod smtp;
+#[cfg(test)]
+mod tests;
+mod x12;
+
 /// The application protocol a plaintext flow was recognised as: the most specific one (FHIR
 /// rather than the HTTP it rides on).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -66,7 +82,10 @@ impl Protocol {
 
     /// Does this protocol carry health data by its nature (`plaintext.phi`)?
     pub fn carries_phi(self) -> bool {
-        matches!(self, Protocol::Hl7 | Protocol::Dicom | Protocol::Fhir | Protocol::Dicomweb | Protocol::Cda | Protocol::X12)
+        matches!(
+            self,
+            Protocol::Hl7 | Protocol::Dicom | Protocol::Fhir | Protocol::Dicomweb | Protocol::Cda | Protocol::X12
+        )
     }
 }
 
@@ -222,8 +241,99 @@ pub struct PlainFacts {
 /// Inspect the heads of a plaintext flow: `client` and `server` are the first bytes each side
 /// sent (in stream order, possibly cut by the head budget), `server_port` only raises or lowers
 /// confidence. Never fails: bytes that match nothing give `PlainFacts::default()`.
+///
+/// Every detector runs; the most specific protocol wins (health protocols first, FHIR, DICOMweb
+/// and CDA over the HTTP they ride on, X12 over any carrier), while credentials and STARTTLS
+/// facts are kept from whichever detector saw them.
 pub fn inspect(client: &[u8], server: &[u8], server_port: u16) -> PlainFacts {
-    // TEMPORARY: filled in by the inspectors (work in progress in this session).
-    let _ = (client, server, server_port);
-    PlainFacts::default()
+    let mut f = PlainFacts::default();
+    if let Some((meta, conf)) = hl7::detect(client, server, server_port) {
+        f.hl7 = Some(meta);
+        pick(&mut f, Protocol::Hl7, Some(conf));
+    }
+    if let Some((meta, conf)) = dicom::detect(client, server, server_port) {
+        f.dicom = Some(meta);
+        pick(&mut f, Protocol::Dicom, Some(conf));
+    }
+    let http = http::detect(client, server);
+    if let Some(h) = &http {
+        f.http = Some(h.meta.clone());
+        for c in &h.credentials {
+            push_distinct(&mut f.credentials, *c);
+        }
+        if h.protocol != Protocol::Http {
+            pick(&mut f, h.protocol, h.confidence);
+        }
+    }
+    if let Some((meta, conf)) = x12::detect(client, server) {
+        f.x12 = Some(meta);
+        pick(&mut f, Protocol::X12, Some(conf));
+    }
+    if http.is_some() {
+        pick(&mut f, Protocol::Http, None);
+    }
+    let session = lines::detect(client, server, server_port)
+        .or_else(|| ldap::detect(client, server))
+        .or_else(|| db::detect(client, server));
+    if let Some(s) = session {
+        pick(&mut f, s.protocol, None);
+        f.starttls = Some(s.starttls);
+        for c in s.credentials {
+            push_distinct(&mut f.credentials, c);
+        }
+    }
+    f
+}
+
+/// Set the protocol unless a more specific one was already chosen.
+fn pick(f: &mut PlainFacts, protocol: Protocol, confidence: Option<Confidence>) {
+    if f.protocol.is_none() {
+        f.protocol = Some(protocol);
+        f.confidence = confidence;
+    }
+}
+
+/// What a session protocol (mail, FTP, LDAP, databases) showed: upgrade and credentials.
+#[derive(Debug)]
+struct Session {
+    protocol: Protocol,
+    starttls: StartTls,
+    credentials: Vec<Credential>,
+}
+
+/// Append `item` unless present or the list is full ([`MAX_LIST`]).
+fn push_distinct<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if list.len() < MAX_LIST && !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+/// First position of `needle` in `hay` (exact bytes).
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// First position of `needle` in `hay`, ASCII case-insensitive.
+fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > hay.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Does `s` start with `prefix`, ASCII case-insensitive?
+fn starts_ci(s: &[u8], prefix: &[u8]) -> bool {
+    s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// A validated string: `s` is 1..=`max` bytes, all accepted by `ok`.
+fn validated(s: &[u8], max: usize, ok: impl Fn(u8) -> bool) -> Option<String> {
+    if s.is_empty() || s.len() > max || !s.iter().all(|&b| ok(b)) {
+        return None;
+    }
+    // All bytes passed an ASCII predicate, so this is valid UTF-8.
+    std::str::from_utf8(s).ok().map(str::to_string)
 }
