@@ -34,9 +34,11 @@ pub fn run(args: TestArgs) -> Result<()> {
              network namespaces) and must run as root, as CI does"
         );
     }
+    let data = test_data(&target_dir(&workspace_root()))?;
     // The default members (monitor, monitor-common, xtask) include monitor/tests/ebpf_load.rs,
     // which loads the kernel object that monitor/build.rs builds with bpf-linker.
     let mut cmd = cargo(&["test", "--release"]);
+    cmd.env("TLSMON_TEST_DATA", &data);
     cmd.args(&args.cargo_args);
     let totals = run_tests(&mut cmd)?;
     let secs = start.elapsed().as_secs_f64();
@@ -51,6 +53,26 @@ pub fn run(args: TestArgs) -> Result<()> {
         bail!("cargo test ran no test binary");
     }
     Ok(())
+}
+
+/// Size of the benchmark-style mix the no-false-positive test replays.
+const TEST_MIX_MB: u64 = 30;
+
+/// Writes the generated test data into `target/test-data`: the synthetic PHI captures with
+/// their manifest (`gen-phi`) and a small benchmark mix (`gen`). Deterministic, so a rerun
+/// writes the same bytes; the mix is kept when its size and generator version match.
+fn test_data(target: &Path) -> Result<PathBuf> {
+    let dir = target.join("test-data");
+    crate::gen_phi::run(crate::gen_phi::GenPhiArgs { out_dir: dir.join("phi") })?;
+    let mix = dir.join("mix.pcap");
+    let stamp = dir.join("mix.version");
+    let want = format!("gen {} size {TEST_MIX_MB} seed 1\n", crate::gen::GEN_VERSION);
+    if !mix.exists() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        let s = crate::gen::generate(&mix, TEST_MIX_MB, 1, false)?;
+        std::fs::write(&stamp, want).with_context(|| format!("writing {}", stamp.display()))?;
+        println!("test data: {}: {}", mix.display(), s.line());
+    }
+    Ok(dir)
 }
 
 /// Sums of the harness' `test result:` lines.

@@ -256,8 +256,13 @@ pub fn captures() -> io::Result<Vec<Capture>> {
         ),
         Capture {
             file: "smtp-plain.pcap",
-            description: "Negative: SMTP without STARTTLS offer, EHLO then QUIT only",
-            expect: vec![],
+            description: "Negative: SMTP without STARTTLS offer, EHLO then QUIT only: an smtp event, no finding",
+            expect: vec![json!({
+                "type": "plaintext",
+                "plaintext.protocol": "smtp",
+                "plaintext.starttls.offered": false,
+                "findings": []
+            })],
             bytes: smtp_plain()?,
         },
     ])
