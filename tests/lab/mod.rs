@@ -14,6 +14,7 @@
 
 mod hello;
 mod live;
+pub mod plain;
 mod servers;
 
 pub use hello::{large_hello, LargeHello};

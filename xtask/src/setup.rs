@@ -11,8 +11,11 @@ use anyhow::{bail, Context as _, Result};
 
 /// Debian packages the tests and the demo use: `ip netns` and veth (iproute2), TLS servers and
 /// clients for the lab (openssl, curl; gnutls-bin for 3DES, which Debian's OpenSSL 3.0 is built
-/// without), `/usr/bin/time`, `ps` and `sysctl` (procps).
-const APT_PACKAGES: &[&str] = &["iproute2", "openssl", "curl", "gnutls-bin", "time", "procps", "ca-certificates"];
+/// without), `/usr/bin/time`, `ps` and `sysctl` (procps); the real clear-text health peers of
+/// the plaintext lab: DICOM storescu/storescp/echoscu/dump2dcm (dcmtk) and HL7 v2 over MLLP
+/// (python3-hl7, whose `hl7.client` module is what its `mllp_send` script runs).
+const APT_PACKAGES: &[&str] =
+    &["iproute2", "openssl", "curl", "gnutls-bin", "time", "procps", "ca-certificates", "dcmtk", "python3-hl7"];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// LLVM majors bpf-linker 0.13 has a cargo feature for.
