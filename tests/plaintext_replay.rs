@@ -70,7 +70,22 @@ fn generated_captures_give_the_expected_events() {
     }
     assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
     // Every protocol of the issue is covered by a capture.
-    for p in ["hl7", "dicom", "fhir", "dicomweb", "cda", "x12", "http", "smtp", "imap", "pop3", "ftp", "ldap", "postgresql", "mysql"] {
+    for p in [
+        "hl7",
+        "dicom",
+        "fhir",
+        "dicomweb",
+        "cda",
+        "x12",
+        "http",
+        "smtp",
+        "imap",
+        "pop3",
+        "ftp",
+        "ldap",
+        "postgresql",
+        "mysql",
+    ] {
         assert!(protocols.contains(p), "no generated capture expects {p}: {protocols:?}");
     }
 }
@@ -117,25 +132,28 @@ fn corpus_imap_login_in_clear() {
 /// upgraded session and the protocol it upgraded from; no plaintext event.
 #[test]
 fn corpus_starttls_sessions_give_their_tls_facts() {
-    let cases: [(&str, &str, &[(&str, &str)]); 7] = [
+    // (capture, protocol upgraded from, its sessions' (version, cipher or "" when unchecked)).
+    type Case = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+    let cases: [Case; 7] = [
         ("zeek__smtp-starttls.pcap", "smtp", &[("1.2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")]),
         ("zeek__pop3-starttls.pcap", "pop3", &[("1.2", "")]),
         ("zeek__imap-starttls.pcap", "imap", &[("1.2", "")]),
         ("zeek__ftp-auth-tls.pcap", "ftp", &[("1.3", "")]),
         ("suricata__ldap-starttls.pcap", "ldap", &[("1.2", "")]),
         ("ndpi__pop3_stls.pcap", "pop3", &[("1.0", "TLS_RSA_WITH_RC4_128_SHA")]),
-        (
-            "ndpi__smtp-starttls-vlan-ipv6.pcap",
-            "smtp",
-            &[("1.0", "TLS_RSA_WITH_RC4_128_SHA"), ("1.2", "")],
-        ),
+        ("ndpi__smtp-starttls-vlan-ipv6.pcap", "smtp", &[("1.0", "TLS_RSA_WITH_RC4_128_SHA"), ("1.2", "")]),
     ];
     let mut problems = Vec::new();
     for (file, proto, sessions) in cases {
         let events = replay_json(&[corpus().join("pcaps").join(file)], &[]);
         let tls: Vec<&Value> = events.iter().filter(|e| e["type"] == "tls").collect();
         if tls.len() != sessions.len() || tls.len() != events.len() {
-            problems.push(format!("{file}: {} events ({} tls), expected {} tls", events.len(), tls.len(), sessions.len()));
+            problems.push(format!(
+                "{file}: {} events ({} tls), expected {} tls",
+                events.len(),
+                tls.len(),
+                sessions.len()
+            ));
             continue;
         }
         for (version, cipher) in sessions.iter() {
@@ -158,10 +176,8 @@ fn corpus_starttls_sessions_give_their_tls_facts() {
 #[test]
 fn no_plaintext_findings_on_tls_corpus() {
     let plain = ["ndpi__hl7.pcap", "ndpi__imap-plaintext.pcap"];
-    let files: Vec<PathBuf> = corpus_files()
-        .into_iter()
-        .filter(|f| !plain.iter().any(|p| f.file_name().is_some_and(|n| n == *p)))
-        .collect();
+    let files: Vec<PathBuf> =
+        corpus_files().into_iter().filter(|f| !plain.iter().any(|p| f.file_name().is_some_and(|n| n == *p))).collect();
     assert!(files.len() >= 50, "{} files", files.len());
     let mut problems = Vec::new();
     for f in &files {

@@ -64,12 +64,16 @@ pub struct PlainFlow {
     pub facts: PlainFacts,
 }
 
-/// What one output is about.
+/// What one output is about. (Outputs are few and moved once: a box would buy nothing.)
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Observed {
     /// A TLS handshake; `upgrade` holds what the clear-text prefix showed when the session
     /// began in clear and upgraded (STARTTLS, SSLRequest…).
-    Tls { handshake: Handshake, upgrade: Option<PlainFacts> },
+    Tls {
+        handshake: Handshake,
+        upgrade: Option<PlainFacts>,
+    },
     Plaintext(PlainFlow),
 }
 

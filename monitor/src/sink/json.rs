@@ -5,12 +5,12 @@
 use serde::Serialize;
 
 use crate::handshake::Handshake;
-use crate::inspect::plaintext::{Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta};
-use crate::pipeline::{Observed, Output, PlainFlow};
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
+use crate::inspect::plaintext::{Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta};
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::hello::is_grease;
 use crate::inspect::tls::trust::Trust;
+use crate::pipeline::{Observed, Output, PlainFlow};
 use crate::policy::Finding;
 
 #[derive(Serialize)]
@@ -56,9 +56,10 @@ pub struct Plain<'a> {
     pub starttls: Option<StartTls>,
 }
 
-/// Either kind of event, serialized as itself.
+/// Either kind of event, serialized as itself (built and written at once: not worth a box).
 #[derive(Serialize)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant)]
 pub enum AnyEvent<'a> {
     Tls(Event<'a>),
     Plaintext(PlainEvent<'a>),

@@ -151,7 +151,13 @@ fn counts(m: &std::collections::BTreeMap<String, u64>) -> String {
 }
 
 fn facts(p: &Posture) -> String {
-    let mut parts = vec![plural(p.handshakes, "handshake")];
+    let mut parts = Vec::new();
+    if p.handshakes > 0 || p.plaintext_flows == 0 {
+        parts.push(plural(p.handshakes, "handshake"));
+    }
+    if p.plaintext_flows > 0 {
+        parts.push(format!("{} in clear: {}", plural(p.plaintext_flows, "flow"), counts(&p.plaintext)));
+    }
     for m in [&p.versions, &p.ciphers, &p.groups] {
         if !m.is_empty() {
             parts.push(counts(m));
