@@ -160,8 +160,7 @@ fn corpus_agrees_with_peer_tools() {
             Ok((o, _)) => o,
             Err((o, _)) => o,
         };
-        let events: Vec<Value> =
-            outputs.iter().map(|o| serde_json::to_value(json::any_event(o)).unwrap()).collect();
+        let events: Vec<Value> = outputs.iter().map(|o| serde_json::to_value(json::any_event(o)).unwrap()).collect();
         for b in entry["expected"].as_array().unwrap() {
             let peer = b["peer"].as_str().unwrap();
             let Some(fields) = b.get("fields").and_then(Value::as_object) else { continue };

@@ -135,7 +135,11 @@ mod tests {
         let f = PlainFacts {
             protocol: Some(Protocol::Hl7),
             confidence: Some(Confidence::High),
-            hl7: Some(Hl7Meta { message_types: vec!["ADT^A01".into()], version: Some("2.3".into()), ..Default::default() }),
+            hl7: Some(Hl7Meta {
+                message_types: vec!["ADT^A01".into()],
+                version: Some("2.3".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let got = ids(&f);
@@ -167,7 +171,10 @@ mod tests {
             ..Default::default()
         };
         let got = ids(&f);
-        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), ["plaintext.credentials", "plaintext.starttls-missing"]);
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            ["plaintext.credentials", "plaintext.starttls-missing"]
+        );
         assert_eq!(got[0].2, "credentials sent in clear: smtp-auth-plain");
         assert_eq!(got[1].2, "the smtp server offers STARTTLS; the session went on in clear");
         // Requested (upgraded) or never offered: no starttls finding; plain HTTP: nothing.
