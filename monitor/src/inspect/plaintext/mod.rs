@@ -5,6 +5,8 @@
 //! no names, identifiers, dates, paths, user names or message bodies, ever.
 use serde::Serialize;
 
+#[cfg(test)]
+mod corpus;
 mod db;
 mod dicom;
 mod dicom_sop;
