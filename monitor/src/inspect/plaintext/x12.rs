@@ -7,9 +7,23 @@ const ISA_LEN: usize = 106;
 /// Offsets of the element separator inside an ISA segment (fixed widths).
 const SEPS: [usize; 16] = [3, 6, 17, 20, 31, 34, 50, 53, 69, 76, 81, 83, 89, 99, 101, 103];
 
-/// X12 in either direction (first direction with a valid ISA wins).
+/// X12 in either direction: transaction sets of both (request then response, e.g. 270 and
+/// 271), the version of the first interchange, the better confidence.
 pub(super) fn detect(client: &[u8], server: &[u8]) -> Option<(X12Meta, Confidence)> {
-    [client, server].into_iter().find_map(scan)
+    let mut out: Option<(X12Meta, Confidence)> = None;
+    for (meta, conf) in [client, server].into_iter().filter_map(scan) {
+        match &mut out {
+            None => out = Some((meta, conf)),
+            Some((m, c)) => {
+                for t in meta.transaction_sets {
+                    push_distinct(&mut m.transaction_sets, t);
+                }
+                m.version = m.version.take().or(meta.version);
+                *c = (*c).max(conf);
+            }
+        }
+    }
+    out
 }
 
 fn scan(buf: &[u8]) -> Option<(X12Meta, Confidence)> {
@@ -110,6 +124,17 @@ ST*835*0002~\r\nSE*2*0002~\r\nGE*2*1~\r\nIEA*1*000000001~\r\n";
         let (m, c) = detect(b"", &body).unwrap();
         assert_eq!(c, Confidence::High);
         assert_eq!(m.transaction_sets, vec!["837", "835"]);
+    }
+
+    #[test]
+    fn both_directions_merge() {
+        let resp = String::from_utf8_lossy(CLAIM).replace("ST*837", "ST*271").replace("ST*835", "ST*999");
+        let (m, c) = detect(&CLAIM[..108], resp.as_bytes()).unwrap();
+        assert_eq!(c, Confidence::High);
+        assert_eq!(m.transaction_sets, vec!["271", "999"]);
+        assert_eq!(m.version.as_deref(), Some("00501"), "first interchange's version");
+        let (m, _) = detect(CLAIM, resp.as_bytes()).unwrap();
+        assert_eq!(m.transaction_sets, vec!["837", "835", "271", "999"]);
     }
 
     #[test]
