@@ -216,7 +216,7 @@ impl Drop for Live {
 }
 
 /// One readable line per event: lab server, family, version, cipher, SNI, finding ids with
-/// severities.
+/// severities; for a plaintext event its protocol, confidence and metadata.
 pub fn summary(ev: &Value) -> String {
     let s = |p: &str| ev.pointer(p).and_then(Value::as_str).unwrap_or("-").to_string();
     let port = ev.pointer("/destination/port").and_then(Value::as_u64).unwrap_or(0);
@@ -228,13 +228,31 @@ pub fn summary(ev: &Value) -> String {
         .and_then(Value::as_array)
         .map(|f| f.iter().map(|f| format!("{} ({})", s_of(f, "id"), s_of(f, "severity"))).collect())
         .unwrap_or_default();
+    let findings = if findings.is_empty() { "none".to_string() } else { findings.join(", ") };
+    if ev.get("type").and_then(Value::as_str) == Some("plaintext") {
+        // Protocol metadata only (what tlsmon reports is already PHI-free).
+        let meta = ev.pointer("/plaintext").map(|p| {
+            let mut p = p.clone();
+            if let Some(o) = p.as_object_mut() {
+                o.remove("protocol");
+                o.remove("confidence");
+            }
+            p.to_string()
+        });
+        return format!(
+            "{:<8} {dst:<22} IN CLEAR confidence={:<6} {} findings: {findings}",
+            s("/plaintext/protocol"),
+            s("/plaintext/confidence"),
+            meta.unwrap_or_default(),
+        );
+    }
     format!(
         "{server:<8} {dst:<22} {} {:<4} {:<40} sni={:<24} findings: {}",
         s("/tls/version_protocol").to_uppercase(),
         s("/tls/version"),
         s("/tls/cipher"),
         s("/tls/client/server_name"),
-        if findings.is_empty() { "none".to_string() } else { findings.join(", ") }
+        findings
     )
 }
 

@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: set up, build release, and show `tlsmon live` judging real handshakes in
 //! the network-namespace lab shared with the e2e tests (tests/lab): five servers of known
-//! posture, stock clients over IPv4 and IPv6 and a large post-quantum ClientHello, one readable
-//! line per judged handshake as it arrives.
+//! posture, stock clients over IPv4 and IPv6 and a large post-quantum ClientHello, then real
+//! HL7 (mllp_send), DICOM (storescu, echoscu) and FHIR (curl) peers in clear; one readable
+//! line per event as it arrives.
 //! Must never leave namespaces or processes behind: Ctrl-C (SIGINT/SIGTERM) stops tlsmon and
 //! tears the lab down too.
 use std::time::{Duration, Instant};
@@ -67,6 +68,13 @@ fn demo(tlsmon: &std::path::Path, mode: Mode, json: bool) -> Result<()> {
     for s in &SERVERS {
         println!("  {:<8} port {}  {}", s.name, s.port, s.what);
     }
+    lab.start_plain_servers()?;
+    println!(
+        "  in clear: HL7 MLLP receiver port {}, DICOM storescp port {}, FHIR over plain HTTP port {}",
+        lab::plain::HL7_PORT,
+        lab::plain::DICOM_PORT,
+        lab::plain::FHIR_PORT
+    );
     println!("\n=== tlsmon live --format json in {}", lab.mon_ns);
     let mut live = lab.start_live(tlsmon, mode, &[])?;
     println!("{}", live.attached);
@@ -81,7 +89,7 @@ fn demo(tlsmon: &std::path::Path, mode: Mode, json: bool) -> Result<()> {
             print_event(ev, json);
             shown += 1;
         }
-        println!("\ntlsmon exited ({}); {shown} handshakes judged", stopped.status);
+        println!("\ntlsmon exited ({}); {shown} events (handshakes and flows in clear)", stopped.status);
     }
     driven?;
     stopped?;
@@ -113,6 +121,18 @@ fn drive(lab: &Lab, live: &mut Live, json: bool, shown: &mut usize) -> Result<()
                 hello.len,
                 if split { ", written in 3 segments" } else { "" }
             );
+            expected += 1;
+            wait_events(live, expected, json, shown)?;
+        }
+    }
+    for family in Family::BOTH {
+        println!(
+            "\n=== {} health data in clear (real peers with fake patients; tlsmon reports metadata only)",
+            family.label()
+        );
+        for &peer in lab::plain::Peer::all(family) {
+            lab.run_plain_client(peer, family)?;
+            println!("-- port {} ← {}", peer.port(), peer.name());
             expected += 1;
             wait_events(live, expected, json, shown)?;
         }

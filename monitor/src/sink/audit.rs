@@ -181,6 +181,10 @@ pub struct AuditLog {
     last_sync: Instant,
 }
 
+/// How often, and how long apart, opening retries a locked log before giving up (0.5 s).
+const LOCK_TRIES: u32 = 20;
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(25);
+
 impl AuditLog {
     /// Open `path` for appending, creating it if needed. An existing log continues: its last
     /// line must be complete and carry a valid hash, whose `seq` and `hash` the next line
@@ -188,10 +192,19 @@ impl AuditLog {
     pub fn open(path: &Path, policy: SyncPolicy) -> Result<Self, AuditError> {
         let io = |op| move |source| AuditError::Io { path: path.to_owned(), op, source };
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io("cannot open"))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(AuditError::Locked { path: path.to_owned() }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock")(e)),
+        // A lock held for a moment is waited out: a child process forked (between fork and
+        // exec) while the previous writer had the file open holds its lock briefly.
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if tries < LOCK_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(LOCK_RETRY);
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(AuditError::Locked { path: path.to_owned() }),
+                Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock")(e)),
+            }
         }
         let (seq, prev) = match read_tail(&mut file).map_err(io("cannot read the last line"))? {
             None => (0, GENESIS),
