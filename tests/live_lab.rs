@@ -130,18 +130,7 @@ fn run_mode(mode: Mode) -> Result<()> {
     let mut problems = check_events(&lab, &runs, &large, &events);
     // Nothing lost on the way: no ring-buffer overflow, failed copy or full flow map, and every
     // record decoded.
-    for (name, want_zero) in
-        [("packets", false), ("records", false), ("ringbuf_full", true), ("load_failed", true), ("flow_map_full", true)]
-    {
-        match stopped.counter(name) {
-            Some(v) if (v == 0) == want_zero => {}
-            v => problems
-                .push(format!("kernel counter {name} = {v:?}, expected {}", if want_zero { "0" } else { "> 0" })),
-        }
-    }
-    if stopped.bad_records() != Some(0) {
-        problems.push(format!("reader bad records = {:?}, expected 0", stopped.bad_records()));
-    }
+    problems.extend(stopped.loss_problems());
     if !problems.is_empty() {
         let shown: Vec<String> = events.iter().map(summary).collect();
         let dump = lab.dir.with_extension("events.jsonl");

@@ -94,18 +94,7 @@ fn live_plaintext_health_peers() -> Result<()> {
     }
     // Nothing lost on the way: no ring-buffer overflow, failed copy or full flow map, and every
     // record decoded.
-    for (name, want_zero) in
-        [("packets", false), ("records", false), ("ringbuf_full", true), ("load_failed", true), ("flow_map_full", true)]
-    {
-        match stopped.counter(name) {
-            Some(v) if (v == 0) == want_zero => {}
-            v => problems
-                .push(format!("kernel counter {name} = {v:?}, expected {}", if want_zero { "0" } else { "> 0" })),
-        }
-    }
-    if stopped.bad_records() != Some(0) {
-        problems.push(format!("reader bad records = {:?}, expected 0", stopped.bad_records()));
-    }
+    problems.extend(stopped.loss_problems());
     // The PHI-leak requirement: no value of the fake patients in anything tlsmon printed. The
     // check itself must be able to fail: it finds every value in what the clients sent.
     let sent = lab::plain::SENT.concat();

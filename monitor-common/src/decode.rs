@@ -216,7 +216,11 @@ mod tests {
         let c = crate::KernelConfig::default();
         assert_eq!(c.n_ports as usize, crate::STARTTLS_PORTS.len() + crate::PLAINTEXT_PORTS.len());
         assert!(c.ports[..c.n_ports as usize].contains(&5432));
-        assert_eq!(&c.signatures[0][..c.signature_lens[0] as usize], b"\x0bMSH");
+        assert_eq!(c.n_signatures as usize, crate::DEFAULT_SIGNATURES.len());
+        for (i, sig) in crate::DEFAULT_SIGNATURES.iter().enumerate() {
+            assert_eq!(&c.signatures[i][..c.signature_lens[i] as usize], *sig);
+        }
+        assert_eq!(&c.signatures[0][..c.signature_lens[0] as usize], b"\x0b", "the MLLP start block");
         assert!(crate::DEFAULT_SIGNATURES.iter().all(|s| s.len() <= crate::SIGNATURE_LEN));
     }
 }

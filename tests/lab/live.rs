@@ -192,6 +192,25 @@ impl Live {
 }
 
 impl Stopped {
+    /// Losses on the way, as problems: ring-buffer overflow, failed copies, a full flow map,
+    /// nothing seen or recorded, or a record the reader could not decode.
+    pub fn loss_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, want_zero) in
+            [("packets", false), ("records", false), ("ringbuf_full", true), ("load_failed", true), ("flow_map_full", true)]
+        {
+            match self.counter(name) {
+                Some(v) if (v == 0) == want_zero => {}
+                v => problems
+                    .push(format!("kernel counter {name} = {v:?}, expected {}", if want_zero { "0" } else { "> 0" })),
+            }
+        }
+        if self.bad_records() != Some(0) {
+            problems.push(format!("reader bad records = {:?}, expected 0", self.bad_records()));
+        }
+        problems
+    }
+
     /// A kernel counter from the `--stats` report on stderr ("  ringbuf_full   0").
     pub fn counter(&self, name: &str) -> Option<u64> {
         self.stderr.iter().find_map(|l| {

@@ -278,30 +278,7 @@ impl Lab {
             targets.push(SocketAddr::new(self.server_addr(family), FHIR_PORT));
         }
         targets.push(SocketAddr::new(self.server_addr(Family::V4), DICOM_PORT));
-        self.wait_plain_ready(&targets)
-    }
-
-    /// Polls each target from the client namespace (before tlsmon starts: the probes are not
-    /// part of what it judges).
-    fn wait_plain_ready(&mut self, targets: &[SocketAddr]) -> Result<()> {
-        let deadline = Instant::now() + READY_LIMIT;
-        for &target in targets {
-            loop {
-                check_stop()?;
-                self.check_children()?;
-                let ok = self.in_netns(&self.client_ns, || {
-                    Ok(TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok())
-                })?;
-                if ok {
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    bail!("lab server {target} not accepting connections after {READY_LIMIT:?}");
-                }
-                thread::sleep(Duration::from_millis(25));
-            }
-        }
-        Ok(())
+        self.wait_accepting(&targets)
     }
 
     /// Runs one clear-text peer over `family` and checks it really did its job (ACK received,

@@ -153,17 +153,23 @@ impl Lab {
         self.wait_ready()
     }
 
-    /// Polls every server port from the client namespace (bounded in time), so routing and
-    /// neighbour discovery are known to work too. Runs before tlsmon starts: the probes are
-    /// not part of what it judges.
+    /// Polls every TLS server port from the client namespace (bounded in time), so routing
+    /// and neighbour discovery are known to work too. Runs before tlsmon starts: the probes
+    /// are not part of what it judges.
     fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + READY_LIMIT;
         let targets: Vec<SocketAddr> = Family::BOTH
             .iter()
             .flat_map(|&f| SERVERS.iter().map(move |s| (f, s.port)))
             .map(|(f, port)| SocketAddr::new(self.server_addr(f), port))
             .collect();
-        for target in targets {
+        self.wait_accepting(&targets)
+    }
+
+    /// Waits (at most [`READY_LIMIT`] in all) until each target accepts TCP connections from
+    /// the client namespace; fails if a lab child died meanwhile.
+    pub fn wait_accepting(&mut self, targets: &[SocketAddr]) -> Result<()> {
+        let deadline = Instant::now() + READY_LIMIT;
+        for &target in targets {
             loop {
                 check_stop()?;
                 self.check_children()?;
