@@ -196,9 +196,13 @@ impl Stopped {
     /// nothing seen or recorded, or a record the reader could not decode.
     pub fn loss_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        for (name, want_zero) in
-            [("packets", false), ("records", false), ("ringbuf_full", true), ("load_failed", true), ("flow_map_full", true)]
-        {
+        for (name, want_zero) in [
+            ("packets", false),
+            ("records", false),
+            ("ringbuf_full", true),
+            ("load_failed", true),
+            ("flow_map_full", true),
+        ] {
             match self.counter(name) {
                 Some(v) if (v == 0) == want_zero => {}
                 v => problems
