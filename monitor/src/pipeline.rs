@@ -52,6 +52,9 @@ impl Default for PipelineConfig {
 
 /// Default plaintext bytes kept per direction of a candidate flow.
 pub const PLAIN_KEEP: usize = 8 << 10;
+/// A clear candidate flow (not TLS, not waiting for an upgrade) is judged at its first packet
+/// this long after its first: what it carries is known by then.
+pub const PLAIN_SETTLE_NS: u64 = 10_000_000_000;
 /// Default plaintext bytes kept across all open flows (64 MiB).
 pub const MAX_PLAIN_BYTES: usize = 64 << 20;
 
@@ -329,7 +332,13 @@ impl Pipeline {
         let candidate = a.candidate();
         let both_done = a.dirs.iter().all(|d| d.finished(candidate));
         let not_tls = !candidate && a.dirs.iter().any(|d| d.tls.state == State::NotTls);
-        if both_done || not_tls || p.rst {
+        // A clear session that stays open (a persistent MLLP link) is judged once it has run
+        // for a while, not only when it closes, fills its heads or goes idle.
+        let settled = candidate
+            && a.dirs.iter().any(|d| d.tls.state == State::NotTls)
+            && a.dirs.iter().all(|d| matches!(d.tls.state, State::NotTls | State::Start))
+            && ts_ns.saturating_sub(entry.first_ns) >= PLAIN_SETTLE_NS;
+        if both_done || not_tls || settled || p.rst {
             let first_ns = entry.first_ns;
             let state = std::mem::replace(&mut entry.state, FlowState::Done);
             if p.rst || a_closed(&state) {
@@ -463,6 +472,35 @@ mod tests {
             payload,
             truncated: false,
         }
+    }
+
+    #[test]
+    fn persistent_clear_flow_is_judged_after_it_settles() {
+        // An HL7 link that stays open: one message and its ACK, then another message 12 s later.
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let msg = b"\x0bMSH|^~\\&|A|B|C|D|20250602||ADT^A01|1|P|2.5\r\x1c\r";
+        let ack = b"\x0bMSH|^~\\&|C|D|A|B|20250602||ACK^A01|2|P|2.5\rMSA|AA|1\r\x1c\r";
+        let hl7 = |payload: &'static [u8], from_client: bool, seq: u32| {
+            let mut k = pkt(payload, false, seq);
+            k.dst_port = 2575;
+            if !from_client {
+                std::mem::swap(&mut k.src, &mut k.dst);
+                std::mem::swap(&mut k.src_port, &mut k.dst_port);
+            }
+            k
+        };
+        p.packet(100 * S, &hl7(msg, true, 1000));
+        p.packet(100 * S + 1, &hl7(ack, false, 5000));
+        p.packet(105 * S, &hl7(msg, true, 1000 + msg.len() as u32));
+        assert_eq!(p.drain_outputs().count(), 0, "5 s in: still collecting");
+        p.packet(112 * S, &hl7(msg, true, 1000 + 2 * msg.len() as u32));
+        let out: Vec<Output> = p.drain_outputs().collect();
+        assert_eq!(out.len(), 1, "judged 12 s in, without FIN or idle time");
+        let flow = out[0].plaintext().expect("a plaintext flow");
+        assert_eq!(flow.facts.protocol, Some(plaintext::Protocol::Hl7));
+        assert_eq!(flow.server.port, 2575);
+        assert_eq!(out[0].findings[0].id, "plaintext.phi");
+        assert_eq!(p.stats.plaintext_flows, 1);
     }
 
     #[test]
