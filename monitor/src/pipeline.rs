@@ -2,7 +2,7 @@
 //! → TLS and plaintext inspection → policy → outputs (handshakes, plaintext flows).
 //! Synchronous, no I/O, time from packets only; must never keep more than the flow-head budget
 //! per direction, more plaintext bytes than configured, nor more flows than configured.
-use monitor_common::{flow_kind, KernelConfig, HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER};
+use monitor_common::{flow_kind, KernelConfig, HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER, STARTTLS_PORTS};
 
 use crate::decode::{self, Packet, Skip, Transport};
 use crate::flow::reassembly::{Head, HeadStats};
@@ -131,7 +131,8 @@ pub struct PipelineStats {
     /// Plaintext flows reported (a protocol recognised that carries PHI, credentials or a
     /// STARTTLS finding, or any recognised protocol but bare HTTP).
     pub plaintext_flows: u64,
-    /// Plaintext bytes not kept because a direction or all flows reached their cap.
+    /// Plaintext bytes a direction wanted but did not keep: all flows together were at
+    /// `max_plain_bytes`.
     pub plain_bytes_dropped: u64,
     pub head: HeadStats,
     pub flows: TableStats,
@@ -183,7 +184,7 @@ enum FlowState {
 impl FlowState {
     /// A new flow; its TLS streams get the CA bundle and, on upgrade ports, follow STARTTLS.
     fn new(cfg: &PipelineConfig, key: &FlowKey) -> Self {
-        let upgradable = UPGRADE_PORTS.contains(&key.lo.port) || UPGRADE_PORTS.contains(&key.hi.port);
+        let upgradable = STARTTLS_PORTS.contains(&key.lo.port) || STARTTLS_PORTS.contains(&key.hi.port);
         let dir = || {
             let mut d = Dir::new();
             d.tls.upgradable = upgradable;
@@ -203,11 +204,6 @@ pub struct Pipeline {
     plain_bytes: usize,
     pub stats: PipelineStats,
 }
-
-/// Ports whose protocols upgrade to TLS in band: FTP (AUTH TLS), SMTP, POP3, IMAP, LDAP,
-/// submission, MySQL, RDP, PostgreSQL. On these a flow starting in clear is followed until TLS
-/// begins or the head budget is used up.
-const UPGRADE_PORTS: [u16; 9] = [21, 25, 110, 143, 389, 587, 3306, 3389, 5432];
 
 /// Does this first payload look like a client's first flight (TLS or SSLv2 ClientHello)?
 fn looks_like_client_hello(p: &[u8]) -> bool {
@@ -308,10 +304,13 @@ impl Pipeline {
                     *plain_full = true;
                     return;
                 }
-                let take = bytes.len().min(keep - plain.len()).min(room - kept);
+                // The per-direction keep is the designed head; what the all-flows cap refuses
+                // within it is a loss, and counted.
+                let wanted = bytes.len().min(keep - plain.len());
+                let take = wanted.min(room - kept);
                 plain.extend_from_slice(&bytes[..take]);
                 kept += take;
-                dropped += (bytes.len() - take) as u64;
+                dropped += (wanted - take) as u64;
                 *plain_full = plain.len() >= keep;
             });
             self.plain_bytes += kept;
@@ -372,7 +371,7 @@ impl Pipeline {
             if let Some(h) = &d.head {
                 add_head_stats(&mut self.stats.head, &h.stats);
             }
-            self.plain_bytes -= d.plain.len().min(self.plain_bytes);
+            self.plain_bytes -= d.plain.len();
         }
         let endpoints = [key.lo, key.hi];
         let dirs = [&a.dirs[0].tls.facts, &a.dirs[1].tls.facts];
@@ -501,6 +500,25 @@ mod tests {
         assert_eq!(flow.server.port, 2575);
         assert_eq!(out[0].findings[0].id, "plaintext.phi");
         assert_eq!(p.stats.plaintext_flows, 1);
+    }
+
+    #[test]
+    fn all_flows_plaintext_cap_drops_and_counts_then_frees() {
+        let mut p = Pipeline::new(PipelineConfig { max_plain_bytes: 10, ..Default::default() });
+        let req: &'static [u8] = b"GET /index.html HTTP/1.1\r\n"; // 26 bytes, a candidate (signature)
+        let get = |src_port: u16| {
+            let mut k = pkt(req, false, 1000);
+            (k.src_port, k.dst_port) = (src_port, 9000);
+            k
+        };
+        p.packet(S, &get(40_001));
+        assert_eq!(p.plain_bytes, 10, "kept up to the cap");
+        assert_eq!(p.stats.plain_bytes_dropped, 16, "the rest is counted");
+        p.packet(2 * S, &get(40_002));
+        assert_eq!(p.stats.plain_bytes_dropped, 42, "a second flow gets nothing while the cap is full");
+        p.finish();
+        assert_eq!(p.plain_bytes, 0, "judged flows give their bytes back");
+        assert_eq!(p.stats.plain_candidates, 2);
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl Summary {
         if stats.plain_candidates > 0 {
             let _ = writeln!(
                 s,
-                "plaintext candidates: {} flows inspected, {} reported, {} bytes past the keep limits dropped",
+                "plaintext candidates: {} flows inspected, {} reported, {} bytes dropped at the all-flows cap",
                 stats.plain_candidates, stats.plaintext_flows, stats.plain_bytes_dropped
             );
         }
