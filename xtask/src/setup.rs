@@ -13,9 +13,21 @@ use anyhow::{bail, Context as _, Result};
 /// clients for the lab (openssl, curl; gnutls-bin for 3DES, which Debian's OpenSSL 3.0 is built
 /// without), `/usr/bin/time`, `ps` and `sysctl` (procps); the real clear-text health peers of
 /// the plaintext lab: DICOM storescu/storescp/echoscu/dump2dcm (dcmtk) and HL7 v2 over MLLP
-/// (python3-hl7, whose `hl7.client` module is what its `mllp_send` script runs).
-const APT_PACKAGES: &[&str] =
-    &["iproute2", "openssl", "curl", "gnutls-bin", "time", "procps", "ca-certificates", "dcmtk", "python3-hl7"];
+/// (python3-hl7, whose `hl7.client` module is what its `mllp_send` script runs); the metrics
+/// tests: Debian's Prometheus server with promtool, and Alertmanager.
+const APT_PACKAGES: &[&str] = &[
+    "iproute2",
+    "openssl",
+    "curl",
+    "gnutls-bin",
+    "time",
+    "procps",
+    "ca-certificates",
+    "dcmtk",
+    "python3-hl7",
+    "prometheus",
+    "prometheus-alertmanager",
+];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// LLVM majors bpf-linker 0.13 has a cargo feature for.

@@ -1,0 +1,1 @@
+//! Placeholder until this test lands (issue 6).
