@@ -12,4 +12,5 @@ pub mod inspect;
 pub mod pipeline;
 pub mod policy;
 pub mod replay;
+pub mod serve;
 pub mod sink;

@@ -1,7 +1,9 @@
 //! Sinks: JSON-lines events, the hash-chained audit log, the replay summary and the posture
 //! inventory with its report.
+pub mod alertmanager;
 pub mod audit;
 pub mod inventory;
 pub mod json;
+pub mod metrics;
 pub mod report;
 pub mod summary;

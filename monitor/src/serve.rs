@@ -1,0 +1,1 @@
+//! HTTP endpoint (`--listen`): /metrics, /inventory, /healthz. Placeholder until it lands (issue 6).

@@ -1,0 +1,1 @@
+//! Sink, Alertmanager (`--alertmanager URL`). Placeholder until it lands (issue 6).

@@ -1,0 +1,1 @@
+//! Sink, Prometheus metrics. Placeholder until it lands (issue 6).
