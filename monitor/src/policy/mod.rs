@@ -187,3 +187,32 @@ mod tests {
         }
     }
 }
+
+/// The class of the negotiated suite whatever the profile, as the metrics label it: `insecure`
+/// (no encryption, broken or export cipher, anonymous), `legacy` (3DES, IDEA, SEED), `aead`,
+/// `cbc`, `other` (an unknown id, or SSLv2), `none` (no ServerHello).
+pub fn cipher_class(hs: &Handshake) -> &'static str {
+    let Some(sh) = &hs.server_hello else { return "none" };
+    if sh.sslv2_kind.is_some() {
+        return "insecure";
+    }
+    match rules::suite(hs) {
+        None => "other",
+        Some(c) if rules::suite_insecure(c).is_some() => "insecure",
+        Some(c) if rules::suite_legacy(c) => "legacy",
+        Some(c) if rules::suite_aead(c) => "aead",
+        Some(c) if c.enc_mode == tls_parser::TlsCipherEncMode::Cbc => "cbc",
+        Some(_) => "other",
+    }
+}
+
+/// Forward secrecy of the handshake, as the metrics label it: `no` when the key exchange is
+/// static (or TLS 1.3 psk_ke: the same rule as `tls.kx.no-pfs`), `yes` when the suite is known
+/// and ephemeral, `unknown` otherwise.
+pub fn forward_secrecy(hs: &Handshake) -> &'static str {
+    match (rules::no_forward_secrecy(hs), rules::suite(hs)) {
+        (Some(_), _) => "no",
+        (None, Some(_)) => "yes",
+        (None, None) => "unknown",
+    }
+}

@@ -73,7 +73,8 @@ fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     }
 }
 
-fn suite(hs: &Handshake) -> Option<&'static TlsCipherSuite> {
+/// The negotiated suite (not SSLv2), when tls-parser knows its id.
+pub(crate) fn suite(hs: &Handshake) -> Option<&'static TlsCipherSuite> {
     hs.server_hello.as_ref().filter(|sh| sh.sslv2_kind.is_none()).and_then(|sh| TlsCipherSuite::from_id(sh.cipher))
 }
 
@@ -89,18 +90,11 @@ fn cipher(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
 /// The cipher rule's verdict on a negotiated suite under `profile` (`None`: allowed).
 pub(super) fn judge_suite(profile: Profile, c: &TlsCipherSuite) -> Option<Verdict> {
     let name = c.name;
-    let insecure = match c.enc {
-        TlsCipherEnc::Null => Some("no encryption"),
-        TlsCipherEnc::Des | TlsCipherEnc::Rc4 | TlsCipherEnc::Rc2 => Some("broken cipher"),
-        _ if c.enc_size < 112 => Some("export-grade key size"),
-        _ if c.au == TlsCipherAu::Null && c.kx != TlsCipherKx::Tls13 => Some("anonymous key exchange"),
-        _ => None,
-    };
-    if let Some(why) = insecure {
+    if let Some(why) = suite_insecure(c) {
         let ev = format!("{name} negotiated ({why})");
         return Some(("tls.cipher.insecure", Severity::Critical, rule!(profile, "aead-suites"), ev));
     }
-    let legacy = matches!(c.enc, TlsCipherEnc::TripleDes | TlsCipherEnc::Idea | TlsCipherEnc::Seed);
+    let legacy = suite_legacy(c);
     if let Some(list) = table(profile).suites {
         if list.contains(&c.id) {
             return None;
@@ -113,13 +107,33 @@ pub(super) fn judge_suite(profile: Profile, c: &TlsCipherSuite) -> Option<Verdic
         let ev = format!("{name} negotiated (64-bit block or legacy cipher)");
         return Some(("tls.cipher.weak", Severity::High, rule!(profile, "aead-suites"), ev));
     }
-    // tls-parser gives ChaCha20-Poly1305 no mode (Null) but an AEAD MAC: that is AEAD.
-    let not_aead = c.mac != TlsCipherMac::Aead && matches!(c.enc_mode, TlsCipherEncMode::Cbc | TlsCipherEncMode::Null);
-    if not_aead {
+    if !suite_aead(c) {
         let ev = format!("{name} negotiated (not AEAD: {:?} with {:?})", c.enc_mode, c.mac);
         return Some(("tls.cipher.weak", Severity::Medium, rule!(profile, "aead-suites"), ev));
     }
     None
+}
+
+/// Why a suite is broken whatever the profile (no encryption, broken cipher, export-grade key,
+/// anonymous key exchange), if it is.
+pub(crate) fn suite_insecure(c: &TlsCipherSuite) -> Option<&'static str> {
+    match c.enc {
+        TlsCipherEnc::Null => Some("no encryption"),
+        TlsCipherEnc::Des | TlsCipherEnc::Rc4 | TlsCipherEnc::Rc2 => Some("broken cipher"),
+        _ if c.enc_size < 112 => Some("export-grade key size"),
+        _ if c.au == TlsCipherAu::Null && c.kx != TlsCipherKx::Tls13 => Some("anonymous key exchange"),
+        _ => None,
+    }
+}
+
+/// A 64-bit block or otherwise legacy cipher (3DES, IDEA, SEED).
+pub(crate) fn suite_legacy(c: &TlsCipherSuite) -> bool {
+    matches!(c.enc, TlsCipherEnc::TripleDes | TlsCipherEnc::Idea | TlsCipherEnc::Seed)
+}
+
+/// An AEAD suite. tls-parser gives ChaCha20-Poly1305 no mode (Null) but an AEAD MAC: that is AEAD.
+pub(crate) fn suite_aead(c: &TlsCipherSuite) -> bool {
+    c.mac == TlsCipherMac::Aead || !matches!(c.enc_mode, TlsCipherEncMode::Cbc | TlsCipherEncMode::Null)
 }
 
 /// Static (non-ephemeral) key exchange of a suite, as evidence.
@@ -132,12 +146,18 @@ pub(super) fn suite_no_pfs(c: &TlsCipherSuite) -> Option<String> {
     }
 }
 
-fn key_exchange(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
+/// Why the handshake has no forward secrecy (static key exchange, TLS 1.3 psk_ke), if it has
+/// none; `None` also when the suite is unknown.
+pub(crate) fn no_forward_secrecy(hs: &Handshake) -> Option<String> {
     let resumed_psk_ke = hs.server_hello.as_ref().is_some_and(|sh| sh.key_share_group.is_none());
-    let no_pfs = suite(hs).and_then(|c| match c.kx {
+    suite(hs).and_then(|c| match c.kx {
         TlsCipherKx::Tls13 if resumed_psk_ke => Some("TLS 1.3 resumption without (EC)DHE (psk_ke)".into()),
         _ => suite_no_pfs(c),
-    });
+    })
+}
+
+fn key_exchange(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
+    let no_pfs = no_forward_secrecy(hs);
     if let Some(ev) = no_pfs {
         push(out, "tls.kx.no-pfs", Severity::High, E2, rule!(p.profile, "forward-secrecy"), ev);
     }

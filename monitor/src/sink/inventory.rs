@@ -74,6 +74,12 @@ pub struct CertFacts {
     pub key_size: u32,
     pub signature_algorithm: String,
     pub self_signed: bool,
+    /// `not_after` in Unix seconds, and the time of the handshake that showed the certificate
+    /// (packet time): what the expiry metrics count from.
+    #[serde(skip)]
+    pub not_after_unix: i64,
+    #[serde(skip)]
+    pub seen_unix: i64,
 }
 
 /// One finding id on one server.
@@ -276,6 +282,8 @@ impl Inventory {
                     key_size: c.key_bits,
                     signature_algorithm: c.signature_algorithm.clone(),
                     self_signed: c.self_signed,
+                    not_after_unix: c.not_after,
+                    seen_unix: (hs.ts_ns / 1_000_000_000) as i64,
                 });
             }
         }

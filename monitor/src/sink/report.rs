@@ -390,6 +390,8 @@ mod tests {
             key_size: 2048,
             signature_algorithm: "sha256WithRSAEncryption".into(),
             self_signed: false,
+            not_after_unix: 1_893_456_000,
+            seen_unix: 1_748_822_400,
         });
         let key = |ip: &str, sni: &str| ServerKey { ip: ip.parse().unwrap(), port: 443, sni: sni.into() };
         inv.servers.insert(key("10.0.0.5", "ehr.example"), bad);
