@@ -8,10 +8,16 @@ use monitor::cli::{AuditArgs, AuditCommand, Cli, Command, Format, LiveArgs, Pipe
 use monitor::inspect::tls::trust::TrustStore;
 use monitor::pipeline::{Output, Pipeline, PipelineConfig};
 use monitor::policy::Severity;
+use monitor::serve::ListenArgs;
+use monitor::sink::alertmanager::AlertArgs;
+use monitor::sink::alertmanager::{AlertStats, Alerter};
 use monitor::sink::audit::{self, AuditLog, SyncPolicy};
 use monitor::sink::inventory::Inventory;
+use monitor::sink::metrics::Mode;
+use monitor::sink::published::Published;
 use monitor::sink::{json, report, summary::Summary};
 use monitor_common::KernelConfig;
+use std::sync::Arc;
 
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
@@ -39,9 +45,9 @@ fn open_audit(a: &AuditArgs) -> Result<Option<AuditLog>> {
 }
 
 /// Where judged handshakes go, for replay and live alike: JSON lines, the text summary, or
-/// nowhere; every event to the audit log when there is one; every handshake into the posture
-/// inventory when one is kept (replay --report; always in live, for /inventory). Remembers the
-/// worst severity (for --fail-on) and the first write error of each.
+/// nowhere; every event to the audit log when there is one, and to Alertmanager when asked;
+/// every one into the metrics and the posture inventory (for --report, /metrics, /inventory).
+/// Remembers the worst severity (for --fail-on) and the first write error of each.
 struct Emitter<W: Write> {
     format: Format,
     out: W,
@@ -52,20 +58,24 @@ struct Emitter<W: Write> {
     write_err: Option<std::io::Error>,
     audit: Option<AuditLog>,
     audit_err: Option<audit::AuditError>,
-    inventory: Option<Inventory>,
+    published: Arc<Published>,
+    alerter: Option<Alerter>,
 }
 
 impl<W: Write> Emitter<W> {
-    fn new(format: Format, out: W, flush_each: bool, audit: Option<AuditLog>, inventory: Option<Inventory>) -> Self {
+    fn new(format: Format, out: W, flush_each: bool, audit: Option<AuditLog>, published: Arc<Published>) -> Self {
         let summary = Summary::default();
-        Emitter { format, out, flush_each, summary, worst: None, write_err: None, audit, audit_err: None, inventory }
+        let (worst, write_err, audit_err, alerter) = (None, None, None, None);
+        Emitter { format, out, flush_each, summary, worst, write_err, audit, audit_err, published, alerter }
     }
 
     fn emit(&mut self, o: Output) {
         // Accepted risks do not fail a run (--fail-on); expired exceptions do not accept.
         self.worst = self.worst.max(o.findings.iter().filter(|f| !f.is_accepted()).map(|f| f.severity).max());
-        if let Some(inv) = &mut self.inventory {
-            inv.add(&o);
+        self.published.metrics.observe(&o);
+        self.published.inventory().add(&o);
+        if let Some(a) = &mut self.alerter {
+            a.observe(&o);
         }
         if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
             self.audit_err = log.append(&json::any_event(&o)).err();
@@ -96,8 +106,12 @@ impl<W: Write> Emitter<W> {
         }
     }
 
-    /// Fsync the audit log if its interval has passed (call about once a second).
+    /// Fsync the audit log if its interval has passed, and let the Alertmanager sink resend or
+    /// resolve (call about once a second).
     fn sync_audit(&mut self) {
+        if let Some(a) = &mut self.alerter {
+            a.tick();
+        }
         if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
             self.audit_err = log.sync_if_due().err();
         }
@@ -111,6 +125,9 @@ impl<W: Write> Emitter<W> {
         }
         if let Some(log) = self.audit.take() {
             log.close().context("closing the audit log")?;
+        }
+        if let Some(a) = self.alerter.take() {
+            a.finish(ALERT_FINISH);
         }
         let mut r = match tail {
             Some(t) => self.out.write_all(t.as_bytes()),
@@ -142,6 +159,43 @@ fn pipeline_config(a: &PipelineArgs) -> Result<PipelineConfig> {
 }
 
 const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+/// How long the Alertmanager sink may take at exit to post what is queued.
+const ALERT_FINISH: Duration = Duration::from_secs(5);
+
+/// Start the HTTP endpoint when `--listen` asks for it, and say where it listens.
+fn serve(args: &ListenArgs, published: &Arc<Published>) -> Result<Option<monitor::serve::Server>> {
+    let provider: Arc<dyn monitor::serve::Provider> = published.clone();
+    let Some(server) = monitor::serve::spawn(args, provider)? else { return Ok(None) };
+    published.http.set(server.stats.clone()).ok();
+    let scheme = if args.listen_tls_cert.is_some() { "https" } else { "http" };
+    eprintln!("tlsmon: serving metrics on {scheme}://{}/metrics (also /inventory, /healthz)", server.addr);
+    Ok(Some(server))
+}
+
+/// Start the Alertmanager sink when `--alertmanager` asks for it.
+fn alerter(args: &AlertArgs, published: &Arc<Published>) -> Result<Option<Alerter>> {
+    let stats = Arc::new(AlertStats::default());
+    let a = Alerter::start(args, stats.clone())?;
+    if a.is_some() {
+        published.alerts.set(stats).ok();
+    }
+    Ok(a)
+}
+
+/// Wait for SIGINT or SIGTERM (replay --listen: the final figures stay up until then).
+fn wait_for_signal() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().context("starting the async runtime")?;
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        tokio::select! {
+            _ = sigint.recv() => {}
+            _ = sigterm.recv() => {}
+        }
+        Ok(())
+    })
+}
 
 fn replay(a: ReplayArgs) -> Result<i32> {
     let stdout = std::io::stdout();
@@ -152,16 +206,24 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         _ if stdout.is_terminal() => Format::Text,
         _ => Format::Json,
     };
-    let inventory = a.report.map(|_| Inventory::new(a.pipeline.profile.name(), monitor::sink::inventory::MAX_SERVERS));
+    let names = capture_names(&a.files);
+    let inventory = Inventory::new(a.pipeline.profile.name(), monitor::sink::inventory::MAX_SERVERS);
+    let published = Arc::new(Published::new(Mode::Replay, inventory, names.clone()));
     let cfg = pipeline_config(&a.pipeline)?;
     let mut pipeline = Pipeline::new(cfg);
     let audit = open_audit(&a.audit)?;
+    let server = serve(&a.listen, &published)?;
     let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut em = Emitter::new(format, out, false, audit, inventory);
+    let mut em = Emitter::new(format, out, false, audit, published.clone());
+    em.alerter = alerter(&a.alerts, &published)?;
     let mut failed = 0usize;
     let start = Instant::now();
+    let sizes: Vec<u64> = a.files.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).collect();
+    let metrics = &published.metrics;
+    metrics.replay_files(sizes.iter().sum(), a.files.len(), 0, false);
+    let mut read_before = 0u64;
 
-    for path in &a.files {
+    for (done, path) in a.files.iter().enumerate() {
         let name = path.display().to_string();
         let (reader, size): (Box<dyn std::io::Read>, u64) = if name == "-" {
             (Box::new(std::io::stdin().lock()), 0)
@@ -173,7 +235,9 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         let show = !a.no_progress && (a.progress || (std::io::stderr().is_terminal() && size >= PROGRESS_MIN_BYTES));
         let t0 = Instant::now();
         let mut last = t0;
-        let tick = |s: &monitor::capture::pcap::SourceStats| {
+        let tick = |s: &monitor::capture::pcap::SourceStats, p: &Pipeline| {
+            metrics.replay_read(read_before + s.bytes);
+            metrics.pipeline(&p.stats);
             if show && last.elapsed().as_millis() >= 500 {
                 last = Instant::now();
                 let pct = if size > 0 { 100.0 * s.bytes as f64 / size as f64 } else { 0.0 };
@@ -185,27 +249,45 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         if show {
             eprintln!();
         }
-        if let Err(e) = res {
-            // Finish what was gathered before reporting the bad file.
-            failed += 1;
-            em.out.flush().ok();
-            eprintln!("tlsmon: error: {name}: {e}");
+        match res {
+            Ok(s) => read_before += s.bytes,
+            Err(e) => {
+                // Finish what was gathered before reporting the bad file.
+                failed += 1;
+                em.out.flush().ok();
+                eprintln!("tlsmon: error: {name}: {e}");
+            }
         }
+        metrics.replay_read(read_before);
+        metrics.pipeline(&pipeline.stats);
+        metrics.replay_files(sizes.iter().sum(), a.files.len(), done + 1, false);
     }
     pipeline.finish();
     em.emit_all(pipeline.drain_outputs());
+    metrics.pipeline(&pipeline.stats);
+    metrics.replay_files(sizes.iter().sum(), a.files.len(), a.files.len(), true);
+    published.finish();
     let mut text = (format == Format::Text)
         .then(|| em.summary.render(&pipeline.stats, a.files.len(), start.elapsed().as_secs_f64()));
-    if let (Some(f), Some(inv)) = (a.report, &em.inventory) {
-        let doc = report::render(f, inv, &capture_names(&a.files));
+    if let Some(f) = a.report {
+        let doc = report::render(f, &published.inventory(), &names);
         match &a.report_out {
             Some(p) => std::fs::write(p, doc).with_context(|| format!("writing the report to {}", p.display()))?,
             None => text.get_or_insert_with(String::new).push_str(&doc),
         }
     }
     let worst = em.close(text)?;
+    if let Some(p) = &a.metrics_out {
+        std::fs::write(p, published.metrics_text())
+            .with_context(|| format!("writing the metrics to {}", p.display()))?;
+    }
     if a.stats {
         eprintln!("{:#?}", pipeline.stats);
+    }
+    if let Some(server) = server {
+        eprintln!("tlsmon: replay done; serving the final metrics on {} until SIGINT/SIGTERM", server.addr);
+        wait_for_signal()?;
+        server.stop();
     }
     if failed > 0 {
         return Ok(2);
@@ -251,7 +333,17 @@ fn live(a: LiveArgs) -> Result<i32> {
         .build()
         .context("starting the async runtime")?;
     let audit = open_audit(&a.audit)?;
-    rt.block_on(live_loop(&a, &capture, Pipeline::new(cfg), audit))
+    // The inventory is always kept in live mode (served at /inventory, counted in /metrics).
+    let inventory = Inventory::new(a.pipeline.profile.name(), monitor::sink::inventory::MAX_SERVERS);
+    let published = Arc::new(Published::new(Mode::Live, inventory, Vec::new()));
+    let server = serve(&a.listen, &published)?;
+    let alerter = alerter(&a.alerts, &published)?;
+    let code = rt.block_on(live_loop(&a, &capture, Pipeline::new(cfg), audit, &published, alerter));
+    published.finish();
+    if let Some(server) = server {
+        server.stop();
+    }
+    code
 }
 
 /// Attach, then feed records to the pipeline until a signal or --duration; then detach, take
@@ -261,6 +353,8 @@ async fn live_loop(
     capture_cfg: &CaptureConfig,
     mut pipeline: Pipeline,
     audit: Option<AuditLog>,
+    published: &Arc<Published>,
+    alerter: Option<Alerter>,
 ) -> Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     // Handlers first, so a signal while attaching still ends in a clean shutdown.
@@ -280,14 +374,18 @@ async fn live_loop(
     let start = Instant::now();
     let clock = capture.clock();
     let out = std::io::BufWriter::new(std::io::stdout().lock());
-    // The inventory is always kept up to date in live mode (to be served at /inventory).
-    let mut em = Emitter::new(
-        a.format,
-        out,
-        true,
-        audit,
-        Some(Inventory::new(a.pipeline.profile.name(), monitor::sink::inventory::MAX_SERVERS)),
-    );
+    let mut em = Emitter::new(a.format, out, true, audit, published.clone());
+    em.alerter = alerter;
+    let publish = |pipeline: &Pipeline, capture: &Capture| {
+        let m = &published.metrics;
+        m.pipeline(&pipeline.stats);
+        m.reader(capture.stats.records, capture.stats.bad_records);
+        match capture.counters() {
+            Ok(c) => m.kernel(c.named()),
+            Err(e) => tracing::debug!(error = %e, "reading the kernel counters"),
+        }
+        published.turned();
+    };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = async {
@@ -307,6 +405,7 @@ async fn live_loop(
                 // Also a safety net should a ring-buffer wakeup ever be missed.
                 capture.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p));
                 pipeline.advance(clock.now_ns());
+                publish(&pipeline, &capture);
             }
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
@@ -334,20 +433,20 @@ async fn live_loop(
     }
     pipeline.finish();
     em.emit_all(pipeline.drain_outputs());
+    publish(&pipeline, &capture);
     let secs = start.elapsed().as_secs_f64();
     let text = (a.format == Format::Text)
         .then(|| em.summary.render_live(&capture_cfg.ifaces.join(","), capture.stats.records, secs));
-    let inventory = em.inventory.take();
     em.close(text)?;
     if a.stats {
-        if let Some(inv) = &inventory {
-            eprintln!(
-                "tlsmon: live: inventory: {} servers ({} non-compliant), {} handshakes of servers past the limit",
-                inv.servers.len(),
-                inv.non_compliant(),
-                inv.servers_dropped
-            );
-        }
+        let inv = published.inventory();
+        eprintln!(
+            "tlsmon: live: inventory: {} servers ({} non-compliant), {} handshakes of servers past the limit",
+            inv.servers.len(),
+            inv.non_compliant(),
+            inv.servers_dropped
+        );
+        drop(inv);
         match capture.counters() {
             Ok(c) => {
                 eprintln!("tlsmon: live: kernel counters (all CPUs):");

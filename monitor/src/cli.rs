@@ -128,6 +128,10 @@ pub struct LiveArgs {
     /// Stop after this many seconds (default: run until SIGINT / SIGTERM).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    #[command(flatten)]
+    pub listen: crate::serve::ListenArgs,
+    #[command(flatten)]
+    pub alerts: crate::sink::alertmanager::AlertArgs,
     /// Also capture flows on this port whatever their first bytes (repeat for several), e.g.
     /// an HL7 interface engine's MLLP port. Built in: the STARTTLS ports (21, 25, 110, 143,
     /// 389, 587, 3306, 3389, 5432), HTTP (80, 8080), DICOM (104, 11112) and MLLP (2575); TLS
@@ -200,6 +204,16 @@ pub struct ReplayArgs {
     /// Print the pipeline's counters (packets, bytes, skips, reassembly) on stderr at the end.
     #[arg(long)]
     pub stats: bool,
+    /// Write the final metrics in the Prometheus text format to this file (what /metrics would
+    /// serve at the end: handshakes by version, cipher class, forward secrecy and PQ group,
+    /// findings by id and severity, plaintext flows, drops …). With --listen they are also
+    /// served during the replay and, after it, until SIGINT/SIGTERM.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub listen: crate::serve::ListenArgs,
+    #[command(flatten)]
+    pub alerts: crate::sink::alertmanager::AlertArgs,
     /// Show progress on stderr (default: on a terminal, for files over 64 MB).
     #[arg(long, overrides_with = "no_progress")]
     pub progress: bool,

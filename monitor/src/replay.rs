@@ -11,7 +11,7 @@ pub fn feed<R: Read>(
     pipeline: &mut Pipeline,
     input: R,
     mut sink: impl FnMut(Output),
-    mut tick: impl FnMut(&SourceStats),
+    mut tick: impl FnMut(&SourceStats, &Pipeline),
 ) -> Result<SourceStats, SourceError> {
     let mut seen = SourceStats::default();
     let res = for_each_frame(input, |f| {
@@ -22,7 +22,7 @@ pub fn feed<R: Read>(
         seen.frames += 1;
         seen.bytes += f.data.len() as u64;
         if seen.frames & 0xffff == 0 {
-            tick(&seen);
+            tick(&seen, pipeline);
         }
     });
     res.map_err(|(_, e)| e)
@@ -33,7 +33,7 @@ pub fn replay_path(path: &std::path::Path) -> Result<(Vec<Output>, Pipeline), (V
     let mut pipeline = Pipeline::new(Default::default());
     let mut out = Vec::new();
     let file = std::fs::File::open(path).map_err(|e| (Vec::new(), SourceError::Io { offset: 0, source: e }))?;
-    let r = feed(&mut pipeline, std::io::BufReader::new(file), |o| out.push(o), |_| {});
+    let r = feed(&mut pipeline, std::io::BufReader::new(file), |o| out.push(o), |_, _| {});
     pipeline.finish();
     out.extend(pipeline.drain_outputs());
     match r {

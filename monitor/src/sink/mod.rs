@@ -5,5 +5,6 @@ pub mod audit;
 pub mod inventory;
 pub mod json;
 pub mod metrics;
+pub mod published;
 pub mod report;
 pub mod summary;
