@@ -10,6 +10,8 @@ use serde::Deserialize;
 use crate::cli::{AuditArgs, Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
 use crate::policy::exceptions::{self, Exception, SniPattern};
 use crate::policy::{Severity, FINDING_IDS};
+use crate::serve::ListenArgs;
+use crate::sink::alertmanager::AlertArgs;
 use crate::sink::report::ReportFormat;
 
 pub use crate::policy::{Profile, KNOWN_PROFILES};
@@ -25,6 +27,8 @@ pub struct Config {
     pub audit: AuditSection,
     pub report: ReportSection,
     pub live: LiveSection,
+    pub metrics: MetricsSection,
+    pub alerts: AlertsSection,
     /// `[severity]`: a finding id → the severity it is reported with instead of the rule's.
     pub severity: std::collections::BTreeMap<String, Severity>,
     /// `[[exception]]`: accepted risks, in file order.
@@ -90,6 +94,28 @@ pub struct LiveSection {
     pub candidate_port: Option<Vec<u16>>,
     pub duration: Option<u64>,
     pub stats: Option<bool>,
+}
+
+/// `[metrics]`: the HTTP endpoint (replay and live) and the metrics file (replay).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct MetricsSection {
+    pub listen: Option<std::net::SocketAddr>,
+    pub listen_tls_cert: Option<PathBuf>,
+    pub listen_tls_key: Option<PathBuf>,
+    pub listen_auth_file: Option<PathBuf>,
+    pub metrics_out: Option<PathBuf>,
+}
+
+/// `[alerts]`: direct alerts to Alertmanager (replay and live).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct AlertsSection {
+    pub alertmanager: Option<String>,
+    pub alert_min_severity: Option<Severity>,
+    pub alert_queue: Option<usize>,
+    pub alert_resolve_secs: Option<u64>,
+    pub alert_resend_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +203,12 @@ impl Config {
         if live.candidate_port.iter().flatten().any(|&p| p == 0) {
             return bad("live.candidate-port", "has port 0");
         }
+        if self.alerts.alert_queue == Some(0) {
+            return bad("alerts.alert-queue", "must be at least 1");
+        }
+        if self.alerts.alert_resend_secs == Some(0) {
+            return bad("alerts.alert-resend-secs", "must be at least 1 (seconds)");
+        }
         if live.duration == Some(0) {
             return bad("live.duration", "must be at least 1 (seconds); leave it out to run until SIGINT / SIGTERM");
         }
@@ -248,8 +280,11 @@ impl Config {
         take(m, "fail_on", &mut a.fail_on, self.output.fail_on.map(Some));
         take(m, "report", &mut a.report, self.report.report.map(Some));
         take(m, "report_out", &mut a.report_out, self.report.report_out.clone().map(Some));
+        take(m, "metrics_out", &mut a.metrics_out, self.metrics.metrics_out.clone().map(Some));
         self.apply_pipeline(&mut a.pipeline, m);
         self.apply_audit(&mut a.audit, m);
+        self.apply_listen(&mut a.listen, m);
+        self.apply_alerts(&mut a.alerts, m);
     }
 
     fn apply_live(&self, a: &mut LiveArgs, m: &ArgMatches) {
@@ -263,6 +298,25 @@ impl Config {
         take(m, "stats", &mut a.stats, l.stats);
         self.apply_pipeline(&mut a.pipeline, m);
         self.apply_audit(&mut a.audit, m);
+        self.apply_listen(&mut a.listen, m);
+        self.apply_alerts(&mut a.alerts, m);
+    }
+
+    fn apply_listen(&self, l: &mut ListenArgs, m: &ArgMatches) {
+        let f = &self.metrics;
+        take(m, "listen", &mut l.listen, f.listen.map(Some));
+        take(m, "listen_tls_cert", &mut l.listen_tls_cert, f.listen_tls_cert.clone().map(Some));
+        take(m, "listen_tls_key", &mut l.listen_tls_key, f.listen_tls_key.clone().map(Some));
+        take(m, "listen_auth_file", &mut l.listen_auth_file, f.listen_auth_file.clone().map(Some));
+    }
+
+    fn apply_alerts(&self, a: &mut AlertArgs, m: &ArgMatches) {
+        let f = &self.alerts;
+        take(m, "alertmanager", &mut a.alertmanager, f.alertmanager.clone().map(Some));
+        take(m, "alert_min_severity", &mut a.alert_min_severity, f.alert_min_severity);
+        take(m, "alert_queue", &mut a.alert_queue, f.alert_queue);
+        take(m, "alert_resolve_secs", &mut a.alert_resolve_secs, f.alert_resolve_secs);
+        take(m, "alert_resend_secs", &mut a.alert_resend_secs, f.alert_resend_secs);
     }
 
     fn apply_pipeline(&self, p: &mut PipelineArgs, m: &ArgMatches) {
@@ -300,12 +354,12 @@ fn take<T>(m: &ArgMatches, id: &str, slot: &mut T, file: Option<T>) {
 pub fn merge(file: &Config, mut cli: Cli, matches: &ArgMatches) -> Result<Cli, ConfigError> {
     file.apply(&mut cli, matches);
     let conflict = |key, reason| Err(ConfigError::Conflict { key, reason });
-    let (pipeline, audit, sub) = match (&cli.cmd, matches.subcommand()) {
+    let (pipeline, audit, listen, sub) = match (&cli.cmd, matches.subcommand()) {
         (Command::Replay(a), Some((_, m))) => {
             if a.report_out.is_some() && a.report.is_none() {
                 return conflict("report-out", "needs a report format (--report, or `report` in [report])");
             }
-            (&a.pipeline, &a.audit, m)
+            (&a.pipeline, &a.audit, &a.listen, m)
         }
         (Command::Live(a), Some((_, m))) => {
             if a.ifaces.is_empty() {
@@ -314,10 +368,21 @@ pub fn merge(file: &Config, mut cli: Cli, matches: &ArgMatches) -> Result<Cli, C
             if !a.xdp && on_cli(m, "xdp_mode") {
                 return conflict("xdp-mode", "needs XDP (--xdp, or `xdp = true` in [live])");
             }
-            (&a.pipeline, &a.audit, m)
+            (&a.pipeline, &a.audit, &a.listen, m)
         }
         _ => return Ok(cli),
     };
+    if listen.listen.is_none() {
+        if listen.listen_tls_cert.is_some() || listen.listen_tls_key.is_some() {
+            return conflict("listen-tls-cert", "needs an address to serve on (--listen, or `listen` in [metrics])");
+        }
+        if listen.listen_auth_file.is_some() {
+            return conflict("listen-auth-file", "needs an address to serve on (--listen, or `listen` in [metrics])");
+        }
+    }
+    if listen.listen_tls_cert.is_some() != listen.listen_tls_key.is_some() {
+        return conflict("listen-tls-cert", "and `listen-tls-key` go together: give both or neither");
+    }
     if pipeline.max_flows == 0 {
         return conflict("max-flows", "must be at least 1");
     }

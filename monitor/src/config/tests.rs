@@ -99,7 +99,7 @@ fn unknown_key_at_top_level_is_named() {
     assert_eq!(
         err(p("profile = \"hipaa\"\nmax_flows = 3\n")),
         "config file t.toml: line 2, key `max_flows`: unknown field `max_flows`, expected one of `profile`, \
-`pipeline`, `output`, `audit`, `report`, `live`, `severity`, `exception`"
+`pipeline`, `output`, `audit`, `report`, `live`, `metrics`, `alerts`, `severity`, `exception`"
     );
     assert!(err(p("[outputs]\nformat = \"json\"\n"))
         .starts_with("config file t.toml: line 1, key `outputs`: unknown field `outputs`"));
@@ -241,6 +241,8 @@ fn example_file_documents_only_real_keys() {
     assert!(c.pipeline.ca_bundle.is_some() && c.output.format.is_some() && c.output.fail_on.is_some());
     assert!(c.audit.audit_log.is_some() && c.report.report.is_some() && c.report.report_out.is_some());
     assert!(c.live.iface.is_some() && c.live.xdp_mode.is_some() && c.live.duration.is_some());
+    assert!(c.metrics.listen.is_some() && c.metrics.listen_tls_key.is_some() && c.metrics.metrics_out.is_some());
+    assert!(c.metrics.listen_auth_file.is_some() && c.alerts.alertmanager.is_some());
     let ex = c.exceptions().expect("example exception compiles");
     assert_eq!(ex.len(), 1);
     assert_eq!(
@@ -384,4 +386,26 @@ fn profile_from_the_file_yields_to_the_flag() {
     let args = ["replay", "--profile", "mozilla-modern", "x.pcap"];
     let Command::Replay(a) = merged("profile = \"fips\"\n", &args).expect("m").cmd else { panic!() };
     assert_eq!(a.pipeline.profile, Profile::MozillaModern);
+}
+
+#[test]
+fn metrics_and_alerts_sections_fill_flags_and_check_pairs() {
+    let file = "[metrics]\nlisten = \"127.0.0.1:9999\"\nmetrics-out = \"m.prom\"\n\
+[alerts]\nalertmanager = \"http://127.0.0.1:9093\"\nalert-queue = 8\n";
+    let a = replay(file, &[]);
+    assert_eq!(a.listen.listen, Some("127.0.0.1:9999".parse().unwrap()));
+    assert_eq!(a.metrics_out.as_deref(), Some(Path::new("m.prom")));
+    assert_eq!((a.alerts.alertmanager.as_deref(), a.alerts.alert_queue), (Some("http://127.0.0.1:9093"), 8));
+    // The command line wins.
+    let a = replay(file, &["--listen=127.0.0.1:7777", "--alert-queue", "2"]);
+    assert_eq!((a.listen.listen, a.alerts.alert_queue), (Some("127.0.0.1:7777".parse().unwrap()), 2));
+    let l = live(file, &["--iface", "eth0"]).expect("live");
+    assert_eq!(l.listen.listen, Some("127.0.0.1:9999".parse().unwrap()));
+    // A certificate from the file without a key, or without an address, is refused.
+    let half = live("[metrics]\nlisten = \"127.0.0.1:1\"\nlisten-tls-cert = \"c.pem\"\n", &["--iface", "eth0"]);
+    assert!(half.unwrap_err().to_string().contains("go together"));
+    let nowhere = live("[metrics]\nlisten-auth-file = \"u\"\n", &["--iface", "eth0"]);
+    assert!(nowhere.unwrap_err().to_string().contains("needs an address"));
+    assert!(err(p("[alerts]\nalert-queue = 0\n").and_then(|c| c.validate(Path::new("t.toml")).map(|_| c)))
+        .contains("alert-queue"));
 }
