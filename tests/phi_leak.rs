@@ -1,6 +1,6 @@
 //! PHI never leaves tlsmon: every output of a replay (JSON events, the text summary, the
 //! per-server report in text, JSON and Markdown, the hash-chained audit log and what `audit
-//! verify` prints, the logs at trace level) over the PHI-bearing captures (the synthetic ones
+//! verify` prints, the Prometheus metrics, the logs at trace level) over the PHI-bearing captures (the synthetic ones
 //! from `cargo xtask gen-phi`, nDPI's HL7 and IMAP captures) is searched for every patient
 //! name, identifier, date of birth, secret and message-body fragment those captures carry.
 //! The live path is covered the same way in live_plaintext.rs.
@@ -71,6 +71,8 @@ fn no_output_carries_phi() {
     let audit = tmp.join("audit.jsonl");
     let _ = std::fs::remove_file(&audit);
     let audit_s = audit.to_string_lossy().into_owned();
+    let metrics = tmp.join("metrics.prom");
+    let metrics_s = metrics.to_string_lossy().into_owned();
     let mut outputs = vec![
         ("json events + audit log", tlsmon(&["replay", "--format", "json", "--audit-log", &audit_s], &files)),
         ("text summary", tlsmon(&["replay", "--format", "text"], &files)),
@@ -80,6 +82,8 @@ fn no_output_carries_phi() {
         ("audit verify", tlsmon(&["audit", "verify", &audit_s], &[])),
     ];
     outputs.push(("audit log", std::fs::read_to_string(&audit).unwrap()));
+    tlsmon(&["replay", "--format", "none", "--metrics-out", &metrics_s], &files);
+    outputs.push(("metrics", std::fs::read_to_string(&metrics).unwrap()));
     let _ = std::fs::remove_dir_all(&tmp);
 
     // The outputs are real: the plaintext events and findings are in them.
@@ -89,6 +93,8 @@ fn no_output_carries_phi() {
     }
     assert!(outputs[2].1.contains("carry the health data on"), "the text report has the plaintext.phi fix");
     assert!(outputs[6].1.lines().count() > 20, "the audit log has the events");
+    assert!(outputs[7].1.contains(r#"tlsmon_plaintext_phi_flows_total{protocol="hl7"} "#), "the metrics are there");
+    assert!(!outputs[7].1.contains(r#"tlsmon_plaintext_phi_flows_total{protocol="hl7"} 0"#), "and count the HL7 flows");
 
     let mut leaks = Vec::new();
     for (what, text) in &outputs {
