@@ -370,12 +370,14 @@ impl Alerter {
 }
 
 /// Whether a judgement of the server without finding `id` shows it fixed: not for findings
-/// about what one client did (offered only old versions, sent credentials, aborted, sent
-/// malformed records), which the next client may simply not do; certificate findings only when
-/// the certificates were seen.
+/// about what one client did (offered only old versions, aborted, sent malformed records), nor
+/// for plaintext ones (a flow that sent no PHI or credentials, or a client that did upgrade,
+/// does not show the server stopped accepting them in clear): those resolve by inactivity
+/// only. Certificate findings only when the certificates were seen.
 fn shown_fixed(id: &str, certs_seen: bool) -> bool {
-    let client_side = matches!(id, "tls.version.client-legacy-only" | "tls.alert.fatal" | "plaintext.credentials")
-        || id.starts_with("anomaly.");
+    let client_side = matches!(id, "tls.version.client-legacy-only" | "tls.alert.fatal")
+        || id.starts_with("anomaly.")
+        || id.starts_with("plaintext.");
     !client_side && (certs_seen || !id.starts_with("tls.cert."))
 }
 
