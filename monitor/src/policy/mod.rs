@@ -159,35 +159,6 @@ impl Policy {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::FINDING_IDS;
-
-    /// Every id literal the rules and the TLS inspector emit is in the catalogue exceptions are
-    /// checked against, and nothing else is.
-    #[test]
-    fn catalogue_lists_every_emitted_id() {
-        let sources = [include_str!("rules.rs"), include_str!("plain_rules.rs"), include_str!("../inspect/tls/mod.rs")];
-        let mut seen: Vec<&str> = Vec::new();
-        for src in sources {
-            for piece in src.split('"').skip(1).step_by(2) {
-                let id_like =
-                    piece.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-                let family = ["tls.", "anomaly.", "plaintext."].iter().any(|f| piece.starts_with(f));
-                if id_like && family && !seen.contains(&piece) {
-                    seen.push(piece);
-                }
-            }
-        }
-        for id in &seen {
-            assert!(FINDING_IDS.contains(id), "{id} is emitted but not in FINDING_IDS");
-        }
-        for id in FINDING_IDS {
-            assert!(seen.contains(id), "{id} is in FINDING_IDS but never emitted");
-        }
-    }
-}
-
 /// The class of the negotiated suite whatever the profile, as the metrics label it: `insecure`
 /// (no encryption, broken or export cipher, anonymous), `legacy` (3DES, IDEA, SEED), `aead`,
 /// `cbc`, `other` (an unknown id, or SSLv2), `none` (no ServerHello).
@@ -214,5 +185,34 @@ pub fn forward_secrecy(hs: &Handshake) -> &'static str {
         (Some(_), _) => "no",
         (None, Some(_)) => "yes",
         (None, None) => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FINDING_IDS;
+
+    /// Every id literal the rules and the TLS inspector emit is in the catalogue exceptions are
+    /// checked against, and nothing else is.
+    #[test]
+    fn catalogue_lists_every_emitted_id() {
+        let sources = [include_str!("rules.rs"), include_str!("plain_rules.rs"), include_str!("../inspect/tls/mod.rs")];
+        let mut seen: Vec<&str> = Vec::new();
+        for src in sources {
+            for piece in src.split('"').skip(1).step_by(2) {
+                let id_like =
+                    piece.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+                let family = ["tls.", "anomaly.", "plaintext."].iter().any(|f| piece.starts_with(f));
+                if id_like && family && !seen.contains(&piece) {
+                    seen.push(piece);
+                }
+            }
+        }
+        for id in &seen {
+            assert!(FINDING_IDS.contains(id), "{id} is emitted but not in FINDING_IDS");
+        }
+        for id in FINDING_IDS {
+            assert!(seen.contains(id), "{id} is in FINDING_IDS but never emitted");
+        }
     }
 }
