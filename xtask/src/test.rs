@@ -13,6 +13,9 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::setup;
 
+#[path = "gen/expiring_soon.rs"]
+mod expiring_soon;
+
 #[derive(clap::Args)]
 pub struct TestArgs {
     /// Skip the setup step (apt packages, rust-src, bpf-linker).
@@ -59,11 +62,18 @@ pub fn run(args: TestArgs) -> Result<()> {
 const TEST_MIX_MB: u64 = 30;
 
 /// Writes the generated test data into `target/test-data`: the synthetic PHI captures with
-/// their manifest (`gen-phi`) and a small benchmark mix (`gen`). Deterministic, so a rerun
-/// writes the same bytes; the mix is kept when its size and generator version match.
+/// their manifest (`gen-phi`), `tls/cert-expiring-7d.pcap` and a small benchmark mix (`gen`).
+/// Deterministic, so a rerun writes the same bytes; the mix is kept when its size and generator
+/// version match.
 fn test_data(target: &Path) -> Result<PathBuf> {
     let dir = target.join("test-data");
     crate::gen_phi::run(crate::gen_phi::GenPhiArgs { out_dir: dir.join("phi") })?;
+    // A certificate under 7 days from expiry (the 7-day alert's end-to-end test).
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).with_context(|| format!("creating {}", tls.display()))?;
+    let path = tls.join(expiring_soon::FILE);
+    std::fs::write(&path, expiring_soon::capture().context("building the 7-day certificate capture")?)
+        .with_context(|| format!("writing {}", path.display()))?;
     let mix = dir.join("mix.pcap");
     let stamp = dir.join("mix.version");
     let want = format!("gen {} size {TEST_MIX_MB} seed 1\n", crate::gen::GEN_VERSION);

@@ -7,6 +7,51 @@
 set -eu
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
+# `sh make-certs.sh expiring-7d` makes only expiring-7d.der and lab-ca.der (added for issue 6,
+# the capture xtask/src/gen/expiring_soon.rs writes), leaving the others untouched: the
+# issuing CA's key was not kept, so this leaf has its own throwaway CA. Valid 2025-03-06 ..
+# 2025-06-05: under 3 days left at the captures' 2025-06-02 08:00.
+if [ "${1:-}" = expiring-7d ]; then
+  cat > "$W/lab.cnf" <<CNF
+[ ca ]
+default_ca = d
+[ d ]
+database = $W/index.txt
+new_certs_dir = $W
+serial = $W/serial
+policy = p
+default_md = sha256
+unique_subject = no
+[ p ]
+commonName = supplied
+organizationName = optional
+[ root ]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[ leaf ]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:ris.hospital.example
+CNF
+  : > "$W/index.txt"
+  echo 2001 > "$W/serial"
+  lab() { openssl ca -config "$W/lab.cnf" -batch -notext "$@" 2>/dev/null; }
+  for k in ca leaf; do openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/$k.key" 2>/dev/null; done
+  openssl req -new -key "$W/ca.key" -subj "/O=Hospital Example/CN=Hospital Example Lab CA" -out "$W/ca.csr"
+  lab -selfsign -keyfile "$W/ca.key" -in "$W/ca.csr" -extensions root \
+    -startdate 20250101000000Z -enddate 20300101000000Z -out "$W/ca.pem"
+  openssl req -new -key "$W/leaf.key" -subj "/O=Hospital Example/CN=ris.hospital.example" -out "$W/leaf.csr"
+  lab -cert "$W/ca.pem" -keyfile "$W/ca.key" -in "$W/leaf.csr" -extensions leaf \
+    -startdate 20250306000000Z -enddate 20250605000000Z -out "$W/leaf.pem"
+  openssl x509 -in "$W/leaf.pem" -outform DER -out expiring-7d.der
+  openssl x509 -in "$W/ca.pem" -outform DER -out lab-ca.der
+  ls -l expiring-7d.der lab-ca.der
+  exit 0
+fi
 cat > "$W/ca.cnf" <<CNF
 [ ca ]
 default_ca = d
