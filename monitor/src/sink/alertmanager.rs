@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::flow::Endpoint;
 use crate::pipeline::{Observed, Output};
-use crate::policy::{Finding, Severity};
+use crate::policy::Severity;
 
 /// Most (server, finding) keys tracked; beyond, new keys are counted as dropped.
 pub const MAX_ALERTS: usize = 10_000;
@@ -126,15 +126,9 @@ struct Annotations {
     sni: Option<String>,
 }
 
-/// Kinds of output that raised a key (bit set).
-const KIND_TLS: u8 = 1;
-const KIND_PLAIN: u8 = 2;
-
 /// One active (server, finding) alert.
 struct Entry {
     severity: Severity,
-    /// Output kinds whose latest judgement of the server raised it.
-    kinds: u8,
     starts_at: SystemTime,
     last_raised: Instant,
     evidence: String,
@@ -148,7 +142,10 @@ pub struct Alerter {
     min: Severity,
     resolve: Duration,
     resend: Duration,
-    map: HashMap<(Endpoint, &'static str), Entry>,
+    /// Active keys by server (a server has a handful of findings at most).
+    map: HashMap<Endpoint, Vec<(&'static str, Entry)>>,
+    /// Keys in `map`, at most [`MAX_ALERTS`].
+    keys: usize,
     last_resend: Instant,
     pending: Vec<Alert>,
     tx: SyncSender<Vec<Alert>>,
@@ -220,6 +217,7 @@ impl Alerter {
             resolve: Duration::from_secs(args.alert_resolve_secs),
             resend: Duration::from_secs(args.alert_resend_secs.max(1)),
             map: HashMap::new(),
+            keys: 0,
             last_resend: Instant::now(),
             pending: Vec::new(),
             tx,
@@ -232,62 +230,65 @@ impl Alerter {
     /// One judged handshake or flow: new keys are posted at once, keys of this server the
     /// output shows fixed are resolved. Never blocks.
     pub fn observe(&mut self, o: &Output) {
-        let (kind, server, sni, answered, certs_seen) = match &o.observed {
+        let (server, sni, answered, certs_seen) = match &o.observed {
             Observed::Tls { handshake: h, .. } => {
-                let sni = h.client_hello.as_ref().and_then(|ch| ch.sni.clone());
-                (KIND_TLS, h.server, sni, h.server_hello.is_some(), !h.certs.is_empty())
+                let sni = h.client_hello.as_ref().and_then(|ch| ch.sni.as_deref());
+                (h.server, sni, h.server_hello.is_some(), !h.certs.is_empty())
             }
-            Observed::Plaintext(p) => (KIND_PLAIN, p.server, None, true, false),
+            // A clear flow resolves nothing (see `shown_fixed`).
+            Observed::Plaintext(p) => (p.server, None, false, false),
         };
         let now = Instant::now();
-        let raised: Vec<&Finding> = o.findings.iter().filter(|f| !f.is_accepted() && f.severity >= self.min).collect();
-        for f in &raised {
-            let full = self.map.len() >= MAX_ALERTS;
-            match self.map.get_mut(&(server, f.id)) {
-                Some(e) => {
-                    e.kinds |= kind;
+        let min = self.min;
+        let raised = || o.findings.iter().filter(move |f| !f.is_accepted() && f.severity >= min);
+        if raised().next().is_none() && !(answered && self.map.contains_key(&server)) {
+            return;
+        }
+        let full = self.keys >= MAX_ALERTS;
+        let entries = self.map.entry(server).or_default();
+        for f in raised() {
+            match entries.iter_mut().find(|(id, _)| *id == f.id) {
+                Some((_, e)) => {
                     e.last_raised = now;
                     if e.evidence != f.evidence {
                         e.evidence.clone_from(&f.evidence);
                     }
-                    if sni.is_some() && e.sni != sni {
-                        e.sni.clone_from(&sni);
+                    if sni.is_some() && e.sni.as_deref() != sni {
+                        e.sni = sni.map(str::to_string);
                     }
                 }
                 None if full => AlertStats::add(&self.stats.dropped, 1),
                 None => {
                     let e = Entry {
                         severity: f.severity,
-                        kinds: kind,
                         starts_at: SystemTime::now(),
                         last_raised: now,
                         evidence: f.evidence.clone(),
                         hipaa_ref: f.hipaa_ref,
                         rule: f.rule,
-                        sni: sni.clone(),
+                        sni: sni.map(str::to_string),
                     };
                     self.pending.push(alert(server, f.id, &e, SystemTime::now(), false, self.resend));
-                    self.map.insert((server, f.id), e);
+                    entries.push((f.id, e));
+                    self.keys += 1;
                 }
             }
         }
-        // The server judged again without a finding it had: fixed, as far as this kind of
-        // output can tell (a server that did not answer shows nothing; certificates only when
-        // they were seen, i.e. not under TLS 1.3; what clients do is not the server's to fix).
+        // The server answered again without a finding it had: fixed, as far as a handshake can
+        // tell (certificates only when they were seen, i.e. not under TLS 1.3; what clients
+        // do is not the server's to fix).
         if answered {
-            let fixed: Vec<&'static str> = self
-                .map
-                .iter_mut()
-                .filter(|((s, id), _)| *s == server && !raised.iter().any(|f| f.id == *id))
-                .filter(|((_, id), e)| e.kinds & kind != 0 && shown_fixed(id, certs_seen))
-                .filter_map(|((_, id), e)| {
-                    e.kinds &= !kind;
-                    (e.kinds == 0).then_some(*id)
-                })
+            let fixed: Vec<&'static str> = entries
+                .iter()
+                .filter(|(id, _)| !raised().any(|f| f.id == *id) && shown_fixed(id, certs_seen))
+                .map(|(id, _)| *id)
                 .collect();
             for id in fixed {
                 self.resolve_key(server, id);
             }
+        }
+        if self.map.get(&server).is_some_and(Vec::is_empty) {
+            self.map.remove(&server);
         }
         self.flush();
     }
@@ -299,17 +300,22 @@ impl Alerter {
         let stale: Vec<_> = self
             .map
             .iter()
-            .filter(|(_, e)| now.duration_since(e.last_raised) >= self.resolve)
-            .map(|(k, _)| *k)
+            .flat_map(|(s, es)| es.iter().map(move |(id, e)| (*s, *id, e)))
+            .filter(|(_, _, e)| now.duration_since(e.last_raised) >= self.resolve)
+            .map(|(s, id, _)| (s, id))
             .collect();
         for (server, id) in stale {
             self.resolve_key(server, id);
         }
+        self.map.retain(|_, es| !es.is_empty());
         if now.duration_since(self.last_resend) >= self.resend {
             self.last_resend = now;
-            let wall = SystemTime::now();
-            let all: Vec<Alert> =
-                self.map.iter().map(|((s, id), e)| alert(*s, id, e, wall, false, self.resend)).collect();
+            let (wall, resend) = (SystemTime::now(), self.resend);
+            let all: Vec<Alert> = self
+                .map
+                .iter()
+                .flat_map(|(s, es)| es.iter().map(move |(id, e)| alert(*s, id, e, wall, false, resend)))
+                .collect();
             for chunk in all.chunks(MAX_BATCH) {
                 self.pending.extend_from_slice(chunk);
                 self.flush();
@@ -350,15 +356,19 @@ impl Alerter {
         }
     }
 
+    /// Post `id` of `server` resolved and forget it (an emptied server is the caller's to remove).
     fn resolve_key(&mut self, server: Endpoint, id: &'static str) {
-        if let Some(e) = self.map.remove(&(server, id)) {
+        let Some(es) = self.map.get_mut(&server) else { return };
+        if let Some(i) = es.iter().position(|(x, _)| *x == id) {
+            let (_, e) = es.swap_remove(i);
+            self.keys -= 1;
             self.pending.push(alert(server, id, &e, SystemTime::now(), true, self.resend));
         }
     }
 
     /// Hand the pending alerts to the worker; a full queue drops them (counted).
     fn flush(&mut self) {
-        self.stats.active.store(self.map.len() as u64, Ordering::Relaxed);
+        self.stats.active.store(self.keys as u64, Ordering::Relaxed);
         if self.pending.is_empty() {
             return;
         }
@@ -588,5 +598,81 @@ fn merge(batch: &mut Vec<Alert>, more: Vec<Alert>) {
                 batch.push(a);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_is_checked_and_completed() {
+        assert_eq!(alerts_url("http://127.0.0.1:9093").unwrap(), "http://127.0.0.1:9093/api/v2/alerts");
+        assert_eq!(alerts_url("https://am.example/prefix/").unwrap(), "https://am.example/prefix/api/v2/alerts");
+        assert_eq!(alerts_url("http://am:9093/api/v2/alerts").unwrap(), "http://am:9093/api/v2/alerts");
+        for bad in ["127.0.0.1:9093", "ftp://am", "http://", "http://:9093", "http://am/?x=1"] {
+            let e = alerts_url(bad).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("http://127.0.0.1:9093"), "{e}");
+        }
+    }
+
+    #[test]
+    fn what_a_clean_judgement_resolves() {
+        assert!(shown_fixed("tls.version.deprecated", false));
+        assert!(shown_fixed("tls.cert.expired", true));
+        assert!(!shown_fixed("tls.cert.expired", false), "TLS 1.3 hides the certificate");
+        for id in ["tls.version.client-legacy-only", "tls.alert.fatal", "anomaly.heartbleed", "plaintext.phi"] {
+            assert!(!shown_fixed(id, true), "{id}");
+        }
+    }
+
+    fn entry() -> Entry {
+        Entry {
+            severity: Severity::High,
+            starts_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            last_raised: Instant::now(),
+            evidence: "TLS 1.0 negotiated (RFC 8996)".into(),
+            hipaa_ref: "164.312(e)(1)",
+            rule: "hipaa/min-version",
+            sni: Some("ehr.example".into()),
+        }
+    }
+
+    #[test]
+    fn alert_shape() {
+        let server = Endpoint {
+            addr: crate::decode::Addr::v6("2001:db8::5".parse::<std::net::Ipv6Addr>().unwrap().octets()),
+            port: 443,
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_100);
+        let a = alert(server, "tls.version.deprecated", &entry(), now, false, Duration::from_secs(60));
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["labels"]["server"], "[2001:db8::5]:443");
+        assert_eq!(v["labels"]["severity"], "high");
+        assert_eq!(v["startsAt"], "2023-11-14T22:13:20Z");
+        assert_eq!(v["endsAt"], "2023-11-14T22:19:00Z", "now + 4 x 60 s");
+        assert_eq!(v["annotations"]["summary"], "TLS 1.0/1.1 negotiated on [2001:db8::5]:443");
+        assert!(v["annotations"]["runbook_url"].as_str().unwrap().ends_with("RUNBOOK.md#tls-version-deprecated"));
+        assert_eq!(v["annotations"]["sni"], "ehr.example");
+        let r = alert(server, "tls.version.deprecated", &entry(), now, true, Duration::from_secs(60));
+        assert_eq!(r.ends_at, "2023-11-14T22:15:00Z", "resolved: endsAt = now");
+    }
+
+    #[test]
+    fn merge_keeps_the_latest_state_per_key() {
+        let s = |port| Endpoint { port, ..Default::default() };
+        let now = SystemTime::now();
+        let r = Duration::from_secs(60);
+        let mut batch = vec![alert(s(1), "tls.compression", &entry(), now, false, r)];
+        batch.push(alert(s(2), "tls.compression", &entry(), now, false, r));
+        merge(
+            &mut batch,
+            vec![
+                alert(s(1), "tls.compression", &entry(), now, true, r),
+                alert(s(3), "tls.compression", &entry(), now, false, r),
+            ],
+        );
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch[0].ends_at, rfc3339(now), "the resolution replaced the firing state");
     }
 }
