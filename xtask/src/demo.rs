@@ -76,12 +76,16 @@ fn demo(tlsmon: &std::path::Path, mode: Mode, json: bool) -> Result<()> {
         lab::plain::FHIR_PORT
     );
     println!("\n=== tlsmon live --format json in {}", lab.mon_ns);
-    let mut live = lab.start_live(tlsmon, mode, &[])?;
+    let listen = format!("--listen=127.0.0.1:{METRICS_PORT}");
+    let mut live = lab.start_live(tlsmon, mode, &[&listen])?;
     println!("{}", live.attached);
-    println!("metrics: not served yet (the Prometheus endpoint comes with a later change)");
+    println!("metrics: http://127.0.0.1:{METRICS_PORT}/metrics inside {} (also /inventory, /healthz)", lab.mon_ns);
 
     let mut shown = 0;
     let driven = drive(&lab, &mut live, json, &mut shown);
+    if driven.is_ok() {
+        print_metrics(&lab);
+    }
     // Always stop tlsmon cleanly (SIGINT: detach, judge the flows still open).
     let stopped = live.stop();
     if let Ok(stopped) = &stopped {
@@ -95,6 +99,35 @@ fn demo(tlsmon: &std::path::Path, mode: Mode, json: bool) -> Result<()> {
     stopped?;
     println!("tearing down the lab");
     Ok(())
+}
+
+/// Where the demo's tlsmon serves its metrics (loopback of the mon namespace).
+const METRICS_PORT: u16 = 9863;
+
+/// The non-zero posture metrics tlsmon serves, as Prometheus would scrape them.
+fn print_metrics(lab: &Lab) {
+    let url = format!("http://127.0.0.1:{METRICS_PORT}/metrics");
+    let out = lab.cmd(&lab.mon_ns, "curl", &["-sS", "--max-time", "5", &url]).output();
+    let text = match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => return println!("metrics: curl {url} failed: {}", String::from_utf8_lossy(&o.stderr).trim()),
+        Err(e) => return println!("metrics: cannot run curl: {e}"),
+    };
+    println!("\n=== curl {url} (non-zero posture series)");
+    let wanted = [
+        "tlsmon_handshakes_total",
+        "tlsmon_handshakes_forward_secrecy_total",
+        "tlsmon_handshakes_pq_total",
+        "tlsmon_findings_total",
+        "tlsmon_plaintext_phi_flows_total",
+        "tlsmon_servers",
+        "tlsmon_certificates_expired",
+    ];
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.ends_with(" 0")) {
+        if wanted.iter().any(|w| line.strip_prefix(w).is_some_and(|r| r.starts_with(['{', ' ']))) {
+            println!("  {line}");
+        }
+    }
 }
 
 /// Runs the clients one server at a time, printing events as they arrive.
