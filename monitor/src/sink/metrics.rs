@@ -28,8 +28,14 @@ pub const PQ: &[&str] = &["hybrid", "classical", "none"];
 pub const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
 pub const EVENT_TYPES: &[&str] = &["tls", "plaintext"];
 /// `tlsmon_parse_anomalies_total{kind}`.
-pub const ANOMALIES: &[&str] =
-    &["malformed_packet", "truncated_packet", "malformed_record", "malformed_handshake", "truncated_handshake", "bad_record"];
+pub const ANOMALIES: &[&str] = &[
+    "malformed_packet",
+    "truncated_packet",
+    "malformed_record",
+    "malformed_handshake",
+    "truncated_handshake",
+    "bad_record",
+];
 /// `tlsmon_flows_total{event}`.
 pub const FLOW_EVENTS: &[&str] = &["created", "expired", "evicted"];
 /// `tlsmon_dropped_total{what}`: every place the agent refuses data it was given.
