@@ -108,7 +108,7 @@ impl<W: Write> Emitter<W> {
 
     /// Fsync the audit log if its interval has passed, and let the Alertmanager sink resend or
     /// resolve (call about once a second).
-    fn sync_audit(&mut self) {
+    fn periodic(&mut self) {
         if let Some(a) = &mut self.alerter {
             a.tick();
         }
@@ -235,9 +235,13 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         let show = !a.no_progress && (a.progress || (std::io::stderr().is_terminal() && size >= PROGRESS_MIN_BYTES));
         let t0 = Instant::now();
         let mut last = t0;
+        // The sink and the progress tick take turns with the emitter (never at once).
+        let emitter = std::cell::RefCell::new(&mut em);
         let tick = |s: &monitor::capture::pcap::SourceStats, p: &Pipeline| {
             metrics.replay_read(read_before + s.bytes);
             metrics.pipeline(&p.stats);
+            // Audit fsync interval, Alertmanager resends and inactivity resolution.
+            emitter.borrow_mut().periodic();
             if show && last.elapsed().as_millis() >= 500 {
                 last = Instant::now();
                 let pct = if size > 0 { 100.0 * s.bytes as f64 / size as f64 } else { 0.0 };
@@ -245,7 +249,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
                 eprint!("\r{name}: {pct:5.1}%  {} MB  {rate:.0} MB/s   ", s.bytes / 1_000_000);
             }
         };
-        let res = monitor::replay::feed(&mut pipeline, reader, |o| em.emit(o), tick);
+        let res = monitor::replay::feed(&mut pipeline, reader, |o| emitter.borrow_mut().emit(o), tick);
         if show {
             eprintln!();
         }
@@ -412,7 +416,7 @@ async fn live_loop(
             _ = &mut deadline => break "--duration",
         }
         em.emit_all(pipeline.drain_outputs());
-        em.sync_audit();
+        em.periodic();
         if em.write_err.is_some() {
             break "standard output closed";
         }
