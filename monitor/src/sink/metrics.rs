@@ -7,6 +7,8 @@
 //! SNI, certificate subjects or anything else from the traffic, so the series count stays fixed
 //! on a network of any size. Every combination of those sets is created at 0 up front, so a
 //! rule's `increase()` sees the first occurrence.
+use std::collections::{BTreeMap, BTreeSet};
+
 use prometheus::core::{AtomicU64 as PromU64, GenericCounter};
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
@@ -44,7 +46,6 @@ pub const DROPPED: &[&str] =
 /// `tlsmon_certificates_expiring{within}`, in days.
 pub const EXPIRY_WINDOWS: &[(&str, i64)] = &[("7d", 7), ("30d", 30), ("90d", 90)];
 pub const VERDICTS: &[&str] = &["compliant", "non-compliant"];
-pub const MODES: &[&str] = &["live", "replay"];
 pub const REPLAY_FILES: &[&str] = &["total", "done"];
 /// `tlsmon_http_requests_total{route,code}` (what the endpoint reports outside these is "other").
 pub const HTTP_ROUTES: &[&str] = &["metrics", "inventory", "healthz", "index", "other"];
@@ -64,33 +65,22 @@ pub enum Mode {
     Replay,
 }
 
-/// Every labelled metric, its label and the closed set of values it may take (the label-set
-/// test checks the exported text against this after replaying the whole corpus).
-pub fn label_sets() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
-    let v = |s: &[&'static str]| s.to_vec();
-    vec![
-        ("tlsmon_events_total", "type", v(EVENT_TYPES)),
-        ("tlsmon_handshakes_total", "version", v(VERSIONS)),
-        ("tlsmon_handshakes_cipher_class_total", "class", v(CIPHER_CLASSES)),
-        ("tlsmon_handshakes_forward_secrecy_total", "pfs", v(PFS)),
-        ("tlsmon_handshakes_pq_total", "pq", v(PQ)),
-        ("tlsmon_findings_total", "id", v(FINDING_IDS)),
-        ("tlsmon_findings_total", "severity", v(SEVERITIES)),
-        ("tlsmon_findings_accepted_total", "id", v(FINDING_IDS)),
-        ("tlsmon_plaintext_flows_total", "protocol", Protocol::ALL.iter().map(|p| p.as_str()).collect()),
-        ("tlsmon_plaintext_phi_flows_total", "protocol", Protocol::ALL.iter().map(|p| p.as_str()).collect()),
-        ("tlsmon_parse_anomalies_total", "kind", v(ANOMALIES)),
-        ("tlsmon_flows_total", "event", v(FLOW_EVENTS)),
-        ("tlsmon_dropped_total", "what", v(DROPPED)),
-        ("tlsmon_kernel_counter_total", "counter", v(&monitor_common::counter::NAMES)),
-        ("tlsmon_http_requests_total", "route", v(HTTP_ROUTES)),
-        ("tlsmon_http_requests_total", "code", v(HTTP_CODES)),
-        ("tlsmon_build_info", "mode", v(MODES)),
-        ("tlsmon_build_info", "version", vec![env!("CARGO_PKG_VERSION")]),
-        ("tlsmon_servers", "verdict", v(VERDICTS)),
-        ("tlsmon_certificates_expiring", "within", EXPIRY_WINDOWS.iter().map(|(w, _)| *w).collect()),
-        ("tlsmon_replay_files", "state", v(REPLAY_FILES)),
-    ]
+/// Every labelled metric → its labels → the closed set of values each may take. These are
+/// exactly the series that exist when tlsmon starts (live or replay: every combination of the
+/// sets above is created at 0), so a label value that shows up later escaped its set.
+pub fn label_sets() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let mut sets: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for mode in [Mode::Live, Mode::Replay] {
+        for family in Metrics::new(mode).registry.gather() {
+            for metric in family.get_metric() {
+                for l in metric.get_label() {
+                    let labels = sets.entry(family.name().to_string()).or_default();
+                    labels.entry(l.name().to_string()).or_default().insert(l.value().to_string());
+                }
+            }
+        }
+    }
+    sets
 }
 
 /// HTTP status codes as label values (`'static`, from the closed list of the endpoint).
@@ -509,6 +499,17 @@ mod tests {
         let live = Metrics::new(Mode::Live).encode();
         assert!(live.contains(r#"tlsmon_kernel_counter_total{counter="ringbuf_full"} 0"#));
         assert!(!live.contains("tlsmon_replay_"));
+    }
+
+    #[test]
+    fn label_sets_are_the_series_at_start() {
+        let sets = label_sets();
+        assert_eq!(sets["tlsmon_handshakes_total"]["version"].len(), VERSIONS.len());
+        assert_eq!(sets["tlsmon_findings_total"]["id"].len(), FINDING_IDS.len());
+        assert_eq!(sets["tlsmon_kernel_counter_total"]["counter"].len(), monitor_common::counter::NAMES.len());
+        let modes: Vec<&str> = sets["tlsmon_build_info"]["mode"].iter().map(String::as_str).collect();
+        assert_eq!(modes, ["live", "replay"]);
+        assert!(!sets.contains_key("tlsmon_certificates_expired"), "unlabelled metrics have no set");
     }
 
     #[test]
