@@ -47,9 +47,6 @@ pub const DROPPED: &[&str] =
 pub const EXPIRY_WINDOWS: &[(&str, i64)] = &[("7d", 7), ("30d", 30), ("90d", 90)];
 pub const VERDICTS: &[&str] = &["compliant", "non-compliant"];
 pub const REPLAY_FILES: &[&str] = &["total", "done"];
-/// `tlsmon_http_requests_total{route,code}` (what the endpoint reports outside these is "other").
-pub const HTTP_ROUTES: &[&str] = &["metrics", "inventory", "healthz", "index", "other"];
-pub const HTTP_CODES: &[&str] = &["200", "401", "404", "405", "503", "other"];
 
 /// Finding ids whose count is also a parse anomaly, and the anomaly's label.
 const ANOMALY_FINDINGS: &[(&str, &str)] = &[
@@ -81,18 +78,6 @@ pub fn label_sets() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
         }
     }
     sets
-}
-
-/// HTTP status codes as label values (`'static`, from the closed list of the endpoint).
-fn code_str(c: u16) -> &'static str {
-    match c {
-        200 => "200",
-        401 => "401",
-        404 => "404",
-        405 => "405",
-        503 => "503",
-        _ => "other",
-    }
 }
 
 /// The label values of one handshake: (version, cipher class, forward secrecy, pq).
@@ -197,6 +182,7 @@ impl Metrics {
         let r = Registry::new();
         let protocols: Vec<&str> = Protocol::ALL.iter().map(|p| p.as_str()).collect();
         let live = mode == Mode::Live;
+        let http_codes: Vec<String> = crate::serve::CODES.iter().map(u16::to_string).collect();
         let replay = mode == Mode::Replay;
         let info = IntGaugeVec::new(
             Opts::new("tlsmon_build_info", "tlsmon's version and mode (live or replay); always 1"),
@@ -322,7 +308,8 @@ impl Metrics {
                 "tlsmon_http_requests_total",
                 "Requests to the agent's HTTP endpoint, by route and status code",
                 &["route", "code"],
-                &[HTTP_ROUTES, HTTP_CODES],
+                // The endpoint's own closed sets (`tlsmon_http_requests_total{route,code}`).
+                &[crate::serve::ROUTES, &http_codes.iter().map(String::as_str).collect::<Vec<_>>()],
             ),
             servers: gauge_vec(
                 &r,
@@ -460,8 +447,7 @@ impl Metrics {
     /// The HTTP endpoint's request counts by (route, code).
     pub fn http(&self, requests: impl IntoIterator<Item = (&'static str, u16, u64)>) {
         for (route, code, n) in requests {
-            let route = HTTP_ROUTES.iter().find(|r| **r == route).copied().unwrap_or("other");
-            mirror(&self.http.with_label_values(&[route, code_str(code)]), n);
+            mirror(&self.http.with_label_values(&[route, &code.to_string()]), n);
         }
     }
 
