@@ -81,7 +81,24 @@ fn apt_packages() -> Result<()> {
     if !still.is_empty() {
         bail!("apt-get install finished but still missing: {}", still.join(", "));
     }
+    stop_installed_services(&missing);
     Ok(())
+}
+
+/// Debian starts the services of the Prometheus packages it just installed (Prometheus on
+/// :9090 and Alertmanager on :9093, every interface). The tests start their own on loopback,
+/// so on a systemd host the ones this setup installed are stopped and disabled again.
+fn stop_installed_services(installed: &[&str]) {
+    let services: Vec<&str> =
+        installed.iter().copied().filter(|p| matches!(*p, "prometheus" | "prometheus-alertmanager")).collect();
+    if services.is_empty() || !Path::new("/run/systemd/system").exists() {
+        return;
+    }
+    println!("stopping and disabling the services apt started: {}", services.join(" "));
+    let status = Command::new("systemctl").args(["disable", "--now"]).args(&services).status();
+    if !status.is_ok_and(|s| s.success()) {
+        println!("warning: `systemctl disable --now {}` failed; stop them by hand if unwanted", services.join(" "));
+    }
 }
 
 /// Packages from [`APT_PACKAGES`] that dpkg does not report as installed (one dpkg-query call).
