@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use monitor::pipeline::Output;
+use monitor::observation::Output;
 use monitor::policy::Severity;
 use monitor::sink::alertmanager::{AlertArgs, AlertStats, Alerter};
 use serde_json::Value;
@@ -350,7 +350,7 @@ fn bad_and_fixed() -> (Output, Output) {
         })
         .expect("a clean TLS 1.2 handshake with certificates in the corpus");
     let mut fixed = clean;
-    if let monitor::pipeline::Observed::Tls { handshake, .. } = &mut fixed.observed {
+    if let monitor::observation::Observed::Tls { handshake, .. } = &mut fixed.observed {
         handshake.server = bad.endpoints().1;
     }
     (bad, fixed)

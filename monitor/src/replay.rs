@@ -3,7 +3,8 @@
 use std::io::Read;
 
 use crate::capture::pcap::{for_each_frame, SourceError, SourceStats};
-use crate::pipeline::{Output, Pipeline};
+use crate::observation::Output;
+use crate::pipeline::Pipeline;
 
 /// Feed one capture into `pipeline`; `sink` gets outputs as they are judged. On a corrupt or
 /// truncated file everything before the bad block has gone through and been handed on.

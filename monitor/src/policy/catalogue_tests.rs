@@ -162,8 +162,8 @@ fn every_named_group_gets_a_verdict_in_every_profile() {
 /// high `cert-strength` finding everywhere.
 #[test]
 fn fips_certificate_signatures() {
-    use crate::handshake::Handshake;
     use crate::inspect::tls::cert::CertInfo;
+    use crate::observation::Handshake;
     let judged = |p: Profile, sig: &str| {
         let leaf = CertInfo {
             not_before: 0,

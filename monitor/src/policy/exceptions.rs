@@ -4,10 +4,10 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Serialize;
 use time::Date;
 
-use super::Finding;
+pub use crate::observation::finding::Acceptance;
+use crate::observation::Finding;
 
 /// One accepted risk: the finding id it names, on which servers, why and until when.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,17 +57,6 @@ impl SniPattern {
             }
         }
     }
-}
-
-/// What an exception did to one finding (absent from the finding when none matched).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub enum Acceptance {
-    /// A matching exception held at the handshake's packet time: reported, but an accepted risk.
-    #[serde(rename = "accepted")]
-    Accepted { reason: String, expires: String },
-    /// The only matching exceptions had expired by the handshake's packet time: counts as usual.
-    #[serde(rename = "exception_expired")]
-    Expired { reason: String, expired: String },
 }
 
 /// Parse an exception's `server`: an IP (v4 or v6) or a CIDR.

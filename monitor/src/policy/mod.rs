@@ -12,57 +12,10 @@ mod tables;
 pub(crate) use profile::rule;
 pub use profile::{Profile, KNOWN_PROFILES};
 
-use serde::Serialize;
+pub use crate::observation::{Finding, Severity};
 
-use crate::flow::Endpoint;
-use crate::handshake::Handshake;
 use crate::inspect::plaintext::PlainFacts;
-use crate::pipeline::PlainFlow;
-
-/// Finding severity, ordered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-/// One broken (or, for `info`, noteworthy) rule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub id: &'static str,
-    pub severity: Severity,
-    pub hipaa_ref: &'static str,
-    /// The profile rule that decided, e.g. `hipaa/min-version`.
-    pub rule: &'static str,
-    pub evidence: String,
-    /// What a config-file exception made of it: `accepted` or `exception_expired` in JSON.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub acceptance: Option<exceptions::Acceptance>,
-}
-
-impl Finding {
-    /// Whether an exception holding at the handshake's time accepted it (it then fails nothing:
-    /// not `--fail-on`, not the server's verdict).
-    pub fn is_accepted(&self) -> bool {
-        matches!(self.acceptance, Some(exceptions::Acceptance::Accepted { .. }))
-    }
-}
+use crate::observation::{Endpoint, Handshake, PlainFlow};
 
 /// Every finding id the policy can emit (what an exception may name).
 pub const FINDING_IDS: &[&str] = &[

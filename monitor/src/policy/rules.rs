@@ -4,10 +4,10 @@ use tls_parser::{TlsCipherAu, TlsCipherEnc, TlsCipherEncMode, TlsCipherKx, TlsCi
 
 use super::tables::table;
 use super::{rule, Finding, Policy, Profile, Severity};
-use crate::handshake::Handshake;
 use crate::inspect::names::{alert_name, ec_group_bits, group_label, is_pq_group, version_name};
 use crate::inspect::tls::hello::version_rank;
 use crate::inspect::tls::trust::Trust;
+use crate::observation::Handshake;
 
 const E1: &str = "164.312(e)(1)";
 const E2: &str = "164.312(e)(2)(ii)";

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::flow::Endpoint;
-use crate::pipeline::{Observed, Output};
+use crate::observation::Endpoint;
+use crate::observation::{Observed, Output};
 use crate::policy::Severity;
 
 /// Most (server, finding) keys tracked; beyond, new keys are counted as dropped.

@@ -7,11 +7,11 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::handshake::Handshake;
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_name};
 use crate::inspect::tls::cert::CertInfo;
-use crate::pipeline::Output;
-use crate::policy::exceptions::Acceptance;
+use crate::observation::Acceptance;
+use crate::observation::Handshake;
+use crate::observation::Output;
 use crate::policy::{Finding, Severity};
 use crate::sink::json::rfc3339;
 
@@ -424,8 +424,8 @@ impl Inventory {
 mod tests {
     use super::*;
     use crate::decode::Addr;
-    use crate::flow::Endpoint;
     use crate::inspect::tls::hello::{ClientHello, ServerHello};
+    use crate::observation::Endpoint;
 
     fn finding(id: &'static str, severity: Severity) -> Finding {
         Finding {
@@ -453,7 +453,7 @@ mod tests {
             server_hello: Some(ServerHello { version, cipher, ..Default::default() }),
             ..Default::default()
         };
-        Output { observed: crate::pipeline::Observed::Tls { handshake: hs, upgrade: None }, findings: f }
+        Output { observed: crate::observation::Observed::Tls { handshake: hs, upgrade: None }, findings: f }
     }
 
     #[test]

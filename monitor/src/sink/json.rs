@@ -4,13 +4,13 @@
 //! metadata only (the inspectors' closed sets), never payload.
 use serde::Serialize;
 
-use crate::handshake::Handshake;
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
 use crate::inspect::plaintext::{Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta};
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::hello::is_grease;
 use crate::inspect::tls::trust::Trust;
-use crate::pipeline::{Observed, Output, PlainFlow};
+use crate::observation::Handshake;
+use crate::observation::{Observed, Output, PlainFlow};
 use crate::policy::Finding;
 
 #[derive(Serialize)]

@@ -12,10 +12,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use prometheus::core::{AtomicU64 as PromU64, GenericCounter};
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::handshake::Handshake;
 use crate::inspect::names::{is_pq_group, version_parts};
 use crate::inspect::plaintext::Protocol;
-use crate::pipeline::{Output, PipelineStats};
+use crate::observation::Handshake;
+use crate::observation::{Output, PipelineStats};
 use crate::policy::{cipher_class, forward_secrecy, FINDING_IDS};
 use crate::sink::inventory::Inventory;
 

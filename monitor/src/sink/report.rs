@@ -3,7 +3,7 @@
 //! event does not already carry, and escapes names that came off the wire.
 use std::fmt::Write;
 
-use crate::policy::exceptions::Acceptance;
+use crate::observation::Acceptance;
 use crate::policy::Severity;
 use crate::sink::inventory::{FindingRow, Inventory, Posture, ServerKey, Verdict};
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use crate::inspect::names::{cipher_name, version_name};
-use crate::pipeline::{Output, PipelineStats};
+use crate::observation::{Output, PipelineStats};
 use crate::policy::Severity;
 
 /// Most distinct servers / suites remembered.

@@ -1,4 +1,4 @@
-//! Observation: one TLS handshake assembled from both directions of a flow, with roles decided
+//! Observation, TLS: one TLS handshake assembled from both directions of a flow, with roles decided
 //! by what each side sent (ClientHello / ServerHello) before falling back to the SYN or ports.
 //! Must never hold payload bytes: only parsed facts.
 use crate::flow::Endpoint;
