@@ -182,7 +182,7 @@ fn args(url: &str) -> AlertArgs {
 fn outputs(files: &[PathBuf]) -> Vec<Output> {
     let mut all = Vec::new();
     for f in files {
-        match monitor::replay::replay_path(f) {
+        match monitor::run::replay_path(f) {
             Ok((o, _)) => all.extend(o),
             Err((_, e)) => panic!("replaying {}: {e}", f.display()),
         }

@@ -156,7 +156,7 @@ fn corpus_agrees_with_peer_tools() {
         }
         let path = dir.join(entry["file"].as_str().unwrap());
         let file = path.file_name().unwrap().to_str().unwrap().to_string();
-        let outputs = match monitor::replay::replay_path(&path) {
+        let outputs = match monitor::run::replay_path(&path) {
             Ok((o, _)) => o,
             Err((o, _)) => o,
         };
@@ -234,7 +234,7 @@ fn corpus_agrees_with_peer_tools() {
 
 /// Replay one capture and return its JSON events.
 fn events_of(name: &str) -> Vec<Value> {
-    let (outputs, _) = monitor::replay::replay_path(&corpus().join("pcaps").join(name)).expect("replays cleanly");
+    let (outputs, _) = monitor::run::replay_path(&corpus().join("pcaps").join(name)).expect("replays cleanly");
     outputs.iter().map(|o| serde_json::to_value(json::any_event(o)).unwrap()).collect()
 }
 

@@ -108,7 +108,7 @@ fn kernel_records_give_the_same_events_as_replay() {
     let (mut total_events, mut kernel_events, mut wire, mut ring) = (0usize, 0usize, 0u64, 0u64);
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let replayed = match monitor::replay::replay_path(path) {
+        let replayed = match monitor::run::replay_path(path) {
             Ok((o, _)) => o,
             Err((o, _)) => o,
         };
@@ -162,7 +162,7 @@ fn kernel_records_give_the_same_events_as_replay() {
 fn a_smaller_kernel_budget_changes_the_events() {
     require_root();
     let path = corpus().join("zeek__tls1.2.pcap");
-    let (replayed, _) = monitor::replay::replay_path(&path).unwrap_or_else(|_| panic!("replay {}", path.display()));
+    let (replayed, _) = monitor::run::replay_path(&path).unwrap_or_else(|_| panic!("replay {}", path.display()));
     let cfg = KernelConfig { server_budget: 64, ..KernelConfig::default() };
     let run = through_kernel(&path, Hook::Tc, &cfg);
     assert!(!replayed.is_empty());

@@ -213,7 +213,7 @@ fn mix(path: &str) -> Result<()> {
     kernel_handshakes += pipeline.drain_outputs().count() as u64;
     let c = k.counters().map_err(anyhow::Error::from)?;
     let kernel_secs = start.elapsed().as_secs_f64();
-    let (replayed, _) = monitor::replay::replay_path(std::path::Path::new(path))
+    let (replayed, _) = monitor::run::replay_path(std::path::Path::new(path))
         .map_err(|(_, e)| anyhow::anyhow!("replay {path}: {e}"))?;
     let ratio = ring as f64 / wire as f64;
     println!("ring-buffer share: {path}: {frames_n} frames, {:.1} MB on the wire", wire as f64 / 1e6);

@@ -1,24 +1,28 @@
-//! Wiring for the binary: sources → pipeline → sinks, progress, signals and exit codes.
+//! Wiring for the binary: a source (capture files or the live ring buffer) → the one run loop →
+//! the emitter's sinks; what each command prints at the end, and its exit code.
+//! Must never drive packets itself: `monitor::run::run` is the only loop.
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use monitor::capture::ebpf::{AttachMode, Capture, CaptureConfig, MAX_BATCH};
+use monitor::capture::ebpf::{privileges, AttachMode, Capture, CaptureConfig};
+use monitor::capture::files::FileSource;
 use monitor::cli::{AuditArgs, AuditCommand, Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
 use monitor::inspect::tls::trust::TrustStore;
-use monitor::observation::Output;
+use monitor::observation::{DecodeStats, PipelineStats};
 use monitor::pipeline::{Pipeline, PipelineConfig};
-use monitor::policy::Severity;
+use monitor::run::{self, Source, Stop, Stopper};
 use monitor::serve::ListenArgs;
-use monitor::sink::alertmanager::AlertArgs;
-use monitor::sink::alertmanager::{AlertStats, Alerter};
+use monitor::sink::alertmanager::{AlertArgs, AlertStats, Alerter};
 use monitor::sink::audit::{self, AuditLog, SyncPolicy};
 use monitor::sink::inventory::Inventory;
 use monitor::sink::metrics::Mode;
 use monitor::sink::published::Published;
-use monitor::sink::{json, report, summary::Summary};
+use monitor::sink::report;
 use monitor_common::KernelConfig;
-use std::sync::Arc;
+
+use crate::emitter::Emitter;
 
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
@@ -45,109 +49,11 @@ fn open_audit(a: &AuditArgs) -> Result<Option<AuditLog>> {
     Ok(Some(AuditLog::open(path, policy)?))
 }
 
-/// Where judged handshakes go, for replay and live alike: JSON lines, the text summary, or
-/// nowhere; every event to the audit log when there is one, and to Alertmanager when asked;
-/// every one into the metrics and the posture inventory (for --report, /metrics, /inventory).
-/// Remembers the worst severity (for --fail-on) and the first write error of each.
-struct Emitter<W: Write> {
-    format: Format,
-    out: W,
-    /// Flush after every JSON line (live: whoever reads the pipe sees events as they happen).
-    flush_each: bool,
-    summary: Summary,
-    worst: Option<Severity>,
-    write_err: Option<std::io::Error>,
-    audit: Option<AuditLog>,
-    audit_err: Option<audit::AuditError>,
-    published: Arc<Published>,
-    alerter: Option<Alerter>,
-}
-
-impl<W: Write> Emitter<W> {
-    fn new(format: Format, out: W, flush_each: bool, audit: Option<AuditLog>, published: Arc<Published>) -> Self {
-        let summary = Summary::default();
-        let (worst, write_err, audit_err, alerter) = (None, None, None, None);
-        Emitter { format, out, flush_each, summary, worst, write_err, audit, audit_err, published, alerter }
-    }
-
-    fn emit(&mut self, o: Output) {
-        // Accepted risks do not fail a run (--fail-on); expired exceptions do not accept.
-        self.worst = self.worst.max(o.findings.iter().filter(|f| !f.is_accepted()).map(|f| f.severity).max());
-        self.published.metrics.observe(&o);
-        self.published.inventory().add(&o);
-        if let Some(a) = &mut self.alerter {
-            a.observe(&o);
-        }
-        if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
-            self.audit_err = log.append(&json::any_event(&o)).err();
-        }
-        match self.format {
-            Format::Json => {
-                if self.write_err.is_some() {
-                    return;
-                }
-                let ev = json::any_event(&o);
-                let out = &mut self.out;
-                let r = serde_json::to_writer(&mut *out, &ev)
-                    .map_err(std::io::Error::from)
-                    .and_then(|_| out.write_all(b"\n"))
-                    .and_then(|_| if self.flush_each { out.flush() } else { Ok(()) });
-                if let Err(e) = r {
-                    self.write_err = Some(e);
-                }
-            }
-            Format::Text => self.summary.add(&o),
-            Format::None => {}
-        }
-    }
-
-    fn emit_all(&mut self, outputs: impl IntoIterator<Item = Output>) {
-        for o in outputs {
-            self.emit(o);
-        }
-    }
-
-    /// Fsync the audit log if its interval has passed, and let the Alertmanager sink resend or
-    /// resolve (call about once a second).
-    fn periodic(&mut self) {
-        if let Some(a) = &mut self.alerter {
-            a.tick();
-        }
-        if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
-            self.audit_err = log.sync_if_due().err();
-        }
-    }
-
-    /// Write `tail` (the text report), flush, and return the worst severity seen. Output
-    /// closed by the reader (broken pipe) is not an error.
-    fn close(mut self, tail: Option<String>) -> Result<Option<Severity>> {
-        if let Some(e) = self.audit_err.take() {
-            return Err(e).context("writing the audit log");
-        }
-        if let Some(log) = self.audit.take() {
-            log.close().context("closing the audit log")?;
-        }
-        if let Some(a) = self.alerter.take() {
-            a.finish(ALERT_FINISH);
-        }
-        let mut r = match tail {
-            Some(t) => self.out.write_all(t.as_bytes()),
-            None => Ok(()),
-        };
-        r = r.and_then(|_| self.out.flush());
-        if let Some(e) = self.write_err.take().or(r.err()) {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                return Err(e).context("writing output");
-            }
-        }
-        Ok(self.worst)
-    }
-}
-
-/// The pipeline settings both commands take from the command line (the CA bundle is read here).
+/// The pipeline settings both commands take from the command line (the CA bundle is read here),
+/// candidate ports included: live loads the kernel program with the same ones.
 fn pipeline_config(a: &PipelineArgs) -> Result<PipelineConfig> {
     let trust = match &a.ca_bundle {
-        Some(p) => Some(std::sync::Arc::new(TrustStore::from_pem_file(p)?)),
+        Some(p) => Some(Arc::new(TrustStore::from_pem_file(p)?)),
         None => None,
     };
     let policy = monitor::policy::Policy {
@@ -156,12 +62,21 @@ fn pipeline_config(a: &PipelineArgs) -> Result<PipelineConfig> {
         severity_overrides: a.severity_overrides.clone(),
         ..Default::default()
     };
-    Ok(PipelineConfig { max_flows: a.max_flows, idle_timeout_s: a.idle_timeout, trust, policy, ..Default::default() })
+    let mut candidates = KernelConfig::default();
+    for &port in &a.candidate_ports {
+        candidates.add_port(port).map_err(|max| {
+            anyhow::anyhow!("too many candidate ports: the kernel program takes {max} in all, built-in ones included")
+        })?;
+    }
+    Ok(PipelineConfig {
+        max_flows: a.max_flows,
+        idle_timeout_s: a.idle_timeout,
+        trust,
+        policy,
+        candidates,
+        ..Default::default()
+    })
 }
-
-const PROGRESS_MIN_BYTES: u64 = 64 << 20;
-/// How long the Alertmanager sink may take at exit to post what is queued.
-const ALERT_FINISH: Duration = Duration::from_secs(5);
 
 /// Start the HTTP endpoint when `--listen` asks for it, and say where it listens.
 fn serve(args: &ListenArgs, published: &Arc<Published>) -> Result<Option<monitor::serve::Server>> {
@@ -183,10 +98,18 @@ fn alerter(args: &AlertArgs, published: &Arc<Published>) -> Result<Option<Alerte
     Ok(a)
 }
 
+/// The runtime the run loop and the signal handlers live on.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Wait for SIGINT or SIGTERM (replay --listen: the final figures stay up until then).
 fn wait_for_signal() -> Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().context("starting the async runtime")?;
-    rt.block_on(async {
+    runtime()?.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -196,6 +119,63 @@ fn wait_for_signal() -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `--stats`: the source's and the pipeline's counters, the same fields for live and replay.
+fn print_stats(source: &DecodeStats, pipeline: &PipelineStats) {
+    eprintln!("{source:#?}");
+    eprintln!("{pipeline:#?}");
+}
+
+/// Files over this size show progress on a terminal.
+const PROGRESS_MIN_BYTES: u64 = 64 << 20;
+/// Replay's tick: progress, metrics and periodic sink work.
+const REPLAY_TICK: Duration = Duration::from_millis(500);
+/// Live capture's tick: idle flows, metrics, periodic sink work.
+const LIVE_TICK: Duration = Duration::from_secs(1);
+
+/// The progress line on stderr: one per file, rewritten in place.
+struct ProgressLine {
+    /// Always / only for files of at least [`PROGRESS_MIN_BYTES`] on a terminal / never.
+    mode: Option<bool>,
+    file: String,
+    started: Instant,
+    shown: bool,
+}
+
+impl ProgressLine {
+    fn new(a: &ReplayArgs) -> Self {
+        let mode = match (a.no_progress, a.progress) {
+            (true, _) => None,
+            (false, true) => Some(true),
+            (false, false) => std::io::stderr().is_terminal().then_some(false),
+        };
+        ProgressLine { mode, file: String::new(), started: Instant::now(), shown: false }
+    }
+
+    fn update(&mut self, p: &run::Progress<'_>) {
+        if p.name != self.file {
+            self.end();
+            self.file = p.name.to_string();
+            self.started = Instant::now();
+        }
+        let wanted = match self.mode {
+            Some(always) => !p.name.is_empty() && (always || p.size >= PROGRESS_MIN_BYTES),
+            None => false,
+        };
+        if wanted {
+            let pct = if p.size > 0 { 100.0 * p.read as f64 / p.size as f64 } else { 0.0 };
+            let rate = p.read as f64 / 1e6 / self.started.elapsed().as_secs_f64().max(1e-9);
+            eprint!("\r{}: {pct:5.1}%  {} MB  {rate:.0} MB/s   ", p.name, p.read / 1_000_000);
+            self.shown = true;
+        }
+    }
+
+    fn end(&mut self) {
+        if std::mem::take(&mut self.shown) {
+            eprintln!();
+        }
+    }
 }
 
 fn replay(a: ReplayArgs) -> Result<i32> {
@@ -210,70 +190,42 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let names = capture_names(&a.files);
     let inventory = Inventory::new(a.pipeline.profile.name(), monitor::sink::inventory::MAX_SERVERS);
     let published = Arc::new(Published::new(Mode::Replay, inventory, names.clone()));
-    let cfg = pipeline_config(&a.pipeline)?;
-    let mut pipeline = Pipeline::new(cfg);
+    let mut pipeline = Pipeline::new(pipeline_config(&a.pipeline)?);
     let audit = open_audit(&a.audit)?;
     let server = serve(&a.listen, &published)?;
     let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut em = Emitter::new(format, out, false, audit, published.clone());
     em.alerter = alerter(&a.alerts, &published)?;
-    let mut failed = 0usize;
-    let start = Instant::now();
-    let sizes: Vec<u64> = a.files.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).collect();
+    let mut source = FileSource::new(a.files.clone());
     let metrics = &published.metrics;
-    metrics.replay_files(sizes.iter().sum(), a.files.len(), 0, false);
-    let mut read_before = 0u64;
-
-    for (done, path) in a.files.iter().enumerate() {
-        let name = path.display().to_string();
-        let (reader, size): (Box<dyn std::io::Read>, u64) = if name == "-" {
-            (Box::new(std::io::stdin().lock()), 0)
-        } else {
-            let f = std::fs::File::open(path).with_context(|| format!("cannot open {name}"))?;
-            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-            (Box::new(f), size)
-        };
-        let show = !a.no_progress && (a.progress || (std::io::stderr().is_terminal() && size >= PROGRESS_MIN_BYTES));
-        let t0 = Instant::now();
-        let mut last = t0;
-        // The sink and the progress tick take turns with the emitter (never at once).
-        let emitter = std::cell::RefCell::new(&mut em);
-        let tick = |s: &monitor::capture::pcap::SourceStats, p: &Pipeline| {
-            metrics.replay_read(read_before + s.bytes);
+    metrics.replay_files(source.total_size(), a.files.len(), 0, false);
+    let start = Instant::now();
+    let mut progress = ProgressLine::new(&a);
+    let stop = runtime()?.block_on(async {
+        let stopper = Stopper::new(true, None).context("installing the SIGINT/SIGTERM handlers")?;
+        let tick = |src: &FileSource, p: &Pipeline, em: &mut Emitter<_>| {
+            if let Some(pr) = src.progress() {
+                metrics.replay_read(pr.read_all);
+                metrics.replay_files(pr.size_all, pr.files_total, pr.files_done, false);
+                progress.update(&pr);
+            }
+            metrics.source(&src.decoded());
             metrics.pipeline(&p.stats);
             // Audit fsync interval, Alertmanager resends and inactivity resolution.
-            emitter.borrow_mut().periodic();
-            if show && last.elapsed().as_millis() >= 500 {
-                last = Instant::now();
-                let pct = if size > 0 { 100.0 * s.bytes as f64 / size as f64 } else { 0.0 };
-                let rate = s.bytes as f64 / 1e6 / t0.elapsed().as_secs_f64().max(1e-9);
-                eprint!("\r{name}: {pct:5.1}%  {} MB  {rate:.0} MB/s   ", s.bytes / 1_000_000);
-            }
+            em.periodic();
         };
-        let res = monitor::replay::feed(&mut pipeline, reader, |o| emitter.borrow_mut().emit(o), tick);
-        if show {
-            eprintln!();
-        }
-        match res {
-            Ok(s) => read_before += s.bytes,
-            Err(e) => {
-                // Finish what was gathered before reporting the bad file.
-                failed += 1;
-                em.out.flush().ok();
-                eprintln!("tlsmon: error: {name}: {e}");
-            }
-        }
-        metrics.replay_read(read_before);
-        metrics.pipeline(&pipeline.stats);
-        metrics.replay_files(sizes.iter().sum(), a.files.len(), done + 1, false);
+        let Ok(stop) = run::run(&mut source, &mut pipeline, &mut em, stopper, REPLAY_TICK, tick).await;
+        anyhow::Ok(stop)
+    })?;
+    progress.end();
+    if let Stop::Signal(sig) = stop {
+        eprintln!("tlsmon: replay stopped by {sig}: the output covers what was read until then");
     }
-    pipeline.finish();
-    em.emit_all(pipeline.drain_outputs());
-    metrics.pipeline(&pipeline.stats);
-    metrics.replay_files(sizes.iter().sum(), a.files.len(), a.files.len(), true);
+    metrics.replay_files(source.total_size(), a.files.len(), a.files.len(), true);
     published.finish();
+    let decoded = source.decoded();
     let mut text = (format == Format::Text)
-        .then(|| em.summary.render(&pipeline.stats, a.files.len(), start.elapsed().as_secs_f64()));
+        .then(|| em.summary.render(&decoded, &pipeline.stats, a.files.len(), start.elapsed().as_secs_f64()));
     if let Some(f) = a.report {
         let doc = report::render(f, &published.inventory(), &names);
         match &a.report_out {
@@ -287,14 +239,14 @@ fn replay(a: ReplayArgs) -> Result<i32> {
             .with_context(|| format!("writing the metrics to {}", p.display()))?;
     }
     if a.stats {
-        eprintln!("{:#?}", pipeline.stats);
+        print_stats(&decoded, &pipeline.stats);
     }
     if let Some(server) = server {
         eprintln!("tlsmon: replay done; serving the final metrics on {} until SIGINT/SIGTERM", server.addr);
         wait_for_signal()?;
         server.stop();
     }
-    if failed > 0 {
+    if source.failed > 0 {
         return Ok(2);
     }
     Ok(match (a.fail_on, worst) {
@@ -313,37 +265,26 @@ fn capture_names(files: &[std::path::PathBuf]) -> Vec<String> {
     files.iter().map(name).collect()
 }
 
-/// Most records taken from the ring after detaching (it holds at most its own size anyway).
-const FINAL_DRAIN_MAX: usize = 1 << 20;
-
 fn live(a: LiveArgs) -> Result<i32> {
-    let mut cfg = pipeline_config(&a.pipeline)?;
+    let cfg = pipeline_config(&a.pipeline)?;
     let mode = match (a.xdp, a.xdp_mode) {
         (false, _) => AttachMode::Tc,
         (true, XdpModeArg::Skb) => AttachMode::XdpSkb,
         (true, XdpModeArg::Native) => AttachMode::XdpNative,
     };
-    let mut kernel = KernelConfig::default();
-    for &port in &a.candidate_ports {
-        kernel.add_port(port).map_err(|max| {
-            anyhow::anyhow!("too many candidate ports: the kernel program takes {max} in all, built-in ones included")
-        })?;
-    }
-    // The pipeline judges plaintext candidates by the same settings the kernel is loaded with.
-    cfg.candidates = kernel;
-    let capture = CaptureConfig { ifaces: a.ifaces.clone(), mode, kernel };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .context("starting the async runtime")?;
+    // The kernel program is loaded with the settings the pipeline judges candidates by.
+    let capture_cfg = CaptureConfig { ifaces: a.ifaces.clone(), mode, kernel: cfg.candidates };
+    let rt = runtime()?;
     let audit = open_audit(&a.audit)?;
     // The inventory is always kept in live mode (served at /inventory, counted in /metrics).
     let inventory = Inventory::new(a.pipeline.profile.name(), monitor::sink::inventory::MAX_SERVERS);
     let published = Arc::new(Published::new(Mode::Live, inventory, Vec::new()));
     let server = serve(&a.listen, &published)?;
     let alerter = alerter(&a.alerts, &published)?;
-    let code = rt.block_on(live_loop(&a, &capture, Pipeline::new(cfg), audit, &published, alerter));
+    let out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut em = Emitter::new(a.format, out, true, audit, published.clone());
+    em.alerter = alerter;
+    let code = rt.block_on(live_run(&a, &capture_cfg, Pipeline::new(cfg), em, &published));
     published.finish();
     if let Some(server) = server {
         server.stop();
@@ -351,24 +292,21 @@ fn live(a: LiveArgs) -> Result<i32> {
     code
 }
 
-/// Attach, then feed records to the pipeline until a signal or --duration; then detach, take
-/// what is left in the ring, judge every open flow, emit, and report.
-async fn live_loop(
+/// Attach, then run until a signal or --duration; the run loop detaches, takes what is left in
+/// the ring, judges every open flow and emits; then report.
+async fn live_run<W: Write>(
     a: &LiveArgs,
     capture_cfg: &CaptureConfig,
     mut pipeline: Pipeline,
-    audit: Option<AuditLog>,
+    mut em: Emitter<W>,
     published: &Arc<Published>,
-    alerter: Option<Alerter>,
 ) -> Result<i32> {
-    use tokio::signal::unix::{signal, SignalKind};
     // Handlers first, so a signal while attaching still ends in a clean shutdown.
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let stopper =
+        Stopper::new(true, a.duration.map(Duration::from_secs)).context("installing the SIGINT/SIGTERM handlers")?;
     let mut capture = Capture::open(capture_cfg)?;
     eprintln!("tlsmon: live: {}", capture.describe());
     // Attached: from here on no capability is needed (STYLE: no full root after attach).
-    use monitor::capture::ebpf::privileges;
     if !privileges::links_are_descriptors() {
         tracing::info!("kernel before 6.6: keeping CAP_NET_ADMIN to detach the netlink TC filters at exit");
     } else if let Err(e) = privileges::drop_all() {
@@ -377,96 +315,56 @@ async fn live_loop(
         tracing::info!("dropped every capability after attaching");
     }
     let start = Instant::now();
-    let clock = capture.clock();
-    let out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut em = Emitter::new(a.format, out, true, audit, published.clone());
-    em.alerter = alerter;
-    let publish = |pipeline: &Pipeline, capture: &Capture| {
+    let publish = |capture: &Capture, pipeline: &Pipeline, em: &mut Emitter<W>| {
         let m = &published.metrics;
         m.pipeline(&pipeline.stats);
         m.reader(capture.stats.records, capture.stats.bad_records);
         match capture.counters() {
-            Ok(c) => m.kernel(c.named()),
+            Ok(c) => {
+                m.kernel(c.named());
+                m.source(&DecodeStats::from_kernel(|i| c.get(i)));
+            }
             Err(e) => tracing::debug!(error = %e, "reading the kernel counters"),
         }
         published.turned();
-    };
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let deadline = async {
-        match a.duration {
-            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(deadline);
-    let why = loop {
-        tokio::select! {
-            r = capture.wait() => {
-                r?;
-                capture.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p));
-            }
-            _ = tick.tick() => {
-                // Also a safety net should a ring-buffer wakeup ever be missed.
-                capture.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p));
-                pipeline.advance(clock.now_ns());
-                publish(&pipeline, &capture);
-            }
-            _ = sigint.recv() => break "SIGINT",
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = &mut deadline => break "--duration",
-        }
-        em.emit_all(pipeline.drain_outputs());
         em.periodic();
-        if em.write_err.is_some() {
-            break "standard output closed";
-        }
-        if em.audit_err.is_some() {
-            break "audit log write failed";
-        }
     };
-    tracing::info!(reason = why, "stopping live capture");
-    capture.detach();
-    let mut taken = 0;
-    while taken < FINAL_DRAIN_MAX {
-        let n = capture.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p));
-        em.emit_all(pipeline.drain_outputs());
-        taken += n;
-        if n < MAX_BATCH {
-            break;
-        }
-    }
-    pipeline.finish();
-    em.emit_all(pipeline.drain_outputs());
-    publish(&pipeline, &capture);
+    let stop = run::run(&mut capture, &mut pipeline, &mut em, stopper, LIVE_TICK, publish).await?;
+    tracing::info!(reason = stop.as_str(), "stopped live capture");
     let secs = start.elapsed().as_secs_f64();
     let text = (a.format == Format::Text)
         .then(|| em.summary.render_live(&capture_cfg.ifaces.join(","), capture.stats.records, secs));
     em.close(text)?;
     if a.stats {
-        let inv = published.inventory();
-        eprintln!(
-            "tlsmon: live: inventory: {} servers ({} non-compliant), {} handshakes of servers past the limit",
-            inv.servers.len(),
-            inv.non_compliant(),
-            inv.servers_dropped
-        );
-        drop(inv);
-        match capture.counters() {
-            Ok(c) => {
-                eprintln!("tlsmon: live: kernel counters (all CPUs):");
-                for (name, v) in c.named() {
-                    eprintln!("  {name:<20} {v}");
-                }
-            }
-            Err(e) => eprintln!("tlsmon: live: {e:#}"),
-        }
-        let s = capture.stats;
-        eprintln!(
-            "tlsmon: live: reader: records {} ({} bytes), bad records {}, capped batches {}",
-            s.records, s.record_bytes, s.bad_records, s.capped_batches
-        );
-        eprintln!("{:#?}", pipeline.stats);
+        live_stats(&capture, &pipeline, published);
     }
     Ok(0)
+}
+
+/// `tlsmon live --stats`: inventory size, kernel counters, the reader's, then the counters every
+/// source has.
+fn live_stats(capture: &Capture, pipeline: &Pipeline, published: &Published) {
+    let inv = published.inventory();
+    eprintln!(
+        "tlsmon: live: inventory: {} servers ({} non-compliant), {} handshakes of servers past the limit",
+        inv.servers.len(),
+        inv.non_compliant(),
+        inv.servers_dropped
+    );
+    drop(inv);
+    match capture.counters() {
+        Ok(c) => {
+            eprintln!("tlsmon: live: kernel counters (all CPUs):");
+            for (name, v) in c.named() {
+                eprintln!("  {name:<20} {v}");
+            }
+        }
+        Err(e) => eprintln!("tlsmon: live: {e:#}"),
+    }
+    let s = capture.stats;
+    eprintln!(
+        "tlsmon: live: reader: records {} ({} bytes), bad records {}, capped batches {}",
+        s.records, s.record_bytes, s.bad_records, s.capped_batches
+    );
+    print_stats(&capture.decoded(), &pipeline.stats);
 }

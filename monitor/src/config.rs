@@ -58,6 +58,7 @@ pub struct PipelineSection {
     pub max_flows: Option<usize>,
     pub idle_timeout: Option<u64>,
     pub ca_bundle: Option<PathBuf>,
+    pub candidate_port: Option<Vec<u16>>,
 }
 
 /// `[output]`: event format (replay and live) and the failing severity (replay).
@@ -91,6 +92,8 @@ pub struct LiveSection {
     pub iface: Option<Vec<String>>,
     pub xdp: Option<bool>,
     pub xdp_mode: Option<XdpModeArg>,
+    /// Where wave 1 kept it; `[pipeline] candidate-port` (shared with replay) is used when both
+    /// are given.
     pub candidate_port: Option<Vec<u16>>,
     pub duration: Option<u64>,
     pub stats: Option<bool>,
@@ -193,6 +196,9 @@ impl Config {
         if self.pipeline.idle_timeout == Some(0) {
             return bad("pipeline.idle-timeout", "must be at least 1 (seconds)");
         }
+        if self.pipeline.candidate_port.iter().flatten().any(|&p| p == 0) {
+            return bad("pipeline.candidate-port", "has port 0");
+        }
         let live = &self.live;
         if live.xdp_mode.is_some() && live.xdp != Some(true) {
             return bad("live.xdp-mode", "needs `xdp = true` in [live] (TC, the default, has no mode)");
@@ -293,7 +299,6 @@ impl Config {
         take(m, "ifaces", &mut a.ifaces, l.iface.clone());
         take(m, "xdp", &mut a.xdp, l.xdp);
         take(m, "xdp_mode", &mut a.xdp_mode, l.xdp_mode);
-        take(m, "candidate_ports", &mut a.candidate_ports, l.candidate_port.clone());
         take(m, "duration", &mut a.duration, l.duration.map(Some));
         take(m, "stats", &mut a.stats, l.stats);
         self.apply_pipeline(&mut a.pipeline, m);
@@ -323,6 +328,8 @@ impl Config {
         take(m, "max_flows", &mut p.max_flows, self.pipeline.max_flows);
         take(m, "idle_timeout", &mut p.idle_timeout, self.pipeline.idle_timeout);
         take(m, "ca_bundle", &mut p.ca_bundle, self.pipeline.ca_bundle.clone().map(Some));
+        let ports = self.pipeline.candidate_port.clone().or_else(|| self.live.candidate_port.clone());
+        take(m, "candidate_ports", &mut p.candidate_ports, ports);
         take(m, "profile", &mut p.profile, self.profile);
         // `load` (validate) has already refused a file with a bad entry.
         p.exceptions = self.exceptions().unwrap_or_default();

@@ -11,6 +11,6 @@ pub mod inspect;
 pub mod observation;
 pub mod pipeline;
 pub mod policy;
-pub mod replay;
+pub mod run;
 pub mod serve;
 pub mod sink;

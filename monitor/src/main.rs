@@ -3,6 +3,7 @@
 use clap::{CommandFactory, FromArgMatches};
 
 mod app;
+mod emitter;
 
 fn main() {
     let matches = monitor::cli::Cli::command().get_matches();

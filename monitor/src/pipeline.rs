@@ -4,7 +4,7 @@
 //! per direction, more plaintext bytes than configured, nor more flows than configured.
 use monitor_common::{flow_kind, KernelConfig, HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER, STARTTLS_PORTS};
 
-use crate::decode::{self, Packet, Skip, Transport};
+use crate::decode::{Packet, Transport};
 use crate::flow::reassembly::{Head, HeadStats};
 use crate::flow::{Endpoint, Entry, FlowKey, FlowTable};
 use crate::inspect::fingerprint::Ja4Transport;
@@ -134,20 +134,6 @@ impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
         let table = FlowTable::new(cfg.max_flows, cfg.idle_timeout_s * 1_000_000_000);
         Pipeline { cfg, table, out: Vec::new(), plain_bytes: 0, stats: PipelineStats::default() }
-    }
-
-    /// Decode and process one captured frame.
-    pub fn frame(&mut self, ts_ns: u64, linktype: u32, data: &[u8]) {
-        self.stats.packets += 1;
-        self.stats.bytes += data.len() as u64;
-        match decode::decode(linktype, data) {
-            Ok(p) => self.packet(ts_ns, &p),
-            Err(Skip::UnknownLinkType) => self.stats.skipped_link += 1,
-            Err(Skip::NotIp) => self.stats.skipped_not_ip += 1,
-            Err(Skip::NotTcpUdp) => self.stats.skipped_not_tcp_udp += 1,
-            Err(Skip::Fragment) => self.stats.skipped_fragment += 1,
-            Err(Skip::Malformed) => self.stats.skipped_malformed += 1,
-        }
     }
 
     /// Process one decoded packet.

@@ -8,6 +8,7 @@ mod demo;
 mod gen;
 mod gen_phi;
 mod setup;
+mod snapshot;
 mod test;
 
 #[derive(Parser)]
@@ -33,6 +34,9 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// rustfmt check and clippy.
     Lint,
+    /// JSON events and reports of `tlsmon replay` over the whole corpus and the PHI captures, one
+    /// file each, to compare two builds with `diff -r` (refactors must not change a byte).
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 fn main() -> Result<()> {
@@ -44,5 +48,6 @@ fn main() -> Result<()> {
         Cmd::GenPhi(a) => gen_phi::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Lint => test::lint(),
+        Cmd::Snapshot(a) => snapshot::run(a),
     }
 }

@@ -5,6 +5,7 @@ use std::io::Read;
 
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapNGPacketBlock;
+use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
 
 /// One captured frame, borrowed from the reader's window.
@@ -71,115 +72,156 @@ struct Iface {
     offset_s: i64,
 }
 
+/// A capture being read: frames are pulled in batches (the run loop serves timers and signals
+/// between them). Holds at most one read window.
+pub struct PcapReader<'r> {
+    reader: Box<dyn PcapReaderIterator + 'r>,
+    ifaces: Vec<Iface>,
+    legacy_linktype: u32,
+    legacy_nanos: bool,
+    /// Byte offset of the next block.
+    offset: u64,
+    window: usize,
+    /// Frames and bytes handed on so far.
+    pub stats: SourceStats,
+}
+
+impl<'r> PcapReader<'r> {
+    /// Read the file header (pcap) or the first block (pcapng).
+    pub fn new<R: Read + 'r>(input: R) -> Result<Self, SourceError> {
+        let tracked = TrackRead { inner: input, error: None };
+        let reader = match create_reader(WINDOW, tracked) {
+            Ok(r) => r,
+            Err(PcapError::ReadError) => {
+                let source = std::io::Error::other("could not read the capture header");
+                return Err(SourceError::Io { offset: 0, source });
+            }
+            Err(_) => return Err(SourceError::NotPcap),
+        };
+        Ok(PcapReader {
+            reader,
+            ifaces: Vec::new(),
+            legacy_linktype: 1,
+            legacy_nanos: false,
+            offset: 0,
+            window: WINDOW,
+            stats: SourceStats::default(),
+        })
+    }
+
+    /// Hand up to `limit` frames to `f`. `Ok(false)` at the end of the capture; an error means
+    /// the frames before it have been handed on and nothing more will be.
+    pub fn next_frames(&mut self, limit: usize, mut f: impl FnMut(&Frame<'_>)) -> Result<bool, SourceError> {
+        let mut n = 0;
+        while n < limit {
+            match self.reader.next() {
+                Ok((len, block)) => {
+                    let frame = match &block {
+                        PcapBlockOwned::LegacyHeader(h) => {
+                            self.legacy_linktype = h.network.0 as u32;
+                            self.legacy_nanos = h.is_nanosecond_precision();
+                            None
+                        }
+                        PcapBlockOwned::Legacy(b) => {
+                            let frac = if self.legacy_nanos { b.ts_usec as u64 } else { b.ts_usec as u64 * 1000 };
+                            Some(Frame {
+                                ts_ns: b.ts_sec as u64 * 1_000_000_000 + frac,
+                                linktype: self.legacy_linktype,
+                                data: b.data,
+                                orig_len: b.origlen,
+                            })
+                        }
+                        PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                            self.ifaces.clear();
+                            None
+                        }
+                        PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                            self.ifaces.push(Iface {
+                                linktype: idb.linktype.0 as u32,
+                                resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                                offset_s: idb.ts_offset(),
+                            });
+                            None
+                        }
+                        PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                            let Some(iface) = self.ifaces.get(epb.if_id as usize) else {
+                                let reason = format!("packet for undeclared interface {}", epb.if_id);
+                                return Err(SourceError::Corrupt { offset: self.offset, reason });
+                            };
+                            let raw = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                            let secs = raw / iface.resolution;
+                            let frac = raw % iface.resolution;
+                            let ns = secs.saturating_add_signed(iface.offset_s).saturating_mul(1_000_000_000)
+                                + (frac as u128 * 1_000_000_000 / iface.resolution as u128) as u64;
+                            let data = epb.packet_data();
+                            Some(Frame { ts_ns: ns, linktype: iface.linktype, data, orig_len: epb.origlen })
+                        }
+                        PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                            let linktype = self.ifaces.first().map(|i| i.linktype).unwrap_or(1);
+                            Some(Frame { ts_ns: 0, linktype, data: spb.packet_data(), orig_len: spb.origlen })
+                        }
+                        PcapBlockOwned::NG(_) => None,
+                    };
+                    if let Some(frame) = frame {
+                        self.stats.frames += 1;
+                        self.stats.bytes += frame.data.len() as u64;
+                        n += 1;
+                        f(&frame);
+                    }
+                    self.offset += len as u64;
+                    self.reader.consume(len);
+                }
+                Err(PcapError::Eof) => return Ok(false),
+                Err(PcapError::Incomplete(_)) => {
+                    let before = self.reader.data().len();
+                    if self.reader.reader_exhausted() {
+                        return Err(SourceError::Truncated { offset: self.offset });
+                    }
+                    if let Err(e) = self.reader.refill() {
+                        return Err(refill_error(e, self.offset));
+                    }
+                    if self.reader.data().len() == before && before >= self.window {
+                        // A block larger than the window: grow it (bounded).
+                        self.grow()?;
+                    }
+                }
+                Err(PcapError::UnexpectedEof) => return Err(SourceError::Truncated { offset: self.offset }),
+                Err(PcapError::BufferTooSmall) => self.grow()?,
+                Err(PcapError::ReadError) => {
+                    let source = std::io::Error::other("read failed");
+                    return Err(SourceError::Io { offset: self.offset, source });
+                }
+                Err(e) => {
+                    let reason = describe(&e);
+                    return Err(SourceError::Corrupt { offset: self.offset, reason });
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Double the read window, up to [`MAX_WINDOW`].
+    fn grow(&mut self) -> Result<(), SourceError> {
+        if self.window >= MAX_WINDOW || !self.reader.grow(self.window * 2) {
+            let reason = format!("block larger than {} MiB", MAX_WINDOW >> 20);
+            return Err(SourceError::Corrupt { offset: self.offset, reason });
+        }
+        self.window *= 2;
+        Ok(())
+    }
+}
+
 /// Read every frame and hand it to `f`. Returns the totals, or the error that stopped reading.
 pub fn for_each_frame<R: Read>(
     input: R,
     mut f: impl FnMut(&Frame<'_>),
 ) -> Result<SourceStats, (SourceStats, SourceError)> {
-    let mut stats = SourceStats::default();
-    let tracked = TrackRead { inner: input, error: None };
-    let mut reader = match create_reader(WINDOW, tracked) {
-        Ok(r) => r,
-        Err(PcapError::ReadError) => {
-            let source = std::io::Error::other("could not read the capture header");
-            return Err((stats, SourceError::Io { offset: 0, source }));
-        }
-        Err(_) => return Err((stats, SourceError::NotPcap)),
-    };
-    let mut ifaces: Vec<Iface> = Vec::new();
-    let mut legacy_linktype = 1u32;
-    let mut legacy_nanos = false;
-    let mut offset: u64 = 0;
-    let mut window = WINDOW;
+    let mut reader = PcapReader::new(input).map_err(|e| (SourceStats::default(), e))?;
     loop {
-        match reader.next() {
-            Ok((len, block)) => {
-                match block {
-                    PcapBlockOwned::LegacyHeader(h) => {
-                        legacy_linktype = h.network.0 as u32;
-                        legacy_nanos = h.is_nanosecond_precision();
-                    }
-                    PcapBlockOwned::Legacy(b) => {
-                        let frac = if legacy_nanos { b.ts_usec as u64 } else { b.ts_usec as u64 * 1000 };
-                        let frame = Frame {
-                            ts_ns: b.ts_sec as u64 * 1_000_000_000 + frac,
-                            linktype: legacy_linktype,
-                            data: b.data,
-                            orig_len: b.origlen,
-                        };
-                        stats.frames += 1;
-                        stats.bytes += b.data.len() as u64;
-                        f(&frame);
-                    }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => ifaces.clear(),
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => ifaces.push(Iface {
-                        linktype: idb.linktype.0 as u32,
-                        resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
-                        offset_s: idb.ts_offset(),
-                    }),
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        let Some(iface) = ifaces.get(epb.if_id as usize) else {
-                            let reason = format!("packet for undeclared interface {}", epb.if_id);
-                            return Err((stats, SourceError::Corrupt { offset, reason }));
-                        };
-                        let raw = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                        let secs = raw / iface.resolution;
-                        let frac = raw % iface.resolution;
-                        let ns = secs.saturating_add_signed(iface.offset_s).saturating_mul(1_000_000_000)
-                            + (frac as u128 * 1_000_000_000 / iface.resolution as u128) as u64;
-                        let data = epb.packet_data();
-                        let frame = Frame { ts_ns: ns, linktype: iface.linktype, data, orig_len: epb.origlen };
-                        stats.frames += 1;
-                        stats.bytes += data.len() as u64;
-                        f(&frame);
-                    }
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                        let linktype = ifaces.first().map(|i| i.linktype).unwrap_or(1);
-                        let data = spb.packet_data();
-                        let frame = Frame { ts_ns: 0, linktype, data, orig_len: spb.origlen };
-                        stats.frames += 1;
-                        stats.bytes += data.len() as u64;
-                        f(&frame);
-                    }
-                    PcapBlockOwned::NG(_) => {}
-                }
-                offset += len as u64;
-                reader.consume(len);
-            }
-            Err(PcapError::Eof) => return Ok(stats),
-            Err(PcapError::Incomplete(_)) => {
-                let before = reader.data().len();
-                if reader.reader_exhausted() {
-                    return Err((stats, SourceError::Truncated { offset }));
-                }
-                if let Err(e) = reader.refill() {
-                    return Err((stats, refill_error(e, offset)));
-                }
-                if reader.data().len() == before && before >= window {
-                    // A block larger than the window: grow it (bounded).
-                    if window >= MAX_WINDOW || !reader.grow(window * 2) {
-                        let reason = format!("block larger than {} MiB", MAX_WINDOW >> 20);
-                        return Err((stats, SourceError::Corrupt { offset, reason }));
-                    }
-                    window *= 2;
-                }
-            }
-            Err(PcapError::UnexpectedEof) => return Err((stats, SourceError::Truncated { offset })),
-            Err(PcapError::BufferTooSmall) => {
-                if window >= MAX_WINDOW || !reader.grow(window * 2) {
-                    let reason = format!("block larger than {} MiB", MAX_WINDOW >> 20);
-                    return Err((stats, SourceError::Corrupt { offset, reason }));
-                }
-                window *= 2;
-            }
-            Err(PcapError::ReadError) => {
-                let source = std::io::Error::other("read failed");
-                return Err((stats, SourceError::Io { offset, source }));
-            }
-            Err(e) => {
-                let reason = describe(&e);
-                return Err((stats, SourceError::Corrupt { offset, reason }));
-            }
+        match reader.next_frames(usize::MAX, &mut f) {
+            Ok(true) => {}
+            Ok(false) => return Ok(reader.stats),
+            Err(e) => return Err((reader.stats, e)),
         }
     }
 }

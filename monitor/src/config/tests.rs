@@ -177,10 +177,13 @@ fn live_options_merge_and_lists_are_replaced() {
     let a = live(text, &[]).expect("live");
     assert_eq!(a.ifaces, ["eth0", "eth1"]);
     assert!(a.xdp && a.stats);
-    assert_eq!((a.xdp_mode, a.duration, a.candidate_ports.as_slice()), (XdpModeArg::Native, Some(5), &[2575u16][..]));
+    assert_eq!(
+        (a.xdp_mode, a.duration, a.pipeline.candidate_ports.as_slice()),
+        (XdpModeArg::Native, Some(5), &[2575u16][..])
+    );
     let a = live(text, &["--iface", "lo", "--xdp-mode", "skb", "--candidate-port", "1"]).expect("live");
     assert_eq!(
-        (a.ifaces.as_slice(), a.xdp_mode, a.candidate_ports.as_slice()),
+        (a.ifaces.as_slice(), a.xdp_mode, a.pipeline.candidate_ports.as_slice()),
         (&["lo".to_string()][..], XdpModeArg::Skb, &[1u16][..])
     );
     // --xdp-mode on the command line with xdp = true from the file is fine.

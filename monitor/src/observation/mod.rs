@@ -3,13 +3,13 @@
 //! never the pipeline. Plain data: must never hold payload bytes, only parsed facts.
 pub mod finding;
 mod handshake;
+mod stats;
 
 pub use crate::flow::Endpoint;
 pub use finding::{Acceptance, Finding, Severity};
 pub use handshake::{client_dir, Handshake};
+pub use stats::{DecodeStats, PipelineStats};
 
-use crate::flow::reassembly::HeadStats;
-use crate::flow::TableStats;
 use crate::inspect::plaintext::PlainFacts;
 
 /// One plaintext flow the inspectors recognised: endpoints and protocol facts, never payload.
@@ -65,29 +65,4 @@ impl Output {
             Observed::Plaintext(p) => (p.client, p.server, p.ts_ns),
         }
     }
-}
-
-/// What the pipeline counted.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PipelineStats {
-    pub packets: u64,
-    pub bytes: u64,
-    pub skipped_link: u64,
-    pub skipped_not_ip: u64,
-    pub skipped_not_tcp_udp: u64,
-    pub skipped_fragment: u64,
-    pub skipped_malformed: u64,
-    pub udp_packets: u64,
-    pub truncated_packets: u64,
-    pub handshakes: u64,
-    /// Flows judged as plaintext candidates (first payload on a candidate port or signature).
-    pub plain_candidates: u64,
-    /// Plaintext flows reported (a protocol recognised that carries PHI, credentials or a
-    /// STARTTLS finding, or any recognised protocol but bare HTTP).
-    pub plaintext_flows: u64,
-    /// Plaintext bytes a direction wanted but did not keep: all flows together were at
-    /// `max_plain_bytes`.
-    pub plain_bytes_dropped: u64,
-    pub head: HeadStats,
-    pub flows: TableStats,
 }

@@ -15,7 +15,7 @@ use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts
 use crate::inspect::names::{is_pq_group, version_parts};
 use crate::inspect::plaintext::Protocol;
 use crate::observation::Handshake;
-use crate::observation::{Output, PipelineStats};
+use crate::observation::{DecodeStats, Output, PipelineStats};
 use crate::policy::{cipher_class, forward_secrecy, FINDING_IDS};
 use crate::sink::inventory::Inventory;
 
@@ -365,13 +365,17 @@ impl Metrics {
 
     /// Bring the pipeline's counters in (flows, drops, packet anomalies).
     pub fn pipeline(&self, s: &PipelineStats) {
-        mirror(&self.anomalies.with_label_values(&["malformed_packet"]), s.skipped_malformed);
         mirror(&self.anomalies.with_label_values(&["truncated_packet"]), s.truncated_packets);
         mirror(&self.flows.with_label_values(&["created"]), s.flows.created);
         mirror(&self.flows.with_label_values(&["expired"]), s.flows.expired);
         mirror(&self.flows.with_label_values(&["evicted"]), s.flows.evicted);
         mirror(&self.dropped.with_label_values(&["reassembly_pending"]), s.head.pending_dropped);
         mirror(&self.dropped.with_label_values(&["plain_bytes_cap"]), s.plain_bytes_dropped);
+    }
+
+    /// Bring the source's decode counters in (packets it could not decode).
+    pub fn source(&self, s: &DecodeStats) {
+        mirror(&self.anomalies.with_label_values(&["malformed_packet"]), s.skipped_malformed);
     }
 
     /// Bring the kernel program's counters in (`counter::NAMES` order), live only.

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use crate::inspect::names::{cipher_name, version_name};
-use crate::observation::{Output, PipelineStats};
+use crate::observation::{DecodeStats, Output, PipelineStats};
 use crate::policy::Severity;
 
 /// Most distinct servers / suites remembered.
@@ -87,13 +87,13 @@ impl Summary {
     }
 
     /// The report, for a person.
-    pub fn render(&self, stats: &PipelineStats, files: usize, secs: f64) -> String {
+    pub fn render(&self, source: &DecodeStats, stats: &PipelineStats, files: usize, secs: f64) -> String {
         let mut s = String::new();
-        let mb = stats.bytes as f64 / 1e6;
+        let mb = source.bytes as f64 / 1e6;
         let _ = writeln!(
             s,
             "tlsmon replay: {files} file(s), {} packets, {mb:.1} MB in {secs:.2} s ({:.0} MB/s)",
-            stats.packets,
+            source.packets,
             if secs > 0.0 { mb / secs } else { 0.0 }
         );
         if stats.plain_candidates > 0 {

@@ -20,14 +20,12 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 use crate::capture::record::{self, Clock};
+use crate::capture::DecodeStats;
 use crate::decode::Packet;
 use crate::ebpf_obj::{EBPF_OBJECT, TC_PROGRAM, XDP_PROGRAM};
+use crate::run::{Drained, Source};
 use error::{attach_error, load_error, HostFacts};
 pub use error::{missing_capabilities, CaptureError};
-
-/// Most records handed on per wakeup; the rest wait in the ring for the next turn, so timers
-/// and signals are served between batches. Overflow is the kernel's `ringbuf_full` counter.
-pub const MAX_BATCH: usize = 4096;
 
 /// Where and how to attach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,9 +177,23 @@ impl Capture {
         }
     }
 
-    /// Wait until records may be ready. Cancel-safe (use it in `tokio::select!`); after it
-    /// returns, call [`Capture::drain`].
-    pub async fn wait(&mut self) -> Result<(), CaptureError> {
+    /// The kernel counters, summed over CPUs.
+    pub fn counters(&self) -> Result<KernelCounters, CaptureError> {
+        let mut out = KernelCounters::default();
+        for (i, slot) in out.values.iter_mut().enumerate() {
+            let per_cpu = self.counters.get(&(i as u32), 0).map_err(|source| CaptureError::Counters { source })?;
+            *slot = per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v));
+        }
+        Ok(out)
+    }
+}
+
+/// The live source: records from the ring buffer; decode counters from the kernel program.
+impl Source for Capture {
+    type Error = CaptureError;
+
+    /// Wait until records may be ready. Cancel-safe (used in `tokio::select!`).
+    async fn ready(&mut self) -> Result<(), CaptureError> {
         if self.backlog {
             tokio::task::yield_now().await;
             return Ok(());
@@ -193,15 +205,15 @@ impl Capture {
     }
 
     /// Hand up to `limit` records to `f` as (wall-clock ns, packet); bad records are counted
-    /// and skipped. Returns how many records were taken from the ring.
-    pub fn drain(&mut self, limit: usize, mut f: impl FnMut(u64, &Packet<'_>)) -> usize {
+    /// and skipped. Says how many records were taken from the ring.
+    fn drain(&mut self, limit: usize, mut f: impl FnMut(u64, &Packet<'_>)) -> Drained {
         let Capture { ring, clock, stats, backlog, .. } = self;
         let ring = ring.get_mut();
         let mut n = 0;
         while n < limit {
             let Some(item) = ring.next() else {
                 *backlog = false;
-                return n;
+                return Drained::Packets(n);
             };
             n += 1;
             stats.records += 1;
@@ -216,19 +228,28 @@ impl Capture {
         }
         *backlog = true;
         stats.capped_batches += 1;
-        n
+        Drained::Packets(n)
     }
 
-    /// The kernel counters, summed over CPUs.
-    pub fn counters(&self) -> Result<KernelCounters, CaptureError> {
-        let mut out = KernelCounters::default();
-        for (i, slot) in out.values.iter_mut().enumerate() {
-            let per_cpu = self.counters.get(&(i as u32), 0).map_err(|source| CaptureError::Counters { source })?;
-            *slot = per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v));
-        }
-        Ok(out)
+    /// The kernel program's counters in the decode terms every source uses (zeros when the
+    /// counters map cannot be read; the caller's own read logs why).
+    fn decoded(&self) -> DecodeStats {
+        self.counters().map(|c| DecodeStats::from_kernel(|i| c.get(i))).unwrap_or_default()
+    }
+
+    fn now_ns(&self) -> Option<u64> {
+        Some(self.clock.now_ns())
+    }
+
+    /// Detach; what the ring holds then (at most its own size) may still be drained.
+    fn close(&mut self) -> usize {
+        self.detach();
+        FINAL_DRAIN_MAX
     }
 }
+
+/// Most records taken from the ring after detaching (it holds at most its own size anyway).
+const FINAL_DRAIN_MAX: usize = 1 << 20;
 
 /// Every name must be a distinct, existing interface. Checked before anything is loaded.
 pub fn check_interfaces(names: &[String]) -> Result<(), CaptureError> {

@@ -1,0 +1,144 @@
+//! Source, offline: capture files (pcap/pcapng) or standard input ("-"), read one after
+//! another and decoded into packets, with the decode counters every source keeps.
+//! Must never stop at a bad file: what it held before the bad block has been handed on, the
+//! error is reported once, and the next file is read.
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::pcap::PcapReader;
+use super::DecodeStats;
+use crate::decode::Packet;
+use crate::run::{Drained, Progress, Source};
+
+/// The file being read.
+struct Open {
+    name: String,
+    size: u64,
+    reader: PcapReader<'static>,
+}
+
+/// Capture files in order; flows go on across them (one capture split into several files).
+pub struct FileSource {
+    files: Vec<PathBuf>,
+    /// Index of the next file to open.
+    next: usize,
+    current: Option<Open>,
+    /// Captured bytes of the files already read.
+    read_before: u64,
+    /// Sizes of all files (0 for stdin or an unreadable file).
+    sizes: Vec<u64>,
+    /// Files that failed (could not be opened, or corrupt / truncated part-way).
+    pub failed: usize,
+    decode: DecodeStats,
+}
+
+impl FileSource {
+    /// Files to read in order; "-" is standard input. Nothing is opened yet.
+    pub fn new(files: Vec<PathBuf>) -> Self {
+        let sizes = files.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).collect();
+        FileSource { files, next: 0, current: None, read_before: 0, sizes, failed: 0, decode: DecodeStats::default() }
+    }
+
+    /// Total size of the files, as far as known (stdin counts 0).
+    pub fn total_size(&self) -> u64 {
+        self.sizes.iter().sum()
+    }
+
+    /// Open the next file; `Err` is the message for a file that cannot be opened.
+    fn open_next(&mut self) -> Option<Result<(), String>> {
+        let path = self.files.get(self.next)?;
+        self.next += 1;
+        let name = path.display().to_string();
+        let (input, size): (Box<dyn Read>, u64) = if name == "-" {
+            (Box::new(std::io::stdin().lock()), 0)
+        } else {
+            match std::fs::File::open(path) {
+                Ok(f) => {
+                    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+                    (Box::new(f), size)
+                }
+                Err(e) => return Some(Err(format!("cannot open {name}: {e}"))),
+            }
+        };
+        Some(match PcapReader::new(input) {
+            Ok(reader) => {
+                self.current = Some(Open { name, size, reader });
+                Ok(())
+            }
+            Err(e) => Err(format!("{name}: {e}")),
+        })
+    }
+}
+
+impl Source for FileSource {
+    type Error = std::convert::Infallible;
+
+    /// Files are always ready; yield once so the runtime serves timers and signals between
+    /// batches.
+    async fn ready(&mut self) -> Result<(), Self::Error> {
+        tokio::task::yield_now().await;
+        Ok(())
+    }
+
+    fn drain(&mut self, limit: usize, mut f: impl FnMut(u64, &Packet<'_>)) -> Drained {
+        if self.current.is_none() {
+            match self.open_next() {
+                None => return Drained::End,
+                Some(Err(msg)) => {
+                    self.failed += 1;
+                    return Drained::Failed(msg);
+                }
+                Some(Ok(())) => {}
+            }
+        }
+        let Some(open) = &mut self.current else { return Drained::End };
+        let decode = &mut self.decode;
+        let before = open.reader.stats.frames;
+        let res = open.reader.next_frames(limit, |fr| {
+            if let Some(p) = decode.decode(fr.linktype, fr.data) {
+                f(fr.ts_ns, &p);
+            }
+        });
+        let n = (open.reader.stats.frames - before) as usize;
+        match res {
+            Ok(true) => Drained::Packets(n),
+            Ok(false) => {
+                self.read_before += open.reader.stats.bytes;
+                self.current = None;
+                Drained::Packets(n)
+            }
+            Err(e) => {
+                let msg = format!("{}: {e}", open.name);
+                self.read_before += open.reader.stats.bytes;
+                self.current = None;
+                self.failed += 1;
+                Drained::Failed(msg)
+            }
+        }
+    }
+
+    fn decoded(&self) -> DecodeStats {
+        self.decode
+    }
+
+    fn now_ns(&self) -> Option<u64> {
+        None
+    }
+
+    fn progress(&self) -> Option<Progress<'_>> {
+        let (name, read, size) = match &self.current {
+            Some(o) => (o.name.as_str(), o.reader.stats.bytes, o.size),
+            None => ("", 0, 0),
+        };
+        let done = self.next - usize::from(self.current.is_some());
+        Some(Progress {
+            name,
+            read,
+            size,
+            files_done: done,
+            files_total: self.files.len(),
+            read_all: self.read_before + read,
+            size_all: self.total_size(),
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! Emitter: where judged flows go, for replay and live alike — JSON lines, the text summary or
+//! nothing on stdout; the audit log, Alertmanager, the metrics and the posture inventory.
+//! Must never stop the run over one bad write: it remembers the first error of each output and
+//! tells the run loop to stop (stdout closed, audit log failing).
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use monitor::cli::Format;
+use monitor::observation::Output;
+use monitor::policy::Severity;
+use monitor::run::Sink;
+use monitor::sink::alertmanager::Alerter;
+use monitor::sink::audit::{self, AuditLog};
+use monitor::sink::published::Published;
+use monitor::sink::{json, summary::Summary};
+
+/// How long the Alertmanager sink may take at exit to post what is queued.
+const ALERT_FINISH: Duration = Duration::from_secs(5);
+
+/// Where judged handshakes go, for replay and live alike: JSON lines, the text summary, or
+/// nowhere; every event to the audit log when there is one, and to Alertmanager when asked;
+/// every one into the metrics and the posture inventory (for --report, /metrics, /inventory).
+/// Remembers the worst severity (for --fail-on) and the first write error of each.
+pub struct Emitter<W: Write> {
+    format: Format,
+    out: W,
+    /// Flush after every JSON line (live: whoever reads the pipe sees events as they happen).
+    flush_each: bool,
+    pub summary: Summary,
+    worst: Option<Severity>,
+    write_err: Option<std::io::Error>,
+    audit: Option<AuditLog>,
+    audit_err: Option<audit::AuditError>,
+    published: Arc<Published>,
+    pub alerter: Option<Alerter>,
+}
+
+impl<W: Write> Emitter<W> {
+    pub fn new(format: Format, out: W, flush_each: bool, audit: Option<AuditLog>, published: Arc<Published>) -> Self {
+        let summary = Summary::default();
+        let (worst, write_err, audit_err, alerter) = (None, None, None, None);
+        Emitter { format, out, flush_each, summary, worst, write_err, audit, audit_err, published, alerter }
+    }
+
+    fn write(&mut self, o: Output) {
+        // Accepted risks do not fail a run (--fail-on); expired exceptions do not accept.
+        self.worst = self.worst.max(o.findings.iter().filter(|f| !f.is_accepted()).map(|f| f.severity).max());
+        self.published.metrics.observe(&o);
+        self.published.inventory().add(&o);
+        if let Some(a) = &mut self.alerter {
+            a.observe(&o);
+        }
+        if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
+            self.audit_err = log.append(&json::any_event(&o)).err();
+        }
+        match self.format {
+            Format::Json => {
+                if self.write_err.is_some() {
+                    return;
+                }
+                let ev = json::any_event(&o);
+                let out = &mut self.out;
+                let r = serde_json::to_writer(&mut *out, &ev)
+                    .map_err(std::io::Error::from)
+                    .and_then(|_| out.write_all(b"\n"))
+                    .and_then(|_| if self.flush_each { out.flush() } else { Ok(()) });
+                if let Err(e) = r {
+                    self.write_err = Some(e);
+                }
+            }
+            Format::Text => self.summary.add(&o),
+            Format::None => {}
+        }
+    }
+
+    /// Fsync the audit log if its interval has passed, and let the Alertmanager sink resend or
+    /// resolve (call about once a second).
+    pub fn periodic(&mut self) {
+        if let Some(a) = &mut self.alerter {
+            a.tick();
+        }
+        if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
+            self.audit_err = log.sync_if_due().err();
+        }
+    }
+
+    /// Write `tail` (the text report), flush, and return the worst severity seen. Output
+    /// closed by the reader (broken pipe) is not an error.
+    pub fn close(mut self, tail: Option<String>) -> Result<Option<Severity>> {
+        if let Some(e) = self.audit_err.take() {
+            return Err(e).context("writing the audit log");
+        }
+        if let Some(log) = self.audit.take() {
+            log.close().context("closing the audit log")?;
+        }
+        if let Some(a) = self.alerter.take() {
+            a.finish(ALERT_FINISH);
+        }
+        let mut r = match tail {
+            Some(t) => self.out.write_all(t.as_bytes()),
+            None => Ok(()),
+        };
+        r = r.and_then(|_| self.out.flush());
+        if let Some(e) = self.write_err.take().or(r.err()) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                return Err(e).context("writing output");
+            }
+        }
+        Ok(self.worst)
+    }
+}
+
+impl<W: Write> Sink for Emitter<W> {
+    fn emit(&mut self, o: Output) {
+        self.write(o);
+    }
+
+    /// A capture file that failed: everything before it is written first, then the error.
+    fn failed(&mut self, message: &str) {
+        self.out.flush().ok();
+        eprintln!("tlsmon: error: {message}");
+    }
+
+    fn broken(&self) -> Option<&'static str> {
+        if self.write_err.is_some() {
+            Some("standard output closed")
+        } else if self.audit_err.is_some() {
+            Some("audit log write failed")
+        } else {
+            None
+        }
+    }
+}

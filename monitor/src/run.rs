@@ -1,0 +1,251 @@
+//! Run loop: the one drive loop for every source (capture files, the live ring buffer).
+//! Packets go into the pipeline and judged flows out to a sink; about once a period a tick
+//! judges idle flows (on the source's clock) and lets the caller publish counters; the run ends
+//! with the input, a signal, a deadline, or a sink that cannot go on, and always finishes the
+//! same way: what the source still holds is taken, every open flow is judged and emitted.
+//! Must never judge, format or write anything itself.
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+use crate::capture::DecodeStats;
+use crate::decode::Packet;
+use crate::observation::Output;
+use crate::pipeline::Pipeline;
+
+/// Most packets handed on per batch; timers and signals are served between batches.
+pub const MAX_BATCH: usize = 4096;
+
+/// What one [`Source::drain`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Drained {
+    /// Packets taken (0: nothing ready).
+    Packets(usize),
+    /// A part of the input failed (a file that cannot be opened, or corrupt part-way): this
+    /// message says which and why; what came before it has been handed on, and the source goes
+    /// on with the next part.
+    Failed(String),
+    /// No more input.
+    End,
+}
+
+/// How far a source is through its input (capture files; nothing for live capture).
+#[derive(Clone, Copy, Debug)]
+pub struct Progress<'a> {
+    /// The file being read ("" between files).
+    pub name: &'a str,
+    /// Bytes read of it and its size (0 when unknown: stdin).
+    pub read: u64,
+    pub size: u64,
+    pub files_done: usize,
+    pub files_total: usize,
+    /// Bytes read of all files, and their total size.
+    pub read_all: u64,
+    pub size_all: u64,
+}
+
+/// Where decoded packets come from.
+#[allow(async_fn_in_trait)] // used through generics only, never as `dyn`
+pub trait Source {
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Wait until packets may be drained (live: ring-buffer readiness; files: at once).
+    async fn ready(&mut self) -> Result<(), Self::Error>;
+    /// Hand up to `limit` packets to `f` as (time in ns since the Unix epoch, packet).
+    fn drain(&mut self, limit: usize, f: impl FnMut(u64, &Packet<'_>)) -> Drained;
+    /// What the source saw and decoded so far.
+    fn decoded(&self) -> DecodeStats;
+    /// Time now on the packets' clock, to judge idle flows when no packet comes (live); `None`
+    /// when time is packet time only (files: a replay is deterministic).
+    fn now_ns(&self) -> Option<u64>;
+    /// How far through its input the source is, when that is known.
+    fn progress(&self) -> Option<Progress<'_>> {
+        None
+    }
+    /// The run is over: stop capturing. Returns how many more packets [`Source::drain`] may
+    /// still hand on (live: what the ring buffer holds after detaching; files: none).
+    fn close(&mut self) -> usize {
+        0
+    }
+}
+
+/// Where judged flows go.
+pub trait Sink {
+    fn emit(&mut self, o: Output);
+    /// A part of the input failed (see [`Drained::Failed`]).
+    fn failed(&mut self, message: &str);
+    /// Why the run must stop (output closed, audit log failing), if it must.
+    fn broken(&self) -> Option<&'static str>;
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// The input ended.
+    End,
+    /// SIGINT or SIGTERM.
+    Signal(&'static str),
+    /// The run's deadline (`--duration`).
+    Deadline,
+    /// The sink could not go on.
+    Sink(&'static str),
+}
+
+impl Stop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stop::End => "end of input",
+            Stop::Signal(s) => s,
+            Stop::Deadline => "--duration",
+            Stop::Sink(why) => why,
+        }
+    }
+}
+
+/// What ends a run besides its input, set up before the source is opened (so a signal while
+/// attaching still ends in a clean shutdown).
+pub struct Stopper {
+    signals: Option<(Signal, Signal)>,
+    deadline: Option<Duration>,
+}
+
+impl Stopper {
+    /// Install SIGINT/SIGTERM handlers when `signals` (call inside the runtime).
+    pub fn new(signals: bool, deadline: Option<Duration>) -> std::io::Result<Self> {
+        let signals =
+            if signals { Some((signal(SignalKind::interrupt())?, signal(SignalKind::terminate())?)) } else { None };
+        Ok(Stopper { signals, deadline })
+    }
+
+    async fn signalled(&mut self) -> &'static str {
+        match &mut self.signals {
+            Some((int, term)) => tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            },
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Drive `source` through `pipeline` into `sink` until the input ends or something in
+/// `stopper` does. `tick` runs every `period` of wall-clock time and once at the end, after
+/// idle flows were judged: publish counters, show progress, let sinks do periodic work.
+pub async fn run<S: Source, K: Sink>(
+    source: &mut S,
+    pipeline: &mut Pipeline,
+    sink: &mut K,
+    mut stopper: Stopper,
+    period: Duration,
+    mut tick: impl FnMut(&S, &Pipeline, &mut K),
+) -> Result<Stop, S::Error> {
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = stopper.deadline;
+    let deadline = async move {
+        match deadline {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let stop = loop {
+        tokio::select! {
+            biased;
+            why = stopper.signalled() => break Stop::Signal(why),
+            _ = &mut deadline => break Stop::Deadline,
+            _ = timer.tick() => {
+                // Also a safety net should a ring-buffer wakeup ever be missed.
+                if let Drained::Failed(m) = source.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p)) {
+                    sink.failed(&m);
+                }
+                if let Some(now) = source.now_ns() {
+                    pipeline.advance(now);
+                }
+                emit(pipeline, sink);
+                tick(source, pipeline, sink);
+            }
+            r = source.ready() => {
+                r?;
+                match source.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p)) {
+                    Drained::Packets(_) => {}
+                    Drained::Failed(m) => {
+                        emit(pipeline, sink);
+                        sink.failed(&m);
+                    }
+                    Drained::End => break Stop::End,
+                }
+            }
+        }
+        emit(pipeline, sink);
+        if let Some(why) = sink.broken() {
+            break Stop::Sink(why);
+        }
+    };
+    let mut left = source.close();
+    while left > 0 {
+        let Drained::Packets(n) = source.drain(MAX_BATCH.min(left), |ts, p| pipeline.packet(ts, p)) else { break };
+        emit(pipeline, sink);
+        if n < MAX_BATCH {
+            break;
+        }
+        left = left.saturating_sub(n);
+    }
+    pipeline.finish();
+    emit(pipeline, sink);
+    tick(source, pipeline, sink);
+    Ok(stop)
+}
+
+fn emit(pipeline: &mut Pipeline, sink: &mut impl Sink) {
+    for o in pipeline.drain_outputs() {
+        sink.emit(o);
+    }
+}
+
+/// Collects outputs in memory (tests, small captures).
+#[derive(Default)]
+pub struct Collect {
+    pub outputs: Vec<Output>,
+    /// Messages of the parts of the input that failed.
+    pub failures: Vec<String>,
+}
+
+impl Sink for Collect {
+    fn emit(&mut self, o: Output) {
+        self.outputs.push(o);
+    }
+    fn failed(&mut self, message: &str) {
+        self.failures.push(message.to_string());
+    }
+    fn broken(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// Replay capture files through a default pipeline with the run loop, into memory (tests,
+/// small captures). Returns the outputs and the pipeline (its counters), plus the source's.
+pub fn replay_files(files: Vec<std::path::PathBuf>) -> (Collect, Pipeline, DecodeStats) {
+    let mut pipeline = Pipeline::new(Default::default());
+    let mut source = crate::capture::files::FileSource::new(files);
+    let mut sink = Collect::default();
+    match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => {
+            let stopper = Stopper { signals: None, deadline: None };
+            let period = Duration::from_secs(1);
+            let Ok(_) = rt.block_on(run(&mut source, &mut pipeline, &mut sink, stopper, period, |_, _, _| {}));
+        }
+        Err(e) => sink.failures.push(format!("cannot start the async runtime: {e}")),
+    }
+    let stats = source.decoded();
+    (sink, pipeline, stats)
+}
+
+/// One capture file through [`replay_files`]: the outputs and the pipeline, or the outputs
+/// before the error and its message.
+pub fn replay_path(path: &std::path::Path) -> Result<(Vec<Output>, Pipeline), (Vec<Output>, String)> {
+    let (mut c, pipeline, _) = replay_files(vec![path.to_path_buf()]);
+    match c.failures.pop() {
+        None => Ok((c.outputs, pipeline)),
+        Some(e) => Err((c.outputs, e)),
+    }
+}
