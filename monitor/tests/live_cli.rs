@@ -282,6 +282,93 @@ t.join()\n";
     }
 }
 
+/// A clear HL7 exchange on port 6661 after a server banner ("READY"): neither a built-in candidate
+/// port nor a first-payload signature. `tlsmon live --candidate-port 6661` and `tlsmon replay
+/// --candidate-port 6661` over tcpdump's capture of the same exchange report the same event
+/// (all but its timestamp: the kernel's and tcpdump's clocks differ); replay without the flag
+/// reports nothing. Live `--stats` shows the source counters every source has, taken from the
+/// kernel's (packets and bytes seen).
+#[test]
+fn replay_finds_what_live_finds_with_the_same_candidate_port() {
+    require_root();
+    let ns = Netns::new("livepar", "parveth0");
+    run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]);
+    let dir = TempDir::new("livepar");
+    let pcap = dir.0.join("exchange.pcap");
+    let pcap_s = pcap.to_str().expect("utf-8 path");
+    let mut dump = Command::new("ip");
+    dump.args(["netns", "exec", &ns.name, "tcpdump", "-i", "lo", "-U", "-n", "-w", pcap_s, "tcp port 6661"]);
+    let mut dump = Proc::spawn(&mut dump, false);
+    dump.wait_stderr("listening on", Duration::from_secs(20));
+    const EXCHANGE: &str = "import socket, threading\n\
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+s.bind(('127.0.0.1', 6661)); s.listen(1)\n\
+def serve():\n    c, _ = s.accept(); c.sendall(b'READY\\r\\n'); c.recv(1000)\n    c.sendall(b'MSH|^~\\\\&|EHR|H|LAB|H|20250101||ACK^A01|2|P|2.5\\rMSA|AA|1\\r'); c.close()\n\
+t = threading.Thread(target=serve); t.start()\n\
+c = socket.create_connection(('127.0.0.1', 6661)); c.recv(100)\n\
+c.sendall(b'MSH|^~\\\\&|LAB|H|EHR|H|20250101||ADT^A01|1|P|2.5\\rPID|1||55555^^^H||TESTPATIENT^SYNTHETIC\\r')\n\
+c.recv(1000); c.close()\n\
+t.join()\n";
+    let args = ["live", "--iface", "lo", "--duration", "3", "--stats", "--format", "json", "--candidate-port", "6661"];
+    let mut live = Proc::spawn(&mut ns.tlsmon(&args), true);
+    live.wait_stderr("tlsmon: live: attached", Duration::from_secs(20));
+    let mut py = Command::new("ip");
+    py.args(["netns", "exec", &ns.name, "timeout", "10", "python3", "-c", EXCHANGE]);
+    let out = py.output().expect("run python3");
+    assert!(out.status.success(), "exchange: {}", String::from_utf8_lossy(&out.stderr));
+    let status = live.wait(Duration::from_secs(20));
+    let err = live.all_stderr();
+    assert!(status.success(), "exit {status}: {err}");
+    let rx = live.stdout.take().expect("stdout captured");
+    let live_events: Vec<String> = rx.iter().collect();
+    dump.signal(libc::SIGINT);
+    assert!(dump.wait(Duration::from_secs(10)).success(), "tcpdump exit");
+
+    // The source counters are the kernel's packets and bytes, in the same fields as replay's.
+    let kernel = |name: &str| -> u64 {
+        let line = err.lines().find(|l| l.split_whitespace().next() == Some(name));
+        line.and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {err}"))
+    };
+    let field = |name: &str| -> u64 {
+        let line = err.lines().find(|l| l.trim_start().starts_with(&format!("{name}: ")));
+        line.and_then(|l| l.trim().trim_end_matches(',').rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("DecodeStats {name}: {err}"))
+    };
+    assert!(field("packets") >= 10, "SYN, banner, message, reply, FINs, each seen twice on lo: {err}");
+    assert_eq!((field("packets"), field("bytes")), (kernel("packets"), kernel("packet_bytes")), "{err}");
+
+    let replay = |extra: &[&str]| -> Vec<String> {
+        let out = Command::new(TLSMON)
+            .args(["replay", "--format", "json"])
+            .args(extra)
+            .arg(&pcap)
+            .output()
+            .expect("run tlsmon replay");
+        assert!(out.status.success(), "replay: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    };
+    let without_time = |lines: &[String]| -> Vec<serde_json::Value> {
+        lines
+            .iter()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).expect("JSON event");
+                v.as_object_mut().expect("an object").remove("timestamp");
+                v
+            })
+            .collect()
+    };
+    let replayed = replay(&["--candidate-port", "6661"]);
+    assert_eq!(live_events.len(), 1, "one plaintext event live: {live_events:?}\n{err}");
+    assert_eq!(without_time(&replayed), without_time(&live_events), "replay of tcpdump's capture vs live");
+    let ev = &without_time(&live_events)[0];
+    assert_eq!(ev["type"], "plaintext", "{ev}");
+    assert_eq!(ev["destination"]["port"], 6661, "{ev}");
+    assert!(live_events[0].contains("plaintext.phi") && !live_events[0].contains("TESTPATIENT"), "{ev}");
+    assert!(replay(&[]).is_empty(), "without the flag replay skips the flow, as the kernel would");
+}
+
 /// Once attached, tlsmon holds no capability (and cannot regain one), yet still reads the
 /// ring buffer and counters and detaches cleanly.
 #[test]

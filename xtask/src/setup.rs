@@ -14,7 +14,8 @@ use anyhow::{bail, Context as _, Result};
 /// without), `/usr/bin/time`, `ps` and `sysctl` (procps); the real clear-text health peers of
 /// the plaintext lab: DICOM storescu/storescp/echoscu/dump2dcm (dcmtk) and HL7 v2 over MLLP
 /// (python3-hl7, whose `hl7.client` module is what its `mllp_send` script runs); the metrics
-/// tests: Debian's Prometheus server with promtool, and Alertmanager.
+/// tests: Debian's Prometheus server with promtool, and Alertmanager; tcpdump, which records
+/// what a live test saw so that replay can be held to the same result.
 const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "openssl",
@@ -27,6 +28,7 @@ const APT_PACKAGES: &[&str] = &[
     "python3-hl7",
     "prometheus",
     "prometheus-alertmanager",
+    "tcpdump",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
