@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use monitor::capture::ebpf::{privileges, AttachMode, Capture, CaptureConfig};
 use monitor::capture::files::FileSource;
+use monitor::capture::{Progress, Source};
 use monitor::cli::{AuditArgs, AuditCommand, Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
 use monitor::inspect::tls::trust::TrustStore;
 use monitor::observation::{DecodeStats, PipelineStats};
 use monitor::pipeline::{Pipeline, PipelineConfig};
-use monitor::run::{self, Source, Stop, Stopper};
+use monitor::run::{self, Stop, Stopper};
 use monitor::serve::ListenArgs;
 use monitor::sink::alertmanager::{AlertArgs, AlertStats, Alerter};
 use monitor::sink::audit::{self, AuditLog, SyncPolicy};
@@ -153,7 +154,7 @@ impl ProgressLine {
         ProgressLine { mode, file: String::new(), started: Instant::now(), shown: false }
     }
 
-    fn update(&mut self, p: &run::Progress<'_>) {
+    fn update(&mut self, p: &Progress<'_>) {
         if p.name != self.file {
             self.end();
             self.file = p.name.to_string();

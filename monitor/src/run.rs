@@ -8,65 +8,13 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use crate::capture::DecodeStats;
-use crate::decode::Packet;
-use crate::observation::Output;
+use crate::capture::files::FileSource;
+use crate::capture::{Drained, Source};
+use crate::observation::{DecodeStats, Output};
 use crate::pipeline::Pipeline;
 
 /// Most packets handed on per batch; timers and signals are served between batches.
 pub const MAX_BATCH: usize = 4096;
-
-/// What one [`Source::drain`] did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Drained {
-    /// Packets taken (0: nothing ready).
-    Packets(usize),
-    /// A part of the input failed (a file that cannot be opened, or corrupt part-way): this
-    /// message says which and why; what came before it has been handed on, and the source goes
-    /// on with the next part.
-    Failed(String),
-    /// No more input.
-    End,
-}
-
-/// How far a source is through its input (capture files; nothing for live capture).
-#[derive(Clone, Copy, Debug)]
-pub struct Progress<'a> {
-    /// The file being read ("" between files).
-    pub name: &'a str,
-    /// Bytes read of it and its size (0 when unknown: stdin).
-    pub read: u64,
-    pub size: u64,
-    pub files_done: usize,
-    pub files_total: usize,
-    /// Bytes read of all files, and their total size.
-    pub read_all: u64,
-    pub size_all: u64,
-}
-
-/// Where decoded packets come from.
-#[allow(async_fn_in_trait)] // used through generics only, never as `dyn`
-pub trait Source {
-    type Error: std::error::Error + Send + Sync + 'static;
-    /// Wait until packets may be drained (live: ring-buffer readiness; files: at once).
-    async fn ready(&mut self) -> Result<(), Self::Error>;
-    /// Hand up to `limit` packets to `f` as (time in ns since the Unix epoch, packet).
-    fn drain(&mut self, limit: usize, f: impl FnMut(u64, &Packet<'_>)) -> Drained;
-    /// What the source saw and decoded so far.
-    fn decoded(&self) -> DecodeStats;
-    /// Time now on the packets' clock, to judge idle flows when no packet comes (live); `None`
-    /// when time is packet time only (files: a replay is deterministic).
-    fn now_ns(&self) -> Option<u64>;
-    /// How far through its input the source is, when that is known.
-    fn progress(&self) -> Option<Progress<'_>> {
-        None
-    }
-    /// The run is over: stop capturing. Returns how many more packets [`Source::drain`] may
-    /// still hand on (live: what the ring buffer holds after detaching; files: none).
-    fn close(&mut self) -> usize {
-        0
-    }
-}
 
 /// Where judged flows go.
 pub trait Sink {
@@ -226,7 +174,7 @@ impl Sink for Collect {
 /// small captures). Returns the outputs and the pipeline (its counters), plus the source's.
 pub fn replay_files(files: Vec<std::path::PathBuf>) -> (Collect, Pipeline, DecodeStats) {
     let mut pipeline = Pipeline::new(Default::default());
-    let mut source = crate::capture::files::FileSource::new(files);
+    let mut source = FileSource::new(files);
     let mut sink = Collect::default();
     match tokio::runtime::Builder::new_current_thread().enable_time().build() {
         Ok(rt) => {

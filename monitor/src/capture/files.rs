@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use super::pcap::PcapReader;
 use super::DecodeStats;
+use super::{Drained, Progress, Source};
 use crate::decode::Packet;
-use crate::run::{Drained, Progress, Source};
 
 /// The file being read.
 struct Open {

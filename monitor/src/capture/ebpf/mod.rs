@@ -21,9 +21,9 @@ use tokio::io::Interest;
 
 use crate::capture::record::{self, Clock};
 use crate::capture::DecodeStats;
+use crate::capture::{Drained, Source};
 use crate::decode::Packet;
 use crate::ebpf_obj::{EBPF_OBJECT, TC_PROGRAM, XDP_PROGRAM};
-use crate::run::{Drained, Source};
 use error::{attach_error, load_error, HostFacts};
 pub use error::{missing_capabilities, CaptureError};
 
