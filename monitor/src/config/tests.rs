@@ -151,6 +151,7 @@ fn validate_rejects_impossible_values_by_key() {
     assert!(v("[live]\nxdp = false\nxdp-mode = \"skb\"").contains("`live.xdp-mode` needs"));
     assert!(v("[live]\niface = [\"\"]").contains("`live.iface` has an empty interface name"));
     assert!(v("[live]\ncandidate-port = [0]").contains("`live.candidate-port` has port 0"));
+    assert!(v("[pipeline]\ncandidate-port = [0]").contains("`pipeline.candidate-port` has port 0"));
     assert!(v("[live]\nduration = 0").contains("`live.duration` must be at least 1"));
 }
 
@@ -321,6 +322,17 @@ fn bad_exceptions_are_named_by_index_and_key() {
     assert!(e.contains("finding"), "{e}");
 }
 
+/// Candidate ports shape the pipeline of both commands: `[pipeline] candidate-port` reaches
+/// replay and live, wins over wave 1's `[live] candidate-port` (still read), and a flag beats both.
+#[test]
+fn candidate_ports_are_a_pipeline_option_of_both_commands() {
+    let both = "[pipeline]\ncandidate-port = [6661]\n[live]\ncandidate-port = [2575]\n";
+    assert_eq!(replay(both, &[]).pipeline.candidate_ports, [6661]);
+    assert_eq!(live(both, &["--iface", "lo"]).expect("live").pipeline.candidate_ports, [6661]);
+    assert_eq!(replay("[live]\ncandidate-port = [2575]\n", &[]).pipeline.candidate_ports, [2575]);
+    assert_eq!(replay(both, &["--candidate-port", "7"]).pipeline.candidate_ports, [7]);
+}
+
 #[test]
 fn every_flag_beats_every_key() {
     // Each option set differently in the file and on the command line: the flag must win for
@@ -330,6 +342,7 @@ fn every_flag_beats_every_key() {
 max-flows = 1
 idle-timeout = 1
 ca-bundle = "file.pem"
+candidate-port = [1]
 [output]
 format = "json"
 fail-on = "low"
@@ -342,29 +355,28 @@ report-out = "file.json"
 [live]
 iface = ["file0"]
 xdp = false
-candidate-port = [1]
 duration = 1
 stats = false
 "#;
-    let common = ["--max-flows", "2", "--idle-timeout", "2", "--ca-bundle", "cli.pem", "--format", "text"];
+    let common = [
+        "--max-flows",
+        "2",
+        "--idle-timeout",
+        "2",
+        "--ca-bundle",
+        "cli.pem",
+        "--format",
+        "text",
+        "--candidate-port",
+        "2",
+    ];
     let audit = ["--audit-log", "cli.jsonl", "--audit-fsync-secs", "3"];
     let mut args: Vec<&str> = common.iter().chain(&audit).copied().collect();
     args.extend(["--fail-on", "critical", "--report", "markdown", "--report-out", "cli.md"]);
     let a = replay(file, &args);
     assert_eq!(format!("{a:?}"), format!("{:?}", replay("", &args)), "replay: the file must not show through any flag");
     let mut args: Vec<&str> = common.iter().chain(&audit).copied().collect();
-    args.extend([
-        "--iface",
-        "cli0",
-        "--xdp",
-        "--xdp-mode",
-        "native",
-        "--candidate-port",
-        "2",
-        "--duration",
-        "2",
-        "--stats",
-    ]);
+    args.extend(["--iface", "cli0", "--xdp", "--xdp-mode", "native", "--duration", "2", "--stats"]);
     let a = live(file, &args).expect("live");
     assert_eq!(format!("{a:?}"), format!("{:?}", live("", &args).expect("live")), "live");
     assert_eq!((a.ifaces.as_slice(), a.xdp, a.stats, a.duration), (&["cli0".to_string()][..], true, true, Some(2)));

@@ -1,7 +1,7 @@
 //! Inspect, plaintext, databases: PostgreSQL (SSLRequest/GSSENCRequest, StartupMessage,
 //! cleartext password) and MySQL (initial handshake, CLIENT_SSL). Must never keep a user, a
 //! database name, a password, a query or a server version string.
-use super::{Credential, Protocol, Session, StartTls};
+use super::facts::{Credential, Protocol, Session, StartTls};
 
 const PG_SSL: u32 = 80877103;
 const PG_GSSENC: u32 = 80877104;

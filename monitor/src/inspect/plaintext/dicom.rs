@@ -1,7 +1,9 @@
 //! Inspect, plaintext, DICOM upper layer (PS3.8): walks PDUs, lists the abstract syntaxes an
 //! A-ASSOCIATE-RQ proposes and the association outcome. Must never keep AE titles, user
 //! identity items or any byte of a P-DATA-TF data set.
-use super::{dicom_sop, push_distinct, validated, Confidence, DicomMeta};
+use super::dicom_sop;
+use super::facts::{push_distinct, Confidence, DicomMeta};
+use super::scan::validated;
 
 const APP_CONTEXT: &[u8] = b"1.2.840.10008.3.1.1.1";
 /// Largest A-ASSOCIATE-RQ/AC accepted as plausible.

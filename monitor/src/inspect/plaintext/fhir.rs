@@ -1,7 +1,8 @@
 //! Inspect, plaintext, FHIR and CDA content: the closed list of FHIR R4/R5 resource type names,
 //! REST path and body-head probes, the CDA ClinicalDocument root. Must never keep an id, a
 //! search parameter or any body value: only names from the list come out.
-use super::{find, push_distinct};
+use super::facts::push_distinct;
+use super::scan::find;
 
 /// FHIR R4 and R5 resource type names.
 pub(super) const RESOURCES: &[&str] = &[

@@ -1,8 +1,9 @@
 //! Inspect, plaintext, FTP control: AUTH TLS/SSL in a FEAT reply, the request and its 234
 //! answer, USER/PASS in clear (anonymous excepted). Must never keep a user name, a password
 //! or a path.
-use super::lines::{is, is_any, replies, word};
-use super::{find_ci, push_distinct, starts_ci, Credential, StartTls};
+use super::facts::{Credential, StartTls};
+use super::lines::{is, is_any, replies, upgrade_walk, word, Step};
+use super::scan::{find_ci, starts_ci};
 
 /// Commands that do not count as going on in clear after the offer.
 const HARMLESS: &[&str] = &["FEAT", "AUTH", "QUIT", "NOOP", "SYST", "HELP", "OPTS"];
@@ -19,33 +20,23 @@ pub(super) fn analyse(c: &[&[u8]], s: &[&[u8]]) -> (StartTls, Vec<Credential>) {
     let offer = reps
         .iter()
         .position(|r| r.code == 211 && s.get(r.first + 1..r.end).unwrap_or_default().iter().any(|l| offers(l)));
-    let mut st = StartTls { offered: offer.is_some(), ..StartTls::default() };
-    let mut creds = Vec::new();
     let mut user: Option<bool> = None; // Some(anonymous?)
-    for (i, line) in c.iter().enumerate() {
+    let after_offer = |i: usize| offer.is_some_and(|r| i + greeting > r);
+    upgrade_walk(c, offer.is_some(), HARMLESS, after_offer, |i, line| {
         let verb = word(line, 0);
         if is(verb, "AUTH") && is_any(word(line, 1), TLS_MECHS) {
-            st.requested = true;
-            match reps.get(i + greeting).map(|r| r.code) {
-                Some(234) => {
-                    st.accepted = Some(true);
-                    break; // TLS follows
-                }
-                Some(c) if c >= 400 => st.accepted = Some(false),
-                _ => {}
-            }
-            continue;
+            return Step::Upgrade(match reps.get(i + greeting).map(|r| r.code) {
+                Some(234) => Some(true),
+                Some(c) if c >= 400 => Some(false),
+                _ => None,
+            });
         }
         if is(verb, "USER") {
             user = Some(is_any(word(line, 1), &["anonymous", "ftp"]));
-        } else if is(verb, "PASS") && user == Some(false) {
-            push_distinct(&mut creds, Credential::FtpUserPass);
         }
-        if !is_any(verb, HARMLESS) && offer.is_some_and(|r| i + greeting > r) {
-            st.cleartext_after_offer = true;
-        }
-    }
-    (st, creds)
+        let credential = (is(verb, "PASS") && user == Some(false)).then_some(Credential::FtpUserPass);
+        Step::Command(verb, credential)
+    })
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Inspect, plaintext, HL7 v2: MLLP framing, FHS/BHS batches and MSH headers (message type,
 //! version, count). Must never read any segment but MSH, nor keep any MSH field but 9 and 12
 //! (validated), whatever else the message carries.
-use super::{push_distinct, validated, Confidence, Hl7Meta};
+use super::facts::{push_distinct, Confidence, Hl7Meta};
+use super::scan::validated;
 
 const MLLP_START: u8 = 0x0B;
 const MLLP_END: u8 = 0x1C;
@@ -192,7 +193,7 @@ mod tests {
 
     #[test]
     fn cut_msh9_is_medium_and_not_reported() {
-        let cut = &ADT[..super::super::find(ADT, b"ADT^").unwrap() + 5]; // "...||ADT^A"
+        let cut = &ADT[..super::super::scan::find(ADT, b"ADT^").unwrap() + 5]; // "...||ADT^A"
         let (m, c) = detect(cut, b"", 0).unwrap();
         assert_eq!(c, Confidence::Medium);
         assert!(m.message_types.is_empty());

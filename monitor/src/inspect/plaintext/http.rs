@@ -1,7 +1,9 @@
 //! Inspect, plaintext, HTTP/1.x: walks pipelined requests and responses, maps methods and media
 //! types to closed sets, finds FHIR, DICOMweb and CDA content and Basic/Digest authorization.
 //! Must never keep a path, a query, a header value or a body byte.
-use super::{fhir, find_ci, push_distinct, starts_ci, Confidence, Credential, HttpMeta, Protocol};
+use super::facts::{push_distinct, Confidence, Credential, HttpMeta, Protocol};
+use super::fhir;
+use super::scan::{find_ci, starts_ci};
 
 const MAX_MESSAGES: usize = 8;
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
@@ -214,7 +216,7 @@ fn request_line(l: &[u8]) -> Option<(Option<&'static str>, &[u8])> {
 /// fragment cut).
 fn target_path(t: &[u8]) -> &[u8] {
     let mut p = t;
-    if let Some(i) = super::find(p, b"://") {
+    if let Some(i) = super::scan::find(p, b"://") {
         let after = &p[i + 3..];
         p = after.iter().position(|&c| c == b'/').map_or(&[][..], |s| &after[s..]);
     }

@@ -1,7 +1,8 @@
 //! Inspect, plaintext, IMAP: STARTTLS in a CAPABILITY list, the tagged request and its answer,
 //! LOGIN and AUTHENTICATE PLAIN in clear. Must never keep a tag argument, mailbox or message.
-use super::lines::{is, is_any, word};
-use super::{find_ci, push_distinct, Credential, StartTls};
+use super::facts::{Credential, StartTls};
+use super::lines::{is, is_any, upgrade_walk, word, Step};
+use super::scan::find_ci;
 
 /// Commands that do not count as going on in clear after the offer.
 const HARMLESS: &[&str] = &["CAPABILITY", "STARTTLS", "LOGOUT", "NOOP", "ID"];
@@ -15,33 +16,28 @@ fn offers(line: &[u8]) -> bool {
 }
 
 pub(super) fn analyse(c: &[&[u8]], s: &[&[u8]]) -> (StartTls, Vec<Credential>) {
-    let mut st = StartTls { offered: s.iter().any(|l| offers(l)), ..StartTls::default() };
-    let mut creds = Vec::new();
-    for line in c {
-        let (tag, verb) = (word(line, 0), word(line, 1));
-        if is(verb, "STARTTLS") {
-            st.requested = true;
-            let answer = s.iter().find(|l| word(l, 0) == tag && is_any(word(l, 1), &["OK", "NO", "BAD"]));
-            match answer.map(|l| word(l, 1)) {
-                Some(w) if is(w, "OK") => {
-                    st.accepted = Some(true);
-                    break; // TLS follows
-                }
-                Some(_) => st.accepted = Some(false),
-                None => {}
+    let offered = s.iter().any(|l| offers(l));
+    upgrade_walk(
+        c,
+        offered,
+        HARMLESS,
+        |_| offered,
+        |_, line| {
+            let (tag, verb) = (word(line, 0), word(line, 1));
+            if is(verb, "STARTTLS") {
+                let answer = s.iter().find(|l| word(l, 0) == tag && is_any(word(l, 1), &["OK", "NO", "BAD"]));
+                return Step::Upgrade(answer.map(|l| is(word(l, 1), "OK")));
             }
-            continue;
-        }
-        if is(verb, "LOGIN") {
-            push_distinct(&mut creds, Credential::ImapLogin);
-        } else if is(verb, "AUTHENTICATE") && is(word(line, 2), "PLAIN") {
-            push_distinct(&mut creds, Credential::ImapAuthenticatePlain);
-        }
-        if st.offered && !is_any(verb, HARMLESS) {
-            st.cleartext_after_offer = true;
-        }
-    }
-    (st, creds)
+            let credential = if is(verb, "LOGIN") {
+                Some(Credential::ImapLogin)
+            } else if is(verb, "AUTHENTICATE") && is(word(line, 2), "PLAIN") {
+                Some(Credential::ImapAuthenticatePlain)
+            } else {
+                None
+            };
+            Step::Command(verb, credential)
+        },
+    )
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Inspect, plaintext, LDAP (BER, definite lengths): simple binds, the StartTLS extended
 //! operation and its answer, the StartTLS OID in the root DSE. Must never keep a DN, a
 //! password, a filter or an attribute value.
-use super::{find, Credential, Protocol, Session, StartTls};
+use super::facts::{Credential, Protocol, Session, StartTls};
+use super::scan::find;
 
 const STARTTLS_OID: &[u8] = b"1.3.6.1.4.1.1466.20037";
 /// protocolOp tags of RFC 4511.

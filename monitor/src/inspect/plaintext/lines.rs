@@ -1,7 +1,9 @@
 //! Inspect, plaintext, line protocols: splits the text heads of SMTP, IMAP, POP3 and FTP into
 //! lines, groups numbered replies and picks the protocol. Must never return any part of a
 //! line: commands are matched against closed sets and arguments are never kept.
-use super::{ftp, imap, pop3, smtp, starts_ci, Protocol, Session};
+use super::facts::{push_distinct, Credential, Protocol, Session, StartTls};
+use super::scan::starts_ci;
+use super::{ftp, imap, pop3, smtp};
 
 /// Most lines looked at per direction.
 const MAX_LINES: usize = 256;
@@ -36,6 +38,56 @@ pub(super) fn is(w: &[u8], name: &str) -> bool {
 
 pub(super) fn is_any(w: &[u8], names: &[&str]) -> bool {
     names.iter().any(|n| is(w, n))
+}
+
+/// What one client line of a mail or FTP session is, for [`upgrade_walk`].
+pub(super) enum Step<'a> {
+    /// The upgrade request (STARTTLS, STLS, AUTH TLS) and the server's answer to it: accepted,
+    /// refused, or none seen.
+    Upgrade(Option<bool>),
+    /// Message data follows (SMTP DATA/BDAT): nothing after it is a command.
+    Data,
+    /// Any other command: its verb, and the credential it sends in clear, if any.
+    Command(&'a [u8], Option<Credential>),
+}
+
+/// The request → reply → upgrade walk every STARTTLS protocol shares. `offered` says whether
+/// the server offered the upgrade; `after_offer(i)` whether client line `i` came after that
+/// offer; `step` names what each client line is. A command outside `harmless` after the offer
+/// means the session went on in clear; an accepted upgrade ends the walk (TLS follows).
+pub(super) fn upgrade_walk<'a>(
+    c: &[&'a [u8]],
+    offered: bool,
+    harmless: &[&str],
+    after_offer: impl Fn(usize) -> bool,
+    mut step: impl FnMut(usize, &'a [u8]) -> Step<'a>,
+) -> (StartTls, Vec<Credential>) {
+    let mut st = StartTls { offered, ..StartTls::default() };
+    let mut creds = Vec::new();
+    for (i, line) in c.iter().enumerate() {
+        match step(i, line) {
+            Step::Upgrade(answer) => {
+                st.requested = true;
+                if answer.is_some() {
+                    st.accepted = answer;
+                }
+                if answer == Some(true) {
+                    break;
+                }
+            }
+            Step::Data => {
+                st.cleartext_after_offer |= after_offer(i);
+                break;
+            }
+            Step::Command(verb, credential) => {
+                if let Some(cred) = credential {
+                    push_distinct(&mut creds, cred);
+                }
+                st.cleartext_after_offer |= !is_any(verb, harmless) && after_offer(i);
+            }
+        }
+    }
+    (st, creds)
 }
 
 /// A numbered reply (SMTP, FTP): code and the range of its lines.
@@ -146,9 +198,9 @@ fn classify(c: &[&[u8]], s: &[&[u8]], port: u16) -> Option<Protocol> {
     if let Some(p) = by_port(port).filter(|p| matches!(p, Protocol::Smtp | Protocol::Ftp)) {
         return Some(p);
     }
-    if super::find_ci(greeting, b"SMTP").is_some() {
+    if super::scan::find_ci(greeting, b"SMTP").is_some() {
         Some(Protocol::Smtp)
-    } else if super::find_ci(greeting, b"FTP").is_some() {
+    } else if super::scan::find_ci(greeting, b"FTP").is_some() {
         Some(Protocol::Ftp)
     } else {
         None

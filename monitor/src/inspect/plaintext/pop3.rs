@@ -1,7 +1,8 @@
 //! Inspect, plaintext, POP3: STLS in a CAPA reply, the request and its answer, USER/PASS and
 //! APOP in clear. Must never keep a user name, a password, a digest or a message line.
-use super::lines::{is, is_any, word};
-use super::{push_distinct, starts_ci, Credential, StartTls};
+use super::facts::{Credential, StartTls};
+use super::lines::{is, upgrade_walk, word, Step};
+use super::scan::starts_ci;
 
 /// Commands that do not count as going on in clear after the offer.
 const HARMLESS: &[&str] = &["CAPA", "STLS", "QUIT", "NOOP"];
@@ -30,35 +31,28 @@ pub(super) fn analyse(c: &[&[u8]], s: &[&[u8]]) -> (StartTls, Vec<Credential>) {
             offer = Some(replies.len().saturating_sub(1));
         }
     }
-    let mut st = StartTls { offered: offer.is_some(), ..StartTls::default() };
-    let mut creds = Vec::new();
     let mut user = false;
-    for (i, line) in c.iter().enumerate() {
-        let verb = word(line, 0);
-        if is(verb, "STLS") {
-            st.requested = true;
-            match replies.get(i + 1) {
-                Some(true) => {
-                    st.accepted = Some(true);
-                    break; // TLS follows
-                }
-                Some(false) => st.accepted = Some(false),
-                None => {}
+    upgrade_walk(
+        c,
+        offer.is_some(),
+        HARMLESS,
+        |i| offer.is_some_and(|r| i >= r),
+        |i, line| {
+            let verb = word(line, 0);
+            if is(verb, "STLS") {
+                return Step::Upgrade(replies.get(i + 1).copied());
             }
-            continue;
-        }
-        if is(verb, "USER") {
-            user = true;
-        } else if is(verb, "PASS") && user {
-            push_distinct(&mut creds, Credential::Pop3UserPass);
-        } else if is(verb, "APOP") {
-            push_distinct(&mut creds, Credential::Pop3Apop);
-        }
-        if !is_any(verb, HARMLESS) && offer.is_some_and(|r| i >= r) {
-            st.cleartext_after_offer = true;
-        }
-    }
-    (st, creds)
+            user |= is(verb, "USER");
+            let credential = if is(verb, "PASS") && user {
+                Some(Credential::Pop3UserPass)
+            } else if is(verb, "APOP") {
+                Some(Credential::Pop3Apop)
+            } else {
+                None
+            };
+            Step::Command(verb, credential)
+        },
+    )
 }
 
 #[cfg(test)]

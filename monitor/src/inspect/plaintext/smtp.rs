@@ -1,7 +1,7 @@
 //! Inspect, plaintext, SMTP: STARTTLS offer (EHLO reply), request and answer, AUTH in clear.
 //! Must never keep an address, a host name, an AUTH argument or a line of message data.
-use super::lines::{is, is_any, replies, word};
-use super::{push_distinct, Credential, StartTls};
+use super::facts::{Credential, StartTls};
+use super::lines::{is, is_any, replies, upgrade_walk, word, Step};
 
 /// Commands that do not count as going on in clear after the offer.
 const HARMLESS: &[&str] = &["EHLO", "HELO", "LHLO", "STARTTLS", "QUIT", "NOOP", "RSET"];
@@ -16,42 +16,28 @@ pub(super) fn analyse(c: &[&[u8]], s: &[&[u8]]) -> (StartTls, Vec<Credential>) {
                 l.len() > 4 && matches!(l[3], b'-' | b' ') && l[4..].trim_ascii().eq_ignore_ascii_case(b"STARTTLS")
             })
     });
-    let mut st = StartTls { offered: offer.is_some(), ..StartTls::default() };
-    let mut creds = Vec::new();
-    for (i, line) in c.iter().enumerate() {
+    let after_offer = |i: usize| offer.is_some_and(|r| i + greeting > r);
+    upgrade_walk(c, offer.is_some(), HARMLESS, after_offer, |i, line| {
         let verb = word(line, 0);
         if is_any(verb, &["DATA", "BDAT"]) {
-            if offer.is_some_and(|r| i + greeting > r) {
-                st.cleartext_after_offer = true;
-            }
-            break; // message data follows: not commands
+            return Step::Data;
         }
-        let reply = reps.get(i + greeting).map(|r| r.code);
         if is(verb, "STARTTLS") {
-            st.requested = true;
-            match reply {
-                Some(220) => {
-                    st.accepted = Some(true);
-                    break; // TLS follows
-                }
-                Some(c) if c >= 400 => st.accepted = Some(false),
-                _ => {}
-            }
-            continue;
+            return Step::Upgrade(match reps.get(i + greeting).map(|r| r.code) {
+                Some(220) => Some(true),
+                Some(c) if c >= 400 => Some(false),
+                _ => None,
+            });
         }
-        if is(verb, "AUTH") {
-            let mech = word(line, 1);
-            if is(mech, "PLAIN") {
-                push_distinct(&mut creds, Credential::SmtpAuthPlain);
-            } else if is(mech, "LOGIN") {
-                push_distinct(&mut creds, Credential::SmtpAuthLogin);
-            }
-        }
-        if !is_any(verb, HARMLESS) && offer.is_some_and(|r| i + greeting > r) {
-            st.cleartext_after_offer = true;
-        }
-    }
-    (st, creds)
+        let mech = word(line, 1);
+        let credential = match () {
+            _ if !is(verb, "AUTH") => None,
+            _ if is(mech, "PLAIN") => Some(Credential::SmtpAuthPlain),
+            _ if is(mech, "LOGIN") => Some(Credential::SmtpAuthLogin),
+            _ => None,
+        };
+        Step::Command(verb, credential)
+    })
 }
 
 #[cfg(test)]

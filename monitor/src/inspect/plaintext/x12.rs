@@ -1,7 +1,8 @@
 //! Inspect, plaintext, ASC X12: finds a fixed-width ISA header anywhere in a flow head and
 //! reads the GS08 version and ST01 transaction set ids. Must never keep any other element
 //! (sender and receiver ids, names, member ids, dates, amounts).
-use super::{push_distinct, validated, Confidence, X12Meta};
+use super::facts::{push_distinct, Confidence, X12Meta};
+use super::scan::validated;
 
 const ISA_LEN: usize = 106;
 /// Offsets of the element separator inside an ISA segment (fixed widths).
@@ -28,7 +29,7 @@ pub(super) fn detect(client: &[u8], server: &[u8]) -> Option<(X12Meta, Confidenc
 
 fn scan(buf: &[u8]) -> Option<(X12Meta, Confidence)> {
     let mut from = 0usize;
-    while let Some(off) = buf.get(from..).and_then(|b| super::find(b, b"ISA")) {
+    while let Some(off) = buf.get(from..).and_then(|b| super::scan::find(b, b"ISA")) {
         let start = from + off;
         if let Some(r) = interchange(&buf[start..]) {
             return Some(r);
