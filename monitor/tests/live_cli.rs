@@ -234,6 +234,29 @@ fn loopback_attaches_and_stops_after_duration() {
     assert!(err.contains("tlsmon: live: reader: records"), "{err}");
 }
 
+/// `tlsmon ARGS` (live) in `ns` while the python3 `script` runs there; the process once it has
+/// exited successfully, and its stderr.
+fn live_while(ns: &Netns, args: &[&str], capture_stdout: bool, script: &str) -> (Proc, String) {
+    let mut p = Proc::spawn(&mut ns.tlsmon(args), capture_stdout);
+    p.wait_stderr("tlsmon: live: attached", Duration::from_secs(20));
+    let mut py = Command::new("ip");
+    py.args(["netns", "exec", &ns.name, "timeout", "10", "python3", "-c", script]);
+    let out = py.output().expect("run python3");
+    assert!(out.status.success(), "exchange: {}", String::from_utf8_lossy(&out.stderr));
+    let status = p.wait(Duration::from_secs(20));
+    let err = p.all_stderr();
+    assert!(status.success(), "exit {status}: {err}");
+    (p, err)
+}
+
+/// A kernel counter from `--stats` (`  name  value` lines).
+fn kernel_counter(stderr: &str, name: &str) -> u64 {
+    let line = stderr.lines().find(|l| l.split_whitespace().next() == Some(name));
+    line.and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {stderr}"))
+}
+
 /// A plaintext exchange that matches no built-in candidate (port 6661, "hello there") is
 /// ignored by the kernel, unless `--candidate-port 6661` says to capture it. In a private
 /// namespace, so no other test's traffic on the host's loopback counts.
@@ -249,24 +272,11 @@ def serve():\n    c, _ = s.accept(); c.recv(100); c.sendall(b'ok\\r\\n'); c.clos
 t = threading.Thread(target=serve); t.start()\n\
 c = socket.create_connection(('127.0.0.1', 6661)); c.sendall(b'hello there\\r\\n'); c.recv(100); c.close()\n\
 t.join()\n";
-    let counter = |stderr: &str, name: &str| -> u64 {
-        let line = stderr.lines().find(|l| l.split_whitespace().next() == Some(name));
-        line.and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {stderr}"))
-    };
+    let counter = kernel_counter;
     for extra in [&[][..], &["--candidate-port", "6661"][..]] {
         let mut args = vec!["live", "--iface", "lo", "--duration", "3", "--stats", "--format", "none"];
         args.extend_from_slice(extra);
-        let mut p = Proc::spawn(&mut ns.tlsmon(&args), false);
-        p.wait_stderr("tlsmon: live: attached", Duration::from_secs(20));
-        let mut py = Command::new("ip");
-        py.args(["netns", "exec", &ns.name, "timeout", "10", "python3", "-c", EXCHANGE]);
-        let out = py.output().expect("run python3");
-        assert!(out.status.success(), "exchange: {}", String::from_utf8_lossy(&out.stderr));
-        let status = p.wait(Duration::from_secs(20));
-        let err = p.all_stderr();
-        assert!(status.success(), "exit {status}: {err}");
+        let (_, err) = live_while(&ns, &args, false, EXCHANGE);
         let (ignored, records) = (counter(&err, "not_candidate"), counter(&err, "records"));
         // Header-only (lifecycle) records are 72 bytes; TC on lo sees each packet twice.
         let payload_bytes = counter(&err, "record_bytes") - 72 * records;
@@ -310,27 +320,14 @@ c.sendall(b'MSH|^~\\\\&|LAB|H|EHR|H|20250101||ADT^A01|1|P|2.5\\rPID|1||55555^^^H
 c.recv(1000); c.close()\n\
 t.join()\n";
     let args = ["live", "--iface", "lo", "--duration", "3", "--stats", "--format", "json", "--candidate-port", "6661"];
-    let mut live = Proc::spawn(&mut ns.tlsmon(&args), true);
-    live.wait_stderr("tlsmon: live: attached", Duration::from_secs(20));
-    let mut py = Command::new("ip");
-    py.args(["netns", "exec", &ns.name, "timeout", "10", "python3", "-c", EXCHANGE]);
-    let out = py.output().expect("run python3");
-    assert!(out.status.success(), "exchange: {}", String::from_utf8_lossy(&out.stderr));
-    let status = live.wait(Duration::from_secs(20));
-    let err = live.all_stderr();
-    assert!(status.success(), "exit {status}: {err}");
+    let (mut live, err) = live_while(&ns, &args, true, EXCHANGE);
     let rx = live.stdout.take().expect("stdout captured");
     let live_events: Vec<String> = rx.iter().collect();
     dump.signal(libc::SIGINT);
     assert!(dump.wait(Duration::from_secs(10)).success(), "tcpdump exit");
 
     // The source counters are the kernel's packets and bytes, in the same fields as replay's.
-    let kernel = |name: &str| -> u64 {
-        let line = err.lines().find(|l| l.split_whitespace().next() == Some(name));
-        line.and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name}: {err}"))
-    };
+    let kernel = |name: &str| kernel_counter(&err, name);
     let field = |name: &str| -> u64 {
         let line = err.lines().find(|l| l.trim_start().starts_with(&format!("{name}: ")));
         line.and_then(|l| l.trim().trim_end_matches(',').rsplit(' ').next()?.parse().ok())
