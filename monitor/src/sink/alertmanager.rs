@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::observation::Endpoint;
 use crate::observation::{Observed, Output};
+use crate::policy::catalogue::{self, ResolvesBy};
 use crate::policy::Severity;
 
 /// Most (server, finding) keys tracked; beyond, new keys are counted as dropped.
@@ -379,16 +380,15 @@ impl Alerter {
     }
 }
 
-/// Whether a judgement of the server without finding `id` shows it fixed: not for findings
-/// about what one client did (offered only old versions, aborted, sent malformed records), nor
-/// for plaintext ones (a flow that sent no PHI or credentials, or a client that did upgrade,
-/// does not show the server stopped accepting them in clear): those resolve by inactivity
-/// only. Certificate findings only when the certificates were seen.
+/// Whether a judgement of the server without finding `id` shows it fixed, as the catalogue's
+/// `resolves_by` says: certificate findings only when the certificates were seen; findings about
+/// what one client did, and plaintext ones, resolve by inactivity only (so do unknown ids).
 fn shown_fixed(id: &str, certs_seen: bool) -> bool {
-    let client_side = matches!(id, "tls.version.client-legacy-only" | "tls.alert.fatal")
-        || id.starts_with("anomaly.")
-        || id.starts_with("plaintext.");
-    !client_side && (certs_seen || !id.starts_with("tls.cert."))
+    match catalogue::lookup(id).map(|e| e.resolves_by) {
+        Some(ResolvesBy::Judgement) => true,
+        Some(ResolvesBy::CertsSeen) => certs_seen,
+        Some(ResolvesBy::Inactivity) | None => false,
+    }
 }
 
 /// `"10.0.0.5:443"`, `"[2001:db8::1]:443"`.
@@ -430,34 +430,9 @@ fn alert(server: Endpoint, id: &'static str, e: &Entry, now: SystemTime, resolve
     }
 }
 
-/// A few words per finding id for the alert's summary.
+/// A few words per finding id for the alert's summary (the catalogue's title; else the id).
 fn title(id: &str) -> &str {
-    match id {
-        "tls.version.insecure" => "SSL 2.0/3.0 in use",
-        "tls.version.deprecated" => "TLS 1.0/1.1 negotiated",
-        "tls.version.client-legacy-only" => "Client offers only TLS 1.1 or older",
-        "tls.version.no-tls13" => "TLS 1.2 though the client offered 1.3",
-        "tls.cipher.insecure" => "Broken cipher suite negotiated",
-        "tls.cipher.weak" => "Weak cipher suite negotiated",
-        "tls.kx.no-pfs" => "No forward secrecy",
-        "tls.kx.weak-group" => "Weak key-exchange group",
-        "tls.compression" => "TLS compression (CRIME)",
-        "tls.renegotiation.insecure" => "Insecure renegotiation",
-        "tls.cert.expired" => "Expired server certificate",
-        "tls.cert.not-yet-valid" => "Server certificate not yet valid",
-        "tls.cert.expiring" => "Server certificate expiring soon",
-        "tls.cert.self-signed" => "Self-signed server certificate",
-        "tls.cert.name-mismatch" => "Certificate name mismatch",
-        "tls.cert.untrusted" => "Untrusted certificate chain",
-        "tls.cert.weak-key" => "Weak certificate key",
-        "tls.cert.weak-signature" => "Weak certificate signature",
-        "tls.alert.fatal" => "Fatal TLS alert in handshakes",
-        "tls.pq-hybrid" => "Post-quantum hybrid key exchange",
-        "plaintext.phi" => "PHI sent in clear",
-        "plaintext.credentials" => "Credentials sent in clear",
-        "plaintext.starttls-missing" => "STARTTLS offered but not used",
-        other => other,
-    }
+    catalogue::lookup(id).map_or(id, |e| e.title)
 }
 
 /// The worker: owns the HTTP client, merges queued batches, retries with backoff.
