@@ -4,13 +4,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use monitor::capture::ebpf::{AttachMode, Capture, CaptureConfig, MAX_BATCH};
-use monitor::cli::{AuditArgs, AuditCommand, Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
+use monitor::cli::{
+    AlertArgs, AuditArgs, AuditCommand, Cli, Command, Format, ListenArgs, LiveArgs, PipelineArgs, ReplayArgs,
+    XdpModeArg,
+};
 use monitor::inspect::tls::trust::TrustStore;
 use monitor::observation::Output;
 use monitor::pipeline::{Pipeline, PipelineConfig};
 use monitor::policy::Severity;
-use monitor::serve::ListenArgs;
-use monitor::sink::alertmanager::AlertArgs;
 use monitor::sink::alertmanager::{AlertStats, Alerter};
 use monitor::sink::audit::{self, AuditLog, SyncPolicy};
 use monitor::sink::inventory::Inventory;
