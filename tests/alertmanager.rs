@@ -11,9 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use monitor::cli::AlertArgs;
 use monitor::observation::Output;
 use monitor::policy::Severity;
-use monitor::sink::alertmanager::{AlertArgs, AlertStats, Alerter};
+use monitor::sink::alertmanager::{AlertStats, Alerter};
 use serde_json::Value;
 
 #[path = "testdata/mod.rs"]

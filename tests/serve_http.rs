@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monitor::serve::{self, ListenArgs, Provider, ServeError, Server};
+use monitor::cli::ListenArgs;
+use monitor::serve::{self, Provider, ServeError, Server};
 
 const METRICS: &str = "# HELP tlsmon_up Whether the agent runs.\n# TYPE tlsmon_up gauge\ntlsmon_up 1\n";
 const INVENTORY: &str = "{\"servers\":[]}";

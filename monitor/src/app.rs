@@ -9,13 +9,15 @@ use anyhow::{Context, Result};
 use monitor::capture::ebpf::{privileges, AttachMode, Capture, CaptureConfig};
 use monitor::capture::files::FileSource;
 use monitor::capture::{Progress, Source};
-use monitor::cli::{AuditArgs, AuditCommand, Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
+use monitor::cli::{
+    AlertArgs, AuditArgs, AuditCommand, Cli, Command, Format, ListenArgs, LiveArgs, PipelineArgs, ReplayArgs,
+    XdpModeArg,
+};
 use monitor::inspect::tls::trust::TrustStore;
 use monitor::observation::{DecodeStats, PipelineStats};
 use monitor::pipeline::{Pipeline, PipelineConfig};
 use monitor::run::{self, Stop, Stopper};
-use monitor::serve::ListenArgs;
-use monitor::sink::alertmanager::{AlertArgs, AlertStats, Alerter};
+use monitor::sink::alertmanager::{AlertStats, Alerter};
 use monitor::sink::audit::{self, AuditLog, SyncPolicy};
 use monitor::sink::inventory::Inventory;
 use monitor::sink::metrics::Mode;

@@ -1,4 +1,5 @@
 //! Command line: `tlsmon live`, `tlsmon replay`, `tlsmon audit verify`, with help text that teaches. Parsing only; no work here.
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -129,9 +130,9 @@ pub struct LiveArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
     #[command(flatten)]
-    pub listen: crate::serve::ListenArgs,
+    pub listen: ListenArgs,
     #[command(flatten)]
-    pub alerts: crate::sink::alertmanager::AlertArgs,
+    pub alerts: AlertArgs,
 }
 
 /// The pipeline's bounds and trust anchors: the same for live capture and replay.
@@ -166,6 +167,73 @@ pub struct PipelineArgs {
     /// is recognised on any port by its bytes.
     #[arg(long = "candidate-port", value_name = "PORT")]
     pub candidate_ports: Vec<u16>,
+}
+
+/// `--listen` and its companions.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ListenArgs {
+    /// Serve Prometheus metrics (/metrics), the posture inventory (/inventory) and a health check
+    /// (/healthz) over HTTP; the flag alone listens on 127.0.0.1:9863.
+    ///
+    /// ADDR is IP:PORT (`0.0.0.0:9863` for every IPv4 interface), [IPv6]:PORT (`[::1]:9863`),
+    /// or :PORT / PORT for 127.0.0.1:PORT. Write `--listen=ADDR` when a capture file follows,
+    /// otherwise `--listen a.pcap` reads the file name as the address. Beyond loopback, add
+    /// --listen-tls-cert/--listen-tls-key and --listen-auth-file; /healthz never asks for a
+    /// password, so load balancers and Kubernetes probes work.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::serve::DEFAULT_LISTEN,
+          value_parser = crate::serve::parse_listen)]
+    pub listen: Option<SocketAddr>,
+    /// Serve HTTPS (TLS 1.2/1.3 only) with this PEM certificate chain, server certificate first;
+    /// goes with --listen-tls-key.
+    #[arg(long, value_name = "PEM", requires = "listen", requires = "listen_tls_key")]
+    pub listen_tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) matching --listen-tls-cert.
+    #[arg(long, value_name = "PEM", requires = "listen", requires = "listen_tls_cert")]
+    pub listen_tls_key: Option<PathBuf>,
+    /// Require HTTP basic auth on /metrics, /inventory and every path but /healthz. FILE holds
+    /// lines `user:password` (`#` comments and blank lines allowed) and must be `chmod 600`.
+    /// Refused without TLS unless ADDR is loopback, since the password would travel in clear.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    pub listen_auth_file: Option<PathBuf>,
+}
+
+/// Direct alerting to Alertmanager: the same for live capture and replay.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AlertArgs {
+    /// Also post findings as alerts to this Alertmanager (base URL, e.g.
+    /// http://127.0.0.1:9093; alerts go to URL/api/v2/alerts). One alert per (server, finding),
+    /// labelled alertname=TlsmonFinding, finding, severity, server, source=tlsmon; resent while
+    /// the finding is seen, resolved when the server is judged without it or it is no longer
+    /// seen. Posting never slows capture: a full queue or an unreachable Alertmanager drops
+    /// alerts (counted), and active ones are re-posted at the next resend.
+    #[arg(long, value_name = "URL")]
+    pub alertmanager: Option<String>,
+    /// Alert on findings of at least this severity (info findings such as tls.pq-hybrid are
+    /// good news). Findings accepted by a config-file exception are never alerted.
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value = "medium")]
+    pub alert_min_severity: Severity,
+    /// Batches of alerts waiting for the poster at most; beyond, alerts are dropped (counted).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub alert_queue: usize,
+    /// Resolve an alert when no handshake or flow raised it for this many seconds (wall clock).
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub alert_resolve_secs: u64,
+    /// Re-post active alerts this often: Alertmanager forgets alerts that are not re-sent.
+    /// Each carries endsAt = now + 4 × this, so a stopped agent's alerts expire by themselves.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub alert_resend_secs: u64,
+}
+
+impl Default for AlertArgs {
+    fn default() -> Self {
+        AlertArgs {
+            alertmanager: None,
+            alert_min_severity: Severity::Medium,
+            alert_queue: 1024,
+            alert_resolve_secs: 3600,
+            alert_resend_secs: 60,
+        }
+    }
 }
 
 /// `--xdp-mode` values.
@@ -212,9 +280,9 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics_out: Option<PathBuf>,
     #[command(flatten)]
-    pub listen: crate::serve::ListenArgs,
+    pub listen: ListenArgs,
     #[command(flatten)]
-    pub alerts: crate::sink::alertmanager::AlertArgs,
+    pub alerts: AlertArgs,
     /// Show progress on stderr (default: on a terminal, for files over 64 MB).
     #[arg(long, overrides_with = "no_progress")]
     pub progress: bool,
@@ -229,4 +297,37 @@ pub enum Format {
     Text,
     Json,
     None,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::serve::DEFAULT_PORT;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        listen: ListenArgs,
+        files: Vec<String>,
+    }
+
+    fn lo(port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    }
+
+    #[test]
+    fn listen_flag_forms() {
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("t").chain(args.iter().copied()));
+        assert_eq!(parse(&[]).unwrap().listen.listen, None);
+        assert_eq!(parse(&["--listen"]).unwrap().listen.listen, Some(lo(DEFAULT_PORT)));
+        let c = parse(&["--listen=:9100", "a.pcap"]).unwrap();
+        assert_eq!((c.listen.listen, c.files), (Some(lo(9100)), vec!["a.pcap".to_string()]));
+        let c = parse(&["a.pcap", "--listen"]).unwrap();
+        assert_eq!((c.listen.listen, c.files.len()), (Some(lo(DEFAULT_PORT)), 1));
+        assert!(parse(&["--listen", "a.pcap"]).is_err());
+        assert!(parse(&["--listen", "--listen-tls-cert", "c.pem"]).is_err(), "cert without key");
+        assert!(parse(&["--listen-auth-file", "f"]).is_err(), "auth without --listen");
+    }
 }

@@ -7,11 +7,11 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 use serde::Deserialize;
 
-use crate::cli::{AuditArgs, Cli, Command, Format, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg};
+use crate::cli::{
+    AlertArgs, AuditArgs, Cli, Command, Format, ListenArgs, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg,
+};
 use crate::policy::exceptions::{self, Exception, SniPattern};
 use crate::policy::{Severity, FINDING_IDS};
-use crate::serve::ListenArgs;
-use crate::sink::alertmanager::AlertArgs;
 use crate::sink::report::ReportFormat;
 
 pub use crate::policy::{Profile, KNOWN_PROFILES};

@@ -1,11 +1,10 @@
 //! Policy rules for what a flow carried in clear: health data (`plaintext.phi`), credentials
 //! (`plaintext.credentials`) and a STARTTLS offer the session ignored
 //! (`plaintext.starttls-missing`). Evidence names protocols and metadata only, never values.
+use super::catalogue::entry;
+use super::rules::{push, raise};
 use super::{rule, Finding, Policy, Severity};
 use crate::inspect::plaintext::{Confidence, PlainFacts, Protocol};
-
-const E1: &str = "164.312(e)(1)";
-const D: &str = "164.312(d)";
 
 pub(super) fn all(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
     phi(p, f, out);
@@ -18,16 +17,10 @@ pub(super) fn all(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
 fn phi(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
     let Some(proto) = f.protocol.filter(|p| p.carries_phi()) else { return };
     let confidence = f.confidence.unwrap_or(Confidence::Low);
-    let severity = if confidence == Confidence::Low { Severity::Medium } else { Severity::Critical };
+    let e = entry!("plaintext.phi");
+    let severity = if confidence == Confidence::Low { Severity::Medium } else { e.severity };
     let evidence = format!("{} in clear ({}), confidence {}", describe(proto, f), what(proto), confidence.as_str());
-    out.push(Finding {
-        id: "plaintext.phi",
-        severity,
-        hipaa_ref: E1,
-        rule: rule!(p.profile, "no-phi-in-clear"),
-        evidence,
-        acceptance: None,
-    });
+    push(out, e, severity, rule!(p.profile, "no-phi-in-clear"), evidence);
 }
 
 fn credentials(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
@@ -35,14 +28,8 @@ fn credentials(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
         return;
     }
     let methods: Vec<&str> = f.credentials.iter().map(|c| c.as_str()).collect();
-    out.push(Finding {
-        id: "plaintext.credentials",
-        severity: Severity::High,
-        hipaa_ref: D,
-        rule: rule!(p.profile, "no-credentials-in-clear"),
-        evidence: format!("credentials sent in clear: {}", methods.join(", ")),
-        acceptance: None,
-    });
+    let evidence = format!("credentials sent in clear: {}", methods.join(", "));
+    raise(out, entry!("plaintext.credentials"), rule!(p.profile, "no-credentials-in-clear"), evidence);
 }
 
 fn starttls(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
@@ -50,14 +37,9 @@ fn starttls(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
     if !(st.offered && !st.requested && st.cleartext_after_offer) {
         return;
     }
-    out.push(Finding {
-        id: "plaintext.starttls-missing",
-        severity: Severity::High,
-        hipaa_ref: E1,
-        rule: rule!(p.profile, "require-starttls"),
-        evidence: format!("the {} server offers {}; the session went on in clear", proto.as_str(), upgrade_name(proto)),
-        acceptance: None,
-    });
+    let evidence =
+        format!("the {} server offers {}; the session went on in clear", proto.as_str(), upgrade_name(proto));
+    raise(out, entry!("plaintext.starttls-missing"), rule!(p.profile, "require-starttls"), evidence);
 }
 
 /// The protocol with its metadata, e.g. "HL7 v2 ADT^A01 (2.3)".

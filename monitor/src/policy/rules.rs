@@ -2,6 +2,7 @@
 //! tls-parser's cipher-suite metadata (kx, au, enc, mode, mac), never from a name list.
 use tls_parser::{TlsCipherAu, TlsCipherEnc, TlsCipherEncMode, TlsCipherKx, TlsCipherMac, TlsCipherSuite};
 
+use super::catalogue::{entry, lookup, Entry};
 use super::tables::table;
 use super::{rule, Finding, Policy, Profile, Severity};
 use crate::inspect::names::{alert_name, ec_group_bits, group_label, is_pq_group, version_name};
@@ -9,21 +10,14 @@ use crate::inspect::tls::hello::version_rank;
 use crate::inspect::tls::trust::Trust;
 use crate::observation::Handshake;
 
-const E1: &str = "164.312(e)(1)";
-const E2: &str = "164.312(e)(2)(ii)";
-const D: &str = "164.312(d)";
-const B: &str = "164.312(b)";
-const C1: &str = "164.312(c)(1)";
+/// A finding of the catalogue row `e` (its id and HIPAA reference) with this severity.
+pub(super) fn push(out: &mut Vec<Finding>, e: &Entry, sev: Severity, rule: &'static str, evidence: String) {
+    out.push(Finding { id: e.id, severity: sev, hipaa_ref: e.hipaa_ref, rule, evidence, acceptance: None });
+}
 
-fn push(
-    out: &mut Vec<Finding>,
-    id: &'static str,
-    sev: Severity,
-    hipaa_ref: &'static str,
-    rule: &'static str,
-    evidence: String,
-) {
-    out.push(Finding { id, severity: sev, hipaa_ref, rule, evidence, acceptance: None });
+/// A finding of the catalogue row `e` with the row's default severity.
+pub(super) fn raise(out: &mut Vec<Finding>, e: &Entry, rule: &'static str, evidence: String) {
+    push(out, e, e.severity, rule, evidence);
 }
 
 pub(super) fn all(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
@@ -41,17 +35,19 @@ pub(super) fn all(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
 fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     let t = table(p.profile);
     let insecure = |v: u16| version_rank(v) > 0 && version_rank(v) <= version_rank(0x0300);
-    let mut min_version = |id, sev, evidence: String| push(out, id, sev, E1, rule!(p.profile, "min-version"), evidence);
+    let mut min_version = |e, sev, evidence: String| push(out, e, sev, rule!(p.profile, "min-version"), evidence);
+    let (insecure_e, deprecated) = (entry!("tls.version.insecure"), entry!("tls.version.deprecated"));
     let negotiated = hs.version();
     match negotiated {
         Some(v) if insecure(v) => {
-            min_version("tls.version.insecure", Severity::Critical, format!("{} negotiated", version_name(v)))
+            min_version(insecure_e, insecure_e.severity, format!("{} negotiated", version_name(v)))
         }
         Some(v @ (0x0301 | 0x0302)) => {
-            min_version("tls.version.deprecated", Severity::High, format!("{} negotiated (RFC 8996)", version_name(v)))
+            min_version(deprecated, deprecated.severity, format!("{} negotiated (RFC 8996)", version_name(v)))
         }
+        // Below the profile's minimum but not deprecated by RFC 8996 (TLS 1.2 under modern).
         Some(v) if version_rank(v) < version_rank(t.min_version) => min_version(
-            "tls.version.deprecated",
+            deprecated,
             Severity::Medium,
             format!("{} negotiated ({} requires {})", version_name(v), p.profile.name(), version_name(t.min_version)),
         ),
@@ -62,14 +58,16 @@ fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     let offer = format!("client offers at most {}", version_name(max));
     if version_rank(max) <= version_rank(0x0300) {
         if !negotiated.is_some_and(insecure) {
-            min_version("tls.version.insecure", Severity::Critical, offer);
+            min_version(insecure_e, insecure_e.severity, offer);
         }
     } else if version_rank(max) < version_rank(0x0303) {
-        min_version("tls.version.client-legacy-only", Severity::High, offer);
+        let e = entry!("tls.version.client-legacy-only");
+        min_version(e, e.severity, offer);
     }
     if negotiated == Some(0x0303) && version_rank(max) >= version_rank(0x0304) {
         let ev = "TLS 1.2 negotiated though the client offered TLS 1.3".to_string();
-        push(out, "tls.version.no-tls13", t.no_tls13, E2, rule!(p.profile, "prefer-tls13"), ev);
+        // The severity is the profile's.
+        push(out, entry!("tls.version.no-tls13"), t.no_tls13, rule!(p.profile, "prefer-tls13"), ev);
     }
 }
 
@@ -78,12 +76,12 @@ pub(crate) fn suite(hs: &Handshake) -> Option<&'static TlsCipherSuite> {
     hs.server_hello.as_ref().filter(|sh| sh.sslv2_kind.is_none()).and_then(|sh| TlsCipherSuite::from_id(sh.cipher))
 }
 
-/// A finding's (id, severity, rule, evidence) before it is pushed.
-pub(super) type Verdict = (&'static str, Severity, &'static str, String);
+/// A finding's (catalogue row, severity, rule, evidence) before it is pushed.
+pub(super) type Verdict = (&'static Entry, Severity, &'static str, String);
 
 fn cipher(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
-    if let Some((id, sev, rule, ev)) = suite(hs).and_then(|c| judge_suite(p.profile, c)) {
-        push(out, id, sev, E2, rule, ev);
+    if let Some((e, sev, rule, ev)) = suite(hs).and_then(|c| judge_suite(p.profile, c)) {
+        push(out, e, sev, rule, ev);
     }
 }
 
@@ -92,24 +90,26 @@ pub(super) fn judge_suite(profile: Profile, c: &TlsCipherSuite) -> Option<Verdic
     let name = c.name;
     if let Some(why) = suite_insecure(c) {
         let ev = format!("{name} negotiated ({why})");
-        return Some(("tls.cipher.insecure", Severity::Critical, rule!(profile, "aead-suites"), ev));
+        let e = entry!("tls.cipher.insecure");
+        return Some((e, e.severity, rule!(profile, "aead-suites"), ev));
     }
+    let weak = entry!("tls.cipher.weak");
     let legacy = suite_legacy(c);
     if let Some(list) = table(profile).suites {
         if list.contains(&c.id) {
             return None;
         }
-        let sev = if legacy { Severity::High } else { Severity::Medium };
+        let sev = if legacy { weak.severity } else { Severity::Medium };
         let ev = format!("{name} negotiated (not in the {} suite list)", profile.name());
-        return Some(("tls.cipher.weak", sev, rule!(profile, "allowed-suites"), ev));
+        return Some((weak, sev, rule!(profile, "allowed-suites"), ev));
     }
     if legacy {
         let ev = format!("{name} negotiated (64-bit block or legacy cipher)");
-        return Some(("tls.cipher.weak", Severity::High, rule!(profile, "aead-suites"), ev));
+        return Some((weak, weak.severity, rule!(profile, "aead-suites"), ev));
     }
     if !suite_aead(c) {
         let ev = format!("{name} negotiated (not AEAD: {:?} with {:?})", c.enc_mode, c.mac);
-        return Some(("tls.cipher.weak", Severity::Medium, rule!(profile, "aead-suites"), ev));
+        return Some((weak, Severity::Medium, rule!(profile, "aead-suites"), ev));
     }
     None
 }
@@ -159,38 +159,37 @@ pub(crate) fn no_forward_secrecy(hs: &Handshake) -> Option<String> {
 fn key_exchange(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     let no_pfs = no_forward_secrecy(hs);
     if let Some(ev) = no_pfs {
-        push(out, "tls.kx.no-pfs", Severity::High, E2, rule!(p.profile, "forward-secrecy"), ev);
+        raise(out, entry!("tls.kx.no-pfs"), rule!(p.profile, "forward-secrecy"), ev);
     }
     if let Some(bits) = hs.kx.dh_prime_bits.filter(|b| *b < 2048) {
         let ev = format!("DH prime of {bits} bits");
-        push(out, "tls.kx.weak-group", Severity::High, E2, rule!(p.profile, "kx-strength"), ev);
+        raise(out, entry!("tls.kx.weak-group"), rule!(p.profile, "kx-strength"), ev);
     }
-    if let Some((id, sev, rule, ev)) = hs.group().and_then(|g| judge_group(p.profile, g)) {
-        push(out, id, sev, E2, rule, ev);
+    if let Some((e, sev, rule, ev)) = hs.group().and_then(|g| judge_group(p.profile, g)) {
+        push(out, e, sev, rule, ev);
     }
 }
 
 /// The key-exchange rule's verdict on a negotiated group under `profile` (`None`: allowed).
 pub(super) fn judge_group(profile: Profile, g: u16) -> Option<Verdict> {
+    let e = entry!("tls.kx.weak-group");
     if let Some(bits) = ec_group_bits(g).filter(|b| *b < 256) {
         let ev = format!("{} ({bits}-bit curve)", group_label(g));
-        return Some(("tls.kx.weak-group", Severity::High, rule!(profile, "kx-strength"), ev));
+        return Some((e, e.severity, rule!(profile, "kx-strength"), ev));
     }
     let list = table(profile).groups?;
     if list.contains(&g) {
         return None;
     }
     let ev = format!("{} negotiated (not in the {} group list)", group_label(g), profile.name());
-    Some(("tls.kx.weak-group", Severity::Medium, rule!(profile, "allowed-groups"), ev))
+    Some((e, Severity::Medium, rule!(profile, "allowed-groups"), ev))
 }
 
 fn compression(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     if let Some(m) = hs.server_hello.as_ref().map(|sh| sh.compression).filter(|m| *m != 0) {
-        push(
+        raise(
             out,
-            "tls.compression",
-            Severity::High,
-            E1,
+            entry!("tls.compression"),
             rule!(p.profile, "no-compression"),
             format!("compression method {m} negotiated (CRIME)"),
         );
@@ -208,7 +207,7 @@ fn renegotiation(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
         "ServerHello has no renegotiation_info (RFC 5746); client {} it",
         if offered { "offered" } else { "did not offer" }
     );
-    push(out, "tls.renegotiation.insecure", Severity::Medium, E1, rule!(p.profile, "secure-renegotiation"), ev);
+    raise(out, entry!("tls.renegotiation.insecure"), rule!(p.profile, "secure-renegotiation"), ev);
 }
 
 fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
@@ -218,60 +217,43 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
         time::OffsetDateTime::from_unix_timestamp(t).map(|d| d.date().to_string()).unwrap_or_else(|_| t.to_string())
     };
     if now > leaf.not_after {
-        push(
+        raise(
             out,
-            "tls.cert.expired",
-            Severity::High,
-            D,
+            entry!("tls.cert.expired"),
             rule!(p.profile, "cert-validity"),
             format!("server certificate expired on {}", day(leaf.not_after)),
         );
     } else if now < leaf.not_before {
-        push(
+        raise(
             out,
-            "tls.cert.not-yet-valid",
-            Severity::High,
-            D,
+            entry!("tls.cert.not-yet-valid"),
             rule!(p.profile, "cert-validity"),
             format!("server certificate valid only from {}", day(leaf.not_before)),
         );
     } else if leaf.not_after - now < p.expiry_warning_s {
-        push(
+        raise(
             out,
-            "tls.cert.expiring",
-            Severity::Medium,
-            D,
+            entry!("tls.cert.expiring"),
             rule!(p.profile, "cert-validity"),
             format!("server certificate expires on {} ({} days)", day(leaf.not_after), (leaf.not_after - now) / 86_400),
         );
     }
     if let Some(Trust::Untrusted(why)) = &hs.chain_trust {
-        push(
-            out,
-            "tls.cert.untrusted",
-            Severity::High,
-            D,
-            rule!(p.profile, "cert-trust"),
-            format!("chain not trusted: {why}"),
-        );
+        raise(out, entry!("tls.cert.untrusted"), rule!(p.profile, "cert-trust"), format!("chain not trusted: {why}"));
     }
     if leaf.self_signed {
-        push(
+        raise(
             out,
-            "tls.cert.self-signed",
-            Severity::High,
-            D,
+            entry!("tls.cert.self-signed"),
             rule!(p.profile, "cert-trust"),
             "server certificate is self-signed".into(),
         );
     }
     if let Some(sni) = hs.client_hello.as_ref().and_then(|c| c.sni.as_deref()) {
         if !leaf.matches_host(sni) {
-            push(
+            raise(
                 out,
-                "tls.cert.name-mismatch",
-                Severity::High,
-                D,
+                entry!("tls.cert.name-mismatch"),
                 rule!(p.profile, "cert-trust"),
                 format!("certificate does not cover the requested server name {sni}"),
             );
@@ -283,22 +265,18 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
         _ => false,
     };
     if weak_key {
-        push(
+        raise(
             out,
-            "tls.cert.weak-key",
-            Severity::High,
-            D,
+            entry!("tls.cert.weak-key"),
             rule!(p.profile, "cert-strength"),
             format!("{} key of {} bits", leaf.key_type.to_uppercase(), leaf.key_bits),
         );
     }
     // The signatures that matter are on the leaf and intermediates, not on a self-signed root.
     if let Some(c) = hs.certs.iter().find(|c| c.weak_signature() && !(c.self_signed && c.is_ca)) {
-        push(
+        raise(
             out,
-            "tls.cert.weak-signature",
-            Severity::High,
-            D,
+            entry!("tls.cert.weak-signature"),
             rule!(p.profile, "cert-strength"),
             format!("certificate signed with {}", c.signature_algorithm),
         );
@@ -307,7 +285,7 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
         if let Some(c) = hs.certs.iter().filter(|c| !(c.self_signed && c.is_ca)).find(unlisted) {
             let ev =
                 format!("certificate signed with {} (not in the {} list)", c.signature_algorithm, p.profile.name());
-            push(out, "tls.cert.weak-signature", Severity::Medium, D, rule!(p.profile, "allowed-signatures"), ev);
+            push(out, entry!("tls.cert.weak-signature"), Severity::Medium, rule!(p.profile, "allowed-signatures"), ev);
         }
     }
 }
@@ -316,11 +294,9 @@ fn alerts(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     let sides = [("client", &hs.client_alerts), ("server", &hs.server_alerts)];
     for (side, list) in sides {
         if let Some(a) = list.iter().find(|a| a.level == 2) {
-            push(
+            raise(
                 out,
-                "tls.alert.fatal",
-                Severity::Info,
-                B,
+                entry!("tls.alert.fatal"),
                 rule!(p.profile, "handshake-failures"),
                 format!("{side} sent fatal alert {}", alert_name(a.description)),
             );
@@ -330,20 +306,20 @@ fn alerts(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
 
 fn pq(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     if let Some(g) = hs.server_hello.as_ref().and_then(|sh| sh.key_share_group).filter(|g| is_pq_group(*g)) {
-        push(
-            out,
-            "tls.pq-hybrid",
-            Severity::Info,
-            "-",
-            rule!(p.profile, "pq-readiness"),
-            format!("{} negotiated", group_label(g)),
-        );
+        raise(out, entry!("tls.pq-hybrid"), rule!(p.profile, "pq-readiness"), format!("{} negotiated", group_label(g)));
     }
 }
 
 fn anomalies(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     for a in &hs.anomalies {
-        let sev = if a.id == "anomaly.heartbleed" { Severity::Medium } else { Severity::Low };
-        push(out, a.id, sev, C1, rule!(p.profile, "integrity"), a.detail.clone());
+        let rule = rule!(p.profile, "integrity");
+        match lookup(a.id) {
+            Some(e) => raise(out, e, rule, a.detail.clone()),
+            // An inspector id outside the catalogue (a test rules that out): low, like its family.
+            None => {
+                let e = Entry { id: a.id, ..*entry!("anomaly.malformed-record") };
+                push(out, &e, Severity::Low, rule, a.detail.clone());
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::observation::Acceptance;
 use crate::policy::Severity;
-use crate::sink::inventory::{FindingRow, Inventory, Posture, ServerKey, Verdict};
+use crate::sink::inventory::{fix, FindingRow, Inventory, Posture, ServerKey, Verdict};
 
 /// `--report` values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -14,104 +14,6 @@ pub enum ReportFormat {
     Text,
     Json,
     Markdown,
-}
-
-/// The fix per finding id: a template and what `{what}` says when no subject was recorded.
-/// Placeholders: `{srv}` the server address, `{what}` the subjects as a list, `{paren}` the
-/// subjects in parentheses (or nothing), `{class}` the suite families of the subjects.
-/// One entry per id of the findings catalogue (DESIGN.md); `anomaly.` covers the rest of its family.
-pub const FIXES: &[(&str, &str, &str)] = &[
-    ("tls.version.insecure", "disable {what} on {srv}", "SSL 2.0 and SSL 3.0"),
-    ("tls.version.deprecated", "disable {what} on {srv}", "TLS 1.0 and TLS 1.1"),
-    (
-        "tls.version.client-legacy-only",
-        "upgrade the clients of {srv} that offer at most {what} to TLS 1.2 or later",
-        "TLS 1.1",
-    ),
-    ("tls.version.no-tls13", "enable TLS 1.3 on {srv}", ""),
-    ("tls.cipher.insecure", "remove {class} suites{paren} from {srv}", "insecure"),
-    (
-        "tls.cipher.weak",
-        "remove {class} suites{paren} from {srv}; offer AEAD suites (AES-GCM, ChaCha20-Poly1305)",
-        "weak",
-    ),
-    (
-        "tls.kx.no-pfs",
-        "enable ECDHE key exchange (forward secrecy) on {srv} and remove static key-exchange suites{paren}",
-        "",
-    ),
-    ("tls.kx.weak-group", "use DH groups of 2048 bits or more and curves of 256 bits or more on {srv}{paren}", ""),
-    ("tls.compression", "disable TLS compression on {srv}", ""),
-    ("tls.renegotiation.insecure", "enable secure renegotiation (RFC 5746 renegotiation_info) on {srv}", ""),
-    ("tls.cert.expired", "renew the certificate for {what} on {srv}", "the server certificate"),
-    ("tls.cert.not-yet-valid", "check the validity dates of {what} and the clock of {srv}", "the server certificate"),
-    ("tls.cert.expiring", "renew the certificate for {what} on {srv} before it expires", "the server certificate"),
-    ("tls.cert.self-signed", "replace the self-signed certificate on {srv}{paren} with one issued by a trusted CA", ""),
-    ("tls.cert.name-mismatch", "install a certificate that covers {what} on {srv}", "the requested server name"),
-    ("tls.cert.untrusted", "install a certificate chain that leads to a trusted CA on {srv}{paren}", ""),
-    (
-        "tls.cert.weak-key",
-        "reissue the certificate{paren} on {srv} with an RSA key of 2048 bits or more or an ECDSA P-256 key",
-        "",
-    ),
-    ("tls.cert.weak-signature", "reissue the certificate{paren} on {srv} with a SHA-256 or stronger signature", ""),
-    ("tls.alert.fatal", "look into the failed handshakes on {srv}{paren}", ""),
-    ("tls.pq-hybrid", "nothing to fix: post-quantum hybrid key exchange in use on {srv}", ""),
-    ("plaintext.phi", "carry the health data on {srv} over TLS 1.2 or later{paren}", ""),
-    ("plaintext.credentials", "require TLS before login on {srv}{paren}", ""),
-    ("plaintext.starttls-missing", "require STARTTLS on {srv} and refuse sessions that stay in clear", ""),
-    ("anomaly.heartbleed", "patch the TLS library on {srv} (Heartbleed, CVE-2014-0160) and replace its keys", ""),
-    ("anomaly.", "look into the malformed or truncated TLS traffic on {srv}{paren}", ""),
-];
-
-/// Position of an id in the catalogue (FIXES), for ordering findings; unknown ids last.
-pub fn catalogue_rank(id: &str) -> usize {
-    FIXES.iter().position(|(k, _, _)| *k == id || (k.ends_with('.') && id.starts_with(k))).unwrap_or(FIXES.len())
-}
-
-/// "a", "a and b", "a, b and c".
-fn list(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [a] => a.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
-}
-
-/// The suite family a fix names, from the IANA (or SSLv2) name.
-fn suite_class(name: &str) -> &'static str {
-    const CLASSES: [(&str, &str); 11] = [
-        ("NULL", "NULL"),
-        ("_anon_", "anonymous"),
-        ("EXPORT", "EXPORT"),
-        ("3DES", "3DES"),
-        ("EDE3", "3DES"),
-        ("DES", "DES"),
-        ("RC4", "RC4"),
-        ("RC2", "RC2"),
-        ("IDEA", "IDEA"),
-        ("SEED", "SEED"),
-        ("CBC", "CBC"),
-    ];
-    CLASSES.iter().find(|(k, _)| name.contains(k)).map(|(_, c)| *c).unwrap_or("non-AEAD")
-}
-
-/// The fix to apply for one finding on the server at `srv` ("10.0.0.5:443").
-pub fn fix(f: &FindingRow, srv: &str) -> String {
-    let entry = FIXES
-        .iter()
-        .find(|(id, _, _)| *id == f.id)
-        .or_else(|| f.id.starts_with("anomaly.").then(|| FIXES.iter().find(|(id, _, _)| *id == "anomaly.")).flatten());
-    let Some((_, template, default)) = entry else {
-        let paren = if f.subjects.is_empty() { String::new() } else { format!(" ({})", list(&f.subjects)) };
-        return format!("review {} on {srv}{paren}", f.id);
-    };
-    let what = if f.subjects.is_empty() { default.to_string() } else { list(&f.subjects) };
-    let paren = if f.subjects.is_empty() { String::new() } else { format!(" ({})", f.subjects.join(", ")) };
-    let mut classes: Vec<&str> = f.subjects.iter().map(|s| suite_class(s)).collect();
-    classes.dedup();
-    let class = if classes.is_empty() { default.to_string() } else { classes.join("/") };
-    template.replace("{srv}", srv).replace("{what}", &what).replace("{paren}", &paren).replace("{class}", &class)
 }
 
 /// Names that came off the wire, made safe for Markdown: no control characters, no markup.
@@ -307,73 +209,7 @@ mod tests {
     use crate::sink::inventory::{CertFacts, FindingRow, Posture};
 
     fn row(id: &'static str, severity: Severity, subjects: &[&str]) -> FindingRow {
-        FindingRow {
-            id,
-            severity,
-            hipaa_ref: "-",
-            rule: "hipaa/test",
-            count: 1,
-            evidence: String::new(),
-            subjects: subjects.iter().map(|s| s.to_string()).collect(),
-            acceptance: None,
-        }
-    }
-
-    /// Every finding id has its own fix, not the generic line.
-    #[test]
-    fn every_catalogue_id_has_a_fix() {
-        for &id in crate::policy::FINDING_IDS {
-            let text = fix(&row(id, Severity::High, &[]), "10.0.0.5:443");
-            assert!(!text.starts_with("review "), "{id} falls back to the generic line: {text}");
-            assert!(text.contains("10.0.0.5:443"), "{id}: {text}");
-            assert!(!text.contains('{'), "{id} leaves a placeholder: {text}");
-        }
-        // And no stale entry: each fix belongs to a known id, or is the `anomaly.` family line.
-        for (id, _, _) in FIXES {
-            assert!(crate::policy::FINDING_IDS.contains(id) || *id == "anomaly.", "fix for unknown id {id}");
-        }
-    }
-
-    #[test]
-    fn fix_texts() {
-        let srv = "10.0.0.5:443";
-        let cases: [(&'static str, &[&str], &str); 9] = [
-            ("tls.version.deprecated", &["TLS 1.0"], "disable TLS 1.0 on 10.0.0.5:443"),
-            ("tls.version.deprecated", &["TLS 1.0", "TLS 1.1"], "disable TLS 1.0 and TLS 1.1 on 10.0.0.5:443"),
-            ("tls.version.insecure", &["SSL 2.0"], "disable SSL 2.0 on 10.0.0.5:443"),
-            (
-                "tls.cipher.weak",
-                &["TLS_RSA_WITH_3DES_EDE_CBC_SHA"],
-                "remove 3DES suites (TLS_RSA_WITH_3DES_EDE_CBC_SHA) from 10.0.0.5:443; offer AEAD suites (AES-GCM, ChaCha20-Poly1305)",
-            ),
-            ("tls.cipher.insecure", &["TLS_RSA_WITH_RC4_128_MD5"], "remove RC4 suites (TLS_RSA_WITH_RC4_128_MD5) from 10.0.0.5:443"),
-            (
-                "tls.kx.no-pfs",
-                &["TLS_RSA_WITH_AES_128_GCM_SHA256"],
-                "enable ECDHE key exchange (forward secrecy) on 10.0.0.5:443 and remove static key-exchange suites (TLS_RSA_WITH_AES_128_GCM_SHA256)",
-            ),
-            (
-                "tls.cert.expired",
-                &["CN=ehr.example (expired 2021-01-01)"],
-                "renew the certificate for CN=ehr.example (expired 2021-01-01) on 10.0.0.5:443",
-            ),
-            (
-                "tls.cert.self-signed",
-                &["CN=plesk"],
-                "replace the self-signed certificate on 10.0.0.5:443 (CN=plesk) with one issued by a trusted CA",
-            ),
-            ("tls.version.no-tls13", &[], "enable TLS 1.3 on 10.0.0.5:443"),
-        ];
-        for (id, subjects, want) in cases {
-            assert_eq!(fix(&row(id, Severity::High, subjects), srv), want);
-        }
-        assert_eq!(fix(&row("tls.future-thing", Severity::High, &[]), srv), "review tls.future-thing on 10.0.0.5:443");
-        assert_eq!(
-            fix(&row("anomaly.truncated-handshake", Severity::Low, &["cut"]), srv),
-            "look into the malformed or truncated TLS traffic on 10.0.0.5:443 (cut)"
-        );
-        assert_eq!(suite_class("SSL2_DES_192_EDE3_CBC_WITH_MD5"), "3DES");
-        assert_eq!(suite_class("TLS_DH_anon_WITH_AES_128_CBC_SHA"), "anonymous");
+        FindingRow::for_test(id, severity, subjects)
     }
 
     #[test]

@@ -7,99 +7,21 @@
 //! SNI, certificate subjects or anything else from the traffic, so the series count stays fixed
 //! on a network of any size. Every combination of those sets is created at 0 up front, so a
 //! rule's `increase()` sees the first occurrence.
-use std::collections::{BTreeMap, BTreeSet};
+mod labels;
+mod record;
 
-use prometheus::core::{AtomicU64 as PromU64, GenericCounter};
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use crate::inspect::names::{is_pq_group, version_parts};
+pub use labels::*;
+
 use crate::inspect::plaintext::Protocol;
-use crate::observation::Handshake;
-use crate::observation::{DecodeStats, Output, PipelineStats};
-use crate::policy::{cipher_class, forward_secrecy, FINDING_IDS};
-use crate::sink::inventory::Inventory;
-
-/// `tlsmon_handshakes_total{version}`: "none" when there was no ServerHello.
-pub const VERSIONS: &[&str] = &["ssl2", "ssl3", "tls1.0", "tls1.1", "tls1.2", "tls1.3", "unknown", "none"];
-/// `tlsmon_handshakes_cipher_class_total{class}` (see [`cipher_class`]).
-pub const CIPHER_CLASSES: &[&str] = &["aead", "cbc", "legacy", "insecure", "other", "none"];
-/// `tlsmon_handshakes_forward_secrecy_total{pfs}` (see [`forward_secrecy`]).
-pub const PFS: &[&str] = &["yes", "no", "unknown"];
-/// `tlsmon_handshakes_pq_total{pq}`: a post-quantum hybrid group, a classical one, or none.
-pub const PQ: &[&str] = &["hybrid", "classical", "none"];
-pub const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
-pub const EVENT_TYPES: &[&str] = &["tls", "plaintext"];
-/// `tlsmon_parse_anomalies_total{kind}`.
-pub const ANOMALIES: &[&str] = &[
-    "malformed_packet",
-    "truncated_packet",
-    "malformed_record",
-    "malformed_handshake",
-    "truncated_handshake",
-    "bad_record",
-];
-/// `tlsmon_flows_total{event}`.
-pub const FLOW_EVENTS: &[&str] = &["created", "expired", "evicted"];
-/// `tlsmon_dropped_total{what}`: every place the agent refuses data it was given.
-pub const DROPPED: &[&str] =
-    &["ringbuf_full", "flow_map_full", "reassembly_pending", "plain_bytes_cap", "inventory_full", "alert_queue_full"];
-/// `tlsmon_certificates_expiring{within}`, in days.
-pub const EXPIRY_WINDOWS: &[(&str, i64)] = &[("7d", 7), ("30d", 30), ("90d", 90)];
-pub const VERDICTS: &[&str] = &["compliant", "non-compliant"];
-pub const REPLAY_FILES: &[&str] = &["total", "done"];
-
-/// Finding ids whose count is also a parse anomaly, and the anomaly's label.
-const ANOMALY_FINDINGS: &[(&str, &str)] = &[
-    ("anomaly.malformed-record", "malformed_record"),
-    ("anomaly.malformed-handshake", "malformed_handshake"),
-    ("anomaly.truncated-handshake", "truncated_handshake"),
-];
+use crate::policy::FINDING_IDS;
 
 /// Which run the metrics describe, and which optional parts it has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Live,
     Replay,
-}
-
-/// Every labelled metric → its labels → the closed set of values each may take. These are
-/// exactly the series that exist when tlsmon starts (live or replay: every combination of the
-/// sets above is created at 0), so a label value that shows up later escaped its set.
-pub fn label_sets() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
-    let mut sets: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
-    for mode in [Mode::Live, Mode::Replay] {
-        for family in Metrics::new(mode).registry.gather() {
-            for metric in family.get_metric() {
-                for l in metric.get_label() {
-                    let labels = sets.entry(family.name().to_string()).or_default();
-                    labels.entry(l.name().to_string()).or_default().insert(l.value().to_string());
-                }
-            }
-        }
-    }
-    sets
-}
-
-/// The label values of one handshake: (version, cipher class, forward secrecy, pq).
-pub fn handshake_labels(hs: &Handshake) -> [&'static str; 4] {
-    let version = match hs.version() {
-        None => "none",
-        Some(v) => match version_parts(v) {
-            Some(("ssl", "2.0")) => "ssl2",
-            Some(("ssl", "3.0")) => "ssl3",
-            Some(("tls", "1.0")) => "tls1.0",
-            Some(("tls", "1.1")) => "tls1.1",
-            Some(("tls", "1.2")) => "tls1.2",
-            Some(("tls", "1.3")) => "tls1.3",
-            _ => "unknown",
-        },
-    };
-    let pq = match hs.group() {
-        Some(g) if is_pq_group(g) => "hybrid",
-        Some(_) => "classical",
-        None => "none",
-    };
-    [version, cipher_class(hs), forward_secrecy(hs), pq]
 }
 
 /// All tlsmon metrics, registered in their own registry. Cheap to update (atomic counters);
@@ -166,15 +88,6 @@ fn gauge_vec(r: &Registry, name: &str, help: &str, label: &str, values: &[&str])
         g.with_label_values(&[v]);
     }
     g
-}
-
-/// Raise a counter to a total kept elsewhere (pipeline, kernel, reader stats): counters only
-/// go up, so a smaller total (never expected) is ignored.
-fn mirror(c: &GenericCounter<PromU64>, total: u64) {
-    let cur = c.get();
-    if total > cur {
-        c.inc_by(total - cur);
-    }
 }
 
 impl Metrics {
@@ -331,127 +244,6 @@ impl Metrics {
                 "Servers whose leaf certificate had expired when last seen",
             ),
             registry: r,
-        }
-    }
-
-    /// Count one judged handshake or plaintext flow.
-    pub fn observe(&self, o: &Output) {
-        if let Some(hs) = o.handshake() {
-            self.events.with_label_values(&["tls"]).inc();
-            let [version, class, pfs, pq] = handshake_labels(hs);
-            self.versions.with_label_values(&[version]).inc();
-            self.cipher_classes.with_label_values(&[class]).inc();
-            self.pfs.with_label_values(&[pfs]).inc();
-            self.pq.with_label_values(&[pq]).inc();
-        }
-        if let Some(proto) = o.plaintext().and_then(|p| p.facts.protocol) {
-            self.events.with_label_values(&["plaintext"]).inc();
-            self.plaintext.with_label_values(&[proto.as_str()]).inc();
-            if o.findings.iter().any(|f| f.id == "plaintext.phi" && !f.is_accepted()) {
-                self.plaintext_phi.with_label_values(&[proto.as_str()]).inc();
-            }
-        }
-        for f in &o.findings {
-            if f.is_accepted() {
-                self.accepted.with_label_values(&[f.id]).inc();
-            } else {
-                self.findings.with_label_values(&[f.id, f.severity.as_str()]).inc();
-            }
-            if let Some((_, kind)) = ANOMALY_FINDINGS.iter().find(|(id, _)| *id == f.id) {
-                self.anomalies.with_label_values(&[kind]).inc();
-            }
-        }
-    }
-
-    /// Bring the pipeline's counters in (flows, drops, packet anomalies).
-    pub fn pipeline(&self, s: &PipelineStats) {
-        mirror(&self.anomalies.with_label_values(&["truncated_packet"]), s.truncated_packets);
-        mirror(&self.flows.with_label_values(&["created"]), s.flows.created);
-        mirror(&self.flows.with_label_values(&["expired"]), s.flows.expired);
-        mirror(&self.flows.with_label_values(&["evicted"]), s.flows.evicted);
-        mirror(&self.dropped.with_label_values(&["reassembly_pending"]), s.head.pending_dropped);
-        mirror(&self.dropped.with_label_values(&["plain_bytes_cap"]), s.plain_bytes_dropped);
-    }
-
-    /// Bring the source's decode counters in (packets it could not decode).
-    pub fn source(&self, s: &DecodeStats) {
-        mirror(&self.anomalies.with_label_values(&["malformed_packet"]), s.skipped_malformed);
-    }
-
-    /// Bring the kernel program's counters in (`counter::NAMES` order), live only.
-    pub fn kernel<'a>(&self, named: impl IntoIterator<Item = (&'a str, u64)>) {
-        let Some(k) = &self.kernel else { return };
-        for (name, v) in named {
-            mirror(&k.with_label_values(&[name]), v);
-            match name {
-                "ringbuf_full" => mirror(&self.dropped.with_label_values(&["ringbuf_full"]), v),
-                "flow_map_full" => mirror(&self.dropped.with_label_values(&["flow_map_full"]), v),
-                _ => {}
-            }
-        }
-    }
-
-    /// The ring-buffer reader's totals: records taken and records that did not parse (live).
-    pub fn reader(&self, records: u64, bad_records: u64) {
-        if let Some(c) = &self.ringbuf_records {
-            mirror(c, records);
-        }
-        mirror(&self.anomalies.with_label_values(&["bad_record"]), bad_records);
-    }
-
-    /// Servers by verdict and certificate expiry from the posture inventory, and its drops.
-    pub fn inventory(&self, inv: &Inventory) {
-        let non = inv.non_compliant() as i64;
-        self.servers.with_label_values(&["non-compliant"]).set(non);
-        self.servers.with_label_values(&["compliant"]).set(inv.servers.len() as i64 - non);
-        let mut within = [0i64; EXPIRY_WINDOWS.len()];
-        let mut expired = 0;
-        for cert in inv.servers.values().filter_map(|p| p.cert.as_ref()) {
-            let left = cert.not_after_unix - cert.seen_unix;
-            if left < 0 {
-                expired += 1;
-                continue;
-            }
-            for (n, (_, days)) in within.iter_mut().zip(EXPIRY_WINDOWS) {
-                *n += i64::from(left < days * 86_400);
-            }
-        }
-        for (n, (w, _)) in within.iter().zip(EXPIRY_WINDOWS) {
-            self.cert_expiring.with_label_values(&[w]).set(*n);
-        }
-        self.cert_expired.set(expired);
-        mirror(&self.dropped.with_label_values(&["inventory_full"]), inv.servers_dropped);
-    }
-
-    /// Replay progress: bytes read so far in all files.
-    pub fn replay_read(&self, total_bytes: u64) {
-        if let Some(c) = &self.replay_read {
-            mirror(c, total_bytes);
-        }
-    }
-
-    /// Replay plan and progress: known size of all files, files in all and files done.
-    pub fn replay_files(&self, size: u64, total: usize, done: usize, finished: bool) {
-        if let (Some(s), Some(f), Some(fin)) = (&self.replay_size, &self.replay_files, &self.replay_finished) {
-            s.set(size as i64);
-            f.with_label_values(&["total"]).set(total as i64);
-            f.with_label_values(&["done"]).set(done as i64);
-            fin.set(i64::from(finished));
-        }
-    }
-
-    /// The Alertmanager sink's totals.
-    pub fn alerts(&self, sent: u64, post_errors: u64, dropped: u64, active: u64) {
-        mirror(&self.alerts_sent, sent);
-        mirror(&self.alert_errors, post_errors);
-        mirror(&self.dropped.with_label_values(&["alert_queue_full"]), dropped);
-        self.alerts_active.set(active as i64);
-    }
-
-    /// The HTTP endpoint's request counts by (route, code).
-    pub fn http(&self, requests: impl IntoIterator<Item = (&'static str, u16, u64)>) {
-        for (route, code, n) in requests {
-            mirror(&self.http.with_label_values(&[route, &code.to_string()]), n);
         }
     }
 

@@ -10,7 +10,7 @@ use crate::inspect::names::group_name;
 
 /// The suite's findings under `p` as (id, severity), the cipher rule's then forward secrecy's.
 fn suite_verdict(p: Profile, c: &TlsCipherSuite) -> Vec<(&'static str, Severity)> {
-    let mut v: Vec<_> = judge_suite(p, c).map(|(id, sev, _, _)| (id, sev)).into_iter().collect();
+    let mut v: Vec<_> = judge_suite(p, c).map(|(e, sev, _, _)| (e.id, sev)).into_iter().collect();
     v.extend(suite_no_pfs(c).map(|_| ("tls.kx.no-pfs", Severity::High)));
     v
 }
@@ -111,10 +111,10 @@ fn known_suites_spot_checks() {
 }
 
 fn group_verdict(p: Profile, g: u16) -> Option<(&'static str, Severity)> {
-    judge_group(p, g).map(|(id, sev, rule, ev)| {
+    judge_group(p, g).map(|(e, sev, rule, ev)| {
         assert!(rule.starts_with(p.name()), "{rule}");
         assert!(ev.starts_with(group_name(g).unwrap_or("0x")), "{ev}");
-        (id, sev)
+        (e.id, sev)
     })
 }
 

@@ -1,0 +1,90 @@
+//! Sink, posture inventory as JSON: the document `--report json` writes and /inventory serves,
+//! with stable field names. Rendering only; must never add a fact the inventory does not hold.
+use super::Inventory;
+use crate::observation::Acceptance;
+use crate::sink::json::rfc3339;
+
+impl Inventory {
+    /// The JSON form (served as-is at /inventory in live mode): stable field names.
+    pub fn to_json(&self, captures: &[String]) -> serde_json::Value {
+        let servers: Vec<serde_json::Value> = self
+            .sorted()
+            .into_iter()
+            .map(|(k, p)| {
+                let findings: Vec<serde_json::Value> = p
+                    .findings_sorted()
+                    .into_iter()
+                    .map(|f| {
+                        let mut v = serde_json::json!({
+                            "id": f.id,
+                            "severity": f.severity,
+                            "hipaa_ref": f.hipaa_ref,
+                            "rule": f.rule,
+                            "count": f.count,
+                            "evidence": f.evidence,
+                            "subjects": f.subjects,
+                            "fix": super::fix(f, &k.addr()),
+                        });
+                        if let Some(Acceptance::Expired { reason, expired }) = &f.acceptance {
+                            v["exception_expired"] = serde_json::json!({ "reason": reason, "expired": expired });
+                        }
+                        v
+                    })
+                    .collect();
+                let accepted: Vec<serde_json::Value> = p
+                    .accepted_sorted()
+                    .into_iter()
+                    .map(|f| {
+                        let (reason, expires) = match &f.acceptance {
+                            Some(Acceptance::Accepted { reason, expires }) => (reason.as_str(), expires.as_str()),
+                            _ => ("", ""),
+                        };
+                        serde_json::json!({
+                            "id": f.id,
+                            "severity": f.severity,
+                            "hipaa_ref": f.hipaa_ref,
+                            "rule": f.rule,
+                            "count": f.count,
+                            "evidence": f.evidence,
+                            "reason": reason,
+                            "expires": expires,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "ip": k.ip.to_string(),
+                    "port": k.port,
+                    "sni": k.sni,
+                    "verdict": p.verdict(),
+                    "worst_severity": p.worst,
+                    "handshakes": p.handshakes,
+                    "plaintext_flows": p.plaintext_flows,
+                    "plaintext": p.plaintext,
+                    "first_seen": rfc3339(p.first_ns),
+                    "last_seen": rfc3339(p.last_ns),
+                    "versions": p.versions,
+                    "ciphers": p.ciphers,
+                    "groups": p.groups,
+                    "client_max_versions": p.client_max_versions,
+                    "certificate": p.cert,
+                    "findings": findings,
+                    "accepted": accepted,
+                    "keys_dropped": p.keys_dropped,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "profile": self.profile,
+            "captures": captures,
+            "verdict": self.verdict(),
+            "totals": {
+                "servers": self.servers.len(),
+                "compliant": self.servers.len() - self.non_compliant(),
+                "non_compliant": self.non_compliant(),
+                "handshakes": self.handshakes,
+                "servers_dropped": self.servers_dropped,
+            },
+            "servers": servers,
+        })
+    }
+}
