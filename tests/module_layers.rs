@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 /// Bottom first. The core (decode → flow → inspect → observation → policy → pipeline) does no
-/// I/O; sources and the run loop sit on it; the HTTP endpoint, the sinks, the command line and
-/// the config file come last. Modules in one row may not use each other.
+/// I/O; sources and the run loop sit on it; then the argument structs (cli: clap lives only
+/// there, and the I/O modules take its structs), the HTTP endpoint, the sinks, and the config
+/// file that merges into the arguments. Modules in one row may not use each other.
 const LAYERS: &[&[&str]] = &[
     &["decode", "ebpf_obj"],
     &["flow"],
@@ -16,9 +17,9 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     &["capture"],
     &["run"],
+    &["cli"],
     &["serve"],
     &["sink"],
-    &["cli"],
     &["config"],
 ];
 

@@ -1,5 +1,5 @@
 //! Command line: `tlsmon live`, `tlsmon replay`, `tlsmon audit verify`, with help text that teaches. Parsing only; no work here.
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -180,8 +180,8 @@ pub struct ListenArgs {
     /// otherwise `--listen a.pcap` reads the file name as the address. Beyond loopback, add
     /// --listen-tls-cert/--listen-tls-key and --listen-auth-file; /healthz never asks for a
     /// password, so load balancers and Kubernetes probes work.
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::serve::DEFAULT_LISTEN,
-          value_parser = crate::serve::parse_listen)]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = DEFAULT_LISTEN,
+          value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
     /// Serve HTTPS (TLS 1.2/1.3 only) with this PEM certificate chain, server certificate first;
     /// goes with --listen-tls-key.
@@ -258,7 +258,7 @@ pub struct ReplayArgs {
     /// "json" (one document) or "markdown". On stdout, it is the whole output unless --format
     /// is also given (then it follows the events); with --report-out it goes to that file.
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub report: Option<crate::sink::report::ReportFormat>,
+    pub report: Option<ReportFormat>,
     /// Write the --report to this file instead of stdout (events then follow --format as usual).
     #[arg(long, value_name = "FILE")]
     pub report_out: Option<PathBuf>,
@@ -299,12 +299,39 @@ pub enum Format {
     None,
 }
 
+/// `--report` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+/// Documented default port (`--listen` alone means 127.0.0.1:9863).
+pub const DEFAULT_PORT: u16 = 9863;
+/// What `--listen` alone means.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9863";
+/// `--listen` values: IP:PORT, [v6]:PORT, :PORT or PORT (the last two on 127.0.0.1).
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let port = s.strip_prefix(':').unwrap_or(s);
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        return port
+            .parse::<u16>()
+            .map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p))
+            .map_err(|_| format!("`{s}`: port must be 0 to 65535"));
+    }
+    s.parse().map_err(|_| {
+        format!(
+            "`{s}` is not a listen address: use IP:PORT, [IPv6]:PORT, :PORT or PORT (no host names); \
+             if it is a capture file, write --listen=ADDR or put --listen after it"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, Ipv4Addr};
-
     use super::*;
-    use crate::serve::DEFAULT_PORT;
 
     #[derive(Parser)]
     struct Cli {
@@ -315,6 +342,19 @@ mod tests {
 
     fn lo(port: u16) -> SocketAddr {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen("9100"), Ok(lo(9100)));
+        assert_eq!(parse_listen(":9100"), Ok(lo(9100)));
+        assert_eq!(parse_listen("0.0.0.0:9863"), Ok("0.0.0.0:9863".parse().unwrap()));
+        assert_eq!(parse_listen("[::1]:80"), Ok("[::1]:80".parse().unwrap()));
+        assert_eq!(parse_listen(DEFAULT_LISTEN), Ok(lo(DEFAULT_PORT)));
+        for bad in ["", ":", "70000", ":70000", "localhost:9100", "a.pcap", "::1:80", "1.2.3.4"] {
+            assert!(parse_listen(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_listen("a.pcap").unwrap_err().contains("--listen=ADDR"));
     }
 
     #[test]

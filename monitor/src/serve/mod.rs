@@ -6,7 +6,7 @@ mod routes;
 mod tls;
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
@@ -31,10 +31,6 @@ pub trait Provider: Send + Sync + 'static {
     fn health(&self) -> Result<String, String>;
 }
 
-/// Documented default port (`--listen` alone means 127.0.0.1:9863).
-pub const DEFAULT_PORT: u16 = 9863;
-/// What `--listen` alone means.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9863";
 /// Route labels, a closed set: `/metrics`, `/inventory`, `/healthz`, `/`, anything else.
 pub const ROUTES: &[&str] = &["metrics", "inventory", "healthz", "index", "other"];
 /// Status codes the endpoint answers with, a closed set.
@@ -225,43 +221,9 @@ pub fn spawn(args: &ListenArgs, provider: Arc<dyn Provider>) -> Result<Option<Se
     Ok(Some(Server { addr: bound, stats, stop: stop_tx, done: done_rx, thread: Some(thread) }))
 }
 
-/// `--listen` values: IP:PORT, [v6]:PORT, :PORT or PORT (the last two on 127.0.0.1).
-pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    let port = s.strip_prefix(':').unwrap_or(s);
-    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
-        return port
-            .parse::<u16>()
-            .map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p))
-            .map_err(|_| format!("`{s}`: port must be 0 to 65535"));
-    }
-    s.parse().map_err(|_| {
-        format!(
-            "`{s}` is not a listen address: use IP:PORT, [IPv6]:PORT, :PORT or PORT (no host names); \
-             if it is a capture file, write --listen=ADDR or put --listen after it"
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lo(port: u16) -> SocketAddr {
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
-    }
-
-    #[test]
-    fn listen_addresses() {
-        assert_eq!(parse_listen("9100"), Ok(lo(9100)));
-        assert_eq!(parse_listen(":9100"), Ok(lo(9100)));
-        assert_eq!(parse_listen("0.0.0.0:9863"), Ok("0.0.0.0:9863".parse().unwrap()));
-        assert_eq!(parse_listen("[::1]:80"), Ok("[::1]:80".parse().unwrap()));
-        assert_eq!(parse_listen(DEFAULT_LISTEN), Ok(lo(DEFAULT_PORT)));
-        for bad in ["", ":", "70000", ":70000", "localhost:9100", "a.pcap", "::1:80", "1.2.3.4"] {
-            assert!(parse_listen(bad).is_err(), "{bad:?} accepted");
-        }
-        assert!(parse_listen("a.pcap").unwrap_err().contains("--listen=ADDR"));
-    }
 
     #[test]
     fn stats_cover_closed_sets() {

@@ -7,14 +7,7 @@ use crate::observation::Acceptance;
 use crate::policy::Severity;
 use crate::sink::inventory::{fix, FindingRow, Inventory, Posture, ServerKey, Verdict};
 
-/// `--report` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReportFormat {
-    Text,
-    Json,
-    Markdown,
-}
+pub use crate::cli::ReportFormat;
 
 /// Names that came off the wire, made safe for Markdown: no control characters, no markup.
 fn md(s: &str) -> String {
