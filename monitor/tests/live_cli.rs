@@ -237,12 +237,24 @@ fn loopback_attaches_and_stops_after_duration() {
 /// `tlsmon ARGS` (live) in `ns` while the python3 `script` runs there; the process once it has
 /// exited successfully, and its stderr.
 fn live_while(ns: &Netns, args: &[&str], capture_stdout: bool, script: &str) -> (Proc, String) {
+    live_while_then(ns, args, capture_stdout, script, |_| {})
+}
+
+/// As [`live_while`], running `then` on the running process after the exchange.
+fn live_while_then(
+    ns: &Netns,
+    args: &[&str],
+    capture_stdout: bool,
+    script: &str,
+    then: impl FnOnce(&mut Proc),
+) -> (Proc, String) {
     let mut p = Proc::spawn(&mut ns.tlsmon(args), capture_stdout);
     p.wait_stderr("tlsmon: live: attached", Duration::from_secs(20));
     let mut py = Command::new("ip");
     py.args(["netns", "exec", &ns.name, "timeout", "10", "python3", "-c", script]);
     let out = py.output().expect("run python3");
     assert!(out.status.success(), "exchange: {}", String::from_utf8_lossy(&out.stderr));
+    then(&mut p);
     let status = p.wait(Duration::from_secs(20));
     let err = p.all_stderr();
     assert!(status.success(), "exit {status}: {err}");
@@ -296,8 +308,8 @@ t.join()\n";
 /// port nor a first-payload signature. `tlsmon live --candidate-port 6661` and `tlsmon replay
 /// --candidate-port 6661` over tcpdump's capture of the same exchange report the same event
 /// (all but its timestamp: the kernel's and tcpdump's clocks differ); replay without the flag
-/// reports nothing. Live `--stats` shows the source counters every source has, taken from the
-/// kernel's (packets and bytes seen).
+/// reports nothing. Live `--stats` and /metrics show the source counters every source has,
+/// taken from the kernel's (packets and bytes seen).
 #[test]
 fn replay_finds_what_live_finds_with_the_same_candidate_port() {
     require_root();
@@ -319,8 +331,47 @@ c = socket.create_connection(('127.0.0.1', 6661)); c.recv(100)\n\
 c.sendall(b'MSH|^~\\\\&|LAB|H|EHR|H|20250101||ADT^A01|1|P|2.5\\rPID|1||55555^^^H||TESTPATIENT^SYNTHETIC\\r')\n\
 c.recv(1000); c.close()\n\
 t.join()\n";
-    let args = ["live", "--iface", "lo", "--duration", "3", "--stats", "--format", "json", "--candidate-port", "6661"];
-    let (mut live, err) = live_while(&ns, &args, true, EXCHANGE);
+    let args = [
+        "live",
+        "--iface",
+        "lo",
+        "--duration",
+        "8",
+        "--stats",
+        "--format",
+        "json",
+        "--candidate-port",
+        "6661",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    // While it runs, /metrics has the source counters (published each second), the same
+    // figures as the kernel's own packet counters in the same scrape.
+    let mut scraped = String::new();
+    let scrape = |p: &mut Proc| {
+        let line = p.seen_err.iter().find(|l| l.contains("serving metrics on")).cloned().expect("serving line");
+        let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("URL").to_string();
+        let value = |text: &str, series: &str| -> Option<u64> {
+            text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        };
+        for _ in 0..50 {
+            let out = Command::new("ip").args(["netns", "exec", &ns.name, "curl", "-s", &url]).output().expect("curl");
+            scraped = String::from_utf8_lossy(&out.stdout).into_owned();
+            if value(&scraped, "tlsmon_packets_total ").is_some_and(|n| n >= 10) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let packets = value(&scraped, "tlsmon_packets_total ").expect("tlsmon_packets_total");
+        assert!(packets >= 10, "{scraped}");
+        let kernel = value(&scraped, "tlsmon_kernel_counter_total{counter=\"packets\"} ");
+        assert_eq!(Some(packets), kernel, "{scraped}");
+        let bytes = value(&scraped, "tlsmon_packet_bytes_total ");
+        assert_eq!(bytes, value(&scraped, "tlsmon_kernel_counter_total{counter=\"packet_bytes\"} "), "{scraped}");
+        assert!(bytes > Some(0), "{scraped}");
+        assert!(scraped.contains("tlsmon_packets_skipped_total{reason=\"not_ip\"}"), "{scraped}");
+    };
+    let (mut live, err) = live_while_then(&ns, &args, true, EXCHANGE, scrape);
     let rx = live.stdout.take().expect("stdout captured");
     let live_events: Vec<String> = rx.iter().collect();
     dump.signal(libc::SIGINT);

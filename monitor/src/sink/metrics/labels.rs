@@ -27,6 +27,9 @@ pub const ANOMALIES: &[&str] = &[
     "truncated_handshake",
     "bad_record",
 ];
+/// `tlsmon_packets_skipped_total{reason}`: why a packet the source saw gave nothing to inspect
+/// (the fields of `DecodeStats`).
+pub const SKIP_REASONS: &[&str] = &["link", "not_ip", "not_tcp_udp", "fragment", "malformed"];
 /// `tlsmon_flows_total{event}`.
 pub const FLOW_EVENTS: &[&str] = &["created", "expired", "evicted"];
 /// `tlsmon_dropped_total{what}`: every place the agent refuses data it was given.

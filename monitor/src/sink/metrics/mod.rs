@@ -40,6 +40,9 @@ pub struct Metrics {
     anomalies: IntCounterVec,
     flows: IntCounterVec,
     dropped: IntCounterVec,
+    packets: IntCounter,
+    packet_bytes: IntCounter,
+    skipped: IntCounterVec,
     kernel: Option<IntCounterVec>,
     ringbuf_records: Option<IntCounter>,
     replay_read: Option<IntCounter>,
@@ -190,6 +193,19 @@ impl Metrics {
                 "Data the agent had to drop, by where: kernel ring buffer or flow map full, out-of-order segments over the bound, plaintext bytes over the all-flows cap, servers over the inventory bound, alerts over the Alertmanager queue",
                 &["what"],
                 &[DROPPED],
+            ),
+            packets: counter(
+                &r,
+                "tlsmon_packets_total",
+                "Packets the source saw: frames read (replay) or packets the eBPF program saw on the attached interfaces (live)",
+            ),
+            packet_bytes: counter(&r, "tlsmon_packet_bytes_total", "Bytes of the packets the source saw"),
+            skipped: counter_vec(
+                &r,
+                "tlsmon_packets_skipped_total",
+                "Packets the source saw but could not inspect, by reason: unknown link type, not IP, neither TCP nor UDP, non-first IP fragment, malformed headers",
+                &["reason"],
+                &[SKIP_REASONS],
             ),
             kernel: live.then(|| {
                 counter_vec(

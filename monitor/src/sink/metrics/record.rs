@@ -4,7 +4,7 @@
 //! sets, nor lower a counter.
 use prometheus::core::{AtomicU64 as PromU64, GenericCounter};
 
-use super::{handshake_labels, Metrics, EXPIRY_WINDOWS};
+use super::{handshake_labels, Metrics, EXPIRY_WINDOWS, SKIP_REASONS};
 use crate::observation::{DecodeStats, Output, PipelineStats};
 use crate::sink::inventory::Inventory;
 
@@ -64,8 +64,16 @@ impl Metrics {
         mirror(&self.dropped.with_label_values(&["plain_bytes_cap"]), s.plain_bytes_dropped);
     }
 
-    /// Bring the source's decode counters in (packets it could not decode).
+    /// Bring the source's counters in: packets and bytes seen, and why some were not inspected
+    /// (the same fields from a capture file and from the kernel program).
     pub fn source(&self, s: &DecodeStats) {
+        mirror(&self.packets, s.packets);
+        mirror(&self.packet_bytes, s.bytes);
+        let skipped =
+            [s.skipped_link, s.skipped_not_ip, s.skipped_not_tcp_udp, s.skipped_fragment, s.skipped_malformed];
+        for (reason, n) in SKIP_REASONS.iter().zip(skipped) {
+            mirror(&self.skipped.with_label_values(&[reason]), n);
+        }
         mirror(&self.anomalies.with_label_values(&["malformed_packet"]), s.skipped_malformed);
     }
 
