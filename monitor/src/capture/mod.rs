@@ -2,4 +2,5 @@
 pub mod ebpf;
 pub mod pcap;
 pub mod record;
+#[cfg(feature = "testrun")]
 pub mod testrun;
