@@ -95,8 +95,8 @@ pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F:
     // The first bytes decide what the flow is and, without a SYN, who is the client; later
     // packets of a decided direction skip this copy.
     if v.kind == flow_kind::NEW || df & dir_flags::BUDGET == 0 {
-        let mut head = FlowHead::default();
-        head.len = if avail < FLOW_HEAD_LEN as u32 { avail } else { FLOW_HEAD_LEN as u32 };
+        let len = if avail < FLOW_HEAD_LEN as u32 { avail } else { FLOW_HEAD_LEN as u32 };
+        let mut head = FlowHead { len, ..FlowHead::default() };
         if load_small(p, m.payload_off, &mut head.bytes, head.len) != 0 {
             bump(counter::LOAD_FAILED);
             return;
