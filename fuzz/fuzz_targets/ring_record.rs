@@ -22,7 +22,8 @@ fuzz_target!(|data: &[u8]| {
         rest = tail;
     }
     pipeline.finish();
+    // Every output as the sinks see it: the event of a TLS handshake or of a plaintext flow.
     for o in pipeline.drain_outputs() {
-        let _ = monitor::sink::json::event(&o.handshake, &o.findings);
+        let _ = monitor::sink::json::any_event(&o);
     }
 });

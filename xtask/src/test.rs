@@ -123,6 +123,13 @@ fn count_before(s: &str, word: &str) -> u64 {
 pub fn lint() -> Result<()> {
     setup::run_cmd(&mut cargo(&["fmt", "--all", "--check"]), "cargo fmt --check")?;
     setup::run_cmd(&mut cargo(&["clippy", "--all-targets", "--", "-D", "warnings"]), "cargo clippy")?;
+    // The fuzz crate is a workspace of its own that only cargo-fuzz builds (nightly): check its
+    // targets here, without the sanitizer or cargo-fuzz, so they cannot rot unnoticed.
+    // `--locked`: fuzz/Cargo.lock must already match its manifests.
+    setup::run_cmd(
+        &mut nightly_cargo(&["check", "--locked", "--manifest-path", "fuzz/Cargo.toml", "--bins"]),
+        "cargo +nightly check (fuzz targets)",
+    )?;
     println!("lint: ok");
     Ok(())
 }
@@ -137,6 +144,14 @@ pub(crate) fn target_dir(root: &Path) -> PathBuf {
         Some(d) if !d.is_empty() => root.join(d),
         _ => root.join("target"),
     }
+}
+
+/// `cargo +nightly ARGS` run from the workspace root. Through `rustup run`: the `cargo` this
+/// process was started by (`$CARGO`) is a toolchain's own binary, which ignores `+nightly`.
+fn nightly_cargo(args: &[&str]) -> Command {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo"]).args(args).current_dir(workspace_root());
+    cmd
 }
 
 /// `cargo ARGS` run from the workspace root (so default-members apply).

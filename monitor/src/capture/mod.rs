@@ -6,6 +6,7 @@ pub mod ebpf;
 pub mod files;
 pub mod pcap;
 pub mod record;
+#[cfg(feature = "testrun")]
 pub mod testrun;
 
 use monitor_common::counter;

@@ -69,11 +69,6 @@ pub struct Pipeline {
     pub stats: PipelineStats,
 }
 
-/// Does this first payload look like a client's first flight (TLS or SSLv2 ClientHello)?
-fn looks_like_client_hello(p: &[u8]) -> bool {
-    matches!(p, [0x16, 3, _, _, _, 1, ..]) || matches!(p, [b0, _, 1, ..] if b0 & 0x80 != 0)
-}
-
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
         let table = FlowTable::new(cfg.max_flows, cfg.idle_timeout_s * 1_000_000_000);
@@ -132,7 +127,7 @@ impl Pipeline {
             let head = d.head.get_or_insert_with(|| {
                 let client = match a.syn_from {
                     Some(c) => c == dir,
-                    None => looks_like_client_hello(p.payload),
+                    None => monitor_common::looks_like_client_hello(p.payload),
                 };
                 Head::new(if client { client_budget } else { server_budget })
             });

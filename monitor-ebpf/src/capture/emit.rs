@@ -1,0 +1,114 @@
+//! Kernel capture, emit stage: the per-CPU counters, and one ring-buffer record (header plus
+//! up to `MAX_RECORD_PAYLOAD` payload bytes) staged in a per-CPU map and written out.
+//! Must never reserve a variable size, copy more than one record's payload, or lose a record
+//! without counting it.
+use core::hint::black_box;
+
+use monitor_common::{counter, kind, HEADER_LEN, MAX_RECORD_PAYLOAD, RECORD_MAGIC, RECORD_VERSION};
+
+use crate::parse::Meta;
+use crate::{Packet, COUNTERS, EVENTS, STAGE};
+
+#[inline(always)]
+pub(super) fn bump(index: u32) {
+    add(index, 1);
+}
+
+#[inline(always)]
+pub(super) fn add(index: u32, n: u64) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: the pointer comes from a successful lookup of this CPU's slot, valid for the
+        // duration of the program; per-CPU slots are not shared with other CPUs.
+        unsafe { *slot += n };
+    }
+}
+
+/// One record to write: header fields beyond the packet's tuple, and which payload bytes.
+#[derive(Clone, Copy)]
+pub struct Out {
+    seq: u32,
+    /// Packet offset and length of the payload bytes to copy (`n` <= MAX_RECORD_PAYLOAD).
+    off: u32,
+    n: u32,
+    kind: u16,
+    tcp_flags: u8,
+    flags: u8,
+}
+
+impl Out {
+    #[inline(always)]
+    pub(super) fn set(&mut self, kind: u16, seq: u32, off: u32, n: u32, tcp_flags: u8, flags: u8) {
+        self.kind = kind;
+        self.seq = seq;
+        self.off = off;
+        self.n = n;
+        self.tcp_flags = tcp_flags;
+        self.flags = flags;
+    }
+}
+
+/// A SYN, FIN or RST without payload (or whose payload is not captured).
+#[inline(always)]
+pub(super) fn lifecycle<P: Packet>(p: &P, m: &Meta, o: &mut Out) {
+    o.set(kind::TCP_LIFECYCLE, m.seq, 0, 0, m.tcp_flags, 0);
+    emit(p, m, o);
+}
+
+/// Write one record: header, then `n` payload bytes copied from packet offset `off`. A BPF
+/// subprogram rather than inlined: it keeps the stack of each call site small.
+#[inline(never)]
+pub(super) fn emit<P: Packet>(p: &P, m: &Meta, o: &Out) {
+    let Out { seq, off, n, kind, tcp_flags, flags } = *o;
+    let Some(rec) = STAGE.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's staging slot, from a successful lookup; not shared with other CPUs
+    // and not re-entered (TC and XDP programs do not nest on one CPU).
+    let rec = unsafe { &mut *rec };
+    let n = black_box(n);
+    if n > MAX_RECORD_PAYLOAD as u32 {
+        return;
+    }
+    // Field by field into the map value: a header built on the stack would cost 72 bytes of
+    // the 512-byte stack at every inlined call site.
+    let h = &mut rec.header;
+    h.magic = RECORD_MAGIC;
+    h.version = RECORD_VERSION;
+    h.kind = kind;
+    h.len = HEADER_LEN as u32 + n;
+    h.payload_len = n as u16;
+    h.ip_version = m.ip_version;
+    h.direction = p.direction();
+    h.src_addr = m.src;
+    h.dst_addr = m.dst;
+    h.src_port = m.src_port;
+    h.dst_port = m.dst_port;
+    h.protocol = m.protocol;
+    h.tcp_flags = tcp_flags;
+    h.flags = flags;
+    h._pad = 0;
+    h.seq = seq;
+    h._pad2 = [0; 4];
+    // SAFETY: a helper without arguments or side effects; read only for packets that produce
+    // a record (about 20 ns).
+    h.timestamp_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    let size = if n == 0 {
+        HEADER_LEN
+    } else {
+        let len = ((n - 1) & (MAX_RECORD_PAYLOAD as u32 - 1)) + 1;
+        if p.load(off, rec.payload.as_mut_ptr(), len) != 0 {
+            bump(counter::LOAD_FAILED);
+            return;
+        }
+        HEADER_LEN + len as usize
+    };
+    // SAFETY: `size` <= size_of::<Record>() (n <= MAX_RECORD_PAYLOAD), inside the map value.
+    let bytes = unsafe { core::slice::from_raw_parts((rec as *const monitor_common::Record).cast::<u8>(), size) };
+    match EVENTS.output::<[u8]>(bytes, 0) {
+        Ok(()) => {
+            bump(counter::RECORDS);
+            add(counter::RECORD_BYTES, size as u64);
+        }
+        Err(_) => bump(counter::RINGBUF_FULL),
+    }
+}

@@ -1,0 +1,44 @@
+//! Kernel capture, QUIC stage: forward a UDP/443 long-header Initial packet whole (up to one
+//! record) when the load-time settings ask for it.
+//! Must never touch the flow maps or forward any other UDP packet: those are only counted.
+use monitor_common::{counter, kind, record_flags, MAX_RECORD_PAYLOAD};
+
+use super::config;
+use super::emit::{bump, emit, Out};
+use crate::parse::Meta;
+use crate::Packet;
+
+const QUIC_V2: u32 = 0x6b33_43cf;
+const QUIC_PORT: u16 = 443;
+
+#[inline(always)]
+pub(super) fn udp<P: Packet>(p: &P, m: &Meta, avail: u32, o: &mut Out) {
+    if config().quic == 0 || (m.src_port != QUIC_PORT && m.dst_port != QUIC_PORT) || avail < 7 {
+        bump(counter::UDP_SKIPPED);
+        return;
+    }
+    let mut h = [0u8; 8];
+    if p.load(m.payload_off, h.as_mut_ptr(), 5) != 0 {
+        bump(counter::LOAD_FAILED);
+        return;
+    }
+    let version = u32::from_be_bytes([h[1], h[2], h[3], h[4]]);
+    let packet_type = (h[0] >> 4) & 0x03;
+    let initial = if version == QUIC_V2 { packet_type == 1 } else { packet_type == 0 };
+    if h[0] & 0x80 == 0 || version == 0 || !initial {
+        bump(counter::UDP_SKIPPED);
+        return;
+    }
+    bump(counter::QUIC_INITIAL);
+    let mut flags = 0;
+    let mut n = avail;
+    if n > MAX_RECORD_PAYLOAD as u32 {
+        n = MAX_RECORD_PAYLOAD as u32;
+    }
+    if n < m.payload_len || m.first_fragment {
+        flags |= record_flags::TRUNCATED;
+        bump(counter::PAYLOAD_TRUNCATED);
+    }
+    o.set(kind::QUIC_INITIAL, 0, m.payload_off, n, 0, flags);
+    emit(p, m, o);
+}

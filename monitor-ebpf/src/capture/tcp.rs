@@ -1,0 +1,193 @@
+//! Kernel capture, TCP stage: per packet, find or open the flow, let the first payload decide
+//! what the flow is (the shared classifier in monitor-common) and whose budget a direction
+//! gets, then cut the payload to the budget and emit it in records.
+//! Must never copy past a direction's budget, capture an ignored flow or a direction already
+//! encrypted, or classify bytes that are not at the start of the stream.
+use core::hint::black_box;
+
+use monitor_common::{
+    counter, dir_flags, flow_kind, kind, record_flags, tcp_flags, FlowHead, FLOW_HEAD_LEN, MAX_RECORDS_PER_PACKET,
+    MAX_RECORD_PAYLOAD, NO_DIR,
+};
+
+use super::config;
+use super::emit::{bump, emit, lifecycle, Out};
+use super::flows::{finish, new_flow, set_base, Flows};
+use super::records::walk_records;
+use crate::parse::Meta;
+use crate::Packet;
+
+#[inline(always)]
+pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F::Key, o: &mut Out) {
+    let f = m.tcp_flags;
+    let syn = f & tcp_flags::SYN != 0;
+    let ack = f & tcp_flags::ACK != 0;
+    let closing = f & (tcp_flags::FIN | tcp_flags::RST) != 0;
+    let rst = f & tcp_flags::RST != 0;
+    if avail == 0 && f & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0 {
+        // A pure ACK changes nothing for any flow: no lookup.
+        bump(counter::TCP_NO_PAYLOAD);
+        return;
+    }
+    let d = F::key(m, key);
+    let key: &F::Key = key;
+    let mut slot = F::get(key);
+    if slot.is_none() {
+        // Only a SYN or payload opens a flow; stray ACKs, FINs and RSTs do not.
+        if avail == 0 && !syn {
+            bump(counter::TCP_NO_PAYLOAD);
+            return;
+        }
+        if !F::insert(key) {
+            bump(counter::FLOW_MAP_FULL);
+            return;
+        }
+        slot = F::get(key);
+    }
+    let Some(v) = slot else {
+        bump(counter::FLOW_MAP_FULL);
+        return;
+    };
+    // SAFETY: a pointer from a successful lookup, valid for this run; concurrent updates from
+    // other CPUs can only make the capture decision stale, never unsafe.
+    let v = unsafe { &mut *v };
+    if syn && !ack && v.kind != flow_kind::NEW {
+        // The 4-tuple is reused by a new connection.
+        *v = new_flow();
+    }
+    if v.kind == flow_kind::IGNORED {
+        if avail > 0 {
+            bump(counter::FLOW_IGNORED);
+        }
+        if rst {
+            F::remove(key);
+        }
+        return;
+    }
+    let df = if d == 0 { v.dir_flags[0] } else { v.dir_flags[1] };
+    let mut df = df;
+    if syn {
+        if !ack {
+            v.syn_dir = d as u8;
+        }
+        if df & dir_flags::BASE == 0 {
+            set_base(v, d, m.seq.wrapping_add(1));
+            df |= dir_flags::BASE;
+        }
+    }
+    if avail == 0 {
+        if syn || closing {
+            lifecycle(p, m, o);
+        } else {
+            bump(counter::TCP_NO_PAYLOAD);
+        }
+        finish::<F>(v, d, df, rst, key);
+        return;
+    }
+    if df & dir_flags::DONE != 0 {
+        bump(counter::DIR_DONE);
+        if closing {
+            lifecycle(p, m, o);
+        }
+        finish::<F>(v, d, df, rst, key);
+        return;
+    }
+    // The first bytes decide what the flow is and, without a SYN, who is the client; later
+    // packets of a decided direction skip this copy.
+    if v.kind == flow_kind::NEW || df & dir_flags::BUDGET == 0 {
+        let len = if avail < FLOW_HEAD_LEN as u32 { avail } else { FLOW_HEAD_LEN as u32 };
+        let mut head = FlowHead { len, ..FlowHead::default() };
+        if load_small(p, m.payload_off, &mut head.bytes, head.len) != 0 {
+            bump(counter::LOAD_FAILED);
+            return;
+        }
+        // Only bytes at the start of the stream decide: a segment that overtook the first one
+        // (its SYN told where the stream starts) is captured under the budget and the
+        // decision waits for the first segment.
+        let base = if d == 0 { v.base[0] } else { v.base[1] };
+        let at_start = df & dir_flags::BASE == 0 || m.seq == base;
+        if v.kind == flow_kind::NEW && at_start {
+            v.kind = config().classify_head(&head, [m.src_port, m.dst_port]);
+            if v.kind == flow_kind::IGNORED {
+                bump(counter::NOT_CANDIDATE);
+                if rst {
+                    F::remove(key);
+                }
+                return;
+            }
+        }
+        if df & dir_flags::BUDGET == 0 {
+            let client = if v.syn_dir != NO_DIR { usize::from(v.syn_dir) == d } else { head.looks_like_client_hello() };
+            df |= dir_flags::BUDGET;
+            if client {
+                df |= dir_flags::CLIENT;
+            }
+        }
+    }
+    if df & dir_flags::BASE == 0 {
+        set_base(v, d, m.seq);
+        df |= dir_flags::BASE;
+    }
+    let budget = if df & dir_flags::CLIENT != 0 { config().client_budget } else { config().server_budget };
+    let base = if d == 0 { v.base[0] } else { v.base[1] };
+    let rel = m.seq.wrapping_sub(base);
+    if rel >= budget {
+        bump(counter::BUDGET_EXHAUSTED);
+        if closing {
+            lifecycle(p, m, o);
+        }
+        finish::<F>(v, d, df, rst, key);
+        return;
+    }
+    let room = budget - rel;
+    let mut carry = if avail < room { avail } else { room };
+    const MAX_CARRY: u32 = (MAX_RECORDS_PER_PACKET * MAX_RECORD_PAYLOAD) as u32;
+    if carry > MAX_CARRY {
+        carry = MAX_CARRY;
+    }
+    let mut rflags = 0;
+    if carry < m.payload_len || m.first_fragment {
+        rflags |= record_flags::TRUNCATED;
+        bump(counter::PAYLOAD_TRUNCATED);
+    }
+    if v.kind == flow_kind::TLS && df & dir_flags::NO_WALK == 0 {
+        df = walk_records(p, m, v, d, df, &mut carry);
+    }
+    let mut i = 0;
+    while i < MAX_RECORDS_PER_PACKET {
+        let off = (i * MAX_RECORD_PAYLOAD) as u32;
+        if off >= carry {
+            break;
+        }
+        let left = carry - off;
+        let last = left <= MAX_RECORD_PAYLOAD as u32;
+        let n = if last { left } else { MAX_RECORD_PAYLOAD as u32 };
+        // SYN only on the first chunk, FIN/RST only on the last, so the agent's flow state
+        // changes where the sender's did.
+        let mut chunk_flags = f & (tcp_flags::ACK | tcp_flags::PSH);
+        if i == 0 {
+            chunk_flags |= f & tcp_flags::SYN;
+        }
+        let mut chunk_rflags = rflags;
+        if last {
+            chunk_flags |= f & (tcp_flags::FIN | tcp_flags::RST);
+            if df & dir_flags::DONE != 0 {
+                chunk_rflags |= record_flags::DIR_DONE;
+            }
+        }
+        o.set(kind::TCP_PAYLOAD, m.seq.wrapping_add(off), m.payload_off + off, n, chunk_flags, chunk_rflags);
+        emit(p, m, o);
+        i += 1;
+    }
+    finish::<F>(v, d, df, rst, key);
+}
+
+/// Copy up to 8 bytes at `off` into `out` (`n` in 1..=8).
+#[inline(always)]
+fn load_small<P: Packet>(p: &P, off: u32, out: &mut [u8; FLOW_HEAD_LEN], n: u32) -> i64 {
+    let n = black_box(n);
+    if n == 0 || n > FLOW_HEAD_LEN as u32 {
+        return -1;
+    }
+    p.load(off, out.as_mut_ptr(), n)
+}
