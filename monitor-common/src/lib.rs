@@ -1,7 +1,9 @@
-//! Shared kernel/agent contract: flow-head budgets, the load-time capture settings and the
-//! `#[repr(C)]` ring-buffer records. Must never hold anything but fixed-width integers and byte
-//! arrays (the kernel reads it too); decoding on the agent side lives in [`decode`] (feature
-//! `user`) and never trusts a length it did not check.
+//! Shared kernel/agent contract: flow-head budgets, the load-time capture settings, the flow
+//! classifier both sides run on a flow's first bytes ([`KernelConfig::classify_head`],
+//! [`FlowHead`]) and the `#[repr(C)]` ring-buffer records. Must never hold anything but
+//! fixed-width integers and byte arrays (the kernel reads it too), nor code the verifier would
+//! refuse (unbounded loops, panicking indexes); decoding on the agent side lives in [`decode`]
+//! (feature `user`) and never trusts a length it did not check.
 #![no_std]
 
 #[cfg(feature = "user")]
