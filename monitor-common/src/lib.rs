@@ -392,3 +392,20 @@ pub mod counter {
         "tcp_no_payload",
     ];
 }
+
+/// Byte equality of two strings in a `const` context (compile-time checks of names both sides
+/// must agree on).
+pub const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

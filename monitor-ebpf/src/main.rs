@@ -51,26 +51,11 @@ static TLSMON_CONFIG: KernelConfig = KernelConfig::default_config();
 
 // The `#[map]` macro names a map after its static; keep those names tied to the shared
 // constants the agent looks the maps up by.
-const _: () = assert!(str_eq(RING_MAP, "EVENTS"));
-const _: () = assert!(str_eq(COUNTERS_MAP, "COUNTERS"));
-const _: () = assert!(str_eq(FLOWS_MAP, "FLOWS"));
-const _: () = assert!(str_eq(FLOWS4_MAP, "FLOWS4"));
-const _: () = assert!(str_eq(monitor_common::CONFIG_GLOBAL, "TLSMON_CONFIG"));
-
-const fn str_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
+const _: () = assert!(monitor_common::str_eq(RING_MAP, "EVENTS"));
+const _: () = assert!(monitor_common::str_eq(COUNTERS_MAP, "COUNTERS"));
+const _: () = assert!(monitor_common::str_eq(FLOWS_MAP, "FLOWS"));
+const _: () = assert!(monitor_common::str_eq(FLOWS4_MAP, "FLOWS4"));
+const _: () = assert!(monitor_common::str_eq(monitor_common::CONFIG_GLOBAL, "TLSMON_CONFIG"));
 
 /// What the capture code needs from a hook: header bytes by direct access, payload by copy.
 pub trait Packet {

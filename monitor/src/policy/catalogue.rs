@@ -181,27 +181,12 @@ const fn ids() -> [&'static str; CATALOGUE.len()] {
     out
 }
 
-const fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
 /// The row of `id`, at compile time: an id outside the catalogue does not build. Use through
 /// [`entry!`]; at run time use [`lookup`].
 pub const fn known(id: &str) -> &'static Entry {
     let mut i = 0;
     while i < CATALOGUE.len() {
-        if same(CATALOGUE[i].id, id) {
+        if monitor_common::str_eq(CATALOGUE[i].id, id) {
             return &CATALOGUE[i];
         }
         i += 1;

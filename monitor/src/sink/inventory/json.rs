@@ -15,16 +15,9 @@ impl Inventory {
                     .findings_sorted()
                     .into_iter()
                     .map(|f| {
-                        let mut v = serde_json::json!({
-                            "id": f.id,
-                            "severity": f.severity,
-                            "hipaa_ref": f.hipaa_ref,
-                            "rule": f.rule,
-                            "count": f.count,
-                            "evidence": f.evidence,
-                            "subjects": f.subjects,
-                            "fix": super::fix(f, &k.addr()),
-                        });
+                        let mut v = finding_fields(f);
+                        v["subjects"] = serde_json::json!(f.subjects);
+                        v["fix"] = serde_json::json!(super::fix(f, &k.addr()));
                         if let Some(Acceptance::Expired { reason, expired }) = &f.acceptance {
                             v["exception_expired"] = serde_json::json!({ "reason": reason, "expired": expired });
                         }
@@ -39,16 +32,10 @@ impl Inventory {
                             Some(Acceptance::Accepted { reason, expires }) => (reason.as_str(), expires.as_str()),
                             _ => ("", ""),
                         };
-                        serde_json::json!({
-                            "id": f.id,
-                            "severity": f.severity,
-                            "hipaa_ref": f.hipaa_ref,
-                            "rule": f.rule,
-                            "count": f.count,
-                            "evidence": f.evidence,
-                            "reason": reason,
-                            "expires": expires,
-                        })
+                        let mut v = finding_fields(f);
+                        v["reason"] = serde_json::json!(reason);
+                        v["expires"] = serde_json::json!(expires);
+                        v
                     })
                     .collect();
                 serde_json::json!({
@@ -87,4 +74,17 @@ impl Inventory {
             "servers": servers,
         })
     }
+}
+
+/// The fields every finding of a server carries, accepted or not (serde_json sorts the keys,
+/// so the order they are added in does not show).
+fn finding_fields(f: &super::FindingRow) -> serde_json::Value {
+    serde_json::json!({
+        "id": f.id,
+        "severity": f.severity,
+        "hipaa_ref": f.hipaa_ref,
+        "rule": f.rule,
+        "count": f.count,
+        "evidence": f.evidence,
+    })
 }
