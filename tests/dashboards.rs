@@ -684,6 +684,28 @@ fn every_exported_metric_has_help_and_is_documented_in_the_readme() {
             bad.push(format!("README.md does not list {want}"));
         }
     }
+    // Where the README enumerates a label's values ("kind: a, b, c"), it lists every exported one.
+    for (name, (_, labels)) in &e.families {
+        let row =
+            readme.lines().find(|l| l.starts_with(&format!("| `{name}{{")) || l.starts_with(&format!("| `{name}`")));
+        let Some(cell) = row.and_then(|r| r.split('|').nth(3)) else { continue };
+        for (key, values) in labels {
+            let Some(list) = cell.split(&format!("{key}: ")).nth(1) else { continue };
+            let listed: Vec<&str> = list
+                .split([';', '—'])
+                .next()
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|v| Some(v.split_whitespace().next()?.trim_end_matches('.')))
+                .collect();
+            if !listed.first().is_some_and(|v| values.contains(*v)) {
+                continue; // described, not enumerated ("as above", "the 28 finding ids")
+            }
+            for v in values.iter().filter(|v| !listed.contains(&v.as_str())) {
+                bad.push(format!("README.md lists {key} values of {name} without {v}"));
+            }
+        }
+    }
     // And the README names nothing that is not exported.
     for line in readme.lines().filter(|l| l.starts_with("| `tlsmon_")) {
         let cell = line.split('`').nth(1).unwrap_or("");

@@ -93,13 +93,14 @@ impl Source for FileSource {
         }
         let Some(open) = &mut self.current else { return Drained::End };
         let decode = &mut self.decode;
-        let before = open.reader.stats.frames;
+        let before = open.reader.stats;
         let res = open.reader.next_frames(limit, |fr| {
             if let Some(p) = decode.decode(fr.linktype, fr.data) {
                 f(fr.ts_ns, &p);
             }
         });
-        let n = (open.reader.stats.frames - before) as usize;
+        let n = (open.reader.stats.frames - before.frames) as usize;
+        decode.bad_timestamps += open.reader.stats.bad_timestamps - before.bad_timestamps;
         match res {
             Ok(true) => Drained::Packets(n),
             Ok(false) => {

@@ -8,6 +8,7 @@ pub mod pcap;
 pub mod record;
 #[cfg(feature = "testrun")]
 pub mod testrun;
+pub mod timestamp;
 
 use monitor_common::counter;
 
@@ -44,6 +45,7 @@ impl DecodeStats {
             skipped_not_tcp_udp: get(counter::NOT_TCP_UDP),
             skipped_fragment: get(counter::IP_FRAGMENT),
             skipped_malformed: get(counter::TRUNCATED_HEADER),
+            bad_timestamps: 0,
         }
     }
 }

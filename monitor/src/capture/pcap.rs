@@ -1,12 +1,16 @@
 //! Source, offline: pcap and pcapng files (or stdin) → timestamped frames with their link type.
-//! Must never buffer more than one read window and never lose frames already handed on when the
-//! file turns out corrupt: the error names the byte offset and comes after them.
+//! Must never buffer more than one read window (at most [`MAX_WINDOW`]: a length field claiming
+//! more is refused before anything is allocated for it), never pass on a time outside
+//! [1970, 2200), and never lose frames already handed on when the file turns out corrupt: the
+//! error names the byte offset and comes after them.
 use std::io::Read;
 
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapNGPacketBlock;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
+
+use super::timestamp;
 
 /// One captured frame, borrowed from the reader's window.
 pub struct Frame<'a> {
@@ -39,10 +43,17 @@ pub enum SourceError {
 pub struct SourceStats {
     pub frames: u64,
     pub bytes: u64,
+    /// Frames whose time was outside [1970, 2200) (see [`timestamp`]): they were handed on at
+    /// the last good time of the capture (0 before the first).
+    pub bad_timestamps: u64,
 }
 
 const WINDOW: usize = 1 << 20;
-const MAX_WINDOW: usize = 64 << 20;
+/// The read window never grows past this, so no record or block may reach it: a length field
+/// claiming as much is refused (corrupt) before the window grows. Real records are far smaller
+/// (libpcap's largest snap length is 256 KiB), so the file header's snap length is not
+/// consulted: writers leave it 0 or wrong, and this cap binds first for every real one.
+const MAX_WINDOW: usize = 4 << 20;
 
 /// A reader that remembers the first I/O error (pcap-parser only reports "read error").
 struct TrackRead<R> {
@@ -64,12 +75,38 @@ impl<R: Read> Read for TrackRead<R> {
     }
 }
 
-/// Per-interface link type and timestamp scale (pcapng); one entry for classic pcap.
+/// Per-interface link type and timestamp scale (pcapng).
 struct Iface {
     linktype: u32,
-    /// Units per second.
-    resolution: u64,
+    /// Units per second (`if_tsresol`, powers of 10 or of 2).
+    per_s: u128,
+    /// `if_tsoffset`: seconds added to every timestamp.
     offset_s: i64,
+}
+
+/// How the block at the head of the window states its length.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// Classic pcap: a record header of `header` bytes with the captured length at byte 8.
+    Pcap { header: u64, big_endian: bool },
+    /// pcapng: the block's total length at byte 4, in the section's byte order.
+    PcapNg { big_endian: bool },
+}
+
+/// The time handed on with each frame: a good time, or for a bad one the last good time.
+#[derive(Default)]
+struct Clock {
+    last_good_ns: u64,
+}
+
+impl Clock {
+    fn stamp(&mut self, ns: Option<u64>, stats: &mut SourceStats) -> u64 {
+        match ns {
+            Some(ns) => self.last_good_ns = ns,
+            None => stats.bad_timestamps += 1,
+        }
+        self.last_good_ns
+    }
 }
 
 /// A capture being read: frames are pulled in batches (the run loop serves timers and signals
@@ -79,6 +116,9 @@ pub struct PcapReader<'r> {
     ifaces: Vec<Iface>,
     legacy_linktype: u32,
     legacy_nanos: bool,
+    /// Known once the file header (pcap) or a section header (pcapng) was read.
+    layout: Option<Layout>,
+    clock: Clock,
     /// Byte offset of the next block.
     offset: u64,
     window: usize,
@@ -103,6 +143,8 @@ impl<'r> PcapReader<'r> {
             ifaces: Vec::new(),
             legacy_linktype: 1,
             legacy_nanos: false,
+            layout: None,
+            clock: Clock::default(),
             offset: 0,
             window: WINDOW,
             stats: SourceStats::default(),
@@ -120,25 +162,28 @@ impl<'r> PcapReader<'r> {
                         PcapBlockOwned::LegacyHeader(h) => {
                             self.legacy_linktype = h.network.0 as u32;
                             self.legacy_nanos = h.is_nanosecond_precision();
+                            let header = if h.is_modified_format() { 24 } else { 16 };
+                            self.layout = Some(Layout::Pcap { header, big_endian: h.is_bigendian() });
                             None
                         }
                         PcapBlockOwned::Legacy(b) => {
-                            let frac = if self.legacy_nanos { b.ts_usec as u64 } else { b.ts_usec as u64 * 1000 };
+                            let ns = timestamp::pcap_ns(b.ts_sec, b.ts_usec, self.legacy_nanos);
                             Some(Frame {
-                                ts_ns: b.ts_sec as u64 * 1_000_000_000 + frac,
+                                ts_ns: self.clock.stamp(ns, &mut self.stats),
                                 linktype: self.legacy_linktype,
                                 data: b.data,
                                 orig_len: b.origlen,
                             })
                         }
-                        PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                        PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
                             self.ifaces.clear();
+                            self.layout = Some(Layout::PcapNg { big_endian: shb.big_endian() });
                             None
                         }
                         PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                             self.ifaces.push(Iface {
                                 linktype: idb.linktype.0 as u32,
-                                resolution: idb.ts_resolution().unwrap_or(1_000_000).max(1),
+                                per_s: timestamp::units_per_s(idb.if_tsresol),
                                 offset_s: idb.ts_offset(),
                             });
                             None
@@ -148,13 +193,11 @@ impl<'r> PcapReader<'r> {
                                 let reason = format!("packet for undeclared interface {}", epb.if_id);
                                 return Err(SourceError::Corrupt { offset: self.offset, reason });
                             };
-                            let raw = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                            let secs = raw / iface.resolution;
-                            let frac = raw % iface.resolution;
-                            let ns = secs.saturating_add_signed(iface.offset_s).saturating_mul(1_000_000_000)
-                                + (frac as u128 * 1_000_000_000 / iface.resolution as u128) as u64;
+                            let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                            let ns = timestamp::pcapng_ns(units, iface.per_s, iface.offset_s);
+                            let ts_ns = self.clock.stamp(ns, &mut self.stats);
                             let data = epb.packet_data();
-                            Some(Frame { ts_ns: ns, linktype: iface.linktype, data, orig_len: epb.origlen })
+                            Some(Frame { ts_ns, linktype: iface.linktype, data, orig_len: epb.origlen })
                         }
                         PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                             let linktype = self.ifaces.first().map(|i| i.linktype).unwrap_or(1);
@@ -175,7 +218,7 @@ impl<'r> PcapReader<'r> {
                 Err(PcapError::Incomplete(_)) => {
                     let before = self.reader.data().len();
                     if self.reader.reader_exhausted() {
-                        return Err(SourceError::Truncated { offset: self.offset });
+                        return Err(self.truncated());
                     }
                     if let Err(e) = self.reader.refill() {
                         return Err(refill_error(e, self.offset));
@@ -185,7 +228,7 @@ impl<'r> PcapReader<'r> {
                         self.grow()?;
                     }
                 }
-                Err(PcapError::UnexpectedEof) => return Err(SourceError::Truncated { offset: self.offset }),
+                Err(PcapError::UnexpectedEof) => return Err(self.truncated()),
                 Err(PcapError::BufferTooSmall) => self.grow()?,
                 Err(PcapError::ReadError) => {
                     let source = std::io::Error::other("read failed");
@@ -200,14 +243,58 @@ impl<'r> PcapReader<'r> {
         Ok(true)
     }
 
-    /// Double the read window, up to [`MAX_WINDOW`].
+    /// Grow the read window to hold the block at its head (at least double it), up to
+    /// [`MAX_WINDOW`]. A block whose header claims [`MAX_WINDOW`] bytes or more is refused
+    /// before anything is allocated for it.
     fn grow(&mut self) -> Result<(), SourceError> {
-        if self.window >= MAX_WINDOW || !self.reader.grow(self.window * 2) {
+        let claimed = self.claimed_len();
+        if let Some(e) = self.impossible() {
+            return Err(e);
+        }
+        // Room for the whole block and one byte: pcap-parser wants the window larger than it.
+        let fits = claimed.map_or(0, |(_, len)| (len as usize + 1).next_power_of_two());
+        let want = fits.max(self.window * 2).min(MAX_WINDOW);
+        if self.window >= MAX_WINDOW || !self.reader.grow(want) {
             let reason = format!("block larger than {} MiB", MAX_WINDOW >> 20);
             return Err(SourceError::Corrupt { offset: self.offset, reason });
         }
-        self.window *= 2;
+        self.window = want;
         Ok(())
+    }
+
+    /// The file ends inside the block at the head of the window: corrupt when its header
+    /// claims an impossible length (whatever the file's size), else truncated.
+    fn truncated(&self) -> SourceError {
+        self.impossible().unwrap_or(SourceError::Truncated { offset: self.offset })
+    }
+
+    /// The block at the head of the window claims [`MAX_WINDOW`] bytes or more.
+    fn impossible(&self) -> Option<SourceError> {
+        let (what, len) = self.claimed_len().filter(|(_, len)| *len >= MAX_WINDOW as u64)?;
+        let reason = format!("a {what} claims {len} bytes, over the {} MiB limit", MAX_WINDOW >> 20);
+        Some(SourceError::Corrupt { offset: self.offset, reason })
+    }
+
+    /// What the block at the head of the window is and the length its header claims (a pcap
+    /// record: its header and captured length; a pcapng block: its total length), when the
+    /// header is there and the layout known.
+    fn claimed_len(&self) -> Option<(&'static str, u64)> {
+        let data = self.reader.data();
+        let u32_at = |at: usize, big_endian: bool| {
+            let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
+            Some(u64::from(if big_endian { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }))
+        };
+        match self.layout? {
+            Layout::Pcap { header, big_endian } => Some(("record", header + u32_at(8, big_endian)?)),
+            Layout::PcapNg { big_endian } => {
+                // A new section states its own byte order.
+                let big_endian = match data.get(..4) {
+                    Some([0x0a, 0x0d, 0x0d, 0x0a]) => data.get(8..12)? == [0x1a, 0x2b, 0x3c, 0x4d],
+                    _ => big_endian,
+                };
+                Some(("block", u32_at(4, big_endian)?))
+            }
+        }
     }
 }
 
@@ -244,48 +331,5 @@ fn describe(e: &PcapError<&[u8]>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pcap_with(frames: &[&[u8]]) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
-        v.extend_from_slice(&2u16.to_le_bytes());
-        v.extend_from_slice(&4u16.to_le_bytes());
-        v.extend_from_slice(&[0; 8]);
-        v.extend_from_slice(&65535u32.to_le_bytes());
-        v.extend_from_slice(&1u32.to_le_bytes());
-        for (i, fr) in frames.iter().enumerate() {
-            v.extend_from_slice(&(100 + i as u32).to_le_bytes());
-            v.extend_from_slice(&5u32.to_le_bytes());
-            v.extend_from_slice(&(fr.len() as u32).to_le_bytes());
-            v.extend_from_slice(&(fr.len() as u32).to_le_bytes());
-            v.extend_from_slice(fr);
-        }
-        v
-    }
-
-    #[test]
-    fn reads_frames_and_timestamps() {
-        let file = pcap_with(&[b"abcd", b"efgh"]);
-        let mut seen = Vec::new();
-        let stats = for_each_frame(&file[..], |f| seen.push((f.ts_ns, f.data.to_vec()))).unwrap();
-        assert_eq!(stats.frames, 2);
-        assert_eq!(seen[1], (101_000_005_000, b"efgh".to_vec()));
-    }
-
-    #[test]
-    fn truncated_file_keeps_earlier_frames_and_names_offset() {
-        let file = pcap_with(&[b"abcd", b"efgh"]);
-        let mut n = 0;
-        let err = for_each_frame(&file[..file.len() - 2], |_| n += 1).unwrap_err();
-        assert_eq!(n, 1);
-        assert!(matches!(err.1, SourceError::Truncated { offset: 44 }), "{:?}", err.1);
-    }
-
-    #[test]
-    fn not_a_pcap() {
-        let err = for_each_frame(&b"hello world, this is not a capture file at all"[..], |_| {}).unwrap_err();
-        assert!(matches!(err.1, SourceError::NotPcap));
-    }
-}
+#[path = "pcap_tests.rs"]
+mod tests;

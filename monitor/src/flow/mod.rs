@@ -64,8 +64,13 @@ pub struct FlowTable<T> {
     capacity: usize,
     idle_ns: u64,
     last_sweep_ns: u64,
+    /// Sweeps for idle flows so far (each walks the whole table).
+    sweeps: u64,
     pub stats: TableStats,
 }
+
+/// Packet time between two sweeps for idle flows.
+const SWEEP_NS: u64 = 1_000_000_000;
 
 impl<T> FlowTable<T> {
     pub fn new(capacity: usize, idle_ns: u64) -> Self {
@@ -74,6 +79,7 @@ impl<T> FlowTable<T> {
             capacity: capacity.max(8),
             idle_ns,
             last_sweep_ns: 0,
+            sweeps: 0,
             stats: TableStats::default(),
         }
     }
@@ -84,6 +90,11 @@ impl<T> FlowTable<T> {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// How many times [`FlowTable::expire`] walked the table.
+    pub fn sweeps(&self) -> u64 {
+        self.sweeps
     }
 
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Entry<T>> {
@@ -103,12 +114,15 @@ impl<T> FlowTable<T> {
         self.map.insert(key, Entry { first_ns: now_ns, last_ns: now_ns, state });
     }
 
-    /// Expire idle flows, at most once per second of packet time.
+    /// Expire idle flows, at most once per second of packet time: only when packet time moved
+    /// at least a second past the last sweep. Time going backwards or standing still (even at
+    /// `u64::MAX`) sweeps nothing, so whatever the timestamps do, a sweep never runs per packet.
     pub fn expire(&mut self, now_ns: u64, expired: &mut impl FnMut(FlowKey, Entry<T>)) {
-        if now_ns < self.last_sweep_ns + 1_000_000_000 {
+        if now_ns.saturating_sub(self.last_sweep_ns) < SWEEP_NS {
             return;
         }
         self.last_sweep_ns = now_ns;
+        self.sweeps += 1;
         let idle = self.idle_ns;
         let keys: Vec<FlowKey> =
             self.map.iter().filter(|(_, e)| now_ns.saturating_sub(e.last_ns) > idle).map(|(k, _)| *k).collect();
@@ -185,5 +199,42 @@ mod tests {
         t.expire(2_000_000_000, &mut |k, _| gone.push(k));
         assert_eq!(gone, vec![k]);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn hostile_times_never_sweep_per_packet() {
+        let mut t: FlowTable<u32> = FlowTable::new(64, 10);
+        let s = SWEEP_NS;
+        let mut gone = 0;
+        let mut packet = |t: &mut FlowTable<u32>, now: u64, port: u16| {
+            t.expire(now, &mut |_, _| gone += 1);
+            let (k, _) = FlowKey::new(ep(1, port), ep(2, 443), false);
+            if t.get_mut(&k).is_none() {
+                t.insert(k, now, 0, &mut |_, _| gone += 1);
+            }
+        };
+        packet(&mut t, 5 * s, 1);
+        assert_eq!(t.sweeps(), 1);
+        // Time stuck at the very end of u64, then wandering back: one sweep, no more.
+        for i in 0..1000u16 {
+            packet(&mut t, u64::MAX, i % 32);
+        }
+        assert_eq!(t.sweeps(), 2);
+        for i in 0..1000u16 {
+            packet(&mut t, u64::MAX - 1 - u64::from(i), i % 32);
+            packet(&mut t, u64::from(i), i % 32);
+        }
+        assert_eq!(t.sweeps(), 2);
+        // Within the last second of u64 time nothing sweeps either.
+        for i in 0..1000u64 {
+            packet(&mut t, u64::MAX - s + i, 7);
+        }
+        assert_eq!(t.sweeps(), 2);
+        // A second going by on a fresh table: a sweep per second of packet time, not per packet.
+        let mut t: FlowTable<u32> = FlowTable::new(64, 10);
+        for i in 0..10_000u64 {
+            packet(&mut t, 1_700_000_000 * s + i * (s / 1000), (i % 32) as u16);
+        }
+        assert_eq!(t.sweeps(), 10);
     }
 }

@@ -19,6 +19,9 @@ pub struct DecodeStats {
     pub skipped_fragment: u64,
     /// Headers cut short or inconsistent.
     pub skipped_malformed: u64,
+    /// Packets whose capture time was outside [1970, 2200) or overflowed its units (replay
+    /// only): inspected at the last good time of their file (0 before the first).
+    pub bad_timestamps: u64,
 }
 
 /// What the pipeline counted.

@@ -71,7 +71,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
-        let table = FlowTable::new(cfg.max_flows, cfg.idle_timeout_s * 1_000_000_000);
+        let table = FlowTable::new(cfg.max_flows, cfg.idle_timeout_s.saturating_mul(1_000_000_000));
         Pipeline { cfg, table, out: Vec::new(), plain_bytes: 0, stats: PipelineStats::default() }
     }
 

@@ -96,6 +96,13 @@ impl Summary {
             source.packets,
             if secs > 0.0 { mb / secs } else { 0.0 }
         );
+        if source.bad_timestamps > 0 {
+            let _ = writeln!(
+                s,
+                "{} packets with a bad timestamp (before 1970, from 2200 on, or past 64 bits): inspected at the last good time",
+                source.bad_timestamps
+            );
+        }
         if stats.plain_candidates > 0 {
             let _ = writeln!(
                 s,

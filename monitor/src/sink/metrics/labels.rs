@@ -26,6 +26,7 @@ pub const ANOMALIES: &[&str] = &[
     "malformed_handshake",
     "truncated_handshake",
     "bad_record",
+    "bad_timestamp",
 ];
 /// `tlsmon_packets_skipped_total{reason}`: why a packet the source saw gave nothing to inspect
 /// (the fields of `DecodeStats`).

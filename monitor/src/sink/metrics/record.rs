@@ -75,6 +75,7 @@ impl Metrics {
             mirror(&self.skipped.with_label_values(&[reason]), n);
         }
         mirror(&self.anomalies.with_label_values(&["malformed_packet"]), s.skipped_malformed);
+        mirror(&self.anomalies.with_label_values(&["bad_timestamp"]), s.bad_timestamps);
     }
 
     /// Bring the kernel program's counters in (`counter::NAMES` order), live only.
