@@ -167,16 +167,24 @@ fn tool_version(tool: &str) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Does `tool --version` report `wanted`? Says so, or what it found instead.
+fn present(tool: &str, wanted: &str) -> bool {
+    match tool_version(tool) {
+        Some(v) if v == wanted => {
+            println!("ok: {wanted} present");
+            return true;
+        }
+        Some(v) => println!("installing {wanted} (found `{v}`)"),
+        None => println!("installing {wanted} (absent or does not run)"),
+    }
+    false
+}
+
 /// cargo-fuzz at [`CARGO_FUZZ_VERSION`] (a crates.io install; about 1.5 min the first time).
 pub fn cargo_fuzz() -> Result<()> {
     let wanted = format!("cargo-fuzz {CARGO_FUZZ_VERSION}");
-    match tool_version("cargo-fuzz") {
-        Some(v) if v == wanted => {
-            println!("ok: {wanted} present");
-            return Ok(());
-        }
-        Some(v) => println!("installing {wanted} (found `{v}`)"),
-        None => println!("installing {wanted} (absent)"),
+    if present("cargo-fuzz", &wanted) {
+        return Ok(());
     }
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     run_cmd(
@@ -191,13 +199,8 @@ pub fn cargo_fuzz() -> Result<()> {
 
 fn bpf_linker() -> Result<()> {
     let wanted = format!("bpf-linker {BPF_LINKER_VERSION}");
-    match tool_version("bpf-linker") {
-        Some(v) if v == wanted => {
-            println!("ok: {wanted} present");
-            return Ok(());
-        }
-        Some(v) => println!("installing {wanted} (found `{v}`)"),
-        None => println!("installing {wanted} (absent or does not run)"),
+    if present("bpf-linker", &wanted) {
+        return Ok(());
     }
 
     // bpf-linker links against the nightly compiler's own libLLVM (Debian 12 ships LLVM 14/15,
