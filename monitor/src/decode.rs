@@ -14,6 +14,8 @@ pub mod linktype {
     pub const IPV4: u32 = 228;
     pub const IPV6: u32 = 229;
     pub const LINUX_SLL2: u32 = 276;
+    /// Every link type above (the `frame_decode` fuzz target tries each).
+    pub const ALL: [u32; 10] = [NULL, ETHERNET, RAW_OLD_12, RAW_OLD_14, RAW, LOOP, LINUX_SLL, IPV4, IPV6, LINUX_SLL2];
 }
 
 /// Transport protocol of a decoded packet.

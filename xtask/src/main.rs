@@ -1,10 +1,11 @@
-//! The project's only build/test entry point: setup, test, demo, bench, gen, lint.
+//! The project's only build/test entry point: setup, test, demo, bench, gen, lint, fuzz.
 //! Must never be needed at run time by the agent itself.
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
 mod demo;
+mod fuzz;
 mod gen;
 mod gen_phi;
 mod setup;
@@ -20,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what is missing (apt packages, rust-src, bpf-linker); safe to run again.
+    /// Install what is missing (apt packages, rust-src, bpf-linker, cargo-fuzz); safe to run again.
     Setup,
     /// Set up, then run every test (unit, corpus golden, eBPF). The README's test command.
     Test(test::TestArgs),
@@ -34,6 +35,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// rustfmt check and clippy.
     Lint,
+    /// Build the fuzz targets and run each from seeds out of the corpus; fails on a crash.
+    Fuzz(fuzz::FuzzArgs),
     /// JSON events and reports of `tlsmon replay` over the whole corpus and the PHI captures, one
     /// file each, to compare two builds with `diff -r` (refactors must not change a byte).
     Snapshot(snapshot::SnapshotArgs),
@@ -48,6 +51,7 @@ fn main() -> Result<()> {
         Cmd::GenPhi(a) => gen_phi::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Lint => test::lint(),
+        Cmd::Fuzz(a) => fuzz::run(a),
         Cmd::Snapshot(a) => snapshot::run(a),
     }
 }

@@ -1,4 +1,5 @@
-//! Setup: installs what a fresh machine lacks (apt packages, nightly rust-src, bpf-linker).
+//! Setup: installs what a fresh machine lacks (apt packages, nightly rust-src, bpf-linker,
+//! cargo-fuzz).
 //! Must never redo work that is already done: a second run only checks and takes well under 2 s.
 use std::{
     env, fs,
@@ -35,12 +36,15 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 /// LLVM majors bpf-linker 0.13 has a cargo feature for.
 const BPF_LINKER_LLVM_MAJORS: &[u32] = &[21, 22, 23];
 const NIGHTLY: &str = "nightly";
+/// cargo-fuzz builds the fuzz targets (`cargo xtask fuzz`, and the smoke run of the tests).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 pub fn run() -> Result<()> {
     let start = Instant::now();
     apt_packages()?;
     rust_src()?;
     bpf_linker()?;
+    cargo_fuzz()?;
     println!("setup: done in {:.2} s", start.elapsed().as_secs_f64());
     Ok(())
 }
@@ -156,22 +160,47 @@ fn rust_src() -> Result<()> {
     Ok(())
 }
 
-/// `bpf-linker --version` output when it runs, None when it is absent or cannot start (e.g. its
-/// libLLVM went away with a nightly update).
-fn bpf_linker_version() -> Option<String> {
-    let out = Command::new("bpf-linker").arg("--version").stderr(Stdio::null()).output().ok()?;
+/// `TOOL --version` output when it runs, None when it is absent or cannot start (e.g.
+/// bpf-linker's libLLVM went away with a nightly update).
+fn tool_version(tool: &str) -> Option<String> {
+    let out = Command::new(tool).arg("--version").stderr(Stdio::null()).output().ok()?;
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Does `tool --version` report `wanted`? Says so, or what it found instead.
+fn present(tool: &str, wanted: &str) -> bool {
+    match tool_version(tool) {
+        Some(v) if v == wanted => {
+            println!("ok: {wanted} present");
+            return true;
+        }
+        Some(v) => println!("installing {wanted} (found `{v}`)"),
+        None => println!("installing {wanted} (absent or does not run)"),
+    }
+    false
+}
+
+/// cargo-fuzz at [`CARGO_FUZZ_VERSION`] (a crates.io install; about 1.5 min the first time).
+pub fn cargo_fuzz() -> Result<()> {
+    let wanted = format!("cargo-fuzz {CARGO_FUZZ_VERSION}");
+    if present("cargo-fuzz", &wanted) {
+        return Ok(());
+    }
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_cmd(
+        Command::new(cargo).args(["install", &format!("cargo-fuzz@{CARGO_FUZZ_VERSION}"), "--locked", "--force"]),
+        "cargo install cargo-fuzz",
+    )?;
+    match tool_version("cargo-fuzz") {
+        Some(v) if v == wanted => Ok(()),
+        other => bail!("installed cargo-fuzz reports {other:?}, expected `{wanted}`; is ~/.cargo/bin on PATH?"),
+    }
 }
 
 fn bpf_linker() -> Result<()> {
     let wanted = format!("bpf-linker {BPF_LINKER_VERSION}");
-    match bpf_linker_version() {
-        Some(v) if v == wanted => {
-            println!("ok: {wanted} present");
-            return Ok(());
-        }
-        Some(v) => println!("installing {wanted} (found `{v}`)"),
-        None => println!("installing {wanted} (absent or does not run)"),
+    if present("bpf-linker", &wanted) {
+        return Ok(());
     }
 
     // bpf-linker links against the nightly compiler's own libLLVM (Debian 12 ships LLVM 14/15,
@@ -204,7 +233,7 @@ fn bpf_linker() -> Result<()> {
             .env("LLVM_PREFIX", &prefix),
         "cargo install bpf-linker",
     )?;
-    match bpf_linker_version() {
+    match tool_version("bpf-linker") {
         Some(v) if v == wanted => {
             println!("ok: {wanted} installed in {:.0} s", start.elapsed().as_secs_f64());
             Ok(())

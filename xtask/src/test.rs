@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::setup;
+use crate::{fuzz, setup};
 
 #[path = "gen/expiring_soon.rs"]
 mod expiring_soon;
@@ -44,13 +44,31 @@ pub fn run(args: TestArgs) -> Result<()> {
     cmd.env("TLSMON_TEST_DATA", &data);
     cmd.args(&args.cargo_args);
     let totals = run_tests(&mut cmd)?;
+    // Every fuzz target built and run briefly, so none can rot; a filtered run leaves it out.
+    let smoke = if args.cargo_args.is_empty() {
+        let t = Instant::now();
+        let r = fuzz::smoke();
+        if let Err(e) = &r {
+            println!("fuzz smoke: FAILED: {e:#}");
+        }
+        Some((r.is_ok(), t.elapsed().as_secs_f64()))
+    } else {
+        println!("fuzz smoke: skipped (a cargo test filter was given)");
+        None
+    };
     let secs = start.elapsed().as_secs_f64();
     println!("xtask test: {} test binaries in {secs:.0} s (cargo test --release)", totals.binaries);
+    if let Some((ok, s)) = smoke {
+        println!("xtask test: fuzz smoke {} in {s:.0} s", if ok { "ok" } else { "FAILED" });
+    }
     // Last line in the plain `N passed, N failed, N skipped` form (ignored tests count as
     // skipped).
     println!("tests: {} passed, {} failed, {} skipped", totals.passed, totals.failed, totals.ignored);
     if !totals.ok {
         bail!("tests failed");
+    }
+    if smoke.is_some_and(|(ok, _)| !ok) {
+        bail!("fuzz smoke failed");
     }
     if totals.binaries == 0 {
         bail!("cargo test ran no test binary");
@@ -123,11 +141,11 @@ fn count_before(s: &str, word: &str) -> u64 {
 pub fn lint() -> Result<()> {
     setup::run_cmd(&mut cargo(&["fmt", "--all", "--check"]), "cargo fmt --check")?;
     setup::run_cmd(&mut cargo(&["clippy", "--all-targets", "--", "-D", "warnings"]), "cargo clippy")?;
-    // The fuzz crate is a workspace of its own that only cargo-fuzz builds (nightly): check its
-    // targets here, without the sanitizer or cargo-fuzz, so they cannot rot unnoticed.
+    // The fuzz crate is a workspace of its own, built with nightly: check its targets, input
+    // formats and seed generator here, without the sanitizer or cargo-fuzz.
     // `--locked`: fuzz/Cargo.lock must already match its manifests.
     setup::run_cmd(
-        &mut nightly_cargo(&["check", "--locked", "--manifest-path", "fuzz/Cargo.toml", "--bins"]),
+        &mut nightly_cargo(&["check", "--locked", "--manifest-path", "fuzz/Cargo.toml", "--all-targets"]),
         "cargo +nightly check (fuzz targets)",
     )?;
     println!("lint: ok");
@@ -148,7 +166,7 @@ pub(crate) fn target_dir(root: &Path) -> PathBuf {
 
 /// `cargo +nightly ARGS` run from the workspace root. Through `rustup run`: the `cargo` this
 /// process was started by (`$CARGO`) is a toolchain's own binary, which ignores `+nightly`.
-fn nightly_cargo(args: &[&str]) -> Command {
+pub(crate) fn nightly_cargo(args: &[&str]) -> Command {
     let mut cmd = Command::new("rustup");
     cmd.args(["run", "nightly", "cargo"]).args(args).current_dir(workspace_root());
     cmd
