@@ -103,8 +103,8 @@ pub async fn run<S: Source, K: Sink>(
             _ = &mut deadline => break Stop::Deadline,
             _ = timer.tick() => {
                 // Also a safety net should a ring-buffer wakeup ever be missed.
-                if let Drained::Failed(m) = source.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p)) {
-                    sink.failed(&m);
+                if step(source, pipeline, sink) {
+                    break Stop::End;
                 }
                 if let Some(now) = source.now_ns() {
                     pipeline.advance(now);
@@ -114,13 +114,8 @@ pub async fn run<S: Source, K: Sink>(
             }
             r = source.ready() => {
                 r?;
-                match source.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p)) {
-                    Drained::Packets(_) => {}
-                    Drained::Failed(m) => {
-                        emit(pipeline, sink);
-                        sink.failed(&m);
-                    }
-                    Drained::End => break Stop::End,
+                if step(source, pipeline, sink) {
+                    break Stop::End;
                 }
             }
         }
@@ -142,6 +137,20 @@ pub async fn run<S: Source, K: Sink>(
     emit(pipeline, sink);
     tick(source, pipeline, sink);
     Ok(stop)
+}
+
+/// One batch from the source into the pipeline; a failed part of the input is reported after
+/// what came before it. True at the end of the input.
+fn step(source: &mut impl Source, pipeline: &mut Pipeline, sink: &mut impl Sink) -> bool {
+    match source.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p)) {
+        Drained::Packets(_) => false,
+        Drained::Failed(m) => {
+            emit(pipeline, sink);
+            sink.failed(&m);
+            false
+        }
+        Drained::End => true,
+    }
 }
 
 fn emit(pipeline: &mut Pipeline, sink: &mut impl Sink) {
