@@ -92,7 +92,7 @@ pub struct ReaderStats {
     pub record_bytes: u64,
     /// Records that failed `parse_record` (skipped).
     pub bad_records: u64,
-    /// Batches that stopped at [`MAX_BATCH`] with records left for the next turn.
+    /// Batches that stopped at the run loop's batch size with records left for the next turn.
     pub capped_batches: u64,
 }
 
