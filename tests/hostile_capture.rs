@@ -138,7 +138,8 @@ fn overflowing_timestamps_are_counted_not_wrapped() {
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(!err.contains("panicked"), "{err}");
     let bad = 2 * FLOWS as u64;
-    assert!(out.contains(&format!("{bad} packets with a bad timestamp")), "{out}");
+    assert!(out.contains(&format!("{bad}  bad_timestamp ")), "the summary states the loss: {out}");
+    assert!(err.contains(&format!("{bad}  bad_timestamp ")), "--stats states the loss: {err}");
     assert!(err.contains(&format!("bad_timestamps: {bad},")), "{err}");
     let prom = std::fs::read_to_string(prom).unwrap();
     assert_eq!(metric(&prom, "tlsmon_parse_anomalies_total{kind=\"bad_timestamp\"}"), Some(bad), "{prom}");

@@ -14,7 +14,7 @@ use monitor::cli::{
     XdpModeArg,
 };
 use monitor::inspect::tls::trust::TrustStore;
-use monitor::observation::{DecodeStats, PipelineStats};
+use monitor::observation::{losses, DecodeStats, Loss, PipelineStats};
 use monitor::pipeline::{Pipeline, PipelineConfig};
 use monitor::run::{self, Stop, Stopper};
 use monitor::sink::alertmanager::{AlertStats, Alerter};
@@ -74,6 +74,7 @@ fn pipeline_config(a: &PipelineArgs) -> Result<PipelineConfig> {
     Ok(PipelineConfig {
         max_flows: a.max_flows,
         idle_timeout_s: a.idle_timeout,
+        max_memory: a.max_memory_mb.saturating_mul(1 << 20),
         trust,
         policy,
         candidates,
@@ -124,10 +125,14 @@ fn wait_for_signal() -> Result<()> {
     })
 }
 
-/// `--stats`: the source's and the pipeline's counters, the same fields for live and replay.
-fn print_stats(source: &DecodeStats, pipeline: &PipelineStats) {
+/// `--stats`: the source's and the pipeline's counters, the same fields for live and replay,
+/// then what was not inspected.
+fn print_stats(source: &DecodeStats, pipeline: &PipelineStats, losses: &[Loss]) {
     eprintln!("{source:#?}");
     eprintln!("{pipeline:#?}");
+    let mut s = String::new();
+    monitor::sink::summary::loss_lines(&mut s, losses);
+    eprint!("{}", if s.is_empty() { "Not inspected: nothing (no bound was hit, nothing dropped)\n" } else { &s });
 }
 
 /// Files over this size show progress on a terminal.
@@ -212,8 +217,10 @@ fn replay(a: ReplayArgs) -> Result<i32> {
                 metrics.replay_files(pr.size_all, pr.files_total, pr.files_done, false);
                 progress.update(&pr);
             }
-            metrics.source(&src.decoded());
+            let decoded = src.decoded();
+            metrics.source(&decoded);
             metrics.pipeline(&p.stats);
+            published.set_losses(losses(&decoded, &p.stats, [], 0));
             // Audit fsync interval, Alertmanager resends and inactivity resolution.
             em.periodic();
         };
@@ -227,8 +234,10 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     metrics.replay_files(source.total_size(), a.files.len(), a.files.len(), true);
     published.finish();
     let decoded = source.decoded();
-    let mut text = (format == Format::Text)
-        .then(|| em.summary.render(&decoded, &pipeline.stats, a.files.len(), start.elapsed().as_secs_f64()));
+    let lost = losses(&decoded, &pipeline.stats, [], 0);
+    published.set_losses(lost.clone());
+    let secs = start.elapsed().as_secs_f64();
+    let mut text = (format == Format::Text).then(|| em.summary.render(&decoded, &pipeline.stats, &lost, a.files.len(), secs));
     if let Some(f) = a.report {
         let doc = report::render(f, &published.inventory(), &names);
         match &a.report_out {
@@ -242,7 +251,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
             .with_context(|| format!("writing the metrics to {}", p.display()))?;
     }
     if a.stats {
-        print_stats(&decoded, &pipeline.stats);
+        print_stats(&decoded, &pipeline.stats, &lost);
     }
     if let Some(server) = server {
         eprintln!("tlsmon: replay done; serving the final metrics on {} until SIGINT/SIGTERM", server.addr);
@@ -325,7 +334,9 @@ async fn live_run<W: Write>(
         match capture.counters() {
             Ok(c) => {
                 m.kernel(c.named());
-                m.source(&DecodeStats::from_kernel(|i| c.get(i)));
+                let decoded = DecodeStats::from_kernel(|i| c.get(i));
+                m.source(&decoded);
+                published.set_losses(losses(&decoded, &pipeline.stats, c.named(), capture.stats.bad_records));
             }
             Err(e) => tracing::debug!(error = %e, "reading the kernel counters"),
         }
@@ -335,18 +346,27 @@ async fn live_run<W: Write>(
     let stop = run::run(&mut capture, &mut pipeline, &mut em, stopper, LIVE_TICK, publish).await?;
     tracing::info!(reason = stop.as_str(), "stopped live capture");
     let secs = start.elapsed().as_secs_f64();
-    let text = (a.format == Format::Text)
-        .then(|| em.summary.render_live(&capture_cfg.ifaces.join(","), capture.stats.records, secs));
+    let lost = live_losses(&capture, &pipeline);
+    published.set_losses(lost.clone());
+    let ifaces = capture_cfg.ifaces.join(",");
+    let text = (a.format == Format::Text).then(|| em.summary.render_live(&ifaces, capture.stats.records, &lost, secs));
     em.close(text)?;
     if a.stats {
-        live_stats(&capture, &pipeline, published);
+        live_stats(&capture, &pipeline, published, &lost);
     }
     Ok(0)
 }
 
+/// What live capture could not inspect: the pipeline's bounds, the kernel's drops (when its
+/// counters can be read) and the reader's.
+fn live_losses(capture: &Capture, pipeline: &Pipeline) -> Vec<Loss> {
+    let named: Vec<(&str, u64)> = capture.counters().map(|c| c.named().collect()).unwrap_or_default();
+    losses(&capture.decoded(), &pipeline.stats, named, capture.stats.bad_records)
+}
+
 /// `tlsmon live --stats`: inventory size, kernel counters, the reader's, then the counters every
 /// source has.
-fn live_stats(capture: &Capture, pipeline: &Pipeline, published: &Published) {
+fn live_stats(capture: &Capture, pipeline: &Pipeline, published: &Published, lost: &[Loss]) {
     let inv = published.inventory();
     eprintln!(
         "tlsmon: live: inventory: {} servers ({} non-compliant), {} handshakes of servers past the limit",
@@ -369,5 +389,5 @@ fn live_stats(capture: &Capture, pipeline: &Pipeline, published: &Published) {
         "tlsmon: live: reader: records {} ({} bytes), bad records {}, capped batches {}",
         s.records, s.record_bytes, s.bad_records, s.capped_batches
     );
-    print_stats(&capture.decoded(), &pipeline.stats);
+    print_stats(&capture.decoded(), &pipeline.stats, lost);
 }

@@ -150,6 +150,11 @@ pub struct PipelineArgs {
     /// judged and forgotten.
     #[arg(long, default_value_t = 120)]
     pub idle_timeout: u64,
+    /// Memory all tracked flows may hold, in MiB: their state, out-of-order segments, partial
+    /// TLS records and clear bytes. When full, the least recently seen open flows are judged
+    /// early with what they showed, and counted (summary, --stats, metrics, report).
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    pub max_memory_mb: usize,
     /// PEM bundle of trusted CAs: chains that do not lead to one are `tls.cert.untrusted`.
     /// Without it chains are not judged for trust (self-signed leaves are still flagged).
     #[arg(long, value_name = "PEM")]

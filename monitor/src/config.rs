@@ -57,6 +57,7 @@ pub struct ExceptionEntry {
 pub struct PipelineSection {
     pub max_flows: Option<usize>,
     pub idle_timeout: Option<u64>,
+    pub max_memory_mb: Option<usize>,
     pub ca_bundle: Option<PathBuf>,
     pub candidate_port: Option<Vec<u16>>,
 }
@@ -140,6 +141,9 @@ pub enum ConfigError {
     Conflict { key: &'static str, reason: &'static str },
 }
 
+/// Smallest memory budget (`max-memory-mb`): the default flow table's entries take a few MiB.
+pub const MIN_MEMORY_MB: usize = 16;
+
 /// Read, parse and validate the file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text =
@@ -195,6 +199,9 @@ impl Config {
         }
         if self.pipeline.idle_timeout == Some(0) {
             return bad("pipeline.idle-timeout", "must be at least 1 (seconds)");
+        }
+        if self.pipeline.max_memory_mb.is_some_and(|m| m < MIN_MEMORY_MB) {
+            return bad("pipeline.max-memory-mb", &format!("must be at least {MIN_MEMORY_MB} (MiB)"));
         }
         if self.pipeline.candidate_port.iter().flatten().any(|&p| p == 0) {
             return bad("pipeline.candidate-port", "has port 0");
@@ -327,6 +334,7 @@ impl Config {
     fn apply_pipeline(&self, p: &mut PipelineArgs, m: &ArgMatches) {
         take(m, "max_flows", &mut p.max_flows, self.pipeline.max_flows);
         take(m, "idle_timeout", &mut p.idle_timeout, self.pipeline.idle_timeout);
+        take(m, "max_memory_mb", &mut p.max_memory_mb, self.pipeline.max_memory_mb);
         take(m, "ca_bundle", &mut p.ca_bundle, self.pipeline.ca_bundle.clone().map(Some));
         let ports = self.pipeline.candidate_port.clone().or_else(|| self.live.candidate_port.clone());
         take(m, "candidate_ports", &mut p.candidate_ports, ports);
@@ -395,6 +403,10 @@ pub fn merge(file: &Config, mut cli: Cli, matches: &ArgMatches) -> Result<Cli, C
     }
     if pipeline.idle_timeout == 0 {
         return conflict("idle-timeout", "must be at least 1 (seconds)");
+    }
+    if pipeline.max_memory_mb < MIN_MEMORY_MB {
+        const _: () = assert!(MIN_MEMORY_MB == 16, "the message below names it");
+        return conflict("max-memory-mb", "must be at least 16 (MiB): the flow table alone needs a few");
     }
     // A file may tune the interval for logs turned on per run; the flag alone is a mistake.
     if audit.audit_log.is_none() && on_cli(sub, "audit_fsync_secs") {

@@ -97,6 +97,10 @@ impl<T> FlowTable<T> {
         self.sweeps
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Entry<T>)> {
+        self.map.iter()
+    }
+
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut Entry<T>> {
         self.map.get_mut(key)
     }

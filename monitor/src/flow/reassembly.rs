@@ -50,15 +50,16 @@ impl Head {
         self.delivered
     }
 
-    /// Bytes held out of order (for the global memory bound).
+    /// Bytes held out of order (the per-direction bound).
     pub fn pending_bytes(&self) -> usize {
         self.pending.iter().map(|(_, d)| d.len()).sum()
     }
 
-    /// Drop everything held; the head stays exhausted.
-    pub fn release(&mut self) {
-        self.pending = Vec::new();
-        self.delivered = self.limit;
+    /// Heap bytes this head holds (for the pipeline's memory budget): the out-of-order
+    /// segments and their list, as allocated.
+    pub fn held(&self) -> usize {
+        self.pending.capacity() * std::mem::size_of::<(u32, Vec<u8>)>()
+            + self.pending.iter().map(|(_, d)| d.capacity()).sum::<usize>()
     }
 
     /// Add a segment; `out` gets each newly contiguous run in stream order.

@@ -8,7 +8,7 @@ mod stats;
 pub use crate::flow::Endpoint;
 pub use finding::{Acceptance, Finding, Severity};
 pub use handshake::{client_dir, Handshake};
-pub use stats::{DecodeStats, PipelineStats};
+pub use stats::{losses, DecodeStats, Loss, MemoryStats, PipelineStats};
 
 use crate::inspect::plaintext::PlainFacts;
 

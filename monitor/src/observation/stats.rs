@@ -40,4 +40,72 @@ pub struct PipelineStats {
     pub plain_bytes_dropped: u64,
     pub head: HeadStats,
     pub flows: TableStats,
+    pub memory: MemoryStats,
+}
+
+/// The pipeline's memory budget at work: what open flows hold (per-flow state, out-of-order
+/// segments, partial TLS records, clear bytes) against the limit, and what was given up to
+/// stay under it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// The configured budget (bytes).
+    pub limit: u64,
+    /// Bytes held now.
+    pub held: u64,
+    /// Most bytes held at once.
+    pub peak: u64,
+    /// Open flows judged early, oldest first, because the budget was full.
+    pub evicted_flows: u64,
+    /// Bytes those flows held.
+    pub evicted_bytes: u64,
+}
+
+/// One kind of loss: something tlsmon could not inspect, or gave up to stay within its bounds.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Loss {
+    /// Stable name (also the `what` label of `tlsmon_dropped_total` where there is one).
+    pub what: &'static str,
+    pub count: u64,
+    /// What was lost and why, for a person.
+    pub meaning: &'static str,
+}
+
+/// Kernel counters that are losses (live capture), with their meaning.
+const KERNEL_LOSSES: [(&str, &str); 4] = [
+    ("ringbuf_full", "kernel records lost: the ring buffer to the agent was full"),
+    ("flow_map_full", "new flows the kernel could not track: its flow map was full"),
+    ("flows_evicted", "flows the kernel's LRU flow map evicted to make room (approximate)"),
+    ("load_failed", "packets the kernel program could not read"),
+];
+
+/// Every non-zero loss of a run, in a fixed order: what the source could not decode, what the
+/// pipeline's bounds (flow table, memory budget, reassembly, head budget, plaintext cap) gave
+/// up, and in live capture the kernel's drops (`kernel`: its named counters) and the reader's.
+/// The summary, `--stats` and the report all state these.
+pub fn losses<'a>(
+    source: &DecodeStats,
+    p: &PipelineStats,
+    kernel: impl IntoIterator<Item = (&'a str, u64)>,
+    bad_records: u64,
+) -> Vec<Loss> {
+    let mut all = vec![
+        ("bad_timestamp", source.bad_timestamps, "packets with a capture time before 1970, from 2200 on or past 64 bits (inspected at the last good time)"),
+        ("malformed", source.skipped_malformed, "packets whose headers were cut short or inconsistent"),
+        ("ip_fragment", source.skipped_fragment, "non-first IP fragments (not reassembled)"),
+        ("link_type", source.skipped_link, "frames of a link type tlsmon does not decode"),
+        ("snaplen", p.truncated_packets, "packets the capture cut short (snap length)"),
+        ("flow_table_full", p.flows.evicted, "flows judged early with what they showed: the flow table was full"),
+        ("memory_budget_flows", p.memory.evicted_flows, "flows judged early with what they showed: the memory budget was full"),
+        ("memory_budget_bytes", p.memory.evicted_bytes, "bytes those flows held when they were judged early"),
+        ("reassembly_pending", p.head.pending_dropped, "out-of-order segments refused (32 per direction, or the head budget)"),
+        ("head_budget", p.head.beyond_budget, "segments past a direction's head budget before its flow was judged (a larger handshake is cut there)"),
+        ("plain_bytes_cap", p.plain_bytes_dropped, "clear bytes not kept for the plaintext inspectors: all flows together were at the cap"),
+        ("bad_records", bad_records, "ring-buffer records the agent could not read"),
+    ];
+    for (name, v) in kernel {
+        if let Some((what, meaning)) = KERNEL_LOSSES.iter().find(|(n, _)| *n == name) {
+            all.push((what, v, meaning));
+        }
+    }
+    all.into_iter().filter(|(_, n, _)| *n > 0).map(|(what, count, meaning)| Loss { what, count, meaning }).collect()
 }

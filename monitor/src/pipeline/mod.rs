@@ -33,6 +33,9 @@ pub struct PipelineConfig {
     pub plain_keep: usize,
     /// Plaintext bytes kept across all open flows; beyond it bytes are dropped and counted.
     pub max_plain_bytes: usize,
+    /// Bytes all tracked flows may hold (state, out-of-order segments, partial records, clear
+    /// bytes); when over, the least recently seen open flows are judged early and counted.
+    pub max_memory: usize,
 }
 
 impl Default for PipelineConfig {
@@ -47,6 +50,7 @@ impl Default for PipelineConfig {
             candidates: KernelConfig::default_config(),
             plain_keep: PLAIN_KEEP,
             max_plain_bytes: MAX_PLAIN_BYTES,
+            max_memory: MAX_MEMORY,
         }
     }
 }
@@ -58,6 +62,15 @@ pub const PLAIN_KEEP: usize = 8 << 10;
 pub const PLAIN_SETTLE_NS: u64 = 10_000_000_000;
 /// Default plaintext bytes kept across all open flows (64 MiB).
 pub const MAX_PLAIN_BYTES: usize = 64 << 20;
+/// Default memory budget of all tracked flows (128 MiB). Ordinary traffic holds a few MB
+/// (handshakes finish in milliseconds, then a flow keeps only its table entry); the budget is
+/// there for floods. 128 MiB lets ~5 000 flows hold their whole out-of-order allowance at once,
+/// the 64 MiB plaintext share fits inside it, and with the binary, runtime and ring buffer the
+/// agent stays under ~200 MB — a tenth of a 2 GB host.
+pub const MAX_MEMORY: usize = 128 << 20;
+/// Budget charge of one flow-table entry (key, entry, the hash table's control byte), for
+/// every tracked flow, judged or not.
+const ENTRY_COST: usize = std::mem::size_of::<(FlowKey, Entry<FlowState>)>() + 1;
 
 /// The pipeline.
 pub struct Pipeline {
@@ -66,17 +79,64 @@ pub struct Pipeline {
     out: Vec<Output>,
     /// Plaintext bytes kept across open flows (bounded by `max_plain_bytes`).
     plain_bytes: usize,
+    /// Bytes charged by open flows (the sum of their `charged`; table entries come on top).
+    charged: usize,
     pub stats: PipelineStats,
 }
 
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
         let table = FlowTable::new(cfg.max_flows, cfg.idle_timeout_s.saturating_mul(1_000_000_000));
-        Pipeline { cfg, table, out: Vec::new(), plain_bytes: 0, stats: PipelineStats::default() }
+        let mut stats = PipelineStats::default();
+        stats.memory.limit = cfg.max_memory as u64;
+        Pipeline { cfg, table, out: Vec::new(), plain_bytes: 0, charged: 0, stats }
     }
 
     /// Process one decoded packet.
     pub fn packet(&mut self, ts_ns: u64, p: &Packet<'_>) {
+        self.track(ts_ns, p);
+        self.keep_budget();
+    }
+
+    /// Bytes all tracked flows hold, as charged to the memory budget.
+    fn held(&self) -> usize {
+        self.charged + self.table.len() * ENTRY_COST
+    }
+
+    /// Over the memory budget: judge the least recently seen open flows early until 7/8 of it
+    /// is held (so a full budget is not sorted on every packet), counting flows and bytes.
+    fn keep_budget(&mut self) {
+        let mut held = self.held();
+        let m = &mut self.stats.memory;
+        m.peak = m.peak.max(held as u64);
+        if held > self.cfg.max_memory {
+            let target = self.cfg.max_memory - self.cfg.max_memory / 8;
+            let mut open: Vec<(u64, FlowKey)> = self
+                .table
+                .iter()
+                .filter(|(_, e)| matches!(e.state, FlowState::Active(_)))
+                .map(|(k, e)| (e.last_ns, *k))
+                .collect();
+            open.sort_unstable_by_key(|(last_ns, _)| *last_ns);
+            for (_, k) in open {
+                if held <= target {
+                    break;
+                }
+                let Some(e) = self.table.remove(&k) else { continue };
+                let bytes = match &e.state {
+                    FlowState::Active(a) => a.charged,
+                    FlowState::Done => 0,
+                };
+                held -= bytes + ENTRY_COST;
+                self.stats.memory.evicted_flows += 1;
+                self.stats.memory.evicted_bytes += bytes as u64;
+                self.judge(k, e.first_ns, e.state);
+            }
+        }
+        self.stats.memory.held = held as u64;
+    }
+
+    fn track(&mut self, ts_ns: u64, p: &Packet<'_>) {
         if p.transport == Transport::Udp {
             self.stats.udp_packets += 1;
             return;
@@ -173,6 +233,9 @@ impl Pipeline {
                 }
             }
         }
+        let held = a.held();
+        self.charged = self.charged - a.charged + held;
+        a.charged = held;
         let candidate = a.candidate();
         let both_done = a.dirs.iter().all(|d| d.finished(candidate));
         let not_tls = !candidate && a.dirs.iter().any(|d| d.tls.state == State::NotTls);
@@ -199,6 +262,7 @@ impl Pipeline {
         let mut gone = Vec::new();
         self.table.expire(now_ns, &mut |k, e| gone.push((k, e)));
         self.finalize_all(gone);
+        self.stats.memory.held = self.held() as u64;
     }
 
     fn finalize_all(&mut self, gone: Vec<(FlowKey, Entry<FlowState>)>) {
@@ -211,6 +275,7 @@ impl Pipeline {
     /// and fold its counters in.
     fn judge(&mut self, key: FlowKey, first_ns: u64, state: FlowState) {
         let FlowState::Active(mut a) = state else { return };
+        self.charged -= a.charged;
         for d in a.dirs.iter_mut() {
             d.tls.finish();
             if let Some(h) = &d.head {
@@ -257,6 +322,7 @@ impl Pipeline {
             self.judge(k, e.first_ns, e.state);
         }
         self.stats.flows = self.table.stats;
+        self.stats.memory.held = self.held() as u64;
     }
 
     /// Outputs judged since the last call, in the order they were judged.

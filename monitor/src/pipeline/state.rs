@@ -23,6 +23,12 @@ impl Dir {
         Dir { head: None, tls: TlsStream::default(), closed: false, plain: Vec::new(), plain_full: false }
     }
 
+    /// Heap bytes this direction holds: out-of-order segments, partial TLS records and
+    /// messages with the facts parsed so far, clear bytes.
+    fn held(&self) -> usize {
+        self.head.as_ref().map_or(0, Head::held) + self.tls.held() + self.plain.capacity()
+    }
+
     /// Nothing more to learn: the TLS parse is over (and, on a plaintext candidate, the clear
     /// bytes wanted are in), or the direction closed or used up its head budget.
     pub(super) fn finished(&self, candidate: bool) -> bool {
@@ -37,9 +43,16 @@ pub(super) struct Active {
     pub(super) syn_from: Option<usize>,
     /// The kernel's decision on the first payload ([`flow_kind`]), once there was one.
     pub(super) class: Option<u8>,
+    /// Bytes charged to the pipeline's memory budget for this flow (its last [`Active::held`]).
+    pub(super) charged: usize,
 }
 
 impl Active {
+    /// Bytes this flow holds: its state and both directions' buffers.
+    pub(super) fn held(&self) -> usize {
+        std::mem::size_of::<Active>() + self.dirs.iter().map(Dir::held).sum::<usize>()
+    }
+
     pub(super) fn candidate(&self) -> bool {
         self.class == Some(flow_kind::PLAINTEXT)
     }
@@ -61,7 +74,7 @@ impl FlowState {
             d.tls.trust.clone_from(&cfg.trust);
             d
         };
-        FlowState::Active(Box::new(Active { dirs: [dir(), dir()], syn_from: None, class: None }))
+        FlowState::Active(Box::new(Active { dirs: [dir(), dir()], syn_from: None, class: None, charged: 0 }))
     }
 }
 

@@ -101,3 +101,56 @@ fn advance_judges_idle_flows_without_packets() {
     p.finish();
     assert_eq!(p.drain_outputs().count(), 0);
 }
+
+#[test]
+fn memory_budget_judges_oldest_flows_early_and_counts_them() {
+    // 2 000 flows, each a SYN and then 32 segments past a missing first byte: 1 000 bytes of
+    // out-of-order data apiece would hold ~64 MB; the budget is 1 MiB.
+    let limit = 1 << 20;
+    let mut p = Pipeline::new(PipelineConfig { max_memory: limit, ..Default::default() });
+    let data = [0x16u8; 1000];
+    let mut ts = 100 * S;
+    for flow in 0..2_000u16 {
+        let mut syn = pkt(&[], true, 999);
+        syn.src_port = 10_000 + flow;
+        p.packet(ts, &syn);
+        for i in 0..32u32 {
+            let mut k = pkt(&data, false, 1000 + 500 + i * 1000);
+            k.src_port = 10_000 + flow;
+            ts += 1000;
+            p.packet(ts, &k);
+            assert!(p.stats.memory.held <= limit as u64, "held {} over the budget", p.stats.memory.held);
+        }
+    }
+    let m = p.stats.memory;
+    assert_eq!(m.limit, limit as u64);
+    assert!(m.peak > limit as u64 * 7 / 8, "the flood filled the budget: peak {}", m.peak);
+    assert!(m.peak <= limit as u64 + 2 * 1024 + data.len() as u64, "over by at most one segment: {}", m.peak);
+    assert!(m.evicted_flows > 1_000, "most flows were judged early: {}", m.evicted_flows);
+    assert!(m.evicted_bytes > 16 * m.evicted_flows * data.len() as u64 / 2, "{m:?}");
+    // Oldest first: the newest flow is still open, the first one went long ago.
+    let newest = FlowKey::new(Endpoint { addr: Addr::v4([10, 99, 0, 1]), port: 11_999 }, server(), false).0;
+    let first = FlowKey::new(Endpoint { addr: Addr::v4([10, 99, 0, 1]), port: 10_000 }, server(), false).0;
+    assert!(p.table.get_mut(&newest).is_some() && p.table.get_mut(&first).is_none());
+    p.finish();
+    assert_eq!((p.charged, p.stats.memory.held), (0, 0), "every judged flow gives its bytes back");
+}
+
+#[test]
+fn memory_charge_follows_the_flow_and_is_returned() {
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let hello = client_hello();
+    p.packet(100 * S, &pkt(&[], true, 999));
+    let opened = p.stats.memory.held;
+    assert!(opened > 0, "an open flow is charged its state");
+    p.packet(100 * S + 1, &pkt(&hello[..20], false, 1000));
+    assert!(p.stats.memory.held > opened, "a partial record is charged");
+    p.packet(100 * S + 2, &pkt(&hello[20..], false, 1020));
+    p.finish();
+    assert_eq!((p.charged, p.stats.memory.held, p.stats.memory.evicted_flows), (0, 0, 0));
+    assert_eq!(p.stats.handshakes, 1);
+}
+
+fn server() -> Endpoint {
+    Endpoint { addr: Addr::v4([10, 99, 0, 2]), port: 443 }
+}

@@ -52,6 +52,11 @@ impl Published {
         self.inventory.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// What the run could not inspect so far, for /inventory and the report.
+    pub fn set_losses(&self, losses: Vec<crate::observation::Loss>) {
+        self.inventory().losses = losses;
+    }
+
     /// The live loop turned (called about once a second).
     pub fn turned(&self) {
         self.last_turn.store(now_s(), Ordering::Relaxed);

@@ -127,6 +127,9 @@ pub fn markdown(inv: &Inventory, captures: &[String]) -> String {
     let _ = writeln!(s, "- Profile: `{}`", md(&inv.profile));
     let _ = writeln!(s, "- Verdict: **{}**", verdict_word(inv.verdict()));
     let _ = writeln!(s, "- Totals: {}", totals(inv));
+    for l in &inv.losses {
+        let _ = writeln!(s, "- Not inspected: {} {} — {}", l.count, l.what, l.meaning);
+    }
     let sorted = inv.sorted();
     let (bad, good): (Vec<_>, Vec<_>) = sorted.into_iter().partition(|(_, p)| p.verdict() == Verdict::NonCompliant);
     if !bad.is_empty() {
@@ -168,6 +171,9 @@ pub fn text(inv: &Inventory, captures: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "Posture ({}): {}", plain(&inv.profile), plain(&captures.join(", ")));
     let _ = writeln!(s, "  {} — {}", totals(inv), verdict_word(inv.verdict()));
+    for l in &inv.losses {
+        let _ = writeln!(s, "  not inspected: {} {} — {}", l.count, l.what, l.meaning);
+    }
     for (k, p) in inv.sorted() {
         let srv = k.addr();
         let worst = p.worst.map(Severity::as_str).unwrap_or("-");

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use crate::inspect::names::{cipher_name, version_name};
-use crate::observation::{DecodeStats, Output, PipelineStats};
+use crate::observation::{DecodeStats, Loss, Output, PipelineStats};
 use crate::policy::Severity;
 
 /// Most distinct servers / suites remembered.
@@ -87,7 +87,7 @@ impl Summary {
     }
 
     /// The report, for a person.
-    pub fn render(&self, source: &DecodeStats, stats: &PipelineStats, files: usize, secs: f64) -> String {
+    pub fn render(&self, source: &DecodeStats, stats: &PipelineStats, losses: &[Loss], files: usize, secs: f64) -> String {
         let mut s = String::new();
         let mb = source.bytes as f64 / 1e6;
         let _ = writeln!(
@@ -96,13 +96,6 @@ impl Summary {
             source.packets,
             if secs > 0.0 { mb / secs } else { 0.0 }
         );
-        if source.bad_timestamps > 0 {
-            let _ = writeln!(
-                s,
-                "{} packets with a bad timestamp (before 1970, from 2200 on, or past 64 bits): inspected at the last good time",
-                source.bad_timestamps
-            );
-        }
         if stats.plain_candidates > 0 {
             let _ = writeln!(
                 s,
@@ -110,14 +103,16 @@ impl Summary {
                 stats.plain_candidates, stats.plaintext_flows, stats.plain_bytes_dropped
             );
         }
+        loss_lines(&mut s, losses);
         self.render_body(&mut s);
         s
     }
 
     /// The report of a live capture: `records` ring-buffer records from `ifaces` in `secs`.
-    pub fn render_live(&self, ifaces: &str, records: u64, secs: f64) -> String {
+    pub fn render_live(&self, ifaces: &str, records: u64, losses: &[Loss], secs: f64) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "tlsmon live: {ifaces}, {records} records in {secs:.0} s");
+        loss_lines(&mut s, losses);
         self.render_body(&mut s);
         s
     }
@@ -176,5 +171,16 @@ impl Summary {
             _ => "no findings above low".to_string(),
         };
         let _ = writeln!(s, "\nVerdict: {verdict}");
+    }
+}
+
+/// "Not inspected: …" with one line per non-zero loss (nothing when there was none).
+pub fn loss_lines(s: &mut String, losses: &[Loss]) {
+    if losses.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "Not inspected (bounds and drops):");
+    for l in losses {
+        let _ = writeln!(s, "  {:>10}  {:<20} {}", l.count, l.what, l.meaning);
     }
 }

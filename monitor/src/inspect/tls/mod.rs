@@ -100,7 +100,20 @@ pub struct TlsStream {
     hs: Vec<u8>,
 }
 
+/// Heap bytes allowed for each fact set a direction parsed (a hello, a certificate) in
+/// [`TlsStream::held`]: an estimate of their strings and lists, not an allocator count.
+pub const FACTS_ALLOWANCE: usize = 1024;
+
 impl TlsStream {
+    /// Heap bytes this direction holds (for the pipeline's memory budget): the partial record
+    /// and message buffers as allocated, plus [`FACTS_ALLOWANCE`] per parsed hello and
+    /// certificate.
+    pub fn held(&self) -> usize {
+        let f = &self.facts;
+        let sets = usize::from(f.client_hello.is_some()) + usize::from(f.server_hello.is_some()) + f.certs.len();
+        self.rec.capacity() + self.hs.capacity() + sets * FACTS_ALLOWANCE
+    }
+
     /// Is there nothing more to learn from this direction?
     pub fn finished(&self) -> bool {
         matches!(self.state, State::Done | State::NotTls)

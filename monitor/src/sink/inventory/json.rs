@@ -72,6 +72,7 @@ impl Inventory {
                 "servers_dropped": self.servers_dropped,
             },
             "servers": servers,
+            "not_inspected": self.losses,
         })
     }
 }

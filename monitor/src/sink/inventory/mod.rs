@@ -180,6 +180,8 @@ pub struct Inventory {
     pub handshakes: u64,
     /// Handshakes of servers that did not fit.
     pub servers_dropped: u64,
+    /// What the run could not inspect (bounds and drops), as of the latest update.
+    pub losses: Vec<crate::observation::Loss>,
 }
 
 impl Default for Inventory {
@@ -210,6 +212,7 @@ impl Inventory {
             servers: HashMap::new(),
             handshakes: 0,
             servers_dropped: 0,
+            losses: Vec::new(),
         }
     }
 

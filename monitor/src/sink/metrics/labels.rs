@@ -34,8 +34,19 @@ pub const SKIP_REASONS: &[&str] = &["link", "not_ip", "not_tcp_udp", "fragment",
 /// `tlsmon_flows_total{event}`.
 pub const FLOW_EVENTS: &[&str] = &["created", "expired", "evicted"];
 /// `tlsmon_dropped_total{what}`: every place the agent refuses data it was given.
-pub const DROPPED: &[&str] =
-    &["ringbuf_full", "flow_map_full", "reassembly_pending", "plain_bytes_cap", "inventory_full", "alert_queue_full"];
+pub const DROPPED: &[&str] = &[
+    "ringbuf_full",
+    "flow_map_full",
+    "reassembly_pending",
+    "head_budget",
+    "memory_budget_flows",
+    "memory_budget_bytes",
+    "plain_bytes_cap",
+    "inventory_full",
+    "alert_queue_full",
+];
+/// `tlsmon_pipeline_memory_bytes{of}`: what open flows hold now, the most they held, the budget.
+pub const MEMORY: &[&str] = &["held", "peak", "limit"];
 /// `tlsmon_certificates_expiring{within}`, in days.
 pub const EXPIRY_WINDOWS: &[(&str, i64)] = &[("7d", 7), ("30d", 30), ("90d", 90)];
 pub const VERDICTS: &[&str] = &["compliant", "non-compliant"];

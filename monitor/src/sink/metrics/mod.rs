@@ -40,6 +40,7 @@ pub struct Metrics {
     anomalies: IntCounterVec,
     flows: IntCounterVec,
     dropped: IntCounterVec,
+    memory: IntGaugeVec,
     packets: IntCounter,
     packet_bytes: IntCounter,
     skipped: IntCounterVec,
@@ -190,9 +191,16 @@ impl Metrics {
             dropped: counter_vec(
                 &r,
                 "tlsmon_dropped_total",
-                "Data the agent had to drop, by where: kernel ring buffer or flow map full, out-of-order segments over the bound, plaintext bytes over the all-flows cap, servers over the inventory bound, alerts over the Alertmanager queue",
+                "Data the agent had to drop, by where: kernel ring buffer or flow map full, out-of-order segments over the bound, segments past a head budget before the flow was judged, flows (and their bytes) judged early at the memory budget, plaintext bytes over the all-flows cap, servers over the inventory bound, alerts over the Alertmanager queue",
                 &["what"],
                 &[DROPPED],
+            ),
+            memory: gauge_vec(
+                &r,
+                "tlsmon_pipeline_memory_bytes",
+                "Bytes the open flows hold (state, out-of-order segments, partial records, clear bytes): now, at most so far, and the budget (--max-memory-mb)",
+                "of",
+                MEMORY,
             ),
             packets: counter(
                 &r,

@@ -61,6 +61,13 @@ impl Metrics {
         mirror(&self.flows.with_label_values(&["expired"]), s.flows.expired);
         mirror(&self.flows.with_label_values(&["evicted"]), s.flows.evicted);
         mirror(&self.dropped.with_label_values(&["reassembly_pending"]), s.head.pending_dropped);
+        mirror(&self.dropped.with_label_values(&["head_budget"]), s.head.beyond_budget);
+        mirror(&self.dropped.with_label_values(&["memory_budget_flows"]), s.memory.evicted_flows);
+        mirror(&self.dropped.with_label_values(&["memory_budget_bytes"]), s.memory.evicted_bytes);
+        let m = s.memory;
+        for (of, v) in [("held", m.held), ("peak", m.peak), ("limit", m.limit)] {
+            self.memory.with_label_values(&[of]).set(v.min(i64::MAX as u64) as i64);
+        }
         mirror(&self.dropped.with_label_values(&["plain_bytes_cap"]), s.plain_bytes_dropped);
     }
 
