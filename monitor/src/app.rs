@@ -237,7 +237,8 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let lost = losses(&decoded, &pipeline.stats, [], 0);
     published.set_losses(lost.clone());
     let secs = start.elapsed().as_secs_f64();
-    let mut text = (format == Format::Text).then(|| em.summary.render(&decoded, &pipeline.stats, &lost, a.files.len(), secs));
+    let mut text =
+        (format == Format::Text).then(|| em.summary.render(&decoded, &pipeline.stats, &lost, a.files.len(), secs));
     if let Some(f) = a.report {
         let doc = report::render(f, &published.inventory(), &names);
         match &a.report_out {

@@ -147,6 +147,10 @@ fn validate_rejects_impossible_values_by_key() {
         v("[pipeline]\nidle-timeout = 0"),
         "config file t.toml: `pipeline.idle-timeout` must be at least 1 (seconds)"
     );
+    assert_eq!(
+        v("[pipeline]\nmax-memory-mb = 1"),
+        "config file t.toml: `pipeline.max-memory-mb` must be at least 16 (MiB)"
+    );
     assert!(v("[live]\nxdp-mode = \"native\"").starts_with("config file t.toml: `live.xdp-mode` needs `xdp = true`"));
     assert!(v("[live]\nxdp = false\nxdp-mode = \"skb\"").contains("`live.xdp-mode` needs"));
     assert!(v("[live]\niface = [\"\"]").contains("`live.iface` has an empty interface name"));
@@ -160,6 +164,9 @@ fn file_value_used_when_flag_absent() {
     let a = replay("[output]\nformat = \"json\"\nfail-on = \"high\"\n[pipeline]\nmax-flows = 7\n", &[]);
     assert_eq!((a.format, a.fail_on, a.pipeline.max_flows), (Some(Format::Json), Some(Severity::High), 7));
     assert_eq!(a.pipeline.idle_timeout, 120, "keys absent from the file keep their defaults");
+    assert_eq!(a.pipeline.max_memory_mb, 128);
+    assert_eq!(replay("[pipeline]\nmax-memory-mb = 64\n", &[]).pipeline.max_memory_mb, 64);
+    assert_eq!(replay("[pipeline]\nmax-memory-mb = 64\n", &["--max-memory-mb", "32"]).pipeline.max_memory_mb, 32);
 }
 
 #[test]
@@ -197,6 +204,9 @@ fn merged_conflicts_are_named() {
     assert_eq!(err(live("", &[])), "`iface` is required: give --iface IF, or `iface = [\"eth0\"]` in [live]");
     assert!(err(live("", &["--iface", "lo", "--xdp-mode", "native"])).starts_with("`xdp-mode` needs XDP"));
     assert!(err(live("", &["--iface", "lo", "--max-flows", "0"])).starts_with("`max-flows` must be at least 1"));
+    assert!(
+        err(live("", &["--iface", "lo", "--max-memory-mb", "8"])).starts_with("`max-memory-mb` must be at least 16")
+    );
     assert!(err(live("", &["--iface", "lo", "--audit-fsync-secs", "5"]))
         .starts_with("`audit-fsync-secs` needs an audit log"));
     assert!(err(merged("", &["replay", "--report-out", "r.md", "x.pcap"]))

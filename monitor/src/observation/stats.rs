@@ -89,17 +89,37 @@ pub fn losses<'a>(
     bad_records: u64,
 ) -> Vec<Loss> {
     let mut all = vec![
-        ("bad_timestamp", source.bad_timestamps, "packets with a capture time before 1970, from 2200 on or past 64 bits (inspected at the last good time)"),
+        (
+            "bad_timestamp",
+            source.bad_timestamps,
+            "packets with a capture time before 1970, from 2200 on or past 64 bits (inspected at the last good time)",
+        ),
         ("malformed", source.skipped_malformed, "packets whose headers were cut short or inconsistent"),
         ("ip_fragment", source.skipped_fragment, "non-first IP fragments (not reassembled)"),
         ("link_type", source.skipped_link, "frames of a link type tlsmon does not decode"),
         ("snaplen", p.truncated_packets, "packets the capture cut short (snap length)"),
         ("flow_table_full", p.flows.evicted, "flows judged early with what they showed: the flow table was full"),
-        ("memory_budget_flows", p.memory.evicted_flows, "flows judged early with what they showed: the memory budget was full"),
+        (
+            "memory_budget_flows",
+            p.memory.evicted_flows,
+            "flows judged early with what they showed: the memory budget was full",
+        ),
         ("memory_budget_bytes", p.memory.evicted_bytes, "bytes those flows held when they were judged early"),
-        ("reassembly_pending", p.head.pending_dropped, "out-of-order segments refused (32 per direction, or the head budget)"),
-        ("head_budget", p.head.beyond_budget, "segments past a direction's head budget before its flow was judged (a larger handshake is cut there)"),
-        ("plain_bytes_cap", p.plain_bytes_dropped, "clear bytes not kept for the plaintext inspectors: all flows together were at the cap"),
+        (
+            "reassembly_pending",
+            p.head.pending_dropped,
+            "out-of-order segments refused (32 per direction, or the head budget)",
+        ),
+        (
+            "head_budget",
+            p.head.beyond_budget,
+            "segments past a direction's head budget before its flow was judged (a larger handshake is cut there)",
+        ),
+        (
+            "plain_bytes_cap",
+            p.plain_bytes_dropped,
+            "clear bytes not kept for the plaintext inspectors: all flows together were at the cap",
+        ),
         ("bad_records", bad_records, "ring-buffer records the agent could not read"),
     ];
     for (name, v) in kernel {

@@ -87,7 +87,14 @@ impl Summary {
     }
 
     /// The report, for a person.
-    pub fn render(&self, source: &DecodeStats, stats: &PipelineStats, losses: &[Loss], files: usize, secs: f64) -> String {
+    pub fn render(
+        &self,
+        source: &DecodeStats,
+        stats: &PipelineStats,
+        losses: &[Loss],
+        files: usize,
+        secs: f64,
+    ) -> String {
         let mut s = String::new();
         let mb = source.bytes as f64 / 1e6;
         let _ = writeln!(
