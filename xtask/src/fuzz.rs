@@ -36,15 +36,48 @@ pub struct FuzzArgs {
     /// Write the seed corpora (fuzz/corpus/<target>/seed-*) and stop.
     #[arg(long)]
     seed_only: bool,
+    /// Run the smoke of `cargo xtask test` instead: a debug build without a sanitizer, 5 s per
+    /// target from the seeds.
+    #[arg(long)]
+    smoke: bool,
+}
+
+/// How the targets are built.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// Release with AddressSanitizer: `cargo xtask fuzz`, and the smoke run of `--fuzz-asan`.
+    Asan,
+    /// Debug (overflow checks and debug assertions on) without a sanitizer: the smoke run of
+    /// `cargo xtask test`. It builds in a fraction of the sanitizer build's time and still
+    /// finds panics, overflows and hangs; memory errors in unsafe code need `Asan`.
+    Quick,
+}
+
+impl Build {
+    fn cargo_fuzz_args(self) -> &'static [&'static str] {
+        match self {
+            Build::Asan => &["fuzz", "build"],
+            Build::Quick => &["fuzz", "build", "--dev", "--sanitizer", "none"],
+        }
+    }
+
+    /// Where cargo-fuzz puts the targets.
+    fn bin_dir(self) -> PathBuf {
+        let profile = if self == Build::Asan { "release" } else { "debug" };
+        fuzz_dir().join("target/x86_64-unknown-linux-gnu").join(profile)
+    }
 }
 
 pub fn run(args: FuzzArgs) -> Result<()> {
+    if args.smoke {
+        return smoke(Build::Quick);
+    }
     setup::cargo_fuzz()?;
     seeds()?;
     if args.seed_only {
         return Ok(());
     }
-    build()?;
+    build(Build::Asan)?;
     let targets: Vec<&str> =
         if args.target.is_empty() { TARGETS.to_vec() } else { args.target.iter().map(String::as_str).collect() };
     let secs = (args.minutes * 60 / targets.len() as u64).max(1);
@@ -53,7 +86,7 @@ pub fn run(args: FuzzArgs) -> Result<()> {
     let mut crashed = Vec::new();
     for t in &targets {
         // The target's corpus dir takes what libFuzzer finds: the next run starts from there.
-        let s = fuzz_target(t, &[corpus.join(t)], &[format!("-max_total_time={secs}")])?;
+        let s = fuzz_target(Build::Asan, t, &[corpus.join(t)], &[format!("-max_total_time={secs}")])?;
         println!("{}", s.line(t));
         total.execs += s.execs;
         crashed.extend(s.artifacts.iter().cloned());
@@ -65,10 +98,11 @@ pub fn run(args: FuzzArgs) -> Result<()> {
 /// The smoke run of the tests: seeds, a build of every target, and [`SMOKE_SECONDS`] of
 /// fuzzing each from the seeds (findings go to a scratch corpus, the mutator seed is fixed).
 /// Fails on a crash. (The unit tests of the input formats run with `cargo test`.)
-pub fn smoke() -> Result<()> {
+pub fn smoke(kind: Build) -> Result<()> {
     let start = Instant::now();
+    setup::cargo_fuzz()?;
     seeds()?;
-    build()?;
+    build(kind)?;
     let built = start.elapsed().as_secs_f64();
     let scratch = fuzz_dir().join("target/smoke-corpus");
     let mut crashed = Vec::new();
@@ -79,7 +113,7 @@ pub fn smoke() -> Result<()> {
         }
         fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let dirs = [out, fuzz_dir().join("corpus").join(t)];
-        let s = fuzz_target(t, &dirs, &[format!("-max_total_time={SMOKE_SECONDS}"), "-seed=1".into()])?;
+        let s = fuzz_target(kind, t, &dirs, &[format!("-max_total_time={SMOKE_SECONDS}"), "-seed=1".into()])?;
         println!("{}", s.line(t));
         crashed.extend(s.artifacts.iter().cloned());
     }
@@ -126,10 +160,10 @@ fn seeds() -> Result<()> {
     setup::run_cmd(&mut cmd, "writing the fuzz seeds")
 }
 
-/// `cargo fuzz build`: every target, release with debug assertions, AddressSanitizer.
-fn build() -> Result<()> {
+/// `cargo fuzz build`: every target, as `kind` says.
+fn build(kind: Build) -> Result<()> {
     let start = Instant::now();
-    setup::run_cmd(&mut test::nightly_cargo(&["fuzz", "build"]), "cargo +nightly fuzz build")?;
+    setup::run_cmd(&mut test::nightly_cargo(kind.cargo_fuzz_args()), "cargo +nightly fuzz build")?;
     println!("fuzz: targets built in {:.0} s", start.elapsed().as_secs_f64());
     Ok(())
 }
@@ -181,9 +215,9 @@ impl Stats {
 
 /// Runs a built target over `corpora` (the first takes new inputs) with `extra` libFuzzer
 /// flags; its output goes to `fuzz/target/fuzz-logs/<target>.log`.
-fn fuzz_target(target: &str, corpora: &[PathBuf], extra: &[String]) -> Result<Stats> {
+fn fuzz_target(kind: Build, target: &str, corpora: &[PathBuf], extra: &[String]) -> Result<Stats> {
     let fuzz = fuzz_dir();
-    let bin = fuzz.join("target/x86_64-unknown-linux-gnu/release").join(target);
+    let bin = kind.bin_dir().join(target);
     let artifacts = fuzz.join("artifacts").join(target);
     let logs = fuzz.join("target/fuzz-logs");
     for d in corpora.iter().chain([&artifacts, &logs]) {
