@@ -154,3 +154,13 @@ fn memory_charge_follows_the_flow_and_is_returned() {
 fn server() -> Endpoint {
     Endpoint { addr: Addr::v4([10, 99, 0, 2]), port: 443 }
 }
+
+#[test]
+fn fixed_costs_are_small() {
+    // What every tracked flow and every open flow is charged before any buffer: the README's
+    // "a flow keeps only its table entry once judged" depends on these staying small.
+    let active = std::mem::size_of::<state::Active>();
+    eprintln!("entry {ENTRY_COST} B, open flow state {active} B");
+    assert!(ENTRY_COST <= 96, "{ENTRY_COST}");
+    assert!(active <= 2048, "{active}");
+}
