@@ -19,6 +19,9 @@ use super::{build_release, target_dir, workspace_root};
 use crate::gen::floods::{self, Flood, FLOODS_VERSION};
 
 mod live;
+mod report;
+
+use report::{parse_stats, print_flood, print_table};
 
 #[derive(Args)]
 pub struct FloodsArgs {
@@ -100,33 +103,6 @@ pub(super) struct Outcome {
     pub sent: String,
 }
 
-/// Counters shown for every run (`--stats` names; the kernel's only in live), in this order.
-const SHOWN: &[&str] = &[
-    "kernel.packets",
-    "kernel.records",
-    "kernel.ringbuf_full",
-    "kernel.flow_map_full",
-    "kernel.budget_exhausted",
-    "reader.bad_records",
-    "flows.created",
-    "flows.expired",
-    "flows.evicted",
-    "head.out_of_order",
-    "head.pending_dropped",
-    "head.beyond_budget",
-    "head.retransmitted",
-    "head.overlaps",
-    "plain_bytes_dropped",
-    "handshakes",
-];
-
-/// Shown counters that count work done, not refused.
-const NOT_REFUSALS: &[&str] = &["kernel.packets", "kernel.records", "flows.created", "head.out_of_order", "handshakes"];
-
-/// Words that mark a counter of refused or lost work: counters added later (the memory budget)
-/// show up without a change here.
-const LOSS_WORDS: &[&str] = &["drop", "evict", "refus", "reject", "shed", "full", "budget", "lost", "over", "limit"];
-
 pub fn run(a: FloodsArgs) -> Result<()> {
     let root = workspace_root();
     let target = target_dir(&root);
@@ -143,17 +119,66 @@ pub fn run(a: FloodsArgs) -> Result<()> {
     let budget = Budget::find(&bin, a.budget_mb)?;
     eprintln!("bench: {}", budget.describe(a.overhead_mb));
     live::stop_on_signals();
-    let mut rows = Vec::new();
-    for flood in a.which.floods() {
-        let input = ensure_flood(&target.join("floods"), flood, a.flows.unwrap_or(flood.default_flows()))?;
-        let replay = if a.live_only { None } else { Some(replay(&bin, &input, &budget, a.cpu.or_else(default_cpu))?) };
+    let dir = target.join("floods");
+    let cpu = a.cpu.or_else(default_cpu);
+    let run_both = |input: &Input| -> Result<(Option<Outcome>, Option<Outcome>)> {
+        let replay = if a.live_only { None } else { Some(replay(&bin, input, &budget, cpu)?) };
         live::check_stop()?;
         let live = if a.replay_only { None } else { Some(live::run(&bin, &input.path, &budget.args(), a.mbps)?) };
+        Ok((replay, live))
+    };
+    // The fixed overhead, measured: the same commands over a flood of 16 SYNs.
+    let idle = run_both(&ensure_flood(&dir, Flood::Syn, IDLE_FLOWS)?)?;
+    let idle = Idle { replay_kib: idle.0.map(|o| o.max_rss_kib), live_kib: idle.1.and_then(|o| o.hwm_kib) };
+    println!("{}", idle.describe());
+    let mut rows = Vec::new();
+    for flood in a.which.floods() {
+        let input = ensure_flood(&dir, flood, a.flows.unwrap_or(flood.default_flows()))?;
+        let (replay, live) = run_both(&input)?;
         print_flood(&input, replay.as_ref(), live.as_ref(), &budget, a.overhead_mb);
         rows.push((input, replay, live));
     }
-    print_table(&rows, &budget, a.overhead_mb);
+    print_table(&rows, &budget, a.overhead_mb, &idle);
     Ok(())
+}
+
+/// Flows of the idle run that measures the fixed overhead.
+const IDLE_FLOWS: u32 = 16;
+
+/// Peak RSS of tlsmon with (next to) nothing to hold: the fixed overhead, KiB.
+struct Idle {
+    replay_kib: Option<u64>,
+    live_kib: Option<u64>,
+}
+
+impl Idle {
+    fn describe(&self) -> String {
+        let f = |k: Option<u64>| k.map_or("-".to_string(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+        format!(
+            "fixed overhead, measured over {IDLE_FLOWS} SYNs: replay peak RSS {}, live VmHWM {}",
+            f(self.replay_kib),
+            f(self.live_kib)
+        )
+    }
+}
+
+/// tlsmon's memory budget option, if it has one.
+const BUDGET_OPT: &str = "--max-memory-mb";
+
+/// In clap `--help` output: `None` if there is no option `opt`, else its numeric
+/// `[default: N]` if it shows one (the text up to the next option line).
+fn option_default(help: &str, opt: &str) -> Option<Option<u64>> {
+    let start = help.lines().position(|l| l.trim_start().starts_with(opt) || l.contains(&format!(" {opt}")))?;
+    let mut text = String::new();
+    for (n, line) in help.lines().skip(start).enumerate() {
+        if n > 0 && line.trim_start().starts_with('-') {
+            break;
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+    let d = text.find("[default: ").map(|i| &text[i + 10..]);
+    Some(d.and_then(|d| d[..d.find(']')?].trim().parse().ok()))
 }
 
 /// The budget runs are held to, and whether tlsmon enforces it.
@@ -168,20 +193,16 @@ struct Budget {
 impl Budget {
     fn find(bin: &Path, wanted: Option<u64>) -> Result<Budget> {
         let out = Command::new(bin).args(["replay", "--help"]).output().context("running tlsmon replay --help")?;
-        let help = String::from_utf8_lossy(&out.stdout);
-        let opt = help.find("--max-memory-mb").map(|i| &help[i..]);
-        let enforced = opt.is_some();
-        let default = opt.and_then(|o| {
-            let o = &o[..o[2..].find("\n  -").map_or(o.len(), |e| e + 2)];
-            let d = &o[o.find("[default: ")? + 10..];
-            d[..d.find(']')?].trim().parse::<u64>().ok()
-        });
+        let (enforced, default) = match option_default(&String::from_utf8_lossy(&out.stdout), BUDGET_OPT) {
+            Some(d) => (true, d),
+            None => (false, None),
+        };
         Ok(Budget { mb: wanted.or(default), enforced, pass: enforced && wanted.is_some() })
     }
 
     fn args(&self) -> Vec<String> {
         match (self.pass, self.mb) {
-            (true, Some(mb)) => vec!["--max-memory-mb".into(), mb.to_string()],
+            (true, Some(mb)) => vec![BUDGET_OPT.into(), mb.to_string()],
             _ => Vec::new(),
         }
     }
@@ -273,179 +294,18 @@ fn replay(bin: &Path, input: &Input, budget: &Budget, cpu: Option<usize>) -> Res
     })
 }
 
-/// The counters `tlsmon --stats` prints on stderr: the Debug-printed stats structs (keys are
-/// field paths below the top struct, e.g. `head.pending_dropped`), live's kernel counters
-/// (`kernel.NAME`) and reader line (`reader.NAME`). Lines it does not know are skipped.
-pub(super) fn parse_stats(text: &str) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    let mut path: Vec<String> = Vec::new();
-    let mut kernel = false;
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with("tlsmon: live: kernel counters") {
-            kernel = true;
-            continue;
-        }
-        if let Some(rest) = t.strip_prefix("tlsmon: live: reader:") {
-            kernel = false;
-            for part in rest.split(',') {
-                let words: Vec<&str> = part.split_whitespace().take_while(|w| !w.starts_with('(')).collect();
-                if let Some((n, name)) = words.split_last().and_then(|(n, name)| Some((n.parse::<u64>().ok()?, name))) {
-                    out.insert(format!("reader.{}", name.join("_")), n);
-                }
-            }
-            continue;
-        }
-        if let Some(head) = t.strip_suffix('{') {
-            kernel = false;
-            // `DecodeStats {` opens a top struct (no key part); `head: HeadStats {` a field.
-            path.push(head.split_once(':').map_or(String::new(), |(f, _)| f.trim().to_string()));
-            continue;
-        }
-        if t.starts_with('}') {
-            path.pop();
-            continue;
-        }
-        if kernel {
-            if let [name, v] = t.split_whitespace().collect::<Vec<_>>()[..] {
-                if let Ok(n) = v.parse() {
-                    out.insert(format!("kernel.{name}"), n);
-                    continue;
-                }
-            }
-            kernel = false;
-        }
-        if let Some((k, v)) = t.split_once(':') {
-            if let (false, Ok(n)) = (path.is_empty(), v.trim().trim_end_matches(',').parse::<u64>()) {
-                let mut key: Vec<&str> = path.iter().skip(1).map(String::as_str).collect();
-                key.push(k.trim());
-                out.entry(key.join(".")).or_insert(n);
-            }
-        }
-    }
-    out
-}
-
-/// `name value` pairs worth showing: [`SHOWN`], then other non-zero loss counters.
-fn shown(c: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = SHOWN.iter().filter_map(|k| c.get(*k).map(|n| (k.to_string(), *n))).collect();
-    for (k, n) in c {
-        let loss = LOSS_WORDS.iter().any(|w| k.contains(w));
-        if loss && *n > 0 && !SHOWN.contains(&k.as_str()) && !k.ends_with("bytes") {
-            v.push((k.clone(), *n));
-        }
-    }
-    v
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-fn print_flood(input: &Input, replay: Option<&Outcome>, live: Option<&Outcome>, budget: &Budget, overhead: u64) {
-    println!(
-        "\nflood {}: {} flows, {} packets, {:.1} MB ({})",
-        input.flood.name(),
-        input.flows,
-        input.packets,
-        input.bytes as f64 / 1e6,
-        input.path.display()
-    );
-    if let Some(r) = replay {
-        println!(
-            "  replay: {:.2} s, exit {}, peak RSS {:.1} MiB ({})",
-            r.secs,
-            r.code,
-            mib(r.max_rss_kib),
-            budget.verdict(overhead, r.max_rss_kib)
-        );
-        print_counters(&r.counters);
-    }
-    if let Some(l) = live {
-        let hwm = l.hwm_kib.unwrap_or(0);
-        println!(
-            "  live:   {}; VmHWM {:.1} MiB before SIGTERM ({}), peak RSS {:.1} MiB at exit (code {})",
-            l.sent,
-            mib(hwm),
-            budget.verdict(overhead, hwm),
-            mib(l.max_rss_kib),
-            l.code
-        );
-        print_counters(&l.counters);
-    }
-}
-
-fn print_counters(c: &BTreeMap<String, u64>) {
-    let items: Vec<String> = shown(c).into_iter().map(|(k, n)| format!("{k} {n}")).collect();
-    for chunk in items.chunks(6) {
-        println!("          {}", chunk.join(", "));
-    }
-}
-
-/// Non-zero refusals of a run, compact: what the closing note quotes.
-fn refusals(c: &BTreeMap<String, u64>) -> String {
-    let v: Vec<String> = shown(c)
-        .into_iter()
-        .filter(|(k, n)| *n > 0 && !NOT_REFUSALS.contains(&k.as_str()))
-        .map(|(k, n)| format!("{} {n}", k.rsplit('.').next().unwrap_or(&k)))
-        .collect();
-    if v.is_empty() {
-        "none".into()
-    } else {
-        v.join(", ")
-    }
-}
-
-fn print_table(rows: &[(Input, Option<Outcome>, Option<Outcome>)], budget: &Budget, overhead: u64) {
-    println!("\n{}", budget.describe(overhead));
-    println!("| flood | flows | packets | MB | replay s | replay peak RSS MiB | replay refusals | live VmHWM MiB | live refusals |");
-    println!("|---|---:|---:|---:|---:|---:|---|---:|---|");
-    for (i, r, l) in rows {
-        let (rs, rrss, rref) = match r {
-            Some(r) => (format!("{:.2}", r.secs), format!("{:.0}", mib(r.max_rss_kib)), refusals(&r.counters)),
-            None => ("-".into(), "-".into(), "-".into()),
-        };
-        let (lhwm, lref) = match l {
-            Some(l) => (format!("{:.0}", mib(l.hwm_kib.unwrap_or(0))), refusals(&l.counters)),
-            None => ("-".into(), "-".into()),
-        };
-        println!(
-            "| {} | {} | {} | {:.0} | {rs} | {rrss} | {rref} | {lhwm} | {lref} |",
-            i.flood.name(),
-            i.flows,
-            i.packets,
-            i.bytes as f64 / 1e6
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_replay_and_live_stats() {
-        let text = "tlsmon: live: kernel counters (all CPUs):\n  packets              12\n  ringbuf_full         3\n\
-                    tlsmon: live: reader: records 9 (900 bytes), bad records 1, capped batches 0\n\
-                    DecodeStats {\n    packets: 12,\n    bytes: 900,\n}\nPipelineStats {\n    udp_packets: 0,\n    \
-                    plain_bytes_dropped: 5,\n    head: HeadStats {\n        pending_dropped: 7,\n    },\n    \
-                    flows: TableStats {\n        created: 4,\n        evicted: 2,\n    },\n    memory: MemStats {\n        \
-                    flows_shed: 6,\n        note: Some(3),\n    },\n}\n";
-        let c = parse_stats(text);
-        let get = |k: &str| c.get(k).copied();
-        assert_eq!(get("kernel.packets"), Some(12));
-        assert_eq!(get("kernel.ringbuf_full"), Some(3));
-        assert_eq!(get("reader.records"), Some(9));
-        assert_eq!(get("reader.bad_records"), Some(1));
-        assert_eq!(get("packets"), Some(12));
-        assert_eq!(get("plain_bytes_dropped"), Some(5));
-        assert_eq!(get("head.pending_dropped"), Some(7));
-        assert_eq!(get("flows.evicted"), Some(2));
-        assert_eq!(get("memory.flows_shed"), Some(6));
-        assert_eq!(get("memory.note"), None);
-        assert_eq!(
-            refusals(&c),
-            "ringbuf_full 3, bad_records 1, evicted 2, pending_dropped 7, plain_bytes_dropped 5, flows_shed 6"
-        );
+    fn finds_an_option_default_in_clap_help() {
+        let long =
+            "Options:\n      --max-flows <MAX_FLOWS>\n          Most flows\n\n          [default: 65536]\n\n      \
+                    --max-memory-mb <MB>\n          Memory budget\n\n          [default: 512]\n\n      --stats\n";
+        assert_eq!(option_default(long, "--max-memory-mb"), Some(Some(512)));
+        let short = "  -x, --max-memory-mb <MB>  Memory budget\n      --idle <S>  [default: 120]\n";
+        assert_eq!(option_default(short, "--max-memory-mb"), Some(None));
+        assert_eq!(option_default(long, "--budget"), None);
     }
 }

@@ -272,8 +272,10 @@ mod tests {
         (w.finish().expect("finish"), sum)
     }
 
-    /// (src ip, src port, dst ip, dst port, flags, seq, payload length) of every frame.
-    fn frames(pcap: &[u8]) -> Vec<([u8; 4], u16, [u8; 4], u16, u8, u32, usize)> {
+    /// (src ip, src port, dst ip, dst port, flags, seq, payload length) of a frame.
+    type Frame = ([u8; 4], u16, [u8; 4], u16, u8, u32, usize);
+
+    fn frames(pcap: &[u8]) -> Vec<Frame> {
         let mut out = Vec::new();
         let (mut off, mut last) = (24, 0u64);
         while off < pcap.len() {
@@ -341,7 +343,7 @@ mod tests {
             let offs: Vec<u32> = dir.iter().map(|f| f.5.wrapping_sub(isn(side))).collect();
             assert!(offs.iter().all(|&o| o >= 1), "byte 0 never sent");
             let held: usize = dir[..MAX_PENDING as usize].iter().map(|f| f.6).sum();
-            assert!(held as u32 > limit - MAX_PENDING - 1 && held as u32 <= limit - 1, "{held} of {limit}");
+            assert!(held as u32 > limit - MAX_PENDING - 1 && (held as u32) < limit, "{held} of {limit}");
             assert_eq!(offs[MAX_PENDING as usize + 1], limit, "one byte beyond the budget");
         }
     }
