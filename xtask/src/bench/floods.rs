@@ -101,6 +101,8 @@ pub(super) struct Outcome {
     pub counters: BTreeMap<String, u64>,
     /// Live: what tcpreplay said it sent.
     pub sent: String,
+    /// Live: packets tcpreplay sent.
+    pub sent_packets: Option<u64>,
 }
 
 pub fn run(a: FloodsArgs) -> Result<()> {

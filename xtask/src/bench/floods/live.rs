@@ -147,6 +147,21 @@ impl Drop for Tlsmon {
     }
 }
 
+/// A child killed (by its pid) and reaped on drop unless it finished.
+struct Reaped {
+    child: Child,
+    done: bool,
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// `name:   N kB` from /proc/PID/status, in KiB.
 fn status_kib(pid: libc::pid_t, name: &str) -> Option<u64> {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -198,19 +213,35 @@ pub fn run(bin: &Path, pcap: &Path, extra: &[String], mbps: Option<f64>) -> Resu
     let mut tr = in_ns(Path::new("tcpreplay"));
     tr.args(["-i", TX_IF, &rate]).arg(pcap);
     eprintln!("bench: tcpreplay -i {TX_IF} {rate} {}", pcap.display());
+    let tr_path = pcap.with_extension("tcpreplay.out");
+    let tr_out = fs::File::create(&tr_path).with_context(|| format!("creating {}", tr_path.display()))?;
     let started = Instant::now();
-    let out = tr.output().context("running tcpreplay (apt package tcpreplay; cargo xtask setup installs it)")?;
+    let child = tr
+        .stdout(tr_out.try_clone()?)
+        .stderr(tr_out)
+        .spawn()
+        .context("running tcpreplay (apt package tcpreplay; cargo xtask setup installs it)")?;
+    let mut sender = Reaped { child, done: false };
+    let status = loop {
+        if let Some(status) = sender.child.try_wait().context("waiting for tcpreplay")? {
+            sender.done = true;
+            break status;
+        }
+        check_stop()?;
+        sleep(Duration::from_millis(50));
+    };
     let secs = started.elapsed().as_secs_f64();
-    check_stop()?;
-    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!("tcpreplay failed ({}):\n{said}", out.status);
+    let said = fs::read_to_string(&tr_path).unwrap_or_default();
+    if !status.success() {
+        bail!("tcpreplay failed ({status}):\n{said}");
     }
     let pick = |prefix: &str| {
         let line = said.lines().map(str::trim).find(|l| l.starts_with(prefix)).unwrap_or("");
         line.split_whitespace().collect::<Vec<_>>().join(" ")
     };
-    let sent = format!("tcpreplay {:.1} s: {}; {}", secs, pick("Actual:"), pick("Failed packets:"));
+    let actual = pick("Actual:");
+    let sent_packets = actual.split_whitespace().nth(1).and_then(|n| n.parse().ok());
+    let sent = format!("tcpreplay {:.1} s: {}; {}", secs, actual, pick("Failed packets:"));
 
     // Wait until tlsmon has drained the ring buffer (its CPU time stops growing).
     let settle_start = Instant::now();
@@ -234,5 +265,5 @@ pub fn run(bin: &Path, pcap: &Path, extra: &[String], mbps: Option<f64>) -> Resu
     if code != 0 {
         bail!("tlsmon live exited with {code}; its stderr:\n{text}");
     }
-    Ok(Outcome { secs, max_rss_kib, hwm_kib: hwm, code, counters: parse_stats(&text), sent })
+    Ok(Outcome { secs, max_rss_kib, hwm_kib: hwm, code, counters: parse_stats(&text), sent, sent_packets })
 }

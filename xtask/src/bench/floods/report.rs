@@ -137,7 +137,26 @@ pub(super) fn print_flood(
             l.code
         );
         print_counters(&l.counters);
+        println!("          {}", accounting(l));
     }
+}
+
+/// Live: does every packet sent and every record emitted show up somewhere?
+fn accounting(l: &Outcome) -> String {
+    let c = |k: &str| l.counters.get(k).copied();
+    let seen = match (l.sent_packets, c("kernel.packets")) {
+        (Some(s), Some(k)) if s == k => format!("kernel saw all {s} packets sent"),
+        (Some(s), Some(k)) => format!("kernel saw {k} packets of {s} sent (others on the veth: neighbour traffic)"),
+        _ => "packets sent / seen unknown".into(),
+    };
+    let read = match (c("kernel.records"), c("reader.records"), c("kernel.ringbuf_full")) {
+        (Some(k), Some(r), Some(f)) if k == r => {
+            format!("agent read all {r} records emitted; {f} not emitted (ring buffer full)")
+        }
+        (Some(k), Some(r), _) => format!("agent read {r} of {k} records emitted: {} unaccounted", k.abs_diff(r)),
+        _ => "records emitted / read unknown".into(),
+    };
+    format!("accounting: {seen}; {read}")
 }
 
 fn print_counters(c: &BTreeMap<String, u64>) {
