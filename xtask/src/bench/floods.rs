@@ -39,7 +39,8 @@ pub struct FloodsArgs {
     #[arg(long)]
     pub budget_mb: Option<u64>,
     /// Fixed overhead allowed above the budget, MiB: binary, allocator slack, the 4 MiB ring
-    /// buffer, runtime threads (an idle `tlsmon live` is about 20 MiB).
+    /// buffer, runtime threads. The bench measures it first over 16 SYNs (about 6 MiB for
+    /// replay, 24 MiB for live here) and prints it.
     #[arg(long, default_value_t = 64)]
     pub overhead_mb: u64,
     /// Only `tlsmon replay`.
@@ -48,7 +49,8 @@ pub struct FloodsArgs {
     /// Only `tlsmon live` (root: namespace, veth pair, eBPF).
     #[arg(long)]
     pub live_only: bool,
-    /// tcpreplay rate in Mbit/s (default: top speed).
+    /// tcpreplay rate in Mbit/s (default: top speed). Live time is wall time: a rate that
+    /// stretches a flood past the 120 s idle timeout lets flows expire and lowers the peak.
     #[arg(long)]
     pub mbps: Option<f64>,
     /// CPU to pin `tlsmon replay` to (default: the highest CPU this process may use).

@@ -29,8 +29,11 @@ const SHOWN: &[&str] = &[
 const NOT_REFUSALS: &[&str] = &["kernel.packets", "kernel.records", "flows.created", "head.out_of_order", "handshakes"];
 
 /// Words that mark a counter of refused or lost work: counters added later (the memory budget)
-/// show up without a change here.
-const LOSS_WORDS: &[&str] = &["drop", "evict", "refus", "reject", "shed", "full", "budget", "lost", "over", "limit"];
+/// show up without a change here (non-zero ones only; anything about memory too).
+const LOSS_WORDS: &[&str] = &[
+    "drop", "evict", "refus", "reject", "shed", "full", "budget", "lost", "over", "limit", "trim", "discard", "denied",
+    "pressure", "mem",
+];
 
 /// The counters `tlsmon --stats` prints on stderr: the Debug-printed stats structs (keys are
 /// field paths below the top struct, e.g. `head.pending_dropped`), live's kernel counters
@@ -180,6 +183,14 @@ fn refusals(c: &BTreeMap<String, u64>) -> String {
     }
 }
 
+/// MiB, and the verdict against the budget if there is one.
+fn rss_cell(kib: u64, budget: &Budget, overhead: u64) -> String {
+    match budget.mb {
+        Some(_) => format!("{:.0} ({})", mib(kib), budget.verdict(overhead, kib)),
+        None => format!("{:.0}", mib(kib)),
+    }
+}
+
 pub(super) fn print_table(
     rows: &[(Input, Option<Outcome>, Option<Outcome>)],
     budget: &Budget,
@@ -193,11 +204,13 @@ pub(super) fn print_table(
     println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---|");
     for (i, r, l) in rows {
         let (rs, rrss, rref) = match r {
-            Some(r) => (format!("{:.2}", r.secs), format!("{:.0}", mib(r.max_rss_kib)), refusals(&r.counters)),
+            Some(r) => (format!("{:.2}", r.secs), rss_cell(r.max_rss_kib, budget, overhead), refusals(&r.counters)),
             None => ("-".into(), "-".into(), "-".into()),
         };
         let (ls, lhwm, lref) = match l {
-            Some(l) => (format!("{:.1}", l.secs), format!("{:.0}", mib(l.hwm_kib.unwrap_or(0))), refusals(&l.counters)),
+            Some(l) => {
+                (format!("{:.1}", l.secs), rss_cell(l.hwm_kib.unwrap_or(0), budget, overhead), refusals(&l.counters))
+            }
             None => ("-".into(), "-".into(), "-".into()),
         };
         println!(
