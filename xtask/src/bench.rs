@@ -6,6 +6,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+mod floods;
 mod kernel;
 mod measure;
 mod replay;
@@ -29,6 +30,13 @@ pub enum Bench {
     /// Per packet via BPF_PROG_TEST_RUN (goals: non-matching ≤ no-op + 40 ns, captured
     /// ClientHello ≤ 350 ns); the ring-buffer share over the generated mix (goal < 2%). Root.
     Kernel(kernel::KernelArgs),
+    /// Peak RSS and loss counters of tlsmon replay and live under hostile floods (issue 13).
+    ///
+    /// 65 536 flows of maximal out-of-order data, 2 M SYN-only flows, 200 k half TLS records,
+    /// 50 k flows of overlapping segments: generated into target/floods/, replayed with
+    /// `tlsmon replay --stats`, and sent with tcpreplay over a veth pair in the namespace
+    /// tlsmon-flood to `tlsmon live --stats` (root). Compared with --budget-mb + --overhead-mb.
+    Floods(floods::FloodsArgs),
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -39,6 +47,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         Some(Bench::Replay(r)) => replay::run(r),
         Some(Bench::Kernel(k)) => kernel::run(k),
+        Some(Bench::Floods(f)) => floods::run(f),
     }
 }
 

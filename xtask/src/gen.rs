@@ -11,6 +11,7 @@ use clap::Args;
 
 mod certs;
 mod conn;
+pub(crate) mod floods;
 pub(crate) mod hello;
 mod negotiate;
 mod noise;
