@@ -133,6 +133,7 @@ impl Pipeline {
                 self.judge(k, e.first_ns, e.state);
             }
         }
+        debug_assert_eq!(held, self.held(), "the budget's running total and its sum agree");
         self.stats.memory.held = held as u64;
     }
 
