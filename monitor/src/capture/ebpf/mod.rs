@@ -4,6 +4,7 @@
 //! Must never panic on kernel data, never block the runtime, never hold more than one batch of
 //! records, and never log payload bytes. Dropping a [`Capture`] detaches everything it attached.
 pub mod census;
+mod counters;
 mod error;
 pub mod privileges;
 
@@ -19,7 +20,7 @@ use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use monitor_common::decode::parse_record;
 use monitor_common::{
-    counter, FlowKey, FlowKey4, FlowValue, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP, RING_MAP,
+    FlowKey, FlowKey4, FlowValue, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP, RING_MAP,
 };
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -29,6 +30,7 @@ use crate::capture::DecodeStats;
 use crate::capture::{Drained, Source};
 use crate::decode::Packet;
 use crate::ebpf_obj::{EBPF_OBJECT, TC_PROGRAM, XDP_PROGRAM};
+pub use counters::KernelCounters;
 use error::{attach_error, load_error, HostFacts};
 pub use error::{missing_capabilities, CaptureError};
 
@@ -68,30 +70,6 @@ pub struct CaptureConfig {
     pub ifaces: Vec<String>,
     pub mode: AttachMode,
     pub kernel: KernelConfig,
-}
-
-/// The kernel's per-CPU counters, summed over CPUs, indexed like `monitor_common::counter`,
-/// and the figures derived from them (`counter::DERIVED`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelCounters {
-    pub values: [u64; counter::COUNT as usize],
-    /// Flows the LRU flow maps evicted, as of the last [`census`] (at most
-    /// [`census::CENSUS_PERIOD`] old; approximate under concurrent change).
-    pub flows_evicted: u64,
-}
-
-impl KernelCounters {
-    /// One counter (`monitor_common::counter::*`); 0 for an unknown index.
-    pub fn get(&self, index: u32) -> u64 {
-        self.values.get(index as usize).copied().unwrap_or(0)
-    }
-
-    /// `(name, value)` pairs with the stable names of `counter::NAMES`, then the derived
-    /// figures of `counter::DERIVED`.
-    pub fn named(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        let derived = counter::DERIVED.iter().copied().zip([self.flows_evicted]);
-        counter::NAMES.iter().copied().zip(self.values.iter().copied()).chain(derived)
-    }
 }
 
 /// What the record reader counted.
@@ -411,18 +389,6 @@ mod tests {
         let twice = ["lo".to_string(), "lo".to_string()];
         assert!(matches!(check_interfaces(&twice), Err(CaptureError::DuplicateInterface { name }) if name == "lo"));
         assert!(interface_index("lo").is_ok_and(|i| i > 0), "loopback always exists");
-    }
-
-    #[test]
-    fn counters_are_named() {
-        let mut c = KernelCounters::default();
-        c.values[counter::RINGBUF_FULL as usize] = 3;
-        assert_eq!(c.get(counter::RINGBUF_FULL), 3);
-        assert_eq!(c.get(9999), 0);
-        assert!(c.named().any(|(n, v)| n == "ringbuf_full" && v == 3));
-        assert_eq!(c.named().count(), counter::COUNT as usize + counter::DERIVED.len());
-        c.flows_evicted = 7;
-        assert_eq!(c.named().last(), Some(("flows_evicted", 7)));
     }
 
     #[test]
