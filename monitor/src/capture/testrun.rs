@@ -166,16 +166,20 @@ impl KernelModel {
         Ok(out)
     }
 
-    /// Entries now in the IPv6 and the IPv4 flow map (the live capture's census walk).
-    pub fn flow_entries(&self) -> Result<(u64, u64), TestRunError> {
+    /// Entries now in the IPv6 and the IPv4 flow map, counted as the live capture's census
+    /// does (in batches), or `by_key` as its fallback does.
+    pub fn flow_entries(&self, by_key: bool) -> Result<(u64, u64), TestRunError> {
+        use crate::capture::ebpf::census::{count_entries, count_keys};
         let map = |name| self.ebpf.map(name).ok_or(TestRunError::MissingMap(name));
         let err = |name| move |source| TestRunError::Map { name, source };
         let flows = HashMap::<_, FlowKey, FlowValue>::try_from(map(FLOWS_MAP)?).map_err(err(FLOWS_MAP))?;
         let flows4 = HashMap::<_, FlowKey4, FlowValue>::try_from(map(FLOWS4_MAP)?).map_err(err(FLOWS4_MAP))?;
-        Ok((
-            crate::capture::ebpf::census::count_entries(&flows).map_err(err(FLOWS_MAP))?,
-            crate::capture::ebpf::census::count_entries(&flows4).map_err(err(FLOWS4_MAP))?,
-        ))
+        let (v6, v4) = if by_key {
+            (count_keys(&flows), count_keys(&flows4))
+        } else {
+            (count_entries(&flows), count_entries(&flows4))
+        };
+        Ok((v6.map_err(err(FLOWS_MAP))?, v4.map_err(err(FLOWS4_MAP))?))
     }
 }
 
