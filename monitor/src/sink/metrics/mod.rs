@@ -323,6 +323,9 @@ mod tests {
         assert!(text.contains(r#"tlsmon_kernel_counter_total{counter="ringbuf_full"} 5"#), "{text}");
         assert!(text.contains(r#"tlsmon_dropped_total{what="ringbuf_full"} 5"#));
         assert!(text.contains(r#"tlsmon_kernel_counter_total{counter="packets"} 12"#));
+        // The agent's derived figure goes through the same family (KernelCounters::named).
+        m.kernel([("flows_evicted", 4)]);
+        assert!(m.encode().contains(r#"tlsmon_kernel_counter_total{counter="flows_evicted"} 4"#));
     }
 
     #[test]
