@@ -278,7 +278,8 @@ pub fn check_expr(expr: &str, e: &Exported, allow_up: bool) -> Vec<String> {
             continue;
         }
         let labels: BTreeMap<String, BTreeSet<String>> = if s.name == "tlsmon_kernel_counter_total" {
-            [("counter".to_string(), monitor_common::counter::NAMES.iter().map(|n| n.to_string()).collect())].into()
+            let names = monitor_common::counter::NAMES.iter().chain(&monitor_common::counter::DERIVED);
+            [("counter".to_string(), names.map(|n| n.to_string()).collect())].into()
         } else if LIVE_ONLY.contains(&s.name.as_str()) {
             BTreeMap::new()
         } else if let Some((_, l)) = e.families.get(&s.name) {

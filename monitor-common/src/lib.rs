@@ -286,6 +286,13 @@ pub struct FlowKey4 {
 
 const _: () = assert!(core::mem::size_of::<FlowKey4>() == 12);
 
+// SAFETY (both): #[repr(C)] structs of integers and byte arrays with explicit padding (the
+// size asserts above), so any bit pattern is valid; the agent reads the flow maps' keys.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for FlowKey {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for FlowKey4 {}
+
 /// What the kernel decided about a flow ([`FlowValue::kind`]).
 pub mod flow_kind {
     /// Opened by a SYN; no payload seen yet.
@@ -330,6 +337,10 @@ pub const NO_DIR: u8 = 0xff;
 
 const _: () = assert!(core::mem::size_of::<FlowValue>() == 20);
 
+// SAFETY: #[repr(C)], integers and byte arrays only, no padding (20 = 1 + 1 + 2 + 8 + 8).
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for FlowValue {}
+
 /// Indexes into the per-CPU counters array.
 pub mod counter {
     /// Every packet the program saw.
@@ -357,7 +368,9 @@ pub mod counter {
     pub const RECORD_BYTES: u32 = 12;
     /// Records whose payload was cut (budget, record count, short frame).
     pub const PAYLOAD_TRUNCATED: u32 = 13;
-    /// New flows that could not be inserted into the flow map.
+    /// New flows that could not be inserted into the flow map. An LRU map makes room by
+    /// evicting its least recently used entries instead, so this stays 0 in practice: see
+    /// [`FLOWS_OPENED`] and [`FLOWS_CLOSED`] for evictions.
     pub const FLOW_MAP_FULL: u32 = 14;
     /// UDP packets that are not QUIC Initials on port 443.
     pub const UDP_SKIPPED: u32 = 15;
@@ -367,7 +380,18 @@ pub mod counter {
     pub const LOAD_FAILED: u32 = 17;
     /// TCP packets without payload and without SYN/FIN/RST (pure ACKs).
     pub const TCP_NO_PAYLOAD: u32 = 18;
-    pub const COUNT: u32 = 19;
+    /// Entries the program inserted into a flow map (FLOWS or FLOWS4). Counted on the insert
+    /// path only, never per data packet. A SYN that reuses an entry's 4-tuple resets the entry
+    /// in place and counts neither here nor in [`FLOWS_CLOSED`].
+    pub const FLOWS_OPENED: u32 = 19;
+    /// Entries the program removed from a flow map itself (a flow reset by RST), counted only
+    /// when the delete found the entry (not when an eviction took it first).
+    ///
+    /// Every opened entry is either still in a map, closed, or evicted by the LRU map (which
+    /// does so silently), so evicted = opened - closed - entries now in both maps: the agent
+    /// derives that figure ([`DERIVED`]) by counting the maps' keys.
+    pub const FLOWS_CLOSED: u32 = 20;
+    pub const COUNT: u32 = 21;
 
     /// Stable names (Prometheus label values, `--stats`), indexed like the constants.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -390,7 +414,14 @@ pub mod counter {
         "quic_initial",
         "load_failed",
         "tcp_no_payload",
+        "flows_opened",
+        "flows_closed",
     ];
+
+    /// Figures the agent derives from these counters and the flow maps, exported beside
+    /// [`NAMES`] under the same label (they are no slot of the counters array):
+    /// `flows_evicted` = [`FLOWS_OPENED`] - [`FLOWS_CLOSED`] - entries in FLOWS and FLOWS4.
+    pub const DERIVED: [&str; 1] = ["flows_evicted"];
 }
 
 /// Byte equality of two strings in a `const` context (compile-time checks of names both sides

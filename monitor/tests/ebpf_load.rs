@@ -134,11 +134,16 @@ type Case = (&'static str, Vec<u8>, Vec<(u32, u64)>, Vec<usize>);
 
 fn cases() -> Vec<Case> {
     let rec = |payload: u64| vec![(counter::RECORDS, 1), (counter::RECORD_BYTES, HEADER_LEN as u64 + payload)];
+    let opens = |mut moved: Vec<(u32, u64)>| {
+        moved.push((counter::FLOWS_OPENED, 1));
+        moved
+    };
     let mut quic = rec(16);
     quic.extend([(counter::QUIC_INITIAL, 1), (counter::PAYLOAD_TRUNCATED, 1)]);
     vec![
-        ("ipv4 tcp clienthello", unhex(TLS12_CLIENT_HELLO), rec(322), vec![322]),
-        ("ipv6 tcp syn", unhex(IPV6_SYN), rec(0), vec![0]),
+        ("ipv4 tcp clienthello", unhex(TLS12_CLIENT_HELLO), opens(rec(322)), vec![322]),
+        ("ipv6 tcp syn", unhex(IPV6_SYN), opens(rec(0)), vec![0]),
+        // The same flow as the SYN: no new entry.
         ("ipv6 hop-by-hop tcp", ipv6_hop_by_hop_frame(), rec(0), vec![0]),
         ("vlan ipv6 udp quic initial (cut)", unhex(VLAN_IPV6_UDP), quic, vec![16]),
         ("arp", unhex(ARP_REQUEST), vec![(counter::NOT_IP, 1)], vec![]),

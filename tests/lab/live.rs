@@ -192,8 +192,8 @@ impl Live {
 }
 
 impl Stopped {
-    /// Losses on the way, as problems: ring-buffer overflow, failed copies, a full flow map,
-    /// nothing seen or recorded, or a record the reader could not decode.
+    /// Losses on the way, as problems: ring-buffer overflow, failed copies, a full flow map or
+    /// flows evicted from it, nothing seen or recorded, or a record the reader could not decode.
     pub fn loss_problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         for (name, want_zero) in [
@@ -202,6 +202,7 @@ impl Stopped {
             ("ringbuf_full", true),
             ("load_failed", true),
             ("flow_map_full", true),
+            ("flows_evicted", true),
         ] {
             match self.counter(name) {
                 Some(v) if (v == 0) == want_zero => {}

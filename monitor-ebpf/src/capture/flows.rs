@@ -1,11 +1,18 @@
 //! Kernel capture, flow map stage: the canonical key of a packet's flow (both directions share
-//! one entry), lookup, insertion and removal in the IPv4 or IPv6 LRU map, and the per-direction
-//! fields of a [`FlowValue`].
-//! Must never decide what a flow is or copy payload: it only finds and stores flow state.
-use monitor_common::{flow_kind, FlowKey, FlowKey4, FlowValue, NO_DIR};
+//! one entry), lookup, insertion and removal in the IPv4 or IPv6 LRU map (counted: entries
+//! opened and closed, from which the agent derives the LRU's silent evictions), and the
+//! per-direction fields of a [`FlowValue`].
+//! Must never decide what a flow is or copy payload, nor count on the per-packet path: it only
+//! finds and stores flow state, and counts on insert and remove.
+use aya_ebpf::bindings::BPF_NOEXIST;
+use monitor_common::{counter, flow_kind, FlowKey, FlowKey4, FlowValue, NO_DIR};
 
+use super::emit::bump;
 use crate::parse::Meta;
 use crate::{FLOWS, FLOWS4};
+
+/// `-EEXIST` from a BPF_NOEXIST insert: the key is in the map already.
+const EEXIST: i32 = 17;
 
 /// One of the two flow maps: the key type and its operations.
 pub(super) trait Flows {
@@ -14,8 +21,10 @@ pub(super) trait Flows {
     /// in it (0: a → b).
     fn key(m: &Meta, key: &mut Self::Key) -> usize;
     fn get(key: &Self::Key) -> Option<*mut FlowValue>;
-    fn insert(key: &Self::Key) -> bool;
-    fn remove(key: &Self::Key);
+    /// Insert a new flow unless the key is present (BPF_NOEXIST); the helper's error code.
+    fn insert(key: &Self::Key) -> Result<(), i32>;
+    /// Delete the key; true when this call removed an entry.
+    fn remove(key: &Self::Key) -> bool;
 }
 
 pub(super) struct V4;
@@ -53,12 +62,12 @@ impl Flows for V4 {
         FLOWS4.get_ptr_mut(key)
     }
     #[inline(always)]
-    fn insert(key: &FlowKey4) -> bool {
-        FLOWS4.insert(key, &new_flow(), 0).is_ok()
+    fn insert(key: &FlowKey4) -> Result<(), i32> {
+        FLOWS4.insert(key, &new_flow(), u64::from(BPF_NOEXIST))
     }
     #[inline(always)]
-    fn remove(key: &FlowKey4) {
-        let _ = FLOWS4.remove(key);
+    fn remove(key: &FlowKey4) -> bool {
+        FLOWS4.remove(key).is_ok()
     }
 }
 
@@ -87,12 +96,12 @@ impl Flows for V6 {
         FLOWS.get_ptr_mut(key)
     }
     #[inline(always)]
-    fn insert(key: &FlowKey) -> bool {
-        FLOWS.insert(key, &new_flow(), 0).is_ok()
+    fn insert(key: &FlowKey) -> Result<(), i32> {
+        FLOWS.insert(key, &new_flow(), u64::from(BPF_NOEXIST))
     }
     #[inline(always)]
-    fn remove(key: &FlowKey) {
-        let _ = FLOWS.remove(key);
+    fn remove(key: &FlowKey) -> bool {
+        FLOWS.remove(key).is_ok()
     }
 }
 
@@ -105,6 +114,40 @@ fn cmp16(a: &[u8; 16], b: &[u8; 16]) -> core::cmp::Ordering {
     match w(a, 0).cmp(&w(b, 0)) {
         core::cmp::Ordering::Equal => w(a, 8).cmp(&w(b, 8)),
         o => o,
+    }
+}
+
+/// Open the packet's flow (only a SYN or payload gets here, after a lookup missed). False when
+/// the map refused the entry (`FLOW_MAP_FULL`).
+///
+/// Counting evictions: the LRU map makes room for an insert by silently evicting entries (a
+/// batch at a time, see the agent's flow census), and no helper reports which. Every entry
+/// this counts as `FLOWS_OPENED` therefore ends in exactly one of three ways: still in the map,
+/// removed by [`close`] (`FLOWS_CLOSED`), or evicted; the agent counts the first from
+/// userspace and derives the last. BPF_NOEXIST keeps that exact when two CPUs open the same
+/// flow at once: the second insert fails with -EEXIST (and the flow, not counted twice, is
+/// found by the caller's next lookup) instead of replacing the first CPU's entry.
+#[inline(always)]
+pub(super) fn open<F: Flows>(key: &F::Key) -> bool {
+    match F::insert(key) {
+        Ok(()) => {
+            bump(counter::FLOWS_OPENED);
+            true
+        }
+        Err(e) if e == -EEXIST => true,
+        Err(_) => {
+            bump(counter::FLOW_MAP_FULL);
+            false
+        }
+    }
+}
+
+/// Remove the flow (a reset): counted as `FLOWS_CLOSED` only when the entry was still there,
+/// so a flow evicted between the lookup and here is not counted twice.
+#[inline(always)]
+pub(super) fn close<F: Flows>(key: &F::Key) {
+    if F::remove(key) {
+        bump(counter::FLOWS_CLOSED);
     }
 }
 
@@ -130,6 +173,6 @@ pub(super) fn finish<F: Flows>(v: &mut FlowValue, d: usize, df: u8, rst: bool, k
         v.dir_flags[1] = df;
     }
     if rst {
-        F::remove(key);
+        close::<F>(key);
     }
 }

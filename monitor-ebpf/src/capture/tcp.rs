@@ -12,7 +12,7 @@ use monitor_common::{
 
 use super::config;
 use super::emit::{bump, emit, lifecycle, Out};
-use super::flows::{finish, new_flow, set_base, Flows};
+use super::flows::{close, finish, new_flow, open, set_base, Flows};
 use super::records::walk_records;
 use crate::parse::Meta;
 use crate::Packet;
@@ -38,8 +38,7 @@ pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F:
             bump(counter::TCP_NO_PAYLOAD);
             return;
         }
-        if !F::insert(key) {
-            bump(counter::FLOW_MAP_FULL);
+        if !open::<F>(key) {
             return;
         }
         slot = F::get(key);
@@ -60,7 +59,7 @@ pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F:
             bump(counter::FLOW_IGNORED);
         }
         if rst {
-            F::remove(key);
+            close::<F>(key);
         }
         return;
     }
@@ -111,7 +110,7 @@ pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F:
             if v.kind == flow_kind::IGNORED {
                 bump(counter::NOT_CANDIDATE);
                 if rst {
-                    F::remove(key);
+                    close::<F>(key);
                 }
                 return;
             }

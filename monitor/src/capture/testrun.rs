@@ -3,10 +3,12 @@
 //! order, so a capture can go through the real kernel code and then the same pipeline as
 //! live capture (differential tests, `cargo xtask bench kernel`).
 //! Must never attach a program or touch an interface; needs CAP_BPF (root).
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
-use monitor_common::{counter, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, RING_MAP};
+use monitor_common::{
+    counter, FlowKey, FlowKey4, FlowValue, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP, RING_MAP,
+};
 
 use crate::ebpf_obj::{EBPF_OBJECT, NOOP_TC_PROGRAM, NOOP_XDP_PROGRAM, TC_PROGRAM, XDP_PROGRAM};
 
@@ -162,6 +164,22 @@ impl KernelModel {
             *slot = per_cpu.iter().sum();
         }
         Ok(out)
+    }
+
+    /// Entries now in the IPv6 and the IPv4 flow map, counted as the live capture's census
+    /// does (in batches), or `by_key` as its fallback does.
+    pub fn flow_entries(&self, by_key: bool) -> Result<(u64, u64), TestRunError> {
+        use crate::capture::ebpf::census::{count_entries, count_keys};
+        let map = |name| self.ebpf.map(name).ok_or(TestRunError::MissingMap(name));
+        let err = |name| move |source| TestRunError::Map { name, source };
+        let flows = HashMap::<_, FlowKey, FlowValue>::try_from(map(FLOWS_MAP)?).map_err(err(FLOWS_MAP))?;
+        let flows4 = HashMap::<_, FlowKey4, FlowValue>::try_from(map(FLOWS4_MAP)?).map_err(err(FLOWS4_MAP))?;
+        let (v6, v4) = if by_key {
+            (count_keys(&flows), count_keys(&flows4))
+        } else {
+            (count_entries(&flows), count_entries(&flows4))
+        };
+        Ok((v6.map_err(err(FLOWS_MAP))?, v4.map_err(err(FLOWS4_MAP))?))
     }
 }
 

@@ -1,21 +1,27 @@
 //! Capture, live: loads the embedded eBPF object with the capture settings, attaches TC
-//! (ingress + egress) or XDP (ingress) to interfaces, reads the per-CPU counters and consumes
-//! the ring buffer through tokio's `AsyncFd`.
+//! (ingress + egress) or XDP (ingress) to interfaces, reads the per-CPU counters (and, through
+//! [`census`], the flow maps' evictions) and consumes the ring buffer through tokio's `AsyncFd`.
 //! Must never panic on kernel data, never block the runtime, never hold more than one batch of
 //! records, and never log payload bytes. Dropping a [`Capture`] detaches everything it attached.
+pub mod census;
+mod counters;
 mod error;
 pub mod privileges;
 
+use std::cell::Cell;
 use std::ffi::CString;
 use std::io;
+use std::time::Instant;
 
-use aya::maps::{MapData, MapError, PerCpuArray, RingBuf};
+use aya::maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf};
 use aya::programs::tc::{self, SchedClassifierLink};
 use aya::programs::xdp::XdpLink;
 use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use monitor_common::decode::parse_record;
-use monitor_common::{counter, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, RING_MAP};
+use monitor_common::{
+    FlowKey, FlowKey4, FlowValue, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP, RING_MAP,
+};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -24,6 +30,7 @@ use crate::capture::DecodeStats;
 use crate::capture::{Drained, Source};
 use crate::decode::Packet;
 use crate::ebpf_obj::{EBPF_OBJECT, TC_PROGRAM, XDP_PROGRAM};
+pub use counters::KernelCounters;
 use error::{attach_error, load_error, HostFacts};
 pub use error::{missing_capabilities, CaptureError};
 
@@ -65,24 +72,6 @@ pub struct CaptureConfig {
     pub kernel: KernelConfig,
 }
 
-/// The kernel's per-CPU counters, summed over CPUs, indexed like `monitor_common::counter`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelCounters {
-    pub values: [u64; counter::COUNT as usize],
-}
-
-impl KernelCounters {
-    /// One counter (`monitor_common::counter::*`); 0 for an unknown index.
-    pub fn get(&self, index: u32) -> u64 {
-        self.values.get(index as usize).copied().unwrap_or(0)
-    }
-
-    /// `(name, value)` pairs with the stable names of `counter::NAMES`.
-    pub fn named(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        counter::NAMES.iter().copied().zip(self.values.iter().copied())
-    }
-}
-
 /// What the record reader counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReaderStats {
@@ -106,6 +95,9 @@ pub struct Capture {
     links: Vec<AttachedLink>,
     ring: AsyncFd<RingBuf<MapData>>,
     counters: PerCpuArray<MapData, u64>,
+    flows: HashMap<MapData, FlowKey, FlowValue>,
+    flows4: HashMap<MapData, FlowKey4, FlowValue>,
+    census: Cell<census::Census>,
     _ebpf: Ebpf,
     clock: Clock,
     /// The last batch stopped at its cap: records are waiting without a new wakeup.
@@ -135,6 +127,8 @@ impl Capture {
         )?;
         let ring = take_map(&mut ebpf, RING_MAP, RingBuf::try_from)?;
         let counters = take_map(&mut ebpf, COUNTERS_MAP, PerCpuArray::<MapData, u64>::try_from)?;
+        let flows = take_map(&mut ebpf, FLOWS_MAP, HashMap::try_from)?;
+        let flows4 = take_map(&mut ebpf, FLOWS4_MAP, HashMap::try_from)?;
         let links = match cfg.mode {
             AttachMode::Tc => attach_tc(&mut ebpf, &cfg.ifaces)?,
             AttachMode::XdpSkb => attach_xdp(&mut ebpf, &cfg.ifaces, XdpMode::Skb)?,
@@ -148,6 +142,9 @@ impl Capture {
             links,
             ring,
             counters,
+            flows,
+            flows4,
+            census: Cell::new(census::Census::default()),
             _ebpf: ebpf,
             clock: Clock::new(),
             backlog: false,
@@ -167,8 +164,10 @@ impl Capture {
         self.clock
     }
 
-    /// Detach every program link (idempotent). Records already in the ring stay readable.
+    /// Detach every program link (idempotent). Records already in the ring stay readable; the
+    /// next [`Capture::counters`] takes a last census of the flow maps.
     pub fn detach(&mut self) {
+        self.census.get_mut().due = true;
         for link in self.links.drain(..) {
             match link {
                 AttachedLink::Tc(l) => drop(l),
@@ -177,13 +176,29 @@ impl Capture {
         }
     }
 
-    /// The kernel counters, summed over CPUs.
+    /// The kernel counters, summed over CPUs, with `flows_evicted` from the last census of the
+    /// flow maps; a census is taken first when [`census::CENSUS_PERIOD`] has passed since the
+    /// last or the capture was detached since (bounded: one key walk of both maps).
     pub fn counters(&self) -> Result<KernelCounters, CaptureError> {
         let mut out = KernelCounters::default();
         for (i, slot) in out.values.iter_mut().enumerate() {
             let per_cpu = self.counters.get(&(i as u32), 0).map_err(|source| CaptureError::Counters { source })?;
             *slot = per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v));
         }
+        let mut c = self.census.get();
+        let now = Instant::now();
+        if c.is_due(now) {
+            // Counters first, then the walk: see the census module for the error this leaves.
+            match census::count_entries(&self.flows).and_then(|n| Ok(n + census::count_entries(&self.flows4)?)) {
+                Ok(entries) => c.record(now, census::evicted(&out.values, entries)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "counting the flow maps' entries");
+                    c.record(now, 0);
+                }
+            }
+            self.census.set(c);
+        }
+        out.flows_evicted = c.evicted;
         Ok(out)
     }
 }
@@ -374,16 +389,6 @@ mod tests {
         let twice = ["lo".to_string(), "lo".to_string()];
         assert!(matches!(check_interfaces(&twice), Err(CaptureError::DuplicateInterface { name }) if name == "lo"));
         assert!(interface_index("lo").is_ok_and(|i| i > 0), "loopback always exists");
-    }
-
-    #[test]
-    fn counters_are_named() {
-        let mut c = KernelCounters::default();
-        c.values[counter::RINGBUF_FULL as usize] = 3;
-        assert_eq!(c.get(counter::RINGBUF_FULL), 3);
-        assert_eq!(c.get(9999), 0);
-        assert!(c.named().any(|(n, v)| n == "ringbuf_full" && v == 3));
-        assert_eq!(c.named().count(), counter::COUNT as usize);
     }
 
     #[test]

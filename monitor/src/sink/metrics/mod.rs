@@ -10,6 +10,7 @@
 mod labels;
 mod record;
 
+use monitor_common::counter;
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
 pub use labels::*;
@@ -216,12 +217,13 @@ impl Metrics {
                 &[SKIP_REASONS],
             ),
             kernel: live.then(|| {
+                let names: Vec<&str> = counter::NAMES.iter().chain(&counter::DERIVED).copied().collect();
                 counter_vec(
                     &r,
                     "tlsmon_kernel_counter_total",
-                    "Counters of the eBPF program summed over CPUs (packets seen, skip reasons, records, ring-buffer full …)",
+                    "Counters of the eBPF program summed over CPUs (packets seen, skip reasons, records, ring-buffer full, flows opened and closed …) and flows_evicted, derived from them and the flow maps every 10 s",
                     &["counter"],
-                    &[&monitor_common::counter::NAMES],
+                    &[&names],
                 )
             }),
             ringbuf_records: live.then(|| {
@@ -312,7 +314,9 @@ mod tests {
         let sets = label_sets();
         assert_eq!(sets["tlsmon_handshakes_total"]["version"].len(), VERSIONS.len());
         assert_eq!(sets["tlsmon_findings_total"]["id"].len(), FINDING_IDS.len());
-        assert_eq!(sets["tlsmon_kernel_counter_total"]["counter"].len(), monitor_common::counter::NAMES.len());
+        let kernel = &sets["tlsmon_kernel_counter_total"]["counter"];
+        assert_eq!(kernel.len(), counter::NAMES.len() + counter::DERIVED.len());
+        assert!(kernel.contains("flows_evicted"));
         let modes: Vec<&str> = sets["tlsmon_build_info"]["mode"].iter().map(String::as_str).collect();
         assert_eq!(modes, ["live", "replay"]);
         assert!(!sets.contains_key("tlsmon_certificates_expired"), "unlabelled metrics have no set");
@@ -327,6 +331,9 @@ mod tests {
         assert!(text.contains(r#"tlsmon_kernel_counter_total{counter="ringbuf_full"} 5"#), "{text}");
         assert!(text.contains(r#"tlsmon_dropped_total{what="ringbuf_full"} 5"#));
         assert!(text.contains(r#"tlsmon_kernel_counter_total{counter="packets"} 12"#));
+        // The agent's derived figure goes through the same family (KernelCounters::named).
+        m.kernel([("flows_evicted", 4)]);
+        assert!(m.encode().contains(r#"tlsmon_kernel_counter_total{counter="flows_evicted"} 4"#));
     }
 
     #[test]
