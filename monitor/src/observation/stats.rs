@@ -74,7 +74,10 @@ pub struct Loss {
 const KERNEL_LOSSES: [(&str, &str); 4] = [
     ("ringbuf_full", "kernel records lost: the ring buffer to the agent was full"),
     ("flow_map_full", "new flows the kernel could not track: its flow map was full"),
-    ("flows_evicted", "flows the kernel's LRU flow map evicted to make room (approximate)"),
+    (
+        "flows_evicted",
+        "flows the kernel's LRU flow map evicted to make room, finished ones included: a loss only for those still in their handshake (approximate)",
+    ),
     ("load_failed", "packets the kernel program could not read"),
 ];
 
