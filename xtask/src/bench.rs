@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 mod kernel;
 mod measure;
 mod replay;
+mod soak;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -29,6 +30,12 @@ pub enum Bench {
     /// Per packet via BPF_PROG_TEST_RUN (goals: non-matching ≤ no-op + 40 ns, captured
     /// ClientHello ≤ 350 ns); the ring-buffer share over the generated mix (goal < 2%). Root.
     Kernel(kernel::KernelArgs),
+    /// Live endurance: the mix looped through a veth into `tlsmon live` (metrics, audit log).
+    ///
+    /// RSS and open fds sampled over --minutes with their slope over the second half, then
+    /// SIGTERM under load (time to exit, audit verify) and a restart that must continue the
+    /// audit chain. Root; tcpreplay.
+    Soak(soak::SoakArgs),
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -39,6 +46,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         Some(Bench::Replay(r)) => replay::run(r),
         Some(Bench::Kernel(k)) => kernel::run(k),
+        Some(Bench::Soak(s)) => soak::run(s),
     }
 }
 

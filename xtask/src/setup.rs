@@ -16,7 +16,8 @@ use anyhow::{bail, Context as _, Result};
 /// the plaintext lab: DICOM storescu/storescp/echoscu/dump2dcm (dcmtk) and HL7 v2 over MLLP
 /// (python3-hl7, whose `hl7.client` module is what its `mllp_send` script runs); the metrics
 /// tests: Debian's Prometheus server with promtool, and Alertmanager; tcpdump, which records
-/// what a live test saw so that replay can be held to the same result.
+/// what a live test saw so that replay can be held to the same result; tcpreplay, which loops
+/// captures onto a veth for the live SIGTERM test and `cargo xtask bench soak`.
 const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "openssl",
@@ -30,6 +31,7 @@ const APT_PACKAGES: &[&str] = &[
     "prometheus",
     "prometheus-alertmanager",
     "tcpdump",
+    "tcpreplay",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
