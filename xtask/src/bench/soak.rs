@@ -61,6 +61,11 @@ pub struct SoakArgs {
     /// Seconds the restarted tlsmon runs under load before its SIGTERM.
     #[arg(long, default_value_t = 30)]
     pub restart_secs: u64,
+    /// tcpreplay --unique-ip: new IP addresses on every loop, so every loop brings flows and
+    /// servers tlsmon has not seen (its bounded tables fill up to their caps) instead of the
+    /// same ones again.
+    #[arg(long)]
+    pub unique_ip: bool,
     /// Do not run `cargo build --release -p monitor` first.
     #[arg(long)]
     pub no_build: bool,
@@ -255,13 +260,14 @@ impl Tlsmon {
 
 /// tcpreplay looping `pcap` onto the load interface at `mbps`, at most `loops` times and
 /// `secs` seconds.
-fn start_load(pcap: &Path, mbps: f64, loops: u64, secs: u64, log: &Path) -> Result<Guard> {
+fn start_load(pcap: &Path, mbps: f64, loops: u64, secs: u64, unique_ip: bool, log: &Path) -> Result<Guard> {
     let out = File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", NS, "tcpreplay", "--intf1", LOAD_IF, "--no-flow-stats"])
         .arg(format!("--mbps={mbps}"))
         .arg(format!("--loop={loops}"))
         .arg(format!("--duration={secs}"))
+        .args(unique_ip.then_some("--unique-ip"))
         .arg(pcap);
     cmd.stdin(Stdio::null()).stdout(out.try_clone().context("log file")?).stderr(out);
     let child = cmd.spawn().context("starting tcpreplay (apt package tcpreplay; `cargo xtask setup` installs it)")?;
@@ -436,15 +442,16 @@ pub fn run(a: SoakArgs) -> Result<()> {
     let loop_secs = bytes as f64 * 8.0 / (a.mbps * 1e6);
     let loops = (load_secs as f64 / loop_secs).ceil() as u64 + 1;
     println!(
-        "soak: {} ({:.1} MB) looped by tcpreplay at {} Mbit/s (~{loop_secs:.0} s a loop, ≤ {loops} loops, ≤ {load_secs} s) \
+        "soak: {} ({:.1} MB) looped by tcpreplay{} at {} Mbit/s (~{loop_secs:.0} s a loop, ≤ {loops} loops, ≤ {load_secs} s) \
          into tlsmon live on {MON_IF} in netns {NS}, --listen {LISTEN}, --audit-log {}",
         pcap.display(),
         bytes as f64 / 1e6,
+        if a.unique_ip { " --unique-ip" } else { "" },
         a.mbps,
         audit.display()
     );
     let mut mon = Tlsmon::start(&bin, &audit, &dir.join("tlsmon-1.log"))?;
-    let mut load = start_load(&pcap, a.mbps, loops, load_secs, &dir.join("tcpreplay.log"))?;
+    let mut load = start_load(&pcap, a.mbps, loops, load_secs, a.unique_ip, &dir.join("tcpreplay.log"))?;
 
     // The sampled run.
     let t0 = Instant::now();
