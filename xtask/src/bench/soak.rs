@@ -284,6 +284,8 @@ struct Sample {
     events: f64,
     packets: f64,
     dropped: f64,
+    /// Servers in the posture inventory (bounded: `MAX_SERVERS`, 10 000).
+    servers: f64,
 }
 
 fn status_field(status: &str, key: &str) -> Option<u64> {
@@ -310,6 +312,7 @@ fn sample(pid: i32, t0: Instant) -> Result<Sample> {
         events: sum("tlsmon_events_total"),
         packets: sum("tlsmon_packets_total"),
         dropped: sum("tlsmon_dropped_total"),
+        servers: sum("tlsmon_servers"),
     })
 }
 
@@ -325,12 +328,48 @@ fn scrape() -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-const HEADER: &str = "    t/s   RSS/KiB   HWM/KiB  fds thr     events/s   packets/s    events   dropped";
+/// One GET /inventory after the sampled run (not part of the verdict: a one-off cost): its
+/// size and time, and tlsmon's RSS and HWM (KiB) before and after.
+fn inventory_cost(pid: i32) -> Result<String> {
+    let mem = || -> Result<(u64, u64)> {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).context("reading tlsmon's /proc status")?;
+        Ok((status_field(&status, "VmRSS:").unwrap_or(0), status_field(&status, "VmHWM:").unwrap_or(0)))
+    };
+    let before = mem()?;
+    let url = format!("http://{LISTEN}/inventory");
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            NS,
+            "curl",
+            "-sS",
+            "-m",
+            "60",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download} %{time_total}",
+        ])
+        .arg(&url)
+        .output()
+        .context("running curl for /inventory")?;
+    if !out.status.success() {
+        bail!("GET {url}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let after = mem()?;
+    let w = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut f = w.split_whitespace();
+    let (size, secs) = (f.next().unwrap_or("?"), f.next().unwrap_or("?"));
+    Ok(format!("{size} bytes in {secs} s; RSS {} → {} KiB, HWM {} → {} KiB", before.0, after.0, before.1, after.1))
+}
+
+const HEADER: &str = "    t/s   RSS/KiB   HWM/KiB  fds thr     events/s   packets/s    events  servers   dropped";
 
 fn row(s: &Sample, prev: Option<&Sample>) -> String {
     let rate = |f: fn(&Sample) -> f64| prev.map_or(0.0, |p| (f(s) - f(p)) / (s.secs - p.secs).max(1e-9));
     format!(
-        "{:>7.0} {:>9} {:>9} {:>4} {:>3} {:>12.0} {:>11.0} {:>9.0} {:>9.0}",
+        "{:>7.0} {:>9} {:>9} {:>4} {:>3} {:>12.0} {:>11.0} {:>9.0} {:>8.0} {:>9.0}",
         s.secs,
         s.rss_kib,
         s.hwm_kib,
@@ -339,6 +378,7 @@ fn row(s: &Sample, prev: Option<&Sample>) -> String {
         rate(|s| s.events),
         rate(|s| s.packets),
         s.events,
+        s.servers,
         s.dropped
     )
 }
@@ -457,7 +497,7 @@ pub fn run(a: SoakArgs) -> Result<()> {
     let t0 = Instant::now();
     let mut samples: Vec<Sample> = Vec::new();
     let mut csv = File::create(dir.join("samples.csv")).context("creating samples.csv")?;
-    writeln!(csv, "secs,rss_kib,hwm_kib,fds,threads,events,packets,dropped")?;
+    writeln!(csv, "secs,rss_kib,hwm_kib,fds,threads,events,packets,servers,dropped")?;
     println!("{HEADER}");
     let mut next = Duration::ZERO;
     while next <= Duration::from_secs(soak_secs) {
@@ -477,8 +517,8 @@ pub fn run(a: SoakArgs) -> Result<()> {
         println!("{}", row(&s, samples.last()));
         writeln!(
             csv,
-            "{:.1},{},{},{},{},{},{},{}",
-            s.secs, s.rss_kib, s.hwm_kib, s.fds, s.threads, s.events, s.packets, s.dropped
+            "{:.1},{},{},{},{},{},{},{},{}",
+            s.secs, s.rss_kib, s.hwm_kib, s.fds, s.threads, s.events, s.packets, s.servers, s.dropped
         )?;
         samples.push(s);
         next += Duration::from_secs(a.every);
@@ -496,6 +536,8 @@ pub fn run(a: SoakArgs) -> Result<()> {
     let pkt_rate = (last.packets - first.packets) / (last.secs - first.secs).max(1e-9);
     let rss_ok = rss_slope.abs() <= RSS_FLAT_KIB_PER_MIN;
     let fds_ok = fd_slope.abs() <= FDS_FLAT_PER_MIN;
+
+    let inventory = inventory_cost(mon.guard.pid())?;
 
     // SIGTERM under load.
     if load.exited()?.is_some() {
@@ -540,6 +582,7 @@ pub fn run(a: SoakArgs) -> Result<()> {
         if rss_ok { "FLAT" } else { "GROWING" }
     );
     println!("  HWM growth over the second half: {hwm_growth:+} KiB");
+    println!("  then one GET /inventory (not judged): {inventory}");
     println!(
         "  fds  {fd_min}..{fd_max} over the second half; slope {fd_slope:+.3} /min (flat if |slope| ≤ {FDS_FLAT_PER_MIN}): {}",
         if fds_ok { "FLAT" } else { "GROWING" }
