@@ -1,6 +1,7 @@
 //! Privileged CLI tests of `tlsmon live`: the messages for a missing interface and for an XDP
 //! hook owned by another program, a clean attach/detach on loopback (by --duration and by
-//! SIGINT), and a live TLS handshake on loopback printed while the capture is still running.
+//! SIGINT), a live TLS handshake on loopback printed while the capture is still running, and
+//! SIGTERM under load (tcpreplay of the generated mix) with an audit log that a restart continues.
 //! Must never be skipped: they need root (CI runs as root) and fail loudly without it. Traffic
 //! stays on loopback or in a network namespace the test makes and always deletes.
 use std::io::{BufRead, BufReader, Read};
@@ -605,4 +606,98 @@ fn later_tcx_programs_still_run() {
         let status = mon.wait(Duration::from_secs(10));
         assert!(status.success(), "exit {status}; stderr: {}", mon.all_stderr());
     }
+}
+
+/// The 30 MB mix `cargo xtask test` generates (target/test-data, or $TLSMON_TEST_DATA).
+fn test_mix() -> std::path::PathBuf {
+    let dir = match std::env::var_os("TLSMON_TEST_DATA") {
+        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
+        _ => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-data"),
+    };
+    let mix = dir.join("mix.pcap");
+    assert!(
+        mix.is_file(),
+        "{} missing: `cargo xtask test` generates it (or `cargo xtask gen --size-mb 30 --out {0}`)",
+        mix.display()
+    );
+    mix
+}
+
+/// Lines of the audit log at `path` (0 if it does not exist yet).
+fn audit_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).expect("an audit line is JSON")).collect()
+}
+
+/// Complete lines in the audit log so far (the writer's buffer may end mid-line on disk).
+fn audit_line_count(path: &std::path::Path) -> usize {
+    std::fs::read(path).unwrap_or_default().iter().filter(|&&b| b == b'\n').count()
+}
+
+/// `tlsmon audit verify`: exit 0 and "OK: N lines, chain intact (last seq N, …".
+fn assert_verifies(path: &std::path::Path, lines: usize) {
+    let out = Command::new(TLSMON).args(["audit", "verify"]).arg(path).output().expect("run tlsmon audit verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "verify: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with(&format!("OK: {lines} lines, chain intact (last seq {lines}, hash ")), "{text}");
+}
+
+/// SIGTERM while tcpreplay loops the generated mix onto the veth: tlsmon detaches and exits 0
+/// within a few seconds, every event it printed is in the audit log (the last ones flushed at
+/// exit) and the log verifies. A second tlsmon on the same log, under the same load, chains on
+/// from the first run's last line (seq continues, prev = its hash) and the whole file verifies.
+#[test]
+fn sigterm_under_load_flushes_the_audit_log_and_a_restart_chains_on() {
+    require_root();
+    let ns = Netns::new("sig", "sigveth0");
+    // The mix has 1518-byte frames (VLAN-tagged full-size segments).
+    for dev in ["sigveth0", "sigveth0p"] {
+        run(&["ip", "-n", &ns.name, "link", "set", dev, "mtu", "9000"]);
+    }
+    let dir = TempDir::new("livesig");
+    let audit = dir.0.join("audit.jsonl");
+    let audit_s = audit.to_str().expect("utf-8 path");
+    // About 5 MB/s, bounded in loops and time; the guard stops it at the end.
+    let mut replay = Command::new("ip");
+    replay.args(["netns", "exec", &ns.name, "tcpreplay", "--intf1", "sigveth0p", "--mbps", "40", "--loop", "10"]);
+    replay.args(["--duration", "120", "--no-flow-stats"]).arg(test_mix());
+    let mut load = Proc::spawn(&mut replay, false);
+
+    let mut runs = Vec::new();
+    for round in 1..=2 {
+        let before = audit_lines(&audit).len();
+        let args = ["live", "--iface", "sigveth0", "--format", "json", "--audit-log", audit_s];
+        let mut mon = Proc::spawn(&mut ns.tlsmon(&args), true);
+        mon.wait_stderr("tlsmon: live: attached tc to sigveth0", Duration::from_secs(20));
+        // Under load: lines reach the log (synced each second) while it runs.
+        let end = Instant::now() + Duration::from_secs(15);
+        while audit_line_count(&audit) < before + 20 {
+            assert!(Instant::now() < end, "round {round}: no audit lines within 15 s; stderr: {}", mon.all_stderr());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(load.child.try_wait().expect("try_wait").is_none(), "tcpreplay still sending at the SIGTERM");
+        let t0 = Instant::now();
+        mon.signal(libc::SIGTERM);
+        let status = mon.wait(Duration::from_secs(10));
+        let took = t0.elapsed();
+        assert!(status.success(), "round {round}: exit {status} after SIGTERM; stderr: {}", mon.all_stderr());
+        assert!(took < Duration::from_secs(5), "round {round}: SIGTERM to exit took {took:?}");
+        let printed = mon.stdout.take().expect("stdout captured").iter().count();
+        let lines = audit_lines(&audit);
+        assert!(printed > 0, "round {round}: no events");
+        assert_eq!(lines.len() - before, printed, "round {round}: every event printed is in the audit log");
+        assert_verifies(&audit, lines.len());
+        eprintln!(
+            "round {round}: SIGTERM under load, exit 0 in {took:?}; {printed} events, audit log now {} lines",
+            lines.len()
+        );
+        runs.push((before, lines));
+    }
+    let (_, first) = &runs[0];
+    let (before, all) = &runs[1];
+    assert_eq!(*before, first.len());
+    assert_eq!(&all[..first.len()], &first[..], "the restart rewrote nothing");
+    let (last, next) = (&first[first.len() - 1], &all[first.len()]);
+    assert_eq!(next["seq"].as_u64(), Some(first.len() as u64 + 1), "seq continues across the restart");
+    assert_eq!(next["prev"], last["hash"], "the restart's first line chains to the first run's last");
 }

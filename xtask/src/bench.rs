@@ -10,6 +10,7 @@ mod floods;
 mod kernel;
 mod measure;
 mod replay;
+mod soak;
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -37,6 +38,12 @@ pub enum Bench {
     /// `tlsmon replay --stats`, and sent with tcpreplay over a veth pair in the namespace
     /// tlsmon-flood to `tlsmon live --stats` (root). Compared with --budget-mb + --overhead-mb.
     Floods(floods::FloodsArgs),
+    /// Live endurance: the mix looped through a veth into `tlsmon live` (metrics, audit log).
+    ///
+    /// RSS and open fds sampled over --minutes with their slope over the second half, then
+    /// SIGTERM under load (time to exit, audit verify) and a restart that must continue the
+    /// audit chain. Root; tcpreplay.
+    Soak(soak::SoakArgs),
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -48,6 +55,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         Some(Bench::Replay(r)) => replay::run(r),
         Some(Bench::Kernel(k)) => kernel::run(k),
         Some(Bench::Floods(f)) => floods::run(f),
+        Some(Bench::Soak(s)) => soak::run(s),
     }
 }
 

@@ -17,7 +17,8 @@ use anyhow::{bail, Context as _, Result};
 /// (python3-hl7, whose `hl7.client` module is what its `mllp_send` script runs); the metrics
 /// tests: Debian's Prometheus server with promtool, and Alertmanager; tcpdump, which records
 /// what a live test saw so that replay can be held to the same result; tcpreplay, which sends
-/// the generated floods of `cargo xtask bench floods` to `tlsmon live`.
+/// captures onto a veth: the generated floods of `cargo xtask bench floods`, the mix of
+/// `cargo xtask bench soak` and the live SIGTERM test.
 const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "openssl",

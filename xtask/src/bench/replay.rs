@@ -70,7 +70,7 @@ fn meta_path(pcap: &Path) -> PathBuf {
 }
 
 /// The default capture, generated unless an identical one (per its .meta.json) is present.
-fn ensure_capture(path: &Path, size_mb: u64, seed: u64) -> Result<()> {
+pub(super) fn ensure_capture(path: &Path, size_mb: u64, seed: u64) -> Result<()> {
     let want = json!({ "generator": gen::GEN_VERSION, "size_mb": size_mb, "seed": seed });
     let meta = meta_path(path);
     if let (Ok(text), Ok(md)) = (fs::read_to_string(&meta), fs::metadata(path)) {
