@@ -63,11 +63,12 @@ pub struct MemoryStats {
 /// One kind of loss: something tlsmon could not inspect, or gave up to stay within its bounds.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Loss {
-    /// Stable name (also the `what` label of `tlsmon_dropped_total` where there is one).
-    pub what: &'static str,
+    // Fields in alphabetical order: the JSON report writes them in this order.
     pub count: u64,
     /// What was lost and why, for a person.
     pub meaning: &'static str,
+    /// Stable name (also the `what` label of `tlsmon_dropped_total` where there is one).
+    pub what: &'static str,
 }
 
 /// Kernel counters that are losses (live capture), with their meaning.

@@ -195,7 +195,7 @@ pub fn render(format: ReportFormat, inv: &Inventory, captures: &[String]) -> Str
         ReportFormat::Text => text(inv, captures),
         ReportFormat::Markdown => markdown(inv, captures),
         ReportFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&inv.to_json(captures)).unwrap_or_default();
+            let mut s = serde_json::to_string_pretty(&inv.json_document(captures)).unwrap_or_default();
             s.push('\n');
             s
         }

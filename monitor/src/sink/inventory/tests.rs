@@ -128,4 +128,10 @@ fn sorted_by_worst_finding_then_address() {
     );
     assert_eq!(j["profile"], "hipaa");
     assert_eq!(j["totals"]["non_compliant"], 3);
+    // The streamed document is byte for byte the value's pretty print (keys in sorted order).
+    inv.losses = crate::observation::losses(&Default::default(), &Default::default(), [("ringbuf_full", 2)], 1);
+    let captures = ["a.pcap".to_string()];
+    let streamed = serde_json::to_string_pretty(&inv.json_document(&captures)).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&streamed).unwrap();
+    assert_eq!(streamed, serde_json::to_string_pretty(&value).unwrap());
 }
