@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["observation"],
     &["policy"],
     &["pipeline"],
-    &["capture"],
+    &["capture", "probe"],
     &["run"],
     &["cli"],
     &["serve"],

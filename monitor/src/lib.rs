@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod observation;
 pub mod pipeline;
 pub mod policy;
+pub mod probe;
 pub mod run;
 pub mod serve;
 pub mod sink;
