@@ -58,7 +58,8 @@ impl Outcome {
 #[derive(Debug, Default)]
 pub struct Record {
     pub outcome: Option<Outcome>,
-    /// Why it did not complete, in words.
+    /// Why it did not complete, in words (or, when it did, that the handshake signature could
+    /// not be checked).
     pub error: Option<String>,
     /// Our local address (the event's source).
     pub local: Option<SocketAddr>,
@@ -131,6 +132,8 @@ impl AsyncWrite for Tap {
 struct Recorder {
     provider: Arc<CryptoProvider>,
     chain: Mutex<(Vec<Vec<u8>>, usize)>,
+    /// Why the handshake signature was not checked, if it was not.
+    note: Mutex<Option<String>>,
 }
 
 impl ServerCertVerifier for Recorder {
@@ -155,7 +158,12 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        self.unless_unreadable(verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        ))
     }
 
     fn verify_tls13_signature(
@@ -164,11 +172,37 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        self.unless_unreadable(verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        ))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+impl Recorder {
+    /// A leaf rustls' certificate code cannot read (an X.509 v1 certificate, an unusual
+    /// encoding or key) does not stop the probe: its facts are what we came for, and nothing
+    /// is sent over the connection. The signature is then not checked, and the probe says so.
+    /// A signature that was checked and is wrong still fails the handshake.
+    fn unless_unreadable(
+        &self,
+        r: Result<HandshakeSignatureValid, rustls::Error>,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        match r {
+            Err(rustls::Error::InvalidCertificate(why)) if why != rustls::CertificateError::BadSignature => {
+                if let Ok(mut n) = self.note.lock() {
+                    *n = Some(format!("handshake signature not checked: rustls cannot read the leaf ({why:?})"));
+                }
+                Ok(HandshakeSignatureValid::assertion())
+            }
+            r => r,
+        }
     }
 }
 
@@ -190,7 +224,8 @@ pub async fn handshake(addr: SocketAddr, sni: Option<&str>, timeout: Duration) -
     };
     rec.local = tcp.local_addr().ok();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let recorder = Arc::new(Recorder { provider: provider.clone(), chain: Mutex::new((Vec::new(), 0)) });
+    let recorder =
+        Arc::new(Recorder { provider: provider.clone(), chain: Mutex::new((Vec::new(), 0)), note: Mutex::new(None) });
     let config = match rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
     {
@@ -215,6 +250,9 @@ pub async fn handshake(addr: SocketAddr, sni: Option<&str>, timeout: Duration) -
     if let Ok(mut t) = taps.lock() {
         rec.client_bytes = std::mem::take(&mut t.client);
         rec.server_bytes = std::mem::take(&mut t.server);
+    }
+    if let (None, Ok(mut n)) = (&rec.error, recorder.note.lock()) {
+        rec.error = n.take();
     }
     if let Ok(mut c) = recorder.chain.lock() {
         (rec.chain, rec.chain_sent) = std::mem::take(&mut *c);
