@@ -6,3 +6,4 @@
 //! Must never contact anything outside the scope; every refusal is counted.
 pub mod queue;
 pub mod scope;
+pub mod sweep;
