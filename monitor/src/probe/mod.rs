@@ -9,6 +9,7 @@
 pub mod conn;
 pub mod queue;
 pub mod scope;
+pub mod sweep;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::decode::Addr;
 use crate::inspect::fingerprint::Ja4Transport;
+use crate::inspect::names::alert_name;
 use crate::inspect::tls::cert::chain_of;
 use crate::inspect::tls::trust::TrustStore;
 use crate::inspect::tls::TlsStream;
@@ -262,7 +264,27 @@ async fn probe(t: &Target, cfg: &ProbeConfig, pacer: &Pacer) -> Output {
     let at = wall_ns();
     let addr = SocketAddr::new(t.ip, t.port);
     let rec = conn::handshake(addr, t.sni.as_deref(), cfg.timeout).await;
-    judge(t, &rec, Vec::new(), at, cfg)
+    let reached = matches!(rec.outcome, Some(Outcome::Ok | Outcome::Failed));
+    let versions =
+        if cfg.versions && reached { sweep_versions(addr, t.sni.as_deref(), cfg, pacer).await } else { Vec::new() };
+    judge(t, &rec, versions, at, cfg)
+}
+
+/// The version sweep: one short connection per offer of [`sweep::SWEEP`], each in its own
+/// slot of the global rate.
+async fn sweep_versions(addr: SocketAddr, sni: Option<&str>, cfg: &ProbeConfig, pacer: &Pacer) -> Vec<VersionTry> {
+    let mut out = Vec::with_capacity(sweep::SWEEP.len());
+    for offer in sweep::SWEEP {
+        pacer.slot().await;
+        let (accepted, refused) = match sweep::try_offer(addr, sni, offer, cfg.timeout).await {
+            sweep::Answer::Accepted { version, cipher } => (Some((version, cipher)), None),
+            sweep::Answer::Refused { alert: Some(a) } => (None, Some(format!("alert {}", alert_name(a)))),
+            sweep::Answer::Refused { alert: None } => (None, Some("connection closed".to_string())),
+            sweep::Answer::Failed(why) => (None, Some(why)),
+        };
+        out.push(VersionTry { offered: offer.label, accepted, refused });
+    }
+    out
 }
 
 fn endpoint(a: SocketAddr) -> Endpoint {

@@ -213,3 +213,42 @@ fn the_prober_contacts_only_its_scope_and_counts() {
     assert!(Prober::start(ProbeConfig { allow: Vec::new(), ..cfg("127.0.0.1/32") }).is_err(), "no allowlist");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn the_sweep_flags_a_server_that_still_accepts_tls10() {
+    // TLS 1.3 and TLS 1.0, nothing between (OpenSSL 3 needs SECLEVEL 0 for TLS 1.0).
+    let dir = tmpdir("mixed");
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args(["-keyout", "k.pem", "-out", "c.pem", "-days", "30", "-subj", "/CN=mixed.lab"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let port = 47_403;
+    let child = Command::new("openssl")
+        .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-cert", "c.pem", "-key", "k.pem"])
+        .args(["-min_protocol", "TLSv1", "-no_tls1_1", "-no_tls1_2", "-cipher", "DEFAULT:@SECLEVEL=0"])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _k = Kill(child);
+    while std::net::TcpStream::connect((LO, port)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = ProbeConfig { versions: true, ..cfg("127.0.0.1/32") };
+    let pacer = Pacer { gap: Duration::from_millis(10), next: Mutex::new(None) };
+    let o = rt().block_on(probe(&target(port, "mixed.lab"), &c, &pacer));
+    let p = probe_facts(&o);
+    assert_eq!(p.result, "ok", "TLS 1.3 still works: {:?}", p.error);
+    let tls10 = p.versions.iter().find(|v| v.offered == "TLS 1.0").expect("TLS 1.0 offered");
+    assert_eq!(tls10.accepted.map(|(v, _)| v), Some(0x0301), "{:?}", p.versions);
+    let f = o.findings.iter().find(|f| f.id == "tls.version.deprecated").expect("TLS 1.0 accepted is a finding");
+    assert!(f.evidence.starts_with("TLS 1.0 negotiated"), "{}", f.evidence);
+    assert!(f.evidence.contains("when the probe offered only TLS 1.0 (probe at "), "{}", f.evidence);
+    assert!(p.versions.iter().filter(|v| v.offered == "SSLv3").all(|v| v.accepted.is_none()), "{:?}", p.versions);
+    std::fs::remove_dir_all(dir).ok();
+}
