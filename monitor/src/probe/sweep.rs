@@ -13,7 +13,6 @@ use tls_parser::{
     TlsRecordType, MAX_RECORD_LEN,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
 use crate::inspect::tls::hello::{parse_server_hello, EXT_RENEGOTIATION_INFO, EXT_SNI};
@@ -303,9 +302,15 @@ fn judge(buf: &[u8]) -> Verdict {
 /// user_canceled), so its log names a client that gave up on purpose, not a network fault;
 /// the connection is then drained briefly so the close is a FIN, not a reset. Otherwise it is
 /// just closed: the server already ended the exchange, or is no TLS server to talk to.
-pub async fn try_offer(addr: SocketAddr, sni: Option<&str>, offer: &Offer, timeout: Duration) -> Answer {
+pub async fn try_offer(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    offer: &Offer,
+    timeout: Duration,
+    own: &super::Own,
+) -> Answer {
     let deadline = Instant::now() + timeout;
-    let mut stream = match timeout_at(deadline, TcpStream::connect(addr)).await {
+    let mut stream = match timeout_at(deadline, own.connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => return Answer::Failed(format!("connect to {addr}: {e}")),
         Err(_) => return Answer::Failed(format!("connect to {addr}: no answer within {timeout:?}")),
@@ -627,7 +632,7 @@ mod tests {
         async fn sweep(&self) -> Vec<(&'static str, Answer)> {
             let mut out = Vec::new();
             for o in SWEEP {
-                out.push((o.label, try_offer(self.addr(), Some(SNI), o, TIMEOUT).await));
+                out.push((o.label, try_offer(self.addr(), Some(SNI), o, TIMEOUT, &crate::probe::Own::default()).await));
             }
             out
         }
@@ -705,15 +710,18 @@ mod tests {
         });
         let closer = listener(47314, drop);
         let start = std::time::Instant::now();
-        let a = try_offer(garbage, None, offer, TIMEOUT).await;
+        let a = try_offer(garbage, None, offer, TIMEOUT, &crate::probe::Own::default()).await;
         assert!(matches!(&a, Answer::Failed(m) if m.contains("not TLS")), "{a:?}");
-        assert_eq!(try_offer(closer, None, offer, TIMEOUT).await, Answer::Refused { alert: None });
+        assert_eq!(
+            try_offer(closer, None, offer, TIMEOUT, &crate::probe::Own::default()).await,
+            Answer::Refused { alert: None }
+        );
         let nobody = SocketAddr::from(([127, 0, 0, 1], 47315));
-        let a = try_offer(nobody, None, offer, TIMEOUT).await;
+        let a = try_offer(nobody, None, offer, TIMEOUT, &crate::probe::Own::default()).await;
         assert!(matches!(&a, Answer::Failed(m) if m.contains("connect to 127.0.0.1:47315")), "{a:?}");
         assert!(start.elapsed() < Duration::from_millis(500), "{:?}", start.elapsed());
         let start = std::time::Instant::now();
-        let a = try_offer(silent, None, offer, TIMEOUT).await;
+        let a = try_offer(silent, None, offer, TIMEOUT, &crate::probe::Own::default()).await;
         let took = start.elapsed();
         assert!(matches!(&a, Answer::Failed(m) if m.contains("within 2s (0 bytes")), "{a:?}");
         assert!(took >= TIMEOUT && took < TIMEOUT + Duration::from_millis(300), "{took:?}");

@@ -118,7 +118,7 @@ fn a_tls13_server_gives_its_chain_and_the_policy_judges_it() {
     let (_srv, dir) = s_server(47_401, "selfsigned.lab");
     let c = cfg("127.0.0.1/32:47401");
     let t = target(47_401, "ehr.lab");
-    let rec = rt().block_on(conn::handshake(SocketAddr::new(LO, 47_401), Some("ehr.lab"), c.timeout));
+    let rec = rt().block_on(conn::handshake(SocketAddr::new(LO, 47_401), Some("ehr.lab"), c.timeout, &Own::default()));
     assert_eq!(rec.outcome, Some(Outcome::Ok), "{:?}", rec.error);
     assert_eq!(rec.chain.len(), 1);
     let o = judge(&t, &rec, Vec::new(), wall_ns(), &c);
@@ -180,7 +180,7 @@ fn unreachable_hanging_and_garbage_servers_end_in_clear_findings() {
     for (port, result, id) in cases {
         let t = target(port, "x.lab");
         let started = Instant::now();
-        let rec = rt.block_on(conn::handshake(SocketAddr::new(LO, port), t.sni.as_deref(), c.timeout));
+        let rec = rt.block_on(conn::handshake(SocketAddr::new(LO, port), t.sni.as_deref(), c.timeout, &Own::default()));
         assert!(started.elapsed() < Duration::from_secs(3), "port {port}: took {:?}", started.elapsed());
         let o = judge(&t, &rec, Vec::new(), wall_ns(), &c);
         assert_eq!(probe_facts(&o).result, result, "port {port}: {:?}", rec.error);
@@ -241,7 +241,12 @@ fn the_sweep_flags_a_server_that_still_accepts_tls10() {
     }
     let c = ProbeConfig { versions: true, ..cfg("127.0.0.1/32") };
     let pacer = Pacer { gap: Duration::from_millis(10), next: Mutex::new(None) };
-    let o = rt().block_on(probe(&target(port, "mixed.lab"), &c, &pacer));
+    let own = Own::default();
+    let o = rt().block_on(probe(&target(port, "mixed.lab"), &c, &pacer, &own));
+    assert!(
+        own.recent.lock().unwrap().len() == 1 + sweep::SWEEP.len(),
+        "every connection is remembered as the prober's own"
+    );
     let p = probe_facts(&o);
     assert_eq!(p.result, "ok", "TLS 1.3 still works: {:?}", p.error);
     let tls10 = p.versions.iter().find(|v| v.offered == "TLS 1.0").expect("TLS 1.0 offered");
