@@ -253,7 +253,10 @@ mod tests {
     fn every_row_is_complete() {
         for (i, e) in CATALOGUE.iter().enumerate() {
             let id = e.id;
-            assert!(["tls.", "anomaly.", "plaintext.", "probe.", "ssh."].iter().any(|f| id.starts_with(f)), "{id}: family");
+            assert!(
+                ["tls.", "anomaly.", "plaintext.", "probe.", "ssh."].iter().any(|f| id.starts_with(f)),
+                "{id}: family"
+            );
             assert!(
                 id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'),
                 "{id}: id characters"

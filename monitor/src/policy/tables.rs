@@ -147,14 +147,26 @@ pub struct SshTable {
 /// hipaa: the weak lists of RFC 9142 (kex: SHA-1 and 1024-bit groups), RFC 8758 (arcfour),
 /// RFC 8332 (ssh-rsa's SHA-1 signatures) and NIST SP 800-131A Rev. 2 (3DES, SHA-1 signatures
 /// disallowed; HMAC-SHA-1 still acceptable, so hmac-sha1 is not a finding).
-const SSH_HIPAA: SshTable =
-    SshTable { kex_offered: Some(Severity::Low), sha1_mac: None, ssh_rsa: Severity::Medium, kex: None, ciphers: None, macs: None };
+const SSH_HIPAA: SshTable = SshTable {
+    kex_offered: Some(Severity::Low),
+    sha1_mac: None,
+    ssh_rsa: Severity::Medium,
+    kex: None,
+    ciphers: None,
+    macs: None,
+};
 
 /// nist-800-52r2: SP 800-52r2 does not cover SSH; NIST SP 800-131A Rev. 2 (SHA-1 signature
 /// generation disallowed, HMAC-SHA-1 acceptable) and RFC 9142 decide, stricter on what the
 /// server still offers.
-const SSH_NIST: SshTable =
-    SshTable { kex_offered: Some(Severity::Medium), sha1_mac: None, ssh_rsa: Severity::High, kex: None, ciphers: None, macs: None };
+const SSH_NIST: SshTable = SshTable {
+    kex_offered: Some(Severity::Medium),
+    sha1_mac: None,
+    ssh_rsa: Severity::High,
+    kex: None,
+    ciphers: None,
+    macs: None,
+};
 
 /// Mozilla's OpenSSH guidelines, "Modern (OpenSSH 6.7+)" configuration
 /// (<https://infosec.mozilla.org/guidelines/openssh>), plus `curve25519-sha256` (RFC 8731's name

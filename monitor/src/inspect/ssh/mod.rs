@@ -76,7 +76,12 @@ const CLIENT_KEX: [&str; 4] =
 const SERVER_KEX: [&str; 4] =
     ["server-kexinit-truncated", "server-kexinit-oversized", "server-name-list-oversized", "server-kexinit-malformed"];
 
-fn side(bytes: &[u8], anomalies: &mut Vec<&'static str>, banner_err: [&'static str; 2], kex_err: [&'static str; 4]) -> SshSide {
+fn side(
+    bytes: &[u8],
+    anomalies: &mut Vec<&'static str>,
+    banner_err: [&'static str; 2],
+    kex_err: [&'static str; 4],
+) -> SshSide {
     let mut s = SshSide::default();
     let (b, end) = match banner::parse(bytes) {
         Ok(x) => x,

@@ -104,17 +104,7 @@ pub fn negotiate(client: &KexInit, server: &KexInit) -> Negotiated {
     let compression_s2c = pick("compression_s2c", &client.compression_s2c, &server.compression_s2c, none);
     let has = |k: &KexInit, name: &str| k.kex.iter().any(|a| a == name);
     n.strict_kex = has(client, "kex-strict-c-v00@openssh.com") && has(server, "kex-strict-s-v00@openssh.com");
-    Negotiated {
-        kex,
-        host_key,
-        cipher_c2s,
-        cipher_s2c,
-        mac_c2s,
-        mac_s2c,
-        compression_c2s,
-        compression_s2c,
-        ..n
-    }
+    Negotiated { kex, host_key, cipher_c2s, cipher_s2c, mac_c2s, mac_s2c, compression_c2s, compression_s2c, ..n }
 }
 
 #[cfg(test)]
@@ -168,8 +158,10 @@ mod tests {
     #[test]
     fn pseudo_algorithms_never_win_and_aead_has_no_mac() {
         // ext-info-c is on both lists (a broken server echoing it): still not a kex.
-        let c = kexinit("ext-info-c,diffie-hellman-group1-sha1", "ssh-rsa", "aes256-gcm@openssh.com", "hmac-md5", "none");
-        let s = kexinit("ext-info-c,diffie-hellman-group1-sha1", "ssh-rsa", "aes256-gcm@openssh.com", "hmac-sha1", "none");
+        let c =
+            kexinit("ext-info-c,diffie-hellman-group1-sha1", "ssh-rsa", "aes256-gcm@openssh.com", "hmac-md5", "none");
+        let s =
+            kexinit("ext-info-c,diffie-hellman-group1-sha1", "ssh-rsa", "aes256-gcm@openssh.com", "hmac-sha1", "none");
         let n = negotiate(&c, &s);
         assert_eq!(n.kex.as_deref(), Some("diffie-hellman-group1-sha1"));
         assert_eq!((n.mac_c2s.as_deref(), n.mac_s2c.as_deref()), (None, None));

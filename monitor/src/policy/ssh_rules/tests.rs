@@ -3,10 +3,14 @@ use crate::inspect::ssh::{inspect, SshFacts};
 use crate::observation::{Endpoint, SshFlow};
 use crate::policy::{Policy, Profile, Severity};
 
-const MODERN: [&[u8]; 2] =
-    [include_bytes!("../../inspect/ssh/testdata/modern-client.bin"), include_bytes!("../../inspect/ssh/testdata/modern-server.bin")];
-const LEGACY: [&[u8]; 2] =
-    [include_bytes!("../../inspect/ssh/testdata/legacy-client.bin"), include_bytes!("../../inspect/ssh/testdata/legacy-server.bin")];
+const MODERN: [&[u8]; 2] = [
+    include_bytes!("../../inspect/ssh/testdata/modern-client.bin"),
+    include_bytes!("../../inspect/ssh/testdata/modern-server.bin"),
+];
+const LEGACY: [&[u8]; 2] = [
+    include_bytes!("../../inspect/ssh/testdata/legacy-client.bin"),
+    include_bytes!("../../inspect/ssh/testdata/legacy-server.bin"),
+];
 
 fn flow(facts: SshFacts) -> SshFlow {
     let ep = |port| Endpoint { addr: crate::decode::Addr::v4([10, 215, 0, 1]), port };
@@ -55,7 +59,8 @@ fn modern_session_per_profile() {
 fn hand_made_facts() {
     use crate::inspect::ssh::{Banner, Negotiated, SshSide};
     use Severity::*;
-    let banner = |proto: &str| Some(Banner { proto: proto.into(), software: "x".into(), comments: None, lines_before: 0 });
+    let banner =
+        |proto: &str| Some(Banner { proto: proto.into(), software: "x".into(), comments: None, lines_before: 0 });
     let n = Negotiated {
         kex: Some("curve25519-sha256".into()),
         host_key: Some("ssh-dss".into()),
