@@ -70,9 +70,11 @@ impl Lab {
     pub fn start_ssh_servers(&mut self) -> Result<()> {
         let dir = self.dir.clone();
         fs::create_dir_all("/run/sshd").context("creating /run/sshd (sshd privilege separation)")?;
-        for (file, kind, bits) in
-            [("ssh_host_ed25519", "ed25519", None), ("ssh_host_rsa", "rsa", Some("2048")), ("client_key", "ed25519", None)]
-        {
+        for (file, kind, bits) in [
+            ("ssh_host_ed25519", "ed25519", None),
+            ("ssh_host_rsa", "rsa", Some("2048")),
+            ("client_key", "ed25519", None),
+        ] {
             let out = p(&dir, file)?;
             let mut args = vec!["-q", "-t", kind, "-N", "", "-C", "tlsmon-lab", "-f", &out];
             if let Some(b) = bits {
