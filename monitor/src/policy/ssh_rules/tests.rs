@@ -72,8 +72,10 @@ fn hand_made_facts() {
         compression_s2c: Some("zlib@openssh.com".into()),
         ..Negotiated::default()
     };
-    let mut server_kex = crate::inspect::ssh::KexInit::default();
-    server_kex.kex = vec!["curve25519-sha256".into(), "diffie-hellman-group14-sha1".into()];
+    let server_kex = crate::inspect::ssh::KexInit {
+        kex: vec!["curve25519-sha256".into(), "diffie-hellman-group14-sha1".into()],
+        ..Default::default()
+    };
     let f = SshFacts {
         client: SshSide { banner: banner("2.0"), kexinit: None },
         server: SshSide { banner: banner("1.99"), kexinit: Some(server_kex) },
