@@ -289,7 +289,6 @@ impl Pipeline {
         let endpoints = [key.lo, key.hi];
         let dirs = [&a.dirs[0].tls.facts, &a.dirs[1].tls.facts];
         if let Some(flow) = ssh_flow(&a, endpoints, first_ns) {
-            self.stats.plain_candidates += 1;
             let findings = self.cfg.policy.evaluate_ssh(&flow);
             self.out.push(Output { observed: Observed::Ssh(flow), findings });
             return;
