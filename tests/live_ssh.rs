@@ -1,7 +1,8 @@
 //! Privileged end-to-end test: `tlsmon live` (TC on mon's server-side veth) watching real
 //! OpenSSH 9.2p1 peers through the network-namespace lab (tests/lab): `ssh` to a stock sshd
 //! (port 22, IPv4 and IPv6), `ssh` to a legacy sshd (port 2222: diffie-hellman-group1-sha1,
-//! 3des-cbc, hmac-md5, ssh-rsa), and `sftp` uploads (batch mode, key made for the run). Each
+//! 3des-cbc, hmac-md5, ssh-rsa), `sftp` uploads (batch mode, key made for the run), and `ssh`
+//! to a scripted SSH-1.5 server (port 2223; no SSH-1 server is packaged any more). Each
 //! run must give exactly one `ssh` event with exactly the negotiated algorithms and findings,
 //! HASSH values, no field beyond the documented ones, no lost record, and nothing of the
 //! session (user name, key, uploaded file) in what tlsmon prints.
@@ -47,6 +48,8 @@ fn live_ssh_and_sftp_peers() -> Result<()> {
         (SshRun::Legacy, Family::V6),
         (SshRun::Sftp, Family::V4),
         (SshRun::Sftp, Family::V6),
+        (SshRun::V1, Family::V4),
+        (SshRun::V1, Family::V6),
     ] {
         lab.run_ssh_client(run, family)?;
         let mut got = Vec::new();
@@ -123,10 +126,29 @@ fn check_event(lab: &Lab, run: SshRun, family: Family, ev: &Value) -> Vec<String
     eq("destination", &ev["destination"], json!({"ip": lab.server_addr(family).to_string(), "port": run.port()}));
     eq("source.ip", &ev["source"]["ip"], json!(lab.client_addr(family).to_string()));
     let s = &ev["ssh"];
-    for side in ["client", "server"] {
-        eq(&format!("{side}.proto"), &s[side]["proto"], json!("2.0"));
-        eq(&format!("{side}.software"), &s[side]["software"], json!("OpenSSH_9.2p1"));
+    eq("client.proto", &s["client"]["proto"], json!("2.0"));
+    eq("client.software", &s["client"]["software"], json!("OpenSSH_9.2p1"));
+    if run == SshRun::V1 {
+        // Banners only: the client quits before any KEXINIT; nothing negotiated, no anomaly.
+        eq("server.proto", &s["server"]["proto"], json!("1.5"));
+        eq("server.software", &s["server"]["software"], json!("FakeSSH1_lab"));
+        for absent in ["negotiated", "hassh", "hassh_server", "anomalies"] {
+            eq(absent, &s[absent], Value::Null);
+        }
+        eq("client.kex", &s["client"]["kex"], Value::Null);
+        eq("kex_class", &s["kex_class"], json!("none"));
+        let got: Vec<Value> = ev["findings"]
+            .as_array()
+            .map(|a| a.iter().map(|f| json!([f["id"], f["severity"], f["hipaa_ref"], f["evidence"]])).collect())
+            .unwrap_or_default();
+        let want =
+            json!([["ssh.version.v1", "critical", "164.312(e)(1)", "server identifies as SSH-1.5 (FakeSSH1_lab)"]]);
+        eq("findings", &json!(got), want);
+        bad.extend(undocumented(ev));
+        return bad;
     }
+    eq("server.proto", &s["server"]["proto"], json!("2.0"));
+    eq("server.software", &s["server"]["software"], json!("OpenSSH_9.2p1"));
     let (negotiated, findings, hassh_server) = match run {
         SshRun::Modern | SshRun::Sftp => (
             json!({
@@ -141,6 +163,7 @@ fn check_event(lab: &Lab, run: SshRun, family: Family, ev: &Value) -> Vec<String
             json!([["ssh.pq-hybrid", "info", "negotiated sntrup761x25519-sha512"]]),
             HASSH_SERVER_OPENSSH_92.to_string(),
         ),
+        SshRun::V1 => unreachable!("returned above"),
         SshRun::Legacy => (
             json!({
                 "kex": "diffie-hellman-group1-sha1",

@@ -2,7 +2,8 @@
 //! algorithms (port 22) and once with a legacy configuration (port 2222: only
 //! diffie-hellman-group1-sha1, 3des-cbc, hmac-md5 and an ssh-rsa host key — all still built into
 //! OpenSSH 9.2p1, off by default), and `ssh`/`sftp` clients in the client namespace
-//! authenticating as root with a key made for the run (batch mode, no password, no prompt).
+//! authenticating as root with a key made for the run (batch mode, no password, no prompt);
+//! and a scripted SSH-1 server (port 2223), which OpenSSH's client refuses after the banners.
 //! Must never write outside the lab dir but `/run/sshd` (sshd's privilege-separation dir), nor
 //! leave an sshd running past the lab (they are lab children, killed on drop).
 use std::{
@@ -20,6 +21,32 @@ use super::{Family, Lab};
 pub const MODERN_PORT: u16 = 22;
 /// The legacy server (a candidate by its `SSH-` banner only).
 pub const LEGACY_PORT: u16 = 2222;
+/// A scripted SSH-1 server (no SSH-1 server is packaged any more: OpenSSH dropped protocol 1
+/// in 7.4): it sends `SSH-1.5-FakeSSH1_lab`, reads the client's banner and closes.
+pub const V1_PORT: u16 = 2223;
+/// The scripted SSH-1 server (python3, IPv4 and IPv6).
+const V1_SERVER: &str = r#"
+import socket, sys, threading
+def serve(s):
+    while True:
+        c, _ = s.accept()
+        c.sendall(b"SSH-1.5-FakeSSH1_lab\r\n")
+        c.settimeout(5)
+        try:
+            c.recv(256)
+        except OSError:
+            pass
+        c.close()
+s4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+for s, a in ((s4, "0.0.0.0"), (s6, "::")):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((a, int(sys.argv[1])))
+    s.listen(8)
+threading.Thread(target=serve, args=(s6,), daemon=True).start()
+serve(s4)
+"#;
 /// Most time one client run may take.
 const CLIENT_LIMIT: Duration = Duration::from_secs(20);
 /// What the SFTP run uploads (and checks arrived): no PHI, no secret.
@@ -35,22 +62,27 @@ pub enum SshRun {
     Legacy,
     /// `sftp -b` (put, ls, bye) to the stock server.
     Sftp,
+    /// `ssh` to the scripted SSH-1 server: the client refuses ("Protocol major versions
+    /// differ") after the banners.
+    V1,
 }
 
 impl SshRun {
-    pub const ALL: [SshRun; 3] = [SshRun::Modern, SshRun::Legacy, SshRun::Sftp];
+    pub const ALL: [SshRun; 4] = [SshRun::Modern, SshRun::Legacy, SshRun::Sftp, SshRun::V1];
 
     pub fn name(self) -> &'static str {
         match self {
             SshRun::Modern => "ssh-modern",
             SshRun::Legacy => "ssh-legacy",
             SshRun::Sftp => "sftp",
+            SshRun::V1 => "ssh-v1",
         }
     }
 
     pub fn port(self) -> u16 {
         match self {
             SshRun::Legacy => LEGACY_PORT,
+            SshRun::V1 => V1_PORT,
             SshRun::Modern | SshRun::Sftp => MODERN_PORT,
         }
     }
@@ -104,9 +136,13 @@ impl Lab {
             let server_ns = self.server_ns.clone();
             self.spawn(name, &server_ns, "/usr/sbin/sshd", &["-D", "-e", "-f", &cfg])?;
         }
+        let script = p(&dir, "ssh1_server.py")?;
+        fs::write(&script, V1_SERVER).context("writing the SSH-1 server script")?;
+        let server_ns = self.server_ns.clone();
+        self.spawn("ssh1-server", &server_ns, "/usr/bin/python3", &["-u", &script, &V1_PORT.to_string()])?;
         let mut targets = Vec::new();
         for family in Family::BOTH {
-            for port in [MODERN_PORT, LEGACY_PORT] {
+            for port in [MODERN_PORT, LEGACY_PORT, V1_PORT] {
                 targets.push(SocketAddr::new(self.server_addr(family), port));
             }
         }
@@ -142,7 +178,7 @@ impl Lab {
         .to_vec();
         let name = format!("{}-{}", run.name(), family.label());
         let (program, uploaded) = match run {
-            SshRun::Modern => {
+            SshRun::Modern | SshRun::V1 => {
                 args.extend(["-p".into(), port, target.replace(['[', ']'], ""), "true".into()]);
                 ("ssh", None)
             }
@@ -171,6 +207,14 @@ impl Lab {
         };
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let status = self.run(&name, &self.client_ns, program, &argv, CLIENT_LIMIT)?;
+        if run == SshRun::V1 {
+            // The client must refuse protocol 1 (and say so), never log in.
+            let log = self.log(&name);
+            if status.success() || !log.contains("major versions differ") {
+                bail!("{name}: expected OpenSSH to refuse SSH-1 ({status}); its log:\n{log}");
+            }
+            return Ok(());
+        }
         if !status.success() {
             bail!("{name} failed ({status}); its log:\n{}", self.log(&name));
         }
