@@ -16,6 +16,7 @@ mod hello;
 mod live;
 pub mod plain;
 mod servers;
+pub mod ssh;
 
 pub use hello::{large_hello, LargeHello};
 pub use live::{summary, Live, Mode};
