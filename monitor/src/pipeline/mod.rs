@@ -1,5 +1,6 @@
 //! The single entry point live capture and replay share: packet → flow table → head reassembly
-//! → TLS and plaintext inspection → policy → outputs (handshakes, plaintext flows).
+//! → TLS and plaintext inspection (QUIC Initials for UDP flows) → policy → outputs (handshakes,
+//! plaintext flows).
 //! Synchronous, no I/O, time from packets only; must never keep more than the flow-head budget
 //! per direction, more plaintext bytes than configured, nor more flows than configured.
 use monitor_common::{flow_kind, KernelConfig, HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER};
@@ -114,7 +115,7 @@ impl Pipeline {
             let mut open: Vec<(u64, FlowKey)> = self
                 .table
                 .iter()
-                .filter(|(_, e)| matches!(e.state, FlowState::Active(_)))
+                .filter(|(_, e)| matches!(e.state, FlowState::Active(_) | FlowState::Quic(_)))
                 .map(|(k, e)| (e.last_ns, *k))
                 .collect();
             open.sort_unstable_by_key(|(last_ns, _)| *last_ns);
@@ -125,6 +126,7 @@ impl Pipeline {
                 let Some(e) = self.table.remove(&k) else { continue };
                 let bytes = match &e.state {
                     FlowState::Active(a) => a.charged,
+                    FlowState::Quic(q) => q.charged,
                     FlowState::Done => 0,
                 };
                 held -= bytes + ENTRY_COST;
@@ -140,6 +142,7 @@ impl Pipeline {
     fn track(&mut self, ts_ns: u64, p: &Packet<'_>) {
         if p.transport == Transport::Udp {
             self.stats.udp_packets += 1;
+            self.track_udp(ts_ns, p);
             return;
         }
         if p.truncated {
@@ -275,7 +278,11 @@ impl Pipeline {
     /// Turn a flow's facts into an output (a TLS handshake, else a recognised plaintext flow)
     /// and fold its counters in.
     fn judge(&mut self, key: FlowKey, first_ns: u64, state: FlowState) {
-        let FlowState::Active(mut a) = state else { return };
+        let mut a = match state {
+            FlowState::Active(a) => a,
+            FlowState::Quic(q) => return self.judge_quic(key, first_ns, q),
+            FlowState::Done => return,
+        };
         self.charged -= a.charged;
         for d in a.dirs.iter_mut() {
             d.tls.finish();
@@ -333,6 +340,7 @@ impl Pipeline {
     }
 }
 
+mod quic;
 mod state;
 #[cfg(test)]
 mod tests;
