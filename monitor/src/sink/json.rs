@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
-use crate::inspect::quic::QuicFacts;
 use crate::inspect::plaintext::{Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta};
+use crate::inspect::quic::QuicFacts;
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::hello::is_grease;
 use crate::inspect::tls::trust::Trust;

@@ -29,25 +29,8 @@ pub fn walk<'a>(p: &'a [u8], mut f: impl FnMut(Frame<'a>)) -> Walk {
         let ok = match ty {
             0x00 | 0x01 => Some(()),
             0x02 | 0x03 => ack(p, &mut pos, ty == 0x03),
-            0x06 => (|| {
-                let offset = varint(p, &mut pos)?;
-                let len = usize::try_from(varint(p, &mut pos)?).ok()?;
-                let data = p.get(pos..pos.checked_add(len)?)?;
-                pos += len;
-                f(Frame::Crypto { offset, data });
-                Some(())
-            })(),
-            0x1c | 0x1d => (|| {
-                let code = varint(p, &mut pos)?;
-                if ty == 0x1c {
-                    varint(p, &mut pos)?; // the frame type that caused it
-                }
-                let len = usize::try_from(varint(p, &mut pos)?).ok()?;
-                p.get(pos..pos.checked_add(len)?)?; // the reason phrase: never kept
-                pos += len;
-                f(Frame::Close { code, application: ty == 0x1d });
-                Some(())
-            })(),
+            0x06 => crypto(p, &mut pos).map(|(offset, data)| f(Frame::Crypto { offset, data })),
+            0x1c | 0x1d => close(p, &mut pos, ty == 0x1d).map(|code| f(Frame::Close { code, application: ty == 0x1d })),
             other => return Walk::Unexpected(other),
         };
         if ok.is_none() {
@@ -55,6 +38,28 @@ pub fn walk<'a>(p: &'a [u8], mut f: impl FnMut(Frame<'a>)) -> Walk {
         }
     }
     Walk::Complete
+}
+
+/// CRYPTO: offset, length, data.
+fn crypto<'a>(p: &'a [u8], pos: &mut usize) -> Option<(u64, &'a [u8])> {
+    let offset = varint(p, pos)?;
+    let len = usize::try_from(varint(p, pos)?).ok()?;
+    let data = p.get(*pos..pos.checked_add(len)?)?;
+    *pos += len;
+    Some((offset, data))
+}
+
+/// CONNECTION_CLOSE: error code, [the frame type that caused it,] reason phrase (skipped,
+/// never kept); returns the code.
+fn close(p: &[u8], pos: &mut usize, application: bool) -> Option<u64> {
+    let code = varint(p, pos)?;
+    if !application {
+        varint(p, pos)?;
+    }
+    let len = usize::try_from(varint(p, pos)?).ok()?;
+    p.get(*pos..pos.checked_add(len)?)?;
+    *pos += len;
+    Some(code)
 }
 
 /// ACK / ACK_ECN: largest, delay, range count, first range, (gap, length) per range, [3 ECN

@@ -137,6 +137,8 @@ impl QuicConn {
             t.finish();
             self.stats.crypto_dropped += c.dropped;
         }
+        // Datagrams kept for a client never seen: no key opened them.
+        self.stats.undecryptable += self.early.len() as u64;
         self.early = Vec::new();
         self.scratch = Vec::new();
     }

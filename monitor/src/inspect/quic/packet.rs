@@ -66,14 +66,11 @@ fn cid<'a>(b: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
     Some(c)
 }
 
-/// Does the datagram open with a long header of a version tlsmon knows, or a Version
-/// Negotiation packet? (How a QUIC flow is recognised on any port.)
+/// Does the datagram open with a long header of a version tlsmon knows? (How a QUIC flow is
+/// recognised on any port: a client's first Initial.)
 pub fn looks_like_quic(d: &[u8]) -> bool {
     match d {
-        [first, v0, v1, v2, v3, ..] if first & 0x80 != 0 => {
-            let v = u32::from_be_bytes([*v0, *v1, *v2, *v3]);
-            known_version(v) || v == 0
-        }
+        [first, v0, v1, v2, v3, ..] if first & 0x80 != 0 => known_version(u32::from_be_bytes([*v0, *v1, *v2, *v3])),
         _ => false,
     }
 }
@@ -88,7 +85,8 @@ pub fn parse_long(d: &[u8]) -> Option<Long<'_>> {
     let mut pos = 5;
     let dcid = cid(d, &mut pos)?;
     let scid = cid(d, &mut pos)?;
-    let mut p = Long { version, kind: Kind::Unknown, dcid, scid, token: &[], pn_offset: 0, end: d.len(), versions: Vec::new() };
+    let mut p =
+        Long { version, kind: Kind::Unknown, dcid, scid, token: &[], pn_offset: 0, end: d.len(), versions: Vec::new() };
     if version == 0 {
         p.kind = Kind::VersionNegotiation;
         p.versions = d[pos..].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();

@@ -37,7 +37,9 @@ fn protect(keys: &rustls::quic::DirectionalKeys, header: &[u8], payload: &[u8], 
     let pn_at = header.len() - pn_len;
     let sample_at = 4 - pn_len;
     let (first, rest) = header.split_at_mut(1);
-    keys.header.encrypt_in_place(&body[sample_at..sample_at + 16], &mut first[0], &mut rest[pn_at - 1..]).expect("mask");
+    keys.header
+        .encrypt_in_place(&body[sample_at..sample_at + 16], &mut first[0], &mut rest[pn_at - 1..])
+        .expect("mask");
     header.extend_from_slice(&body);
     header
 }
