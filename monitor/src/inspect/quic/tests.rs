@@ -256,3 +256,23 @@ fn version_negotiation_and_garbage_never_panic() {
         q.finish();
     }
 }
+
+#[test]
+fn crypto_cut_at_every_offset_gives_the_same_hello() {
+    // Split-anywhere, QUIC flavour: the ClientHello cut at every offset both pieces fit an
+    // Initial, the pieces sent in either order.
+    let hello = big_client_hello();
+    let whole = crate::inspect::tls::hello::parse_client_hello(&hello[4..]).expect("parses");
+    let keys = InitialKeys::new(packet::V1, &unhex(DCID)).expect("keys");
+    let room = 1200 - 26 - 16 - 5;
+    for cut in hello.len() - room..=room {
+        let a = initial_with(&keys, &crypto_frame(0, &hello[..cut]), 0);
+        let b = initial_with(&keys, &crypto_frame(cut, &hello[cut..]), 1);
+        for (first, second) in [(&a, &b), (&b, &a)] {
+            let mut q = QuicConn::default();
+            q.datagram(0, first, 1);
+            q.datagram(0, second, 2);
+            assert_eq!(q.tls[0].facts.client_hello.as_ref(), Some(&whole), "cut at {cut}");
+        }
+    }
+}
