@@ -151,8 +151,8 @@ fn corpus_agrees_with_peer_tools() {
     let (mut agreed, mut checked, mut failures) = (0, 0, Vec::new());
     for entry in manifest.as_array().unwrap() {
         let cases: Vec<&str> = entry["cases"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-        if cases.contains(&"quic") || cases.contains(&"dtls") {
-            continue; // UDP transports: QUIC lands with its own issue
+        if cases.contains(&"dtls") {
+            continue; // DTLS lands with its own part of issue 15
         }
         let path = dir.join(entry["file"].as_str().unwrap());
         let file = path.file_name().unwrap().to_str().unwrap().to_string();
@@ -272,6 +272,35 @@ fn split_and_oversized_handshakes_parse_completely() {
             .any(|e| e["tls"]["curve"] == "X25519Kyber768Draft00"
                 && finding_ids(e).contains(&"tls.pq-hybrid".to_string()))
     );
+}
+
+#[test]
+fn quic_captures_give_quic_events() {
+    let dir = corpus();
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut files = 0;
+    for entry in manifest.as_array().unwrap() {
+        if !entry["cases"].as_array().unwrap().iter().any(|c| c == "quic") {
+            continue;
+        }
+        files += 1;
+        let name = entry["file"].as_str().unwrap().trim_start_matches("pcaps/");
+        let quic: Vec<Value> = events_of(name).into_iter().filter(|e| e["network"]["protocol"] == "quic").collect();
+        assert!(!quic.is_empty(), "{name}: no QUIC event");
+        for e in &quic {
+            assert_eq!(e["network"]["transport"], "udp", "{name}");
+            assert_eq!(e["quic"]["version"], "1", "{name}");
+            assert!(e["tls"]["client"]["ja4"].as_str().unwrap().starts_with("q13"), "{name}: {e}");
+        }
+    }
+    assert_eq!(files, 4, "QUIC captures in the corpus");
+    // Raw PPP link type (9): both connections, the resumed one included, ServerHello read.
+    let ev = events_of("zeek__quic-go-zerortt.pcap");
+    assert_eq!(ev.len(), 2);
+    assert!(ev.iter().all(|e| e["tls"]["curve"] == "x25519" && e["tls"]["client"]["server_name"] == "server4:443"));
+    // TCP events carry no network or quic object (their bytes are what they were).
+    let tcp = events_of("suricata__ja4-tls-quic.pcap");
+    assert!(tcp.iter().any(|e| e.get("network").is_none() && e.get("quic").is_none()));
 }
 
 #[test]

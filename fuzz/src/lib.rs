@@ -45,6 +45,24 @@ pub fn push_chunk(out: &mut Vec<u8>, chunk: &[u8]) {
     out.extend_from_slice(chunk);
 }
 
+/// UDP datagrams of one flow: [`chunks`], each `[direction byte][datagram]` (bit 0 of the
+/// byte: 0 or 1, the flow key's direction). `f` gets each datagram with its direction.
+pub fn datagrams(data: &[u8], mut f: impl FnMut(usize, &[u8])) {
+    for c in chunks(data) {
+        if let [dir, d @ ..] = c {
+            f(usize::from(dir & 1), d);
+        }
+    }
+}
+
+/// Appends one datagram as [`datagrams`] reads it back.
+pub fn push_datagram(out: &mut Vec<u8>, dir: usize, d: &[u8]) {
+    let mut c = Vec::with_capacity(1 + d.len());
+    c.push(u8::from(dir == 1));
+    c.extend_from_slice(d);
+    push_chunk(out, &c);
+}
+
 /// Bits of a synthetic packet's flag byte.
 pub mod pkt {
     /// Sent by the server (else by the client).
@@ -175,6 +193,16 @@ mod tests {
         assert_eq!(halves(&[1, 0, 0xff]), (0, &[][..], &[][..]));
         // The cut is clamped to what follows.
         assert_eq!(halves(&[7, 0, 0xff, 0xff, 1, 2]), (7, &[1, 2][..], &[][..]));
+    }
+
+    #[test]
+    fn datagrams_round_trip() {
+        let mut out = Vec::new();
+        push_datagram(&mut out, 1, b"\xc0quic");
+        push_datagram(&mut out, 0, b"");
+        let mut seen = Vec::new();
+        datagrams(&out, |dir, d| seen.push((dir, d.to_vec())));
+        assert_eq!(seen, [(1, b"\xc0quic".to_vec()), (0, Vec::new())]);
     }
 
     #[test]

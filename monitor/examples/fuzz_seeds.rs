@@ -17,7 +17,7 @@ use monitor_common::{dir, kind, tcp_flags, RecordHeader, HEADER_LEN, MAX_RECORD_
 #[allow(dead_code)]
 #[path = "../../fuzz/src/lib.rs"]
 mod formats;
-use formats::{push_chunk, write_halves, PacketWriter};
+use formats::{push_chunk, push_datagram, write_halves, PacketWriter};
 
 /// Frames kept per capture for `frame_decode`; flows per capture for the flow-based targets.
 const FRAMES_PER_FILE: usize = 16;
@@ -54,7 +54,7 @@ impl Target {
     }
 }
 
-const TARGETS: [&str; 9] = [
+const TARGETS: [&str; 10] = [
     "capture_file",
     "frame_decode",
     "ring_record",
@@ -64,6 +64,7 @@ const TARGETS: [&str; 9] = [
     "pipeline_packets",
     "probe_result",
     "ssh_stream",
+    "quic_initial",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -102,12 +103,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut frames = Vec::new();
         // In order of appearance (few per capture: a linear search is enough).
         let mut flows: Vec<(FlowKey, Vec<Seg>)> = Vec::new();
+        // UDP flows (QUIC seeds): the datagrams in [`formats::datagrams`] form, per flow.
+        let mut udp: Vec<(FlowKey, Vec<u8>)> = Vec::new();
         let _ = for_each_frame(bytes.as_slice(), |f| {
             if frames.len() < FRAMES_PER_FILE {
                 frames.push(f.data.to_vec());
             }
             let Ok(p) = decode(f.linktype, f.data) else { return };
             if p.transport != Transport::Tcp {
+                let (key, dir) = FlowKey::new(
+                    Endpoint { addr: p.src, port: p.src_port },
+                    Endpoint { addr: p.dst, port: p.dst_port },
+                    true,
+                );
+                let i = match udp.iter().position(|(k, _)| *k == key) {
+                    Some(i) => i,
+                    None if udp.len() < FLOWS_PER_FILE && p.payload.first().is_some_and(|b| b & 0x80 != 0) => {
+                        udp.push((key, Vec::new()));
+                        udp.len() - 1
+                    }
+                    None => return,
+                };
+                if udp[i].1.len() + p.payload.len() < max_len {
+                    push_datagram(&mut udp[i].1, dir, p.payload);
+                }
                 return;
             }
             let (key, dir) = FlowKey::new(
@@ -126,6 +145,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for (key, segs) in &flows {
             flow_seeds(&mut t, &stem, key, segs, max_len)?;
+        }
+        for (_, datagrams) in udp {
+            t.get_mut("quic_initial").ok_or("target")?.add(&stem, datagrams)?;
         }
     }
     for (name, target) in &t {

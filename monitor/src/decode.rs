@@ -6,16 +6,20 @@ use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 pub mod linktype {
     pub const NULL: u32 = 0;
     pub const ETHERNET: u32 = 1;
+    pub const PPP: u32 = 9;
+    pub const PPP_HDLC: u32 = 50;
     pub const RAW_OLD_12: u32 = 12;
     pub const RAW_OLD_14: u32 = 14;
     pub const RAW: u32 = 101;
+    pub const C_HDLC: u32 = 104;
     pub const LOOP: u32 = 108;
     pub const LINUX_SLL: u32 = 113;
     pub const IPV4: u32 = 228;
     pub const IPV6: u32 = 229;
     pub const LINUX_SLL2: u32 = 276;
     /// Every link type above (the `frame_decode` fuzz target tries each).
-    pub const ALL: [u32; 10] = [NULL, ETHERNET, RAW_OLD_12, RAW_OLD_14, RAW, LOOP, LINUX_SLL, IPV4, IPV6, LINUX_SLL2];
+    pub const ALL: [u32; 13] =
+        [NULL, ETHERNET, PPP, RAW_OLD_12, RAW_OLD_14, PPP_HDLC, RAW, C_HDLC, LOOP, LINUX_SLL, IPV4, IPV6, LINUX_SLL2];
 }
 
 /// Transport protocol of a decoded packet.
@@ -134,6 +138,25 @@ fn decode_depth(linktype: u32, frame: &[u8], depth: u8) -> Result<Packet<'_>, Sk
                 10 | 24 | 28 | 30 => EtherType::IPV6.0,
                 _ => return Err(Skip::NotIp),
             };
+            from_ether_type(et, &frame[4..])?
+        }
+        linktype::PPP | linktype::PPP_HDLC => {
+            // Optional address and control bytes (0xff 0x03), then the PPP protocol: one byte
+            // when compressed (odd first byte), else two.
+            let f = frame.strip_prefix(&[0xff, 0x03][..]).unwrap_or(frame);
+            let (proto, rest) = match f {
+                [p, rest @ ..] if p & 1 == 1 => (u16::from(*p), rest),
+                [a, b, rest @ ..] => (u16::from_be_bytes([*a, *b]), rest),
+                _ => return Err(Skip::Malformed),
+            };
+            match proto {
+                PPP_IPV4 | PPP_IPV6 => LaxSlicedPacket::from_ip(rest).map_err(|_| Skip::Malformed)?,
+                _ => return Err(Skip::NotIp),
+            }
+        }
+        linktype::C_HDLC => {
+            // Cisco HDLC: address, control, then an Ethernet type.
+            let et = be16(frame, 2).ok_or(Skip::Malformed)?;
             from_ether_type(et, &frame[4..])?
         }
         linktype::LINUX_SLL => {
@@ -300,7 +323,7 @@ mod tests {
                     (x >> 16) as u8
                 })
                 .collect();
-            for lt in [0, 1, 12, 101, 108, 113, 228, 229, 276, 9999] {
+            for lt in linktype::ALL.into_iter().chain([9999]) {
                 let _ = decode(lt, &frame);
             }
         }
@@ -318,5 +341,12 @@ mod tests {
         null.extend_from_slice(ip);
         assert_eq!(decode(linktype::NULL, &null).unwrap().dst_port, 443);
         assert_eq!(decode(linktype::RAW, ip).unwrap().dst_port, 443);
+        // PPP: with and without address/control bytes, compressed protocol field; Cisco HDLC.
+        for head in [&[0x00, 0x21][..], &[0xff, 0x03, 0x00, 0x21], &[0x21], &[0x0f, 0x00, 0x08, 0x00]] {
+            let mut f = head.to_vec();
+            f.extend_from_slice(ip);
+            let lt = if head.len() == 4 && head[0] == 0x0f { linktype::C_HDLC } else { linktype::PPP };
+            assert_eq!(decode(lt, &f).unwrap().dst_port, 443, "{head:?}");
+        }
     }
 }

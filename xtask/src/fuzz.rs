@@ -24,6 +24,7 @@ pub const TARGETS: &[&str] = &[
     "pipeline_packets",
     "probe_result",
     "ssh_stream",
+    "quic_initial",
 ];
 
 /// Largest input libFuzzer makes, and the size seeds are cut to: big enough for a whole flow

@@ -228,7 +228,7 @@ const RESEGMENT_MSS: usize = 1400;
 /// The frames a TC or XDP hook on an Ethernet interface would see for one captured frame.
 ///
 /// Ethernet frames with at most two VLAN tags pass unchanged. Other link types (BSD loopback,
-/// raw IP, Linux cooked) and encapsulations the kernel parser does not walk (PPPoE, more than
+/// raw IP, Linux cooked, PPP, Cisco HDLC) and encapsulations the kernel parser does not walk (PPPoE, more than
 /// two tags, 0x9100 tags) get a plain Ethernet header in front of their IP packet. A TCP
 /// segment larger than [`MAX_TEST_FRAME`] (captured before TSO/after GRO) is cut into
 /// MSS-sized segments with consecutive sequence numbers, as they were on the wire; a UDP
@@ -252,6 +252,13 @@ pub fn hook_frames(linktype: u32, frame: &[u8], out: &mut Vec<Vec<u8>>) {
         lt::RAW | lt::RAW_OLD_12 | lt::RAW_OLD_14 | lt::IPV4 | lt::IPV6 => frame,
         lt::LINUX_SLL => frame.get(16..).unwrap_or_default(),
         lt::LINUX_SLL2 => frame.get(20..).unwrap_or_default(),
+        lt::C_HDLC => frame.get(4..).unwrap_or_default(),
+        // Optional address/control bytes, then the PPP protocol (1 byte when compressed).
+        lt::PPP | lt::PPP_HDLC => match frame.strip_prefix(&[0xff, 0x03][..]).unwrap_or(frame) {
+            [p, rest @ ..] if p & 1 == 1 => rest,
+            [_, _, rest @ ..] => rest,
+            _ => return,
+        },
         _ => return,
     };
     let ethertype: u16 = match ip.first().map(|b| b >> 4) {

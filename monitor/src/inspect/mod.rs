@@ -1,7 +1,8 @@
-//! Inspectors over flow heads: TLS record layer and hellos, plaintext protocols, SSH banners and
-//! KEXINITs, fingerprints, IANA names.
+//! Inspectors over flow heads: TLS record layer and hellos, QUIC Initials, plaintext protocols,
+//! SSH banners and KEXINITs, fingerprints, IANA names.
 pub mod fingerprint;
 pub mod names;
 pub mod plaintext;
+pub mod quic;
 pub mod ssh;
 pub mod tls;

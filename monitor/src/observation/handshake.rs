@@ -3,6 +3,7 @@
 //! Must never hold payload bytes: only parsed facts.
 use crate::flow::Endpoint;
 use crate::inspect::fingerprint::{self, Ja4Transport};
+use crate::inspect::quic::QuicFacts;
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::hello::{ClientHello, ServerHello};
 use crate::inspect::tls::trust::Trust;
@@ -31,6 +32,9 @@ pub struct Handshake {
     /// Set only on a handshake the agent made itself (the opt-in prober): what it was for
     /// and how it went. Its `ts_ns` is then the wall clock, not packet time.
     pub probe: Option<Box<ProbeFacts>>,
+    /// Set on a handshake carried by QUIC Initials (UDP): the QUIC version and what the
+    /// server answered at the QUIC layer.
+    pub quic: Option<QuicFacts>,
 }
 
 /// What one probe did: the facts a `probe` event carries beyond the handshake's own.
@@ -114,6 +118,7 @@ impl Handshake {
             anomalies,
             established,
             probe: None,
+            quic: None,
         })
     }
 

@@ -3,6 +3,7 @@
 //! Must never hold anything but counts.
 use crate::flow::reassembly::HeadStats;
 use crate::flow::TableStats;
+use crate::inspect::quic::QuicStats;
 
 /// What a source saw before the pipeline: packets and bytes, and why some gave no packet. The
 /// same in both sources: replay decodes every frame itself, live capture reads the kernel
@@ -41,6 +42,8 @@ pub struct PipelineStats {
     pub head: HeadStats,
     pub flows: TableStats,
     pub memory: MemoryStats,
+    /// QUIC flows' datagrams and Initial packets, as judged flows report them.
+    pub quic: QuicStats,
 }
 
 /// The pipeline's memory budget at work: what open flows hold (per-flow state, out-of-order
@@ -123,6 +126,11 @@ pub fn losses<'a>(
             "plain_bytes_cap",
             p.plain_bytes_dropped,
             "clear bytes not kept for the plaintext inspectors: all flows together were at the cap",
+        ),
+        (
+            "quic_crypto_cap",
+            p.quic.crypto_dropped,
+            "QUIC CRYPTO bytes past a direction's 64 KiB of Initial handshake data (not inspected)",
         ),
         ("bad_records", bad_records, "ring-buffer records the agent could not read"),
     ];

@@ -1,6 +1,6 @@
 //! The single entry point live capture and replay share: packet → flow table → head reassembly
-//! → TLS, SSH and plaintext inspection → policy → outputs (handshakes, SSH sessions, plaintext
-//! flows).
+//! → TLS, SSH and plaintext inspection (QUIC Initials for UDP flows) → policy → outputs
+//! (handshakes, SSH sessions, plaintext flows).
 //! Synchronous, no I/O, time from packets only; must never keep more than the flow-head budget
 //! per direction, more plaintext bytes than configured, nor more flows than configured.
 use monitor_common::{flow_kind, KernelConfig, HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER};
@@ -116,7 +116,7 @@ impl Pipeline {
             let mut open: Vec<(u64, FlowKey)> = self
                 .table
                 .iter()
-                .filter(|(_, e)| matches!(e.state, FlowState::Active(_)))
+                .filter(|(_, e)| matches!(e.state, FlowState::Active(_) | FlowState::Quic(_)))
                 .map(|(k, e)| (e.last_ns, *k))
                 .collect();
             open.sort_unstable_by_key(|(last_ns, _)| *last_ns);
@@ -127,6 +127,7 @@ impl Pipeline {
                 let Some(e) = self.table.remove(&k) else { continue };
                 let bytes = match &e.state {
                     FlowState::Active(a) => a.charged,
+                    FlowState::Quic(q) => q.charged,
                     FlowState::Done => 0,
                 };
                 held -= bytes + ENTRY_COST;
@@ -142,6 +143,7 @@ impl Pipeline {
     fn track(&mut self, ts_ns: u64, p: &Packet<'_>) {
         if p.transport == Transport::Udp {
             self.stats.udp_packets += 1;
+            self.track_udp(ts_ns, p);
             return;
         }
         if p.truncated {
@@ -277,7 +279,11 @@ impl Pipeline {
     /// Turn a flow's facts into an output (a TLS handshake, else a recognised plaintext flow)
     /// and fold its counters in.
     fn judge(&mut self, key: FlowKey, first_ns: u64, state: FlowState) {
-        let FlowState::Active(mut a) = state else { return };
+        let mut a = match state {
+            FlowState::Active(a) => a,
+            FlowState::Quic(q) => return self.judge_quic(key, first_ns, q),
+            FlowState::Done => return,
+        };
         self.charged -= a.charged;
         for d in a.dirs.iter_mut() {
             d.tls.finish();
@@ -357,6 +363,7 @@ fn ssh_flow(a: &state::Active, endpoints: [Endpoint; 2], first_ns: u64) -> Optio
     })
 }
 
+mod quic;
 mod state;
 #[cfg(test)]
 mod tests;

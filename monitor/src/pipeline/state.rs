@@ -60,6 +60,8 @@ impl Active {
 
 pub(super) enum FlowState {
     Active(Box<Active>),
+    /// A QUIC flow (UDP): its Initial handshake so far.
+    Quic(Box<super::quic::QuicFlow>),
     /// Judged (or not TLS): later packets are only counted.
     Done,
 }
@@ -82,7 +84,7 @@ impl FlowState {
 pub(super) fn a_closed(state: &FlowState) -> bool {
     match state {
         FlowState::Active(a) => a.dirs.iter().all(|d| d.closed),
-        FlowState::Done => false,
+        FlowState::Quic(_) | FlowState::Done => false,
     }
 }
 

@@ -163,3 +163,44 @@ fn fixed_costs_are_small() {
     const { assert!(ENTRY_COST <= 96) };
     const { assert!(std::mem::size_of::<state::Active>() <= 2048) };
 }
+
+fn udp(payload: &[u8], src_port: u16, dst_port: u16) -> Packet<'_> {
+    Packet { transport: Transport::Udp, src_port, dst_port, syn: false, ack: false, seq: 0, ..pkt(payload, false, 0) }
+}
+
+#[test]
+fn udp_garbage_is_counted_never_judged() {
+    let mut p = Pipeline::new(PipelineConfig::default());
+    // DNS and a short header on 443: no flow at all.
+    p.packet(S, &udp(b"\x12\x34\x01\x00\x00\x01", 40_000, 53));
+    p.packet(S, &udp(b"\x40\x01\x02\x03", 40_001, 443));
+    assert_eq!(p.table.len(), 0);
+    // Long headers on 443: an unknown version, a known one cut short, one that opens no key.
+    let mut x: u32 = 9;
+    let mut forged = vec![0xc0, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0x44, 0xb1, 0];
+    forged.extend((0..1200).map(|_| {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (x >> 16) as u8
+    }));
+    p.packet(2 * S, &udp(b"\xc0\x0a\x0a\x0a\x0a\x00\x00", 40_002, 443));
+    p.packet(2 * S, &udp(&forged[..30], 40_003, 443));
+    for i in 0..6 {
+        p.packet(3 * S + i, &udp(&forged, 40_004, 443));
+    }
+    assert_eq!(p.table.len(), 3);
+    assert!(p.stats.memory.held > 0);
+    p.finish();
+    assert_eq!(p.drain_outputs().count(), 0, "nothing TLS: no event");
+    let q = p.stats.quic;
+    assert_eq!((p.stats.udp_packets, q.datagrams), (10, 8));
+    assert_eq!((q.unknown_version, q.malformed, q.undecryptable), (1, 1, 6), "{q:?}");
+    assert_eq!((p.charged, p.stats.memory.held), (0, 0));
+}
+
+#[test]
+fn udp_and_tcp_on_one_four_tuple_are_two_flows() {
+    let mut p = Pipeline::new(PipelineConfig::default());
+    p.packet(S, &pkt(&[], true, 999));
+    p.packet(S, &udp(b"\xc0\x00\x00\x00\x01\x00\x00", 40_000, 443));
+    assert_eq!(p.table.len(), 2);
+}

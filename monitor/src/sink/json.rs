@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
 use crate::inspect::plaintext::{Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta};
+use crate::inspect::quic::QuicFacts;
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::hello::is_grease;
 use crate::inspect::tls::trust::Trust;
@@ -21,7 +22,13 @@ pub struct Event<'a> {
     pub timestamp: String,
     pub source: Host,
     pub destination: Host,
+    /// Only on handshakes carried over UDP: `udp` and `quic`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
     pub tls: Tls,
+    /// Only on QUIC handshakes: the QUIC layer's facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quic: Option<Quic>,
     /// Only on `probe` events: what the prober did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe<'a>>,
@@ -163,6 +170,45 @@ pub fn plain_event<'a>(p: &'a PlainFlow, findings: &'a [Finding]) -> PlainEvent<
             starttls: f.starttls,
         },
         findings,
+    }
+}
+
+/// `network.*` (ECS): the transport and the protocol carrying the handshake.
+#[derive(Serialize)]
+pub struct Network {
+    pub transport: &'static str,
+    pub protocol: &'static str,
+}
+
+/// `quic.*`: the version of the client's Initials, the server's when it differs, the versions
+/// a Version Negotiation listed, whether the server sent a Retry.
+#[derive(Serialize)]
+pub struct Quic {
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub version_negotiation: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
+}
+
+/// A QUIC version as people write it: `1`, `2`, `draft-29`, else hexadecimal.
+pub fn quic_version(v: u32) -> String {
+    match v {
+        1 => "1".into(),
+        0x6b33_43cf => "2".into(),
+        0xff00_0000..=0xff00_00ff => format!("draft-{}", v & 0xff),
+        _ => format!("0x{v:08x}"),
+    }
+}
+
+fn quic(f: &QuicFacts) -> Quic {
+    Quic {
+        version: f.version.map_or_else(|| "unknown".into(), quic_version),
+        server_version: f.server_version.map(quic_version),
+        version_negotiation: f.version_negotiation.iter().flatten().map(|v| quic_version(*v)).collect(),
+        retry: f.retry,
     }
 }
 
@@ -391,7 +437,9 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         timestamp: rfc3339(hs.ts_ns),
         source: Host { ip: hs.client.addr.to_ip().to_string(), port: hs.client.port },
         destination: Host { ip: hs.server.addr.to_ip().to_string(), port: hs.server.port },
+        network: hs.quic.as_ref().map(|_| Network { transport: "udp", protocol: "quic" }),
         tls,
+        quic: hs.quic.as_ref().map(quic),
         probe: None,
         findings,
     }

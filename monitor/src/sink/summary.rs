@@ -131,6 +131,14 @@ impl Summary {
                 stats.plain_candidates, stats.plaintext_flows, stats.plain_bytes_dropped
             );
         }
+        let q = &stats.quic;
+        if q.datagrams > 0 {
+            let _ = writeln!(
+                s,
+                "QUIC: {} datagrams, {} Initial packets opened, {} not opened, {} malformed, {} of later spaces skipped",
+                q.datagrams, q.initials, q.undecryptable, q.malformed, q.skipped
+            );
+        }
         loss_lines(&mut s, losses);
         self.render_body(&mut s);
         s

@@ -149,6 +149,24 @@ impl TlsStream {
         }
     }
 
+    /// Feed handshake-layer bytes that come without a record layer (QUIC CRYPTO frames,
+    /// reassembled in order): messages split anywhere are put together as from records.
+    pub fn feed_handshake(&mut self, data: &[u8], ts_ns: u64) {
+        if self.finished() || data.is_empty() {
+            return;
+        }
+        if self.state == State::Start {
+            self.facts.first_ts_ns = ts_ns;
+            self.state = State::Handshake;
+        }
+        self.record(CT_HANDSHAKE, data);
+    }
+
+    /// Record a malformed-traffic observation found by a caller (at most a few per direction).
+    pub fn note_anomaly(&mut self, id: &'static str, detail: String) {
+        self.anomaly(id, detail);
+    }
+
     /// The head ended (flow closed, budget used up, or end of input): learn what the partial
     /// record and message still tell (a certificate chain cut by the budget).
     pub fn finish(&mut self) {

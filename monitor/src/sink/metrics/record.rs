@@ -77,6 +77,7 @@ impl Metrics {
             self.memory.with_label_values(&[of]).set(v.min(i64::MAX as u64) as i64);
         }
         mirror(&self.dropped.with_label_values(&["plain_bytes_cap"]), s.plain_bytes_dropped);
+        mirror(&self.dropped.with_label_values(&["quic_crypto_cap"]), s.quic.crypto_dropped);
     }
 
     /// Bring the source's counters in: packets and bytes seen, and why some were not inspected
