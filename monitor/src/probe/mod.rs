@@ -32,6 +32,8 @@ use scope::{Rule, Scope};
 /// Results waiting for the emitter at most; beyond, they are dropped and counted (the emitter
 /// takes them every tick, and probes are few per second, so this is never expected).
 const MAX_RESULTS: usize = 256;
+/// Added to every gap between two connections (see `work`).
+const PACE_MARGIN: Duration = Duration::from_millis(1);
 /// How often the prober's loop looks for work.
 const POLL: Duration = Duration::from_millis(20);
 
@@ -119,18 +121,29 @@ struct Pacer {
 }
 
 impl Pacer {
-    /// Wait for this connection's slot.
+    /// Wait until this connection may start: at least `gap` after the previous one actually
+    /// started (a slot booked ahead would let a late waker and an on-time one crowd together).
     async fn slot(&self) {
-        let now = tokio::time::Instant::now();
-        let at = match self.next.lock() {
-            Ok(mut next) => {
-                let at = next.map_or(now, |n| n.max(now));
-                *next = Some(at + self.gap);
-                at
+        loop {
+            let now = tokio::time::Instant::now();
+            // Decided with the lock held, waited without it: Ok(None) go now, Ok(Some(t)) look
+            // again at t, Err(t) go at t (a poisoned lock, never expected: one gap, then go).
+            let wait = match self.next.lock() {
+                Ok(mut next) => match *next {
+                    Some(n) if n > now => Ok(Some(n)),
+                    _ => {
+                        *next = Some(now + self.gap);
+                        Ok(None)
+                    }
+                },
+                Err(_) => Err(now + self.gap),
+            };
+            match wait {
+                Ok(None) => return,
+                Ok(Some(at)) => tokio::time::sleep_until(at).await,
+                Err(at) => return tokio::time::sleep_until(at).await,
             }
-            Err(_) => now + self.gap,
-        };
-        tokio::time::sleep_until(at).await;
+        }
     }
 }
 
@@ -283,7 +296,10 @@ pub fn wanted(o: &Output, all: bool) -> Option<(Target, &'static str)> {
 /// The prober's loop: start what the queue hands out, until told to stop.
 async fn work(shared: Arc<Shared>, cfg: Arc<ProbeConfig>, tx: SyncSender<Output>) {
     let rate = cfg.queue.rate_per_s.max(1);
-    let pacer = Arc::new(Pacer { gap: Duration::from_secs(1) / rate, next: Mutex::new(None) });
+    // A hair over 1/rate: the SYN leaves a little after the slot, so jitter cannot fit one
+    // more connection into a second.
+    let gap = Duration::from_secs(1) / rate + PACE_MARGIN;
+    let pacer = Arc::new(Pacer { gap, next: Mutex::new(None) });
     while !shared.stop.load(Ordering::Relaxed) {
         loop {
             let next = shared.queue.lock().ok().and_then(|mut q| q.next(shared.now_ms()));

@@ -20,7 +20,9 @@ pub struct Event<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub timestamp: String,
-    pub source: Host,
+    /// Absent only on a probe event whose connection never got a local address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Host>,
     pub destination: Host,
     /// Only on handshakes carried over UDP: `udp` and `quic`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -435,7 +437,8 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
     Event {
         kind: "tls",
         timestamp: rfc3339(hs.ts_ns),
-        source: Host { ip: hs.client.addr.to_ip().to_string(), port: hs.client.port },
+        source: (hs.probe.is_none() || hs.client.port != 0)
+            .then(|| Host { ip: hs.client.addr.to_ip().to_string(), port: hs.client.port }),
         destination: Host { ip: hs.server.addr.to_ip().to_string(), port: hs.server.port },
         network: hs.quic.as_ref().map(|_| Network { transport: "udp", protocol: "quic" }),
         tls,
