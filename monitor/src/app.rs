@@ -34,6 +34,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Replay(a) => replay(a),
         Command::Live(a) => live(a),
         Command::Audit(AuditCommand::Verify { file }) => audit_verify(&file),
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man { out } => crate::manual::man(&out),
     }
 }
 

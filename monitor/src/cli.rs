@@ -60,6 +60,29 @@ pub enum Command {
     /// Work with the tamper-evident audit log written by `--audit-log FILE`.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print a shell completion script on stdout.
+    ///
+    /// Examples:
+    ///   tlsmon completions bash > /etc/bash_completion.d/tlsmon
+    ///   tlsmon completions zsh > "${fpath[1]}/_tlsmon"
+    ///   tlsmon completions fish > ~/.config/fish/completions/tlsmon.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages, generated from these very definitions: tlsmon.8 and one page per
+    /// subcommand (tlsmon-live.8, tlsmon-replay.8, tlsmon-audit-verify.8, …).
+    ///
+    /// Example:
+    ///   tlsmon man --out /usr/local/share/man/man8
+    #[command(verbatim_doc_comment)]
+    Man {
+        /// Directory to write the pages into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// `tlsmon audit …` subcommands.

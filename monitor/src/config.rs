@@ -336,7 +336,7 @@ impl Config {
                     self.apply_live(a, m);
                 }
             }
-            Command::Audit(_) => {}
+            Command::Audit(_) | Command::Completions { .. } | Command::Man { .. } => {}
         }
     }
 
