@@ -222,6 +222,23 @@ fn merged_conflicts_are_named() {
 }
 
 #[test]
+fn audit_rotation_from_file_and_flags() {
+    let a = replay("[audit]\naudit-log = \"a.jsonl\"\naudit-rotate-mb = 50\naudit-rotate-daily = true\n", &[]);
+    assert_eq!((a.audit.audit_rotate_mb, a.audit.audit_rotate_daily), (Some(50), true));
+    // Flags win over the file.
+    let a = replay("[audit]\naudit-log = \"a.jsonl\"\naudit-rotate-mb = 50\n", &["--audit-rotate-mb", "7"]);
+    assert_eq!(a.audit.audit_rotate_mb, Some(7));
+    assert_eq!(replay("", &[]).audit.audit_rotate_mb, None);
+    assert!(
+        err(live("", &["--iface", "lo", "--audit-rotate-mb", "5"])).starts_with("`audit-rotate-mb` needs an audit log")
+    );
+    assert!(err(live("", &["--iface", "lo", "--audit-rotate-daily"]))
+        .starts_with("`audit-rotate-daily` needs an audit log"));
+    assert!(err(live("", &["--iface", "lo", "--audit-log", "a.jsonl", "--audit-rotate-mb", "0"]))
+        .starts_with("`audit-rotate-mb` must be at least 1"));
+}
+
+#[test]
 fn probe_needs_an_allowlist_and_stays_off_by_default() {
     assert!(!replay("", &[]).probe.probe, "off by default");
     let e = err(merged("", &["replay", "--probe", "x.pcap"]));
