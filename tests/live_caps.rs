@@ -9,7 +9,7 @@ mod lab;
 
 use std::{
     os::unix::fs::PermissionsExt as _,
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -23,10 +23,9 @@ fn tlsmon_bin() -> PathBuf {
     std::env::var_os("TLSMON_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tlsmon")), PathBuf::from)
 }
 
-/// A wrapper that execs tlsmon as nobody with exactly `caps` (inheritable and ambient; the
+/// A wrapper that execs `bin` as nobody with exactly `caps` (inheritable and ambient; the
 /// bounding set cut down to them too, as `CapabilityBoundingSet=` does).
-fn wrapper(lab: &Lab, name: &str, caps: &str) -> Result<PathBuf> {
-    let bin = tlsmon_bin();
+fn wrapper(lab: &Lab, bin: &Path, name: &str, caps: &str) -> Result<PathBuf> {
     let path = lab.dir.join(name);
     let bounding = if caps.is_empty() { "-all".to_string() } else { format!("-all,{caps}") };
     let inh = if caps.is_empty() { "-all".to_string() } else { caps.to_string() };
@@ -41,20 +40,25 @@ fn wrapper(lab: &Lab, name: &str, caps: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The binary where nobody can run it: as is when every directory above it is searchable by
+/// others (/usr/bin), else a copy in the lab dir (a checkout under /root is not).
+fn runnable_by_nobody(lab: &Lab) -> Result<PathBuf> {
+    let bin = tlsmon_bin();
+    let open = bin.ancestors().skip(1).all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    if open {
+        return Ok(bin);
+    }
+    std::fs::set_permissions(&lab.dir, std::fs::Permissions::from_mode(0o755))?;
+    let copy = lab.dir.join("tlsmon");
+    std::fs::copy(&bin, &copy).with_context(|| format!("copying {} into the lab", bin.display()))?;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))?;
+    Ok(copy)
+}
+
 #[test]
 fn three_capabilities_as_nobody_capture_a_tls10_handshake() -> Result<()> {
-    let bin = tlsmon_bin();
-    // nobody must be able to run it: every directory on the way searchable by others.
-    for dir in bin.ancestors().skip(1) {
-        let mode = std::fs::metadata(dir).with_context(|| format!("stat {}", dir.display()))?.permissions().mode();
-        if mode & 0o001 == 0 {
-            bail!(
-                "{} is not searchable by nobody (mode {mode:o}): set TLSMON_BIN to an installed tlsmon",
-                dir.display()
-            );
-        }
-    }
     let mut lab = Lab::create()?;
+    let bin = runnable_by_nobody(&lab)?;
     lab.start_servers()?;
     let legacy = SERVERS.iter().find(|s| s.posture == Posture::Legacy).context("the TLS 1.0 server")?;
 
@@ -62,7 +66,7 @@ fn three_capabilities_as_nobody_capture_a_tls10_handshake() -> Result<()> {
     // in that each capability is needed (CAP_PERFMON: aya's feature probes load a tracing
     // program; CAP_BPF and CAP_NET_ADMIN: load and attach).
     for (name, caps) in [("no-perfmon", "+bpf,+net_admin"), ("no-caps", "")] {
-        let w = wrapper(&lab, name, caps)?;
+        let w = wrapper(&lab, &bin, name, caps)?;
         match lab.start_live(&w, Mode::Tc, &[]) {
             Ok(live) => {
                 let _ = live.stop();
@@ -75,7 +79,7 @@ fn three_capabilities_as_nobody_capture_a_tls10_handshake() -> Result<()> {
         }
     }
 
-    let w = wrapper(&lab, "three-caps", CAPS)?;
+    let w = wrapper(&lab, &bin, "three-caps", CAPS)?;
     let mut live = lab.start_live(&w, Mode::Tc, &["--stats"])?;
     let runs = lab.run_server_clients(legacy, Family::V4)?;
     assert!(!runs.is_empty(), "the lab ran a client against the TLS 1.0 server");
