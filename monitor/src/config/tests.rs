@@ -264,6 +264,17 @@ fn probe_needs_an_allowlist_and_stays_off_by_default() {
 }
 
 #[test]
+fn kubernetes_config_parses_and_sets_the_daemonset_paths() {
+    let text = include_str!("../../../deploy/kubernetes/tlsmon.toml");
+    let c = p(text).expect("deploy/kubernetes/tlsmon.toml parses");
+    c.validate(Path::new("tlsmon.toml")).expect("validates");
+    let a = live(text, &[]).expect("live needs nothing more");
+    // The DaemonSet mounts /var/lib/tlsmon from the node and probes /healthz on port 9863.
+    assert_eq!(a.audit.audit_log.as_deref(), Some(Path::new("/var/lib/tlsmon/audit.jsonl")));
+    assert_eq!(a.listen.listen.map(|l| l.port()), Some(9863));
+}
+
+#[test]
 fn example_file_parses_validates_and_changes_nothing() {
     let c = p(EXAMPLE).expect("example parses");
     c.validate(Path::new("tlsmon.example.toml")).expect("example validates");
