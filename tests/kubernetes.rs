@@ -1,7 +1,8 @@
 //! deploy/kubernetes: the PrometheusRule is dashboards/tlsmon-alerts.yml (the one source of
-//! truth) wrapped as a CRD, byte for byte; the PodMonitor and DaemonSet agree with the alerts
+//! truth) wrapped as a CRD, byte for byte; the dashboards ConfigMap holds dashboards/grafana/
+//! byte for byte (label grafana_dashboard for Grafana's sidecar); the PodMonitor and DaemonSet agree with the alerts
 //! (job "tlsmon") and with the systemd unit (the same three capabilities, never privileged).
-//! Regenerate the rule with `TLSMON_BLESS=1 cargo test -p monitor --test kubernetes`.
+//! Regenerate both with `TLSMON_BLESS=1 cargo test -p monitor --test kubernetes`.
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -52,10 +53,60 @@ fn prometheus_rule_is_the_alert_file() {
     assert!(got.contains("\nspec:\n  groups:\n"), "spec.groups is the CRD's structure");
 }
 
+/// A ConfigMap with every dashboard JSON of dashboards/grafana/ as a block scalar.
+fn dashboards_configmap() -> String {
+    let dir = root().join("dashboards/grafana");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("dashboards/grafana")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    let mut out = String::from(
+        "# GENERATED from dashboards/grafana/*.json by tests/kubernetes.rs (TLSMON_BLESS=1): do not edit.\n\
+         # Grafana's dashboard sidecar loads ConfigMaps labelled grafana_dashboard=\"1\".\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tlsmon-dashboards\n  labels:\n    grafana_dashboard: \"1\"\ndata:\n",
+    );
+    for n in names {
+        let json = std::fs::read_to_string(dir.join(&n)).expect("dashboard");
+        assert!(!json.contains('\t'), "{n}: tabs cannot sit in a YAML block scalar");
+        out.push_str(&format!("  {n}: |-\n"));
+        for line in json.trim_end().lines() {
+            if line.is_empty() {
+                out.push('\n');
+            } else {
+                out.push_str("    ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dashboards_configmap_is_the_dashboards() {
+    let want = dashboards_configmap();
+    let path = root().join("deploy/kubernetes/dashboards-configmap.yaml");
+    if std::env::var_os("TLSMON_BLESS").is_some() {
+        std::fs::write(&path, &want).expect("writing dashboards-configmap.yaml");
+    }
+    let got = read("deploy/kubernetes/dashboards-configmap.yaml");
+    assert!(got == want, "deploy/kubernetes/dashboards-configmap.yaml is stale: run TLSMON_BLESS=1 cargo test -p monitor --test kubernetes");
+    assert!(got.contains("  tlsmon-posture.json: |-\n"), "the posture dashboard is in it");
+}
+
 #[test]
 fn kustomization_lists_every_manifest_and_the_pod_matches_the_unit() {
     let k = read("deploy/kubernetes/kustomization.yaml");
-    for f in ["namespace.yaml", "serviceaccount.yaml", "daemonset.yaml", "podmonitor.yaml", "prometheusrule.yaml"] {
+    for f in [
+        "namespace.yaml",
+        "serviceaccount.yaml",
+        "daemonset.yaml",
+        "podmonitor.yaml",
+        "prometheusrule.yaml",
+        "dashboards-configmap.yaml",
+    ] {
         assert!(k.contains(&format!("  - {f}\n")), "kustomization.yaml lacks {f}");
     }
     let ds = read("deploy/kubernetes/daemonset.yaml");
