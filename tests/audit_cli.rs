@@ -167,3 +167,75 @@ fn verify_names_the_first_tampered_line() {
     assert_eq!(verify(&log).0, 0);
     assert_eq!(verify(&tmp("missing.jsonl")).0, 2);
 }
+
+/// A log rolled over by size into three files (two rolled, the live one), as a shell glob
+/// `audit.jsonl*` lists them: the live file first.
+fn rolled_series(name: &str, host: &str) -> Vec<PathBuf> {
+    use monitor::sink::audit::{rolled_name, AuditLog, RotatePolicy, SyncPolicy};
+    let log = tmp(name);
+    for seq in [1, 4] {
+        let _ = std::fs::remove_file(rolled_name(&log, seq));
+    }
+    let rotate = RotatePolicy { max_bytes: Some(660), daily: false };
+    let mut w = AuditLog::open_rotating(&log, SyncPolicy::default(), rotate).unwrap();
+    for i in 0..9 {
+        w.append(&serde_json::json!({"type": "tls", "n": i, "host": host, "findings": []})).unwrap();
+    }
+    assert_eq!(w.close().unwrap(), 9);
+    let files = vec![log.clone(), rolled_name(&log, 1), rolled_name(&log, 4)];
+    for f in &files {
+        assert_eq!(lines(f).len(), 3, "{} holds three lines", f.display());
+    }
+    files
+}
+
+fn verify_all(files: &[PathBuf]) -> (i32, String) {
+    let mut args = vec!["audit", "verify"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let (code, out, err) = tlsmon(&args);
+    (code, format!("{out}{err}"))
+}
+
+#[test]
+fn rolled_files_verify_as_one_chain() {
+    let files = rolled_series("rolled.jsonl", "a");
+    let (code, out) = verify_all(&files);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("OK: 3 files, 9 lines, chain intact (last seq 9"), "{out}");
+    // Put in chain order whatever the order given: the live file last.
+    assert!(out.trim_end().ends_with(files[0].to_str().unwrap()), "{out}");
+    // The live file's first line chains to the last line of the rolled file before it.
+    let head: serde_json::Value = serde_json::from_str(&lines(&files[0])[0]).unwrap();
+    let tail: serde_json::Value = serde_json::from_str(lines(&files[2]).last().unwrap()).unwrap();
+    assert_eq!((head["seq"].as_u64(), &head["prev"]), (Some(7), &tail["hash"]));
+}
+
+#[test]
+fn removed_or_edited_middle_file_is_named() {
+    let files = rolled_series("middle.jsonl", "a");
+    let middle = files[2].to_str().unwrap();
+    // Removed: the file after it no longer follows.
+    let (code, out) = verify_all(&[files[0].clone(), files[1].clone()]);
+    assert_eq!(code, 1, "{out}");
+    let expect =
+        format!("FAILED: {} line 1 has seq 7 where 4 was expected: lines 4 to 6 are missing", files[0].display());
+    assert!(out.starts_with(&expect), "{out}");
+    // Edited: one byte of its second line.
+    let mut text = lines(&files[2]);
+    text[1] = text[1].replacen("\"n\":4", "\"n\":5", 1);
+    write_lines(&files[2], &text);
+    let (code, out) = verify_all(&files);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with(&format!("FAILED: {middle} line 2 was edited")), "{out}");
+    // Replaced by a file with a valid chain of its own (another log's): it does not follow
+    // the file before it.
+    let other = rolled_series("other.jsonl", "b");
+    std::fs::copy(&other[2], &files[2]).unwrap();
+    let (code, out) = verify_all(&files);
+    assert_eq!(code, 1, "{out}");
+    let expect = format!(
+        "FAILED: {middle} line 1 has a prev that is not the last hash of the file before it ({})",
+        files[1].display()
+    );
+    assert!(out.starts_with(&expect), "{out}");
+}

@@ -20,7 +20,7 @@ use monitor::probe::queue::QueueConfig;
 use monitor::probe::{ProbeConfig, Prober};
 use monitor::run::{self, Stop, Stopper};
 use monitor::sink::alertmanager::{AlertStats, Alerter};
-use monitor::sink::audit::{self, AuditLog, SyncPolicy};
+use monitor::sink::audit::{self, AuditLog, RotatePolicy, SyncPolicy};
 use monitor::sink::inventory::Inventory;
 use monitor::sink::metrics::Mode;
 use monitor::sink::published::Published;
@@ -33,17 +33,28 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Command::Replay(a) => replay(a),
         Command::Live(a) => live(a),
-        Command::Audit(AuditCommand::Verify { file }) => audit_verify(&file),
+        Command::Audit(AuditCommand::Verify { files }) => audit_verify(&files),
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man { out } => crate::manual::man(&out),
     }
 }
 
-/// `tlsmon audit verify FILE`: the verdict on stdout; 0 intact, 1 broken (2 on I/O errors).
-fn audit_verify(file: &std::path::Path) -> Result<i32> {
-    let verdict = audit::verify(file)?;
+/// `tlsmon audit verify FILE…`: the verdict on stdout; 0 intact, 1 broken (2 on I/O errors).
+/// One file keeps its one-file verdict; several are checked as one rolled series.
+fn audit_verify(files: &[std::path::PathBuf]) -> Result<i32> {
+    if let [file] = files {
+        let verdict = audit::verify(file)?;
+        println!("{verdict}");
+        return Ok(match verdict {
+            audit::Verdict::Intact { .. } => 0,
+            audit::Verdict::Broken { .. } => 1,
+        });
+    }
+    let verdict = audit::verify_series(files)?;
     println!("{verdict}");
     Ok(match verdict {
-        audit::Verdict::Intact { .. } => 0,
-        audit::Verdict::Broken { .. } => 1,
+        audit::SeriesVerdict::Intact { .. } => 0,
+        audit::SeriesVerdict::Broken { .. } => 1,
     })
 }
 
@@ -51,7 +62,9 @@ fn audit_verify(file: &std::path::Path) -> Result<i32> {
 fn open_audit(a: &AuditArgs) -> Result<Option<AuditLog>> {
     let Some(path) = &a.audit_log else { return Ok(None) };
     let policy = SyncPolicy { every: Duration::from_secs(a.audit_fsync_secs), ..Default::default() };
-    Ok(Some(AuditLog::open(path, policy)?))
+    let rotate =
+        RotatePolicy { max_bytes: a.audit_rotate_mb.map(|mb| mb.saturating_mul(1 << 20)), daily: a.audit_rotate_daily };
+    Ok(Some(AuditLog::open_rotating(path, policy, rotate)?))
 }
 
 /// The pipeline settings both commands take from the command line (the CA bundle is read here),

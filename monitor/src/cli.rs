@@ -60,6 +60,29 @@ pub enum Command {
     /// Work with the tamper-evident audit log written by `--audit-log FILE`.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print a shell completion script on stdout.
+    ///
+    /// Examples:
+    ///   tlsmon completions bash > /etc/bash_completion.d/tlsmon
+    ///   tlsmon completions zsh > "${fpath[1]}/_tlsmon"
+    ///   tlsmon completions fish > ~/.config/fish/completions/tlsmon.fish
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages, generated from these very definitions: tlsmon.8 and one page per
+    /// subcommand (tlsmon-live.8, tlsmon-replay.8, tlsmon-audit-verify.8, …).
+    ///
+    /// Example:
+    ///   tlsmon man --out /usr/local/share/man/man8
+    #[command(verbatim_doc_comment)]
+    Man {
+        /// Directory to write the pages into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 /// `tlsmon audit …` subcommands.
@@ -76,13 +99,19 @@ pub enum AuditCommand {
     /// Prints "OK: N lines, chain intact (…)" and exits 0, or names the first bad line and
     /// what is wrong with it and exits 1. Exits 2 when the file cannot be read.
     ///
-    /// Example:
-    ///   tlsmon audit verify /var/log/tlsmon/audit.jsonl
+    /// Several files (a log rolled over by --audit-rotate-mb / --audit-rotate-daily, e.g. a
+    /// shell glob) are checked as one chain, put in order by the seq of their first lines:
+    /// the first must start the chain, and each next file's first line must chain to the last
+    /// line of the file before it, so a removed or edited file is named with its line.
+    ///
+    /// Examples:
+    ///   tlsmon audit verify /var/lib/tlsmon/audit.jsonl
+    ///   tlsmon audit verify /var/lib/tlsmon/audit.jsonl*    the live file and its rolled ones
     #[command(verbatim_doc_comment)]
     Verify {
-        /// The audit log to check.
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
+        /// The audit log to check, or every file of a rolled series.
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -98,6 +127,15 @@ pub struct AuditArgs {
     /// 0 syncs after every line.
     #[arg(long, value_name = "SECS", default_value_t = 1)]
     pub audit_fsync_secs: u64,
+    /// Roll the audit log over before it grows past this many MiB: the file is renamed
+    /// FILE.<seq of its first line, 10 digits> and a new FILE continues the chain (its first
+    /// line's prev is the rolled file's last hash). Verify the series with
+    /// `tlsmon audit verify FILE*`.
+    #[arg(long, value_name = "MIB")]
+    pub audit_rotate_mb: Option<u64>,
+    /// Roll the audit log over at the first event of each new UTC day (as --audit-rotate-mb).
+    #[arg(long)]
+    pub audit_rotate_daily: bool,
 }
 
 #[derive(clap::Args, Debug)]

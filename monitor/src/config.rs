@@ -78,6 +78,8 @@ pub struct OutputSection {
 pub struct AuditSection {
     pub audit_log: Option<PathBuf>,
     pub audit_fsync_secs: Option<u64>,
+    pub audit_rotate_mb: Option<u64>,
+    pub audit_rotate_daily: Option<bool>,
 }
 
 /// `[report]`: the posture report (replay).
@@ -336,7 +338,7 @@ impl Config {
                     self.apply_live(a, m);
                 }
             }
-            Command::Audit(_) => {}
+            Command::Audit(_) | Command::Completions { .. } | Command::Man { .. } => {}
         }
     }
 
@@ -425,6 +427,8 @@ impl Config {
     fn apply_audit(&self, a: &mut AuditArgs, m: &ArgMatches) {
         take(m, "audit_log", &mut a.audit_log, self.audit.audit_log.clone().map(Some));
         take(m, "audit_fsync_secs", &mut a.audit_fsync_secs, self.audit.audit_fsync_secs);
+        take(m, "audit_rotate_mb", &mut a.audit_rotate_mb, self.audit.audit_rotate_mb.map(Some));
+        take(m, "audit_rotate_daily", &mut a.audit_rotate_daily, self.audit.audit_rotate_daily);
     }
 }
 
@@ -514,6 +518,14 @@ pub fn merge(file: &Config, mut cli: Cli, matches: &ArgMatches) -> Result<Cli, C
     // A file may tune the interval for logs turned on per run; the flag alone is a mistake.
     if audit.audit_log.is_none() && on_cli(sub, "audit_fsync_secs") {
         return conflict("audit-fsync-secs", "needs an audit log (--audit-log, or `audit-log` in [audit])");
+    }
+    for (key, id) in [("audit-rotate-mb", "audit_rotate_mb"), ("audit-rotate-daily", "audit_rotate_daily")] {
+        if audit.audit_log.is_none() && on_cli(sub, id) {
+            return conflict(key, "needs an audit log (--audit-log, or `audit-log` in [audit])");
+        }
+    }
+    if audit.audit_rotate_mb == Some(0) {
+        return conflict("audit-rotate-mb", "must be at least 1 (MiB)");
     }
     Ok(cli)
 }

@@ -4,6 +4,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 mod app;
 mod emitter;
+mod manual;
 
 fn main() {
     let matches = monitor::cli::Cli::command().get_matches();

@@ -1,4 +1,4 @@
-//! The project's only build/test entry point: setup, test, demo, bench, gen, lint, fuzz.
+//! The project's only build/test entry point: setup, test, demo, bench, gen, lint, fuzz, package.
 //! Must never be needed at run time by the agent itself.
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -8,6 +8,7 @@ mod demo;
 mod fuzz;
 mod gen;
 mod gen_phi;
+mod package;
 mod setup;
 mod snapshot;
 mod test;
@@ -21,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what is missing (apt packages, rust-src, bpf-linker, cargo-fuzz); safe to run again.
+    /// Install what is missing (apt packages, rust-src, bpf-linker, cargo-fuzz, cargo-deb); safe to run again.
     Setup,
     /// Set up, then run every test (unit, corpus golden, eBPF). The README's test command.
     Test(test::TestArgs),
@@ -40,6 +41,9 @@ enum Cmd {
     /// JSON events and reports of `tlsmon replay` over the whole corpus and the PHI captures, one
     /// file each, to compare two builds with `diff -r` (refactors must not change a byte).
     Snapshot(snapshot::SnapshotArgs),
+    /// Set up, build release, and make the Debian package (target/debian/tlsmon_*.deb): binary,
+    /// man pages, completions, /etc/tlsmon/tlsmon.toml, dashboards, hardened systemd unit.
+    Package(package::PackageArgs),
 }
 
 fn main() -> Result<()> {
@@ -53,5 +57,6 @@ fn main() -> Result<()> {
         Cmd::Lint => test::lint(),
         Cmd::Fuzz(a) => fuzz::run(a),
         Cmd::Snapshot(a) => snapshot::run(a),
+        Cmd::Package(a) => package::run(a),
     }
 }

@@ -1,5 +1,5 @@
 //! Setup: installs what a fresh machine lacks (apt packages, nightly rust-src, bpf-linker,
-//! cargo-fuzz).
+//! cargo-fuzz, cargo-deb).
 //! Must never redo work that is already done: a second run only checks and takes well under 2 s.
 use std::{
     env, fs,
@@ -19,7 +19,9 @@ use anyhow::{bail, Context as _, Result};
 /// what a live test saw so that replay can be held to the same result; tcpreplay, which sends
 /// captures onto a veth: the generated floods of `cargo xtask bench floods`, the mix of
 /// `cargo xtask bench soak` and the live SIGTERM test; OpenSSH's sshd, ssh and sftp, the real
-/// peers of the SSH lab (tests/live_ssh.rs).
+/// peers of the SSH lab (tests/live_ssh.rs); `cargo xtask package` and its checks: dpkg-dev
+/// (dpkg-shlibdeps, for cargo-deb's `$auto` dependencies), lintian, man-db (`man -w`), systemd
+/// (`systemd-analyze verify`/`security` of the unit) and adduser (the package's user).
 const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "openssl",
@@ -36,6 +38,11 @@ const APT_PACKAGES: &[&str] = &[
     "tcpreplay",
     "openssh-server",
     "openssh-client",
+    "dpkg-dev",
+    "lintian",
+    "man-db",
+    "systemd",
+    "adduser",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -44,6 +51,8 @@ const BPF_LINKER_LLVM_MAJORS: &[u32] = &[21, 22, 23];
 const NIGHTLY: &str = "nightly";
 /// cargo-fuzz builds the fuzz targets (`cargo xtask fuzz`, and the smoke run of the tests).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
+/// cargo-deb builds the Debian package (`cargo xtask package`).
+const CARGO_DEB_VERSION: &str = "3.8.0";
 
 pub fn run() -> Result<()> {
     let start = Instant::now();
@@ -51,6 +60,7 @@ pub fn run() -> Result<()> {
     rust_src()?;
     bpf_linker()?;
     cargo_fuzz()?;
+    cargo_deb()?;
     println!("setup: done in {:.2} s", start.elapsed().as_secs_f64());
     Ok(())
 }
@@ -207,6 +217,29 @@ pub fn cargo_fuzz() -> Result<()> {
     match tool_version("cargo-fuzz") {
         Some(v) if v == wanted => Ok(()),
         other => bail!("installed cargo-fuzz reports {other:?}, expected `{wanted}`; is ~/.cargo/bin on PATH?"),
+    }
+}
+
+/// cargo-deb at [`CARGO_DEB_VERSION`] (a crates.io install, as cargo-fuzz).
+pub fn cargo_deb() -> Result<()> {
+    let wanted = format!("cargo-deb {CARGO_DEB_VERSION}");
+    let found = || {
+        let out = Command::new("cargo-deb").arg("--version").stderr(Stdio::null()).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    if found().as_deref() == Some(wanted.as_str()) || found().as_deref() == Some(CARGO_DEB_VERSION) {
+        println!("ok: {wanted} present");
+        return Ok(());
+    }
+    println!("installing {wanted}");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run_cmd(
+        Command::new(cargo).args(["install", &format!("cargo-deb@{CARGO_DEB_VERSION}"), "--locked", "--force"]),
+        "cargo install cargo-deb",
+    )?;
+    match found() {
+        Some(v) if v == wanted || v == CARGO_DEB_VERSION => Ok(()),
+        other => bail!("installed cargo-deb reports {other:?}, expected `{wanted}`; is ~/.cargo/bin on PATH?"),
     }
 }
 

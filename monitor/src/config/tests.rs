@@ -222,6 +222,23 @@ fn merged_conflicts_are_named() {
 }
 
 #[test]
+fn audit_rotation_from_file_and_flags() {
+    let a = replay("[audit]\naudit-log = \"a.jsonl\"\naudit-rotate-mb = 50\naudit-rotate-daily = true\n", &[]);
+    assert_eq!((a.audit.audit_rotate_mb, a.audit.audit_rotate_daily), (Some(50), true));
+    // Flags win over the file.
+    let a = replay("[audit]\naudit-log = \"a.jsonl\"\naudit-rotate-mb = 50\n", &["--audit-rotate-mb", "7"]);
+    assert_eq!(a.audit.audit_rotate_mb, Some(7));
+    assert_eq!(replay("", &[]).audit.audit_rotate_mb, None);
+    assert!(
+        err(live("", &["--iface", "lo", "--audit-rotate-mb", "5"])).starts_with("`audit-rotate-mb` needs an audit log")
+    );
+    assert!(err(live("", &["--iface", "lo", "--audit-rotate-daily"]))
+        .starts_with("`audit-rotate-daily` needs an audit log"));
+    assert!(err(live("", &["--iface", "lo", "--audit-log", "a.jsonl", "--audit-rotate-mb", "0"]))
+        .starts_with("`audit-rotate-mb` must be at least 1"));
+}
+
+#[test]
 fn probe_needs_an_allowlist_and_stays_off_by_default() {
     assert!(!replay("", &[]).probe.probe, "off by default");
     let e = err(merged("", &["replay", "--probe", "x.pcap"]));
@@ -244,6 +261,17 @@ fn probe_needs_an_allowlist_and_stays_off_by_default() {
     assert!(bad.contains("`probe.probe` is true but `probe-allow` names no network"), "{bad}");
     let bad = p("[probe]\nprobe-allow = [\"nope\"]\n").unwrap().validate(Path::new("t.toml")).unwrap_err().to_string();
     assert!(bad.contains("`probe.probe-allow[0]`"), "{bad}");
+}
+
+#[test]
+fn kubernetes_config_parses_and_sets_the_daemonset_paths() {
+    let text = include_str!("../../../deploy/kubernetes/tlsmon.toml");
+    let c = p(text).expect("deploy/kubernetes/tlsmon.toml parses");
+    c.validate(Path::new("tlsmon.toml")).expect("validates");
+    let a = live(text, &[]).expect("live needs nothing more");
+    // The DaemonSet mounts /var/lib/tlsmon from the node and probes /healthz on port 9863.
+    assert_eq!(a.audit.audit_log.as_deref(), Some(Path::new("/var/lib/tlsmon/audit.jsonl")));
+    assert_eq!(a.listen.listen.map(|l| l.port()), Some(9863));
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Sink, audit log: the emitted events as an append-only, hash-chained JSON-lines file, and its
-//! verifier; this module holds the line format and the check of one line they share. Never rewrites or truncates a line already written, never appends after a tail it
+//! verifier (one file or a rolled series); this module holds the line format and the check of one line they share. Never rewrites or truncates a line already written, never appends after a tail it
 //! cannot verify, and never holds more than one line plus a `BufWriter` in memory.
 //!
 //! # Line format
@@ -28,6 +28,12 @@
 //! where `prev_raw` is `prev` hex-decoded (32 bytes). The verifier does not re-serialize: it cuts
 //! the suffix `,"hash":"<hash>"}` off the bytes on disk, appends `}`, and hashes that, so any
 //! changed byte, anywhere in a line, changes the hash.
+//!
+//! # Rotation
+//!
+//! A log rolled over (by size or UTC day, [`RotatePolicy`]) is renamed `<log>.<first seq, 10
+//! digits>` and the chain goes on in a new `<log>`: its first line has the next `seq` and the
+//! rolled file's last hash as `prev`. [`verify_series`] checks such files as one chain.
 mod verify;
 mod writer;
 
@@ -35,8 +41,8 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-pub use verify::{verify, Verdict};
-pub use writer::{AuditLog, SyncPolicy};
+pub use verify::{verify, verify_series, SeriesVerdict, Verdict};
+pub use writer::{rolled_name, AuditLog, RotatePolicy, SyncPolicy};
 
 /// Longest line the writer's tail check and the verifier will read (events are a few KiB).
 pub const MAX_LINE: usize = 16 << 20;
@@ -92,6 +98,15 @@ pub enum Problem {
     Prev(u64),
     #[error("has a prev that is not 64 zeros although it is the first line: the head of the log is missing")]
     PrevNotGenesis,
+    #[error(
+        "has seq {found} where {expected} was expected: lines {expected} to {} are missing (a file of the series removed?)",
+        found - 1
+    )]
+    FileGap { expected: u64, found: u64 },
+    #[error(
+        "has a prev that is not the last hash of the file before it ({0}): one of the two was edited, cut or replaced"
+    )]
+    PrevFile(String),
 }
 
 /// A line checked on its own: its seq, prev and hash (raw bytes), the hash verified.
@@ -154,7 +169,7 @@ mod tests {
     use std::time::Duration;
 
     fn tmp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tlsmon-audit-unit-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("tlsmon-audit-unit-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let p = dir.join(name);
         let _ = std::fs::remove_file(&p);
@@ -237,6 +252,110 @@ mod tests {
         let first = AuditLog::open(&p, SyncPolicy::default()).expect("open");
         assert!(matches!(AuditLog::open(&p, SyncPolicy::default()), Err(AuditError::Locked { .. })));
         first.close().expect("close");
+    }
+
+    /// A log rolled over by size into `n` files or more: the rolled ones and the live one.
+    fn rolled_series(name: &str, lines: u32) -> Vec<PathBuf> {
+        let p = tmp(name);
+        let rotate = RotatePolicy { max_bytes: Some(500), daily: false };
+        let mut log = AuditLog::open_rotating(&p, SyncPolicy::default(), rotate).expect("open");
+        for i in 0..lines {
+            log.append(&ev(i)).expect("append");
+        }
+        log.close().expect("close");
+        let dir = p.parent().expect("dir");
+        let base = p.file_name().expect("name").to_str().expect("utf-8").to_string();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|f| f.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&base)))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn rolled_files_chain_as_one_series() {
+        let files = rolled_series("roll.jsonl", 9);
+        // Each line is ~230 bytes, so a 500-byte file holds two: four rolled files and the live one.
+        assert_eq!(files.len(), 5, "{files:?}");
+        assert!(files.iter().all(|f| std::fs::metadata(f).expect("meta").len() <= 500));
+        let first = |f: &Path| -> serde_json::Value {
+            serde_json::from_str(std::fs::read_to_string(f).expect("read").lines().next().expect("a line"))
+                .expect("json")
+        };
+        let last = |f: &Path| -> serde_json::Value {
+            serde_json::from_str(std::fs::read_to_string(f).expect("read").lines().last().expect("a line"))
+                .expect("json")
+        };
+        // Sorted by name the live file comes first; the rolled names carry their first seq.
+        let (live, rolled) = files.split_first().expect("files");
+        assert_eq!(rolled[0], rolled_name(live, 1));
+        assert_eq!(rolled[1], rolled_name(live, 3));
+        assert_eq!(first(&rolled[1])["prev"], last(&rolled[0])["hash"], "a new file chains to the last hash");
+        assert_eq!(first(live)["seq"], 9);
+        assert_eq!(first(live)["prev"], last(&rolled[3])["hash"]);
+        // In any order given, the series verifies as one chain.
+        match verify_series(&files).expect("verify") {
+            SeriesVerdict::Intact { files: ordered, lines: 9, last_seq: 9, last_hash: Some(h) } => {
+                assert_eq!(ordered.last(), Some(live));
+                assert_eq!(hex::encode(h), last(live)["hash"].as_str().expect("hash"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The live file alone lacks its head.
+        assert!(matches!(
+            verify(live).expect("verify"),
+            Verdict::Broken { line: 1, problem: Problem::Seq { expected: 1, found: 9 } }
+        ));
+    }
+
+    #[test]
+    fn missing_or_edited_middle_file_is_named() {
+        let files = rolled_series("gap.jsonl", 6);
+        let (live, rolled) = files.split_first().expect("files");
+        assert_eq!(rolled.len(), 2);
+        let without: Vec<PathBuf> = vec![live.clone(), rolled[0].clone()];
+        match verify_series(&without).expect("verify") {
+            SeriesVerdict::Broken { file, line: 1, problem: Problem::FileGap { expected: 3, found: 5 } } => {
+                assert_eq!(&file, live)
+            }
+            other => panic!("a removed middle file must be found: {other:?}"),
+        }
+        // One changed byte in the middle file names it and its line.
+        let good = std::fs::read(&rolled[1]).expect("read");
+        let mut bytes = good.clone();
+        let at = good.windows(5).rposition(|w| w == b"\"n\":3").expect("event 3 (seq 4, line 2)") + 4;
+        bytes[at] = b'7';
+        std::fs::write(&rolled[1], &bytes).expect("write");
+        match verify_series(&files).expect("verify") {
+            SeriesVerdict::Broken { file, line: 2, problem: Problem::HashMismatch } => assert_eq!(file, rolled[1]),
+            other => panic!("an edited middle file must be found: {other:?}"),
+        }
+        std::fs::write(&rolled[1], &good).expect("restore");
+        // A middle file cut by its last line: the next file no longer follows it.
+        let text = std::fs::read_to_string(&rolled[0]).expect("read");
+        let keep: String = text.lines().take(1).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&rolled[0], keep).expect("write");
+        let report = verify_series(&files).expect("verify").to_string();
+        assert!(report.starts_with("FAILED: ") && report.contains("line 1 has seq 3 where 2 was expected"), "{report}");
+    }
+
+    #[test]
+    fn reopening_after_a_roll_continues_the_chain() {
+        let p = tmp("reopen.jsonl");
+        let mut log = AuditLog::open(&p, SyncPolicy::default()).expect("open");
+        log.append(&ev(0)).expect("append");
+        log.roll_over().expect("roll over");
+        log.close().expect("close");
+        assert_eq!(std::fs::metadata(&p).expect("meta").len(), 0, "the new file is empty");
+        // A restart on the empty live file continues the rolled file's chain.
+        assert_eq!(write(&p, 1, 2), 2);
+        let rolled = rolled_name(&p, 1);
+        match verify_series(&[p.clone(), rolled]).expect("verify") {
+            SeriesVerdict::Intact { lines: 2, last_seq: 2, .. } => {}
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Sink, audit log, the writer: appends each event as the next hash-chained line, continuing
-//! an existing log after checking its last line, and syncs on a schedule. Must never rewrite or
-//! truncate a line already written, append after a tail it cannot verify, or share the file
-//! with a second writer.
+//! an existing log after checking its last line, syncs on a schedule, and rolls the file over
+//! (by size or UTC day) without breaking the chain. Must never rewrite or truncate a line
+//! already written, append after a tail it cannot verify, overwrite a rolled file, or share the
+//! file with a second writer.
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,16 @@ impl Default for SyncPolicy {
     }
 }
 
+/// When the log rolls over to a new file: before a line that would take the file past
+/// `max_bytes`, and before the first line of a new UTC day when `daily`. The rolled file is
+/// renamed `<log>.<seq of its first line, 10 digits>` (e.g. `audit.jsonl.0000000001`); the new
+/// file's first line continues the chain (`seq` + 1, `prev` = the rolled file's last hash).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotatePolicy {
+    pub max_bytes: Option<u64>,
+    pub daily: bool,
+}
+
 /// One line: the chain fields first, the event's fields after them (flattened).
 #[derive(Serialize)]
 struct Line<'a, E: Serialize> {
@@ -45,6 +56,13 @@ pub struct AuditLog {
     policy: SyncPolicy,
     unsynced: u64,
     last_sync: Instant,
+    rotate: RotatePolicy,
+    /// Bytes in the current file (written or buffered).
+    size: u64,
+    /// `seq` of the current file's first line (names it when it rolls over).
+    first_seq: u64,
+    /// UTC day (days since the epoch) the current file belongs to.
+    day: u64,
 }
 
 /// How often, and how long apart, opening retries a locked log before giving up (0.5 s).
@@ -56,38 +74,35 @@ impl AuditLog {
     /// line must be complete and carry a valid hash, whose `seq` and `hash` the next line
     /// follows. The file is locked against a second writer for as long as this lives.
     pub fn open(path: &Path, policy: SyncPolicy) -> Result<Self, AuditError> {
+        Self::open_rotating(path, policy, RotatePolicy::default())
+    }
+
+    /// [`open`](AuditLog::open), rolling the file over as `rotate` says. An empty (or new) log
+    /// whose directory holds rolled files of it continues the chain of the latest one.
+    pub fn open_rotating(path: &Path, policy: SyncPolicy, rotate: RotatePolicy) -> Result<Self, AuditError> {
         let io = |op| move |source| AuditError::Io { path: path.to_owned(), op, source };
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io("cannot open"))?;
-        // A lock held for a moment is waited out: a child process forked (between fork and
-        // exec) while the previous writer had the file open holds its lock briefly.
-        let mut tries = 0;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) if tries < LOCK_TRIES => {
-                    tries += 1;
-                    std::thread::sleep(LOCK_RETRY);
+        let mut file = open_locked(path)?;
+        let size = file.metadata().map_err(io("cannot read the size of"))?.len();
+        let (seq, prev) = match last_line(&mut file, path)? {
+            Some(c) => (c.seq, c.hash),
+            None => match latest_rolled(path).map_err(io("cannot list the rolled files of"))? {
+                // Rolled over, then stopped before the next line: continue the rolled chain.
+                Some(rolled) => {
+                    let mut f = File::open(&rolled).map_err(|source| AuditError::Io {
+                        path: rolled.clone(),
+                        op: "cannot open",
+                        source,
+                    })?;
+                    last_line(&mut f, &rolled)?.map_or((0, GENESIS), |c| (c.seq, c.hash))
                 }
-                Err(std::fs::TryLockError::WouldBlock) => return Err(AuditError::Locked { path: path.to_owned() }),
-                Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock")(e)),
-            }
-        }
-        let (seq, prev) = match read_tail(&mut file).map_err(io("cannot read the last line"))? {
-            None => (0, GENESIS),
-            Some(tail) => {
-                let checked = match tail.line.strip_suffix(b"\n") {
-                    None => Err(Problem::NoNewline),
-                    Some(l) if l.len() > MAX_LINE => Err(Problem::TooLong),
-                    Some(l) => check_line(l),
-                };
-                match checked {
-                    Ok(c) => (c.seq, c.hash),
-                    Err(problem) => {
-                        let line = count_lines_before(&mut file, tail.offset).map_err(io("cannot read"))? + 1;
-                        return Err(AuditError::CorruptTail { path: path.to_owned(), line, problem });
-                    }
-                }
-            }
+                None => (0, GENESIS),
+            },
+        };
+        let first_seq = if size == 0 { seq + 1 } else { first_seq(&mut file).map_err(io("cannot read"))?.unwrap_or(0) };
+        let day = if size == 0 {
+            utc_day(std::time::SystemTime::now())
+        } else {
+            file.metadata().and_then(|m| m.modified()).map(utc_day).map_err(io("cannot read the time of"))?
         };
         Ok(AuditLog {
             path: path.to_owned(),
@@ -97,7 +112,50 @@ impl AuditLog {
             policy,
             unsynced: 0,
             last_sync: Instant::now(),
+            rotate,
+            size,
+            first_seq,
+            day,
         })
+    }
+
+    /// Roll over before a line of `len` bytes if the policy says so.
+    fn rotate_if_due(&mut self, len: u64) -> Result<(), AuditError> {
+        if self.size == 0 {
+            return Ok(());
+        }
+        let full = self.rotate.max_bytes.is_some_and(|max| self.size + len > max);
+        let new_day = self.rotate.daily && utc_day(std::time::SystemTime::now()) != self.day;
+        if full || new_day {
+            self.roll_over()?;
+        }
+        Ok(())
+    }
+
+    /// Sync, rename the current file to its rolled name, and go on in a new file at `path`.
+    /// The chain state (`seq`, `prev`) carries over, so the new first line chains to the
+    /// rolled file's last one.
+    pub fn roll_over(&mut self) -> Result<(), AuditError> {
+        self.sync()?;
+        let rolled = rolled_name(&self.path, self.first_seq);
+        let io = |op| {
+            let path = rolled.clone();
+            move |source| AuditError::Io { path, op, source }
+        };
+        if rolled.exists() {
+            return Err(io("cannot roll over: a file of that name exists")(std::io::ErrorKind::AlreadyExists.into()));
+        }
+        std::fs::rename(&self.path, &rolled).map_err(io("cannot roll over to"))?;
+        let file = open_locked(&self.path)?;
+        // The rename and the new file must survive a crash like the lines do.
+        if let Some(dir) = self.path.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }) {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io("cannot fsync the directory of"))?;
+        }
+        self.out = BufWriter::with_capacity(1 << 16, file);
+        self.size = 0;
+        self.first_seq = self.seq + 1;
+        self.day = utc_day(std::time::SystemTime::now());
+        Ok(())
     }
 
     /// `seq` of the last line written (0 for an empty log).
@@ -120,6 +178,8 @@ impl AuditLog {
         };
         let hash = digest(&self.prev, body.as_bytes());
         let hash_hex = hex::encode(hash);
+        let len = (open.len() + HASH_KEY.len() + hash_hex.len() + 3) as u64;
+        self.rotate_if_due(len)?;
         let w = &mut self.out;
         w.write_all(open.as_bytes())
             .and_then(|_| w.write_all(HASH_KEY))
@@ -128,6 +188,7 @@ impl AuditLog {
             .map_err(|source| AuditError::Io { path: self.path.clone(), op: "cannot write", source })?;
         self.seq = seq;
         self.prev = hash;
+        self.size += len;
         self.unsynced += 1;
         if self.unsynced >= self.policy.max_lines {
             self.sync()?;
@@ -162,6 +223,88 @@ impl AuditLog {
         self.sync()?;
         Ok(self.seq)
     }
+}
+
+/// Open (creating) `path` for appending and take its lock. A lock held for a moment is waited
+/// out: a child process forked (between fork and exec) while the previous writer had the file
+/// open holds its lock briefly.
+fn open_locked(path: &Path) -> Result<File, AuditError> {
+    let io = |op| move |source| AuditError::Io { path: path.to_owned(), op, source };
+    let file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io("cannot open"))?;
+    let mut tries = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if tries < LOCK_TRIES => {
+                tries += 1;
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(AuditError::Locked { path: path.to_owned() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock")(e)),
+        }
+    }
+}
+
+/// The file's last line, checked (`None` when empty); a bad one is refused, naming its line.
+fn last_line(file: &mut File, path: &Path) -> Result<Option<super::Checked>, AuditError> {
+    let io = |op| move |source| AuditError::Io { path: path.to_owned(), op, source };
+    let Some(tail) = read_tail(file).map_err(io("cannot read the last line"))? else { return Ok(None) };
+    let checked = match tail.line.strip_suffix(b"\n") {
+        None => Err(Problem::NoNewline),
+        Some(l) if l.len() > MAX_LINE => Err(Problem::TooLong),
+        Some(l) => check_line(l),
+    };
+    match checked {
+        Ok(c) => Ok(Some(c)),
+        Err(problem) => {
+            let line = count_lines_before(file, tail.offset).map_err(io("cannot read"))? + 1;
+            Err(AuditError::CorruptTail { path: path.to_owned(), line, problem })
+        }
+    }
+}
+
+/// `seq` of the file's first line, if it has one that parses.
+fn first_seq(file: &mut File) -> std::io::Result<Option<u64>> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = Vec::new();
+    BufReader::new(file.take(MAX_LINE as u64)).read_until(b'\n', &mut buf)?;
+    let v: Option<serde_json::Value> = serde_json::from_slice(buf.trim_ascii_end()).ok();
+    Ok(v.and_then(|v| v.get("seq")?.as_u64()))
+}
+
+/// Days since the epoch, UTC.
+fn utc_day(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400)
+}
+
+/// `<log>.<first seq, 10 digits>`: the rolled files of a log sort in chain order by name.
+pub fn rolled_name(path: &Path, first_seq: u64) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{first_seq:010}"));
+    PathBuf::from(name)
+}
+
+/// The rolled file of `path` whose suffix (first seq) is highest, if any.
+fn latest_rolled(path: &Path) -> std::io::Result<Option<PathBuf>> {
+    let Some(base) = path.file_name().and_then(|n| n.to_str()) else { return Ok(None) };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut best: Option<(u64, PathBuf)> = None;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(n) = name.to_str().and_then(|n| n.strip_prefix(base)?.strip_prefix('.')) else { continue };
+        if n.len() < 10 || !n.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(seq) = n.parse::<u64>() else { continue };
+        if best.as_ref().is_none_or(|(b, _)| seq > *b) {
+            best = Some((seq, entry.path()));
+        }
+    }
+    Ok(best.map(|(_, p)| p))
 }
 
 struct Tail {
