@@ -253,6 +253,16 @@ pub fn summary(ev: &Value) -> String {
         .map(|f| f.iter().map(|f| format!("{} ({})", s_of(f, "id"), s_of(f, "severity"))).collect())
         .unwrap_or_default();
     let findings = if findings.is_empty() { "none".to_string() } else { findings.join(", ") };
+    if ev.get("type").and_then(Value::as_str) == Some("probe") {
+        // What the prober found when it connected itself (TLS 1.3 hides the certificate).
+        let name = super::probe::probe_server_on(port as u16).map_or(server, |s| s.name);
+        return format!(
+            "{name:<8} {dst:<22} PROBED result={:<11} sni={:<24} not_after={} findings: {findings}",
+            s("/probe/result"),
+            s("/probe/server_name"),
+            s("/tls/server/x509/not_after"),
+        );
+    }
     if ev.get("type").and_then(Value::as_str) == Some("plaintext") {
         // Protocol metadata only (what tlsmon reports is already PHI-free).
         let meta = ev.pointer("/plaintext").map(|p| {
