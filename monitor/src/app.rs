@@ -10,12 +10,14 @@ use monitor::capture::ebpf::{privileges, AttachMode, Capture, CaptureConfig};
 use monitor::capture::files::FileSource;
 use monitor::capture::{Progress, Source};
 use monitor::cli::{
-    AlertArgs, AuditArgs, AuditCommand, Cli, Command, Format, ListenArgs, LiveArgs, PipelineArgs, ReplayArgs,
-    XdpModeArg,
+    AlertArgs, AuditArgs, AuditCommand, Cli, Command, Format, ListenArgs, LiveArgs, PipelineArgs, ProbeArgs,
+    ReplayArgs, XdpModeArg,
 };
 use monitor::inspect::tls::trust::TrustStore;
 use monitor::observation::{losses, DecodeStats, Loss, PipelineStats};
 use monitor::pipeline::{Pipeline, PipelineConfig};
+use monitor::probe::queue::QueueConfig;
+use monitor::probe::{ProbeConfig, Prober};
 use monitor::run::{self, Stop, Stopper};
 use monitor::sink::alertmanager::{AlertStats, Alerter};
 use monitor::sink::audit::{self, AuditLog, SyncPolicy};
@@ -101,6 +103,99 @@ fn alerter(args: &AlertArgs, published: &Arc<Published>) -> Result<Option<Alerte
     }
     Ok(a)
 }
+
+/// The prober's settings when `--probe` asks for it (the merged options already hold an allow
+/// rule): judged under the pipeline's policy and CA bundle.
+fn probe_config(a: &ProbeArgs, cfg: &PipelineConfig) -> Option<ProbeConfig> {
+    if !a.probe {
+        return None;
+    }
+    let queue = QueueConfig {
+        interval_ms: a.probe_interval.saturating_mul(1000),
+        rate_per_s: a.probe_rate,
+        max_in_flight: a.probe_concurrency,
+        ..Default::default()
+    };
+    Some(ProbeConfig {
+        allow: a.probe_allow.clone(),
+        deny: a.probe_deny.clone(),
+        queue,
+        timeout: Duration::from_secs(a.probe_timeout),
+        all: a.probe_all,
+        versions: a.probe_versions,
+        policy: cfg.policy.clone(),
+        trust: cfg.trust.clone(),
+    })
+}
+
+/// Start the prober's thread, and say what it may do.
+fn start_prober(pc: Option<ProbeConfig>) -> Result<Option<Prober>> {
+    let Some(pc) = pc else { return Ok(None) };
+    let line = format!(
+        "tlsmon: probe: on for {} allow rule(s), {} deny rule(s); at most {}/s, {} at once, each server once per {} s",
+        pc.allow.len(),
+        pc.deny.len(),
+        pc.queue.rate_per_s,
+        pc.queue.max_in_flight,
+        pc.queue.interval_ms / 1000
+    );
+    let p = Prober::start(pc).map_err(|e| anyhow::anyhow!("--probe: {e}"))?;
+    eprintln!("{line}");
+    Ok(Some(p))
+}
+
+/// Replay with --probe: the capture is read; wait for the probes it queued (progress on
+/// stderr every few seconds), writing their results, until none is left or SIGINT/SIGTERM.
+fn await_probes<W: Write>(rt: &tokio::runtime::Runtime, em: &mut Emitter<W>) -> Result<()> {
+    let Some(p) = &em.prober else { return Ok(()) };
+    if p.idle() {
+        return Ok(());
+    }
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut last = Instant::now();
+        loop {
+            em.probe_results();
+            let Some(p) = &em.prober else { break };
+            if p.idle() {
+                break;
+            }
+            if last.elapsed() >= PROBE_PROGRESS {
+                let s = p.stats();
+                eprintln!("tlsmon: probe: {} waiting, {} running, {} done", s.pending, s.in_flight, s.ended.iter().sum::<u64>());
+                last = Instant::now();
+            }
+            tokio::select! {
+                _ = sigint.recv() => { eprintln!("tlsmon: probe: stopped by SIGINT; probes not run are counted"); break }
+                _ = sigterm.recv() => { eprintln!("tlsmon: probe: stopped by SIGTERM; probes not run are counted"); break }
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    em.stop_prober();
+    Ok(())
+}
+
+/// The losses with the prober's added (and its counters into the metrics).
+fn with_probes<W: Write>(mut lost: Vec<Loss>, em: &Emitter<W>) -> Vec<Loss> {
+    if let Some(s) = em.probe_stats() {
+        lost.extend(monitor::probe::losses(&s));
+    }
+    lost
+}
+
+/// The prober's counters into the metrics.
+fn publish_probes<W: Write>(published: &Published, em: &Emitter<W>) {
+    if let Some(s) = em.probe_stats() {
+        published.metrics.probes(&s);
+    }
+}
+
+/// How often replay says how the probes are going while it waits for them.
+const PROBE_PROGRESS: Duration = Duration::from_secs(5);
 
 /// The runtime the run loop and the signal handlers live on.
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -198,18 +293,22 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let names = capture_names(&a.files);
     let inventory = Inventory::new(a.pipeline.profile.name(), monitor::sink::inventory::MAX_SERVERS);
     let published = Arc::new(Published::new(Mode::Replay, inventory, names.clone()));
-    let mut pipeline = Pipeline::new(pipeline_config(&a.pipeline)?);
+    let cfg = pipeline_config(&a.pipeline)?;
+    let prober = start_prober(probe_config(&a.probe, &cfg))?;
+    let mut pipeline = Pipeline::new(cfg);
     let audit = open_audit(&a.audit)?;
     let server = serve(&a.listen, &published)?;
     let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut em = Emitter::new(format, out, false, audit, published.clone());
     em.alerter = alerter(&a.alerts, &published)?;
+    em.prober = prober;
     let mut source = FileSource::new(a.files.clone());
     let metrics = &published.metrics;
     metrics.replay_files(source.total_size(), a.files.len(), 0, false);
     let start = Instant::now();
     let mut progress = ProgressLine::new(&a);
-    let stop = runtime()?.block_on(async {
+    let rt = runtime()?;
+    let stop = rt.block_on(async {
         let stopper = Stopper::new(true, None).context("installing the SIGINT/SIGTERM handlers")?;
         let tick = |src: &FileSource, p: &Pipeline, em: &mut Emitter<_>| {
             if let Some(pr) = src.progress() {
@@ -220,9 +319,10 @@ fn replay(a: ReplayArgs) -> Result<i32> {
             let decoded = src.decoded();
             metrics.source(&decoded);
             metrics.pipeline(&p.stats);
-            published.set_losses(losses(&decoded, &p.stats, [], 0));
+            published.set_losses(with_probes(losses(&decoded, &p.stats, [], 0), em));
             // Audit fsync interval, Alertmanager resends and inactivity resolution.
             em.periodic();
+            publish_probes(&published, em);
         };
         let Ok(stop) = run::run(&mut source, &mut pipeline, &mut em, stopper, REPLAY_TICK, tick).await;
         anyhow::Ok(stop)
@@ -230,11 +330,14 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     progress.end();
     if let Stop::Signal(sig) = stop {
         eprintln!("tlsmon: replay stopped by {sig}: the output covers what was read until then");
+        em.stop_prober();
     }
+    await_probes(&rt, &mut em)?;
+    publish_probes(&published, &em);
     metrics.replay_files(source.total_size(), a.files.len(), a.files.len(), true);
     published.finish();
     let decoded = source.decoded();
-    let lost = losses(&decoded, &pipeline.stats, [], 0);
+    let lost = with_probes(losses(&decoded, &pipeline.stats, [], 0), &em);
     published.set_losses(lost.clone());
     let secs = start.elapsed().as_secs_f64();
     let mut text =
@@ -297,7 +400,8 @@ fn live(a: LiveArgs) -> Result<i32> {
     let out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut em = Emitter::new(a.format, out, true, audit, published.clone());
     em.alerter = alerter;
-    let code = rt.block_on(live_run(&a, &capture_cfg, Pipeline::new(cfg), em, &published));
+    let probe = probe_config(&a.probe, &cfg);
+    let code = rt.block_on(live_run(&a, &capture_cfg, Pipeline::new(cfg), em, &published, probe));
     published.finish();
     if let Some(server) = server {
         server.stop();
@@ -313,6 +417,7 @@ async fn live_run<W: Write>(
     mut pipeline: Pipeline,
     mut em: Emitter<W>,
     published: &Arc<Published>,
+    probe: Option<ProbeConfig>,
 ) -> Result<i32> {
     // Handlers first, so a signal while attaching still ends in a clean shutdown.
     let stopper =
@@ -327,6 +432,8 @@ async fn live_run<W: Write>(
     } else {
         tracing::info!("dropped every capability after attaching");
     }
+    // Started after the drop: the prober's thread holds no capability either.
+    em.prober = start_prober(probe)?;
     let start = Instant::now();
     let publish = |capture: &Capture, pipeline: &Pipeline, em: &mut Emitter<W>| {
         let m = &published.metrics;
@@ -337,17 +444,21 @@ async fn live_run<W: Write>(
                 m.kernel(c.named());
                 let decoded = DecodeStats::from_kernel(|i| c.get(i));
                 m.source(&decoded);
-                published.set_losses(losses(&decoded, &pipeline.stats, c.named(), capture.stats.bad_records));
+                let lost = losses(&decoded, &pipeline.stats, c.named(), capture.stats.bad_records);
+                published.set_losses(with_probes(lost, em));
             }
             Err(e) => tracing::debug!(error = %e, "reading the kernel counters"),
         }
         published.turned();
         em.periodic();
+        publish_probes(published, em);
     };
     let stop = run::run(&mut capture, &mut pipeline, &mut em, stopper, LIVE_TICK, publish).await?;
     tracing::info!(reason = stop.as_str(), "stopped live capture");
     let secs = start.elapsed().as_secs_f64();
-    let lost = live_losses(&capture, &pipeline);
+    em.stop_prober();
+    publish_probes(published, &em);
+    let lost = with_probes(live_losses(&capture, &pipeline), &em);
     published.set_losses(lost.clone());
     let ifaces = capture_cfg.ifaces.join(",");
     let text = (a.format == Format::Text).then(|| em.summary.render_live(&ifaces, capture.stats.records, &lost, secs));

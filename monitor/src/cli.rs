@@ -133,6 +133,66 @@ pub struct LiveArgs {
     pub listen: ListenArgs,
     #[command(flatten)]
     pub alerts: AlertArgs,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+}
+
+/// The opt-in certificate prober: the same for live capture and replay.
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Active certificate prober (off unless --probe)")]
+pub struct ProbeArgs {
+    /// Turn on the prober, the one active part of tlsmon. TLS 1.3 encrypts the server
+    /// certificate, so for each server (IP, port, SNI) whose handshakes showed none, tlsmon
+    /// connects once per --probe-interval, sends a TLS 1.2/1.3 ClientHello with the SNI the
+    /// clients used, reads the certificate chain, sends no application data, and closes. The
+    /// chain is judged like a passive one (`tls.cert.*`, in a `probe` event). Only servers
+    /// inside --probe-allow are ever contacted; without an allow rule tlsmon refuses to start.
+    #[arg(long)]
+    pub probe: bool,
+    /// Servers the prober may contact: CIDR[:PORTS] (repeat for several), e.g.
+    /// `10.20.0.0/16:443,8443` or `[fd00::/64]:443`; no PORTS means every port. A server the
+    /// pipeline sees outside every allow rule is never contacted.
+    #[arg(long = "probe-allow", value_name = "CIDR[:PORTS]", value_parser = crate::probe::scope::Rule::parse)]
+    pub probe_allow: Vec<crate::probe::scope::Rule>,
+    /// Servers never to contact, even inside an allow rule (deny wins): CIDR[:PORTS], repeatable.
+    #[arg(long = "probe-deny", value_name = "CIDR[:PORTS]", value_parser = crate::probe::scope::Rule::parse)]
+    pub probe_deny: Vec<crate::probe::scope::Rule>,
+    /// Probe each server again after this many seconds (wall clock) at the earliest.
+    #[arg(long, value_name = "SECS", default_value_t = 86_400)]
+    pub probe_interval: u64,
+    /// Connections per second at most, over all servers (each try of --probe-versions counts).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub probe_rate: u32,
+    /// Probes running at once at most.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub probe_concurrency: usize,
+    /// Seconds the TCP connect may take, and then the TLS handshake.
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    pub probe_timeout: u64,
+    /// Also probe servers whose certificates were seen (TLS 1.2 and older), to confirm them.
+    #[arg(long)]
+    pub probe_all: bool,
+    /// Also ask each probed server whether it still accepts SSL 3.0, TLS 1.0, TLS 1.1 or weak
+    /// suites when a client offers only those (one short connection each, aborted after the
+    /// ServerHello, within --probe-rate).
+    #[arg(long)]
+    pub probe_versions: bool,
+}
+
+impl Default for ProbeArgs {
+    fn default() -> Self {
+        ProbeArgs {
+            probe: false,
+            probe_allow: Vec::new(),
+            probe_deny: Vec::new(),
+            probe_interval: 86_400,
+            probe_rate: 2,
+            probe_concurrency: 4,
+            probe_timeout: 5,
+            probe_all: false,
+            probe_versions: false,
+        }
+    }
 }
 
 /// The pipeline's bounds and trust anchors: the same for live capture and replay.
@@ -294,6 +354,8 @@ pub struct ReplayArgs {
     /// Never show progress.
     #[arg(long)]
     pub no_progress: bool,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]

@@ -8,10 +8,11 @@ use clap::ArgMatches;
 use serde::Deserialize;
 
 use crate::cli::{
-    AlertArgs, AuditArgs, Cli, Command, Format, ListenArgs, LiveArgs, PipelineArgs, ReplayArgs, XdpModeArg,
+    AlertArgs, AuditArgs, Cli, Command, Format, ListenArgs, LiveArgs, PipelineArgs, ProbeArgs, ReplayArgs, XdpModeArg,
 };
 use crate::policy::exceptions::{self, Exception, SniPattern};
 use crate::policy::{Severity, FINDING_IDS};
+use crate::probe::scope::Rule;
 use crate::sink::report::ReportFormat;
 
 pub use crate::policy::{Profile, KNOWN_PROFILES};
@@ -29,6 +30,7 @@ pub struct Config {
     pub live: LiveSection,
     pub metrics: MetricsSection,
     pub alerts: AlertsSection,
+    pub probe: ProbeSection,
     /// `[severity]`: a finding id → the severity it is reported with instead of the rule's.
     pub severity: std::collections::BTreeMap<String, Severity>,
     /// `[[exception]]`: accepted risks, in file order.
@@ -120,6 +122,32 @@ pub struct AlertsSection {
     pub alert_queue: Option<usize>,
     pub alert_resolve_secs: Option<u64>,
     pub alert_resend_secs: Option<u64>,
+}
+
+/// `[probe]`: the opt-in certificate prober (replay and live). Off unless `probe = true`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ProbeSection {
+    pub probe: Option<bool>,
+    pub probe_allow: Option<Vec<String>>,
+    pub probe_deny: Option<Vec<String>>,
+    pub probe_interval: Option<u64>,
+    pub probe_rate: Option<u32>,
+    pub probe_concurrency: Option<usize>,
+    pub probe_timeout: Option<u64>,
+    pub probe_all: Option<bool>,
+    pub probe_versions: Option<bool>,
+}
+
+/// Most connections per second `probe-rate` may ask for.
+pub const MAX_PROBE_RATE: u32 = 50;
+/// Most probes at once `probe-concurrency` may ask for.
+pub const MAX_PROBE_CONCURRENCY: usize = 64;
+
+/// The rules of one `[probe]` list, or the first that does not parse as (`key[i]`, why).
+fn probe_rules(key: &str, list: &Option<Vec<String>>) -> Result<Vec<Rule>, (String, String)> {
+    let list = list.iter().flatten().enumerate();
+    list.map(|(i, r)| Rule::parse(r).map_err(|e| (format!("probe.{key}[{i}]"), e))).collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +253,30 @@ impl Config {
         if live.duration == Some(0) {
             return bad("live.duration", "must be at least 1 (seconds); leave it out to run until SIGINT / SIGTERM");
         }
+        let pr = &self.probe;
+        for (key, list) in [("probe-allow", &pr.probe_allow), ("probe-deny", &pr.probe_deny)] {
+            if let Err((key, why)) = probe_rules(key, list) {
+                return bad(&key, &why);
+            }
+        }
+        if pr.probe == Some(true) && pr.probe_allow.as_ref().is_none_or(|l| l.is_empty()) {
+            return bad(
+                "probe.probe",
+                "is true but `probe-allow` names no network: the prober contacts only allowlisted servers",
+            );
+        }
+        if pr.probe_rate.is_some_and(|r| r == 0 || r > MAX_PROBE_RATE) {
+            return bad("probe.probe-rate", &format!("must be 1 to {MAX_PROBE_RATE} (connections per second)"));
+        }
+        if pr.probe_concurrency.is_some_and(|c| c == 0 || c > MAX_PROBE_CONCURRENCY) {
+            return bad("probe.probe-concurrency", &format!("must be 1 to {MAX_PROBE_CONCURRENCY}"));
+        }
+        if pr.probe_timeout == Some(0) {
+            return bad("probe.probe-timeout", "must be at least 1 (seconds)");
+        }
+        if pr.probe_interval == Some(0) {
+            return bad("probe.probe-interval", "must be at least 1 (seconds)");
+        }
         if let Some(id) = self.severity.keys().find(|id| !FINDING_IDS.contains(&id.as_str())) {
             let why = format!("names unknown finding id `{id}`; known ids: {}", FINDING_IDS.join(", "));
             return Err(ConfigError::Invalid {
@@ -298,6 +350,7 @@ impl Config {
         self.apply_audit(&mut a.audit, m);
         self.apply_listen(&mut a.listen, m);
         self.apply_alerts(&mut a.alerts, m);
+        self.apply_probe(&mut a.probe, m);
     }
 
     fn apply_live(&self, a: &mut LiveArgs, m: &ArgMatches) {
@@ -312,6 +365,7 @@ impl Config {
         self.apply_audit(&mut a.audit, m);
         self.apply_listen(&mut a.listen, m);
         self.apply_alerts(&mut a.alerts, m);
+        self.apply_probe(&mut a.probe, m);
     }
 
     fn apply_listen(&self, l: &mut ListenArgs, m: &ArgMatches) {
@@ -344,6 +398,30 @@ impl Config {
         p.severity_overrides = self.severity.iter().map(|(id, s)| (id.clone(), *s)).collect();
     }
 
+    fn apply_probe(&self, p: &mut ProbeArgs, m: &ArgMatches) {
+        let f = &self.probe;
+        take(m, "probe", &mut p.probe, f.probe);
+        // `validate` has already refused a file with a rule that does not parse.
+        take(
+            m,
+            "probe_allow",
+            &mut p.probe_allow,
+            probe_rules("probe-allow", &f.probe_allow).ok().filter(|_| f.probe_allow.is_some()),
+        );
+        take(
+            m,
+            "probe_deny",
+            &mut p.probe_deny,
+            probe_rules("probe-deny", &f.probe_deny).ok().filter(|_| f.probe_deny.is_some()),
+        );
+        take(m, "probe_interval", &mut p.probe_interval, f.probe_interval);
+        take(m, "probe_rate", &mut p.probe_rate, f.probe_rate);
+        take(m, "probe_concurrency", &mut p.probe_concurrency, f.probe_concurrency);
+        take(m, "probe_timeout", &mut p.probe_timeout, f.probe_timeout);
+        take(m, "probe_all", &mut p.probe_all, f.probe_all);
+        take(m, "probe_versions", &mut p.probe_versions, f.probe_versions);
+    }
+
     fn apply_audit(&self, a: &mut AuditArgs, m: &ArgMatches) {
         take(m, "audit_log", &mut a.audit_log, self.audit.audit_log.clone().map(Some));
         take(m, "audit_fsync_secs", &mut a.audit_fsync_secs, self.audit.audit_fsync_secs);
@@ -369,12 +447,12 @@ fn take<T>(m: &ArgMatches, id: &str, slot: &mut T, file: Option<T>) {
 pub fn merge(file: &Config, mut cli: Cli, matches: &ArgMatches) -> Result<Cli, ConfigError> {
     file.apply(&mut cli, matches);
     let conflict = |key, reason| Err(ConfigError::Conflict { key, reason });
-    let (pipeline, audit, listen, sub) = match (&cli.cmd, matches.subcommand()) {
+    let (pipeline, audit, listen, probe, sub) = match (&cli.cmd, matches.subcommand()) {
         (Command::Replay(a), Some((_, m))) => {
             if a.report_out.is_some() && a.report.is_none() {
                 return conflict("report-out", "needs a report format (--report, or `report` in [report])");
             }
-            (&a.pipeline, &a.audit, &a.listen, m)
+            (&a.pipeline, &a.audit, &a.listen, &a.probe, m)
         }
         (Command::Live(a), Some((_, m))) => {
             if a.ifaces.is_empty() {
@@ -383,7 +461,7 @@ pub fn merge(file: &Config, mut cli: Cli, matches: &ArgMatches) -> Result<Cli, C
             if !a.xdp && on_cli(m, "xdp_mode") {
                 return conflict("xdp-mode", "needs XDP (--xdp, or `xdp = true` in [live])");
             }
-            (&a.pipeline, &a.audit, &a.listen, m)
+            (&a.pipeline, &a.audit, &a.listen, &a.probe, m)
         }
         _ => return Ok(cli),
     };
@@ -407,6 +485,31 @@ pub fn merge(file: &Config, mut cli: Cli, matches: &ArgMatches) -> Result<Cli, C
     if pipeline.max_memory_mb < MIN_MEMORY_MB {
         const _: () = assert!(MIN_MEMORY_MB == 16, "the message below names it");
         return conflict("max-memory-mb", "must be at least 16 (MiB): the flow table alone needs a few");
+    }
+    if probe.probe && probe.probe_allow.is_empty() {
+        return conflict(
+            "probe-allow",
+            "is required with --probe: name the servers the prober may contact, e.g. --probe-allow 10.0.0.0/8:443 \
+             (the prober never contacts anything outside its allowlist)",
+        );
+    }
+    let probe_flags =
+        ["probe_allow", "probe_deny", "probe_interval", "probe_rate", "probe_concurrency", "probe_timeout"];
+    if !probe.probe
+        && (probe_flags.iter().any(|f| on_cli(sub, f)) || on_cli(sub, "probe_all") || on_cli(sub, "probe_versions"))
+    {
+        return conflict("probe", "is off: the --probe-* options need --probe (or `probe = true` in [probe])");
+    }
+    if probe.probe_rate == 0 || probe.probe_rate > MAX_PROBE_RATE {
+        const _: () = assert!(MAX_PROBE_RATE == 50, "the message below names it");
+        return conflict("probe-rate", "must be 1 to 50 (connections per second)");
+    }
+    if probe.probe_concurrency == 0 || probe.probe_concurrency > MAX_PROBE_CONCURRENCY {
+        const _: () = assert!(MAX_PROBE_CONCURRENCY == 64, "the message below names it");
+        return conflict("probe-concurrency", "must be 1 to 64");
+    }
+    if probe.probe_timeout == 0 || probe.probe_interval == 0 {
+        return conflict("probe-timeout", "and `probe-interval` must be at least 1 (seconds)");
     }
     // A file may tune the interval for logs turned on per run; the flag alone is a mistake.
     if audit.audit_log.is_none() && on_cli(sub, "audit_fsync_secs") {

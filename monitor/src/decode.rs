@@ -41,6 +41,12 @@ impl Addr {
     pub fn v6(bytes: [u8; 16]) -> Self {
         Addr { bytes, v6: true }
     }
+    pub fn from_ip(ip: std::net::IpAddr) -> Self {
+        match ip {
+            std::net::IpAddr::V4(a) => Addr::v4(a.octets()),
+            std::net::IpAddr::V6(a) => Addr::v6(a.octets()),
+        }
+    }
     pub fn to_ip(self) -> std::net::IpAddr {
         if self.v6 {
             std::net::IpAddr::from(self.bytes)

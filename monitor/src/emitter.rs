@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use monitor::cli::Format;
 use monitor::observation::Output;
 use monitor::policy::Severity;
+use monitor::probe::{ProbeStats, Prober};
 use monitor::run::Sink;
 use monitor::sink::alertmanager::Alerter;
 use monitor::sink::audit::{self, AuditLog};
@@ -35,16 +36,37 @@ pub struct Emitter<W: Write> {
     audit_err: Option<audit::AuditError>,
     published: Arc<Published>,
     pub alerter: Option<Alerter>,
+    /// The opt-in prober: offered every judged handshake, its results written like the rest.
+    pub prober: Option<Prober>,
+    /// The prober's counters when it stopped.
+    probe_final: Option<ProbeStats>,
 }
 
 impl<W: Write> Emitter<W> {
     pub fn new(format: Format, out: W, flush_each: bool, audit: Option<AuditLog>, published: Arc<Published>) -> Self {
         let summary = Summary::default();
         let (worst, write_err, audit_err, alerter) = (None, None, None, None);
-        Emitter { format, out, flush_each, summary, worst, write_err, audit, audit_err, published, alerter }
+        let (prober, probe_final) = (None, None);
+        Emitter {
+            format,
+            out,
+            flush_each,
+            summary,
+            worst,
+            write_err,
+            audit,
+            audit_err,
+            published,
+            alerter,
+            prober,
+            probe_final,
+        }
     }
 
     fn write(&mut self, o: Output) {
+        if let Some(p) = &self.prober {
+            p.consider(&o);
+        }
         // Accepted risks do not fail a run (--fail-on); expired exceptions do not accept.
         self.worst = self.worst.max(o.findings.iter().filter(|f| !f.is_accepted()).map(|f| f.severity).max());
         self.published.metrics.observe(&o);
@@ -78,6 +100,7 @@ impl<W: Write> Emitter<W> {
     /// Fsync the audit log if its interval has passed, and let the Alertmanager sink resend or
     /// resolve (call about once a second).
     pub fn periodic(&mut self) {
+        self.probe_results();
         if let Some(a) = &mut self.alerter {
             a.tick();
         }
@@ -86,9 +109,30 @@ impl<W: Write> Emitter<W> {
         }
     }
 
+    /// Write what the prober has finished since the last call.
+    pub fn probe_results(&mut self) {
+        for o in self.prober.as_ref().map(Prober::results).unwrap_or_default() {
+            self.write(o);
+        }
+    }
+
+    /// Stop the prober (probes still running are abandoned) and write what it finished.
+    pub fn stop_prober(&mut self) {
+        self.probe_results();
+        if let Some(p) = self.prober.take() {
+            self.probe_final = Some(p.stop());
+        }
+    }
+
+    /// The prober's counters (running or stopped), when there is a prober.
+    pub fn probe_stats(&self) -> Option<ProbeStats> {
+        self.prober.as_ref().map(Prober::stats).or(self.probe_final)
+    }
+
     /// Write `tail` (the text report), flush, and return the worst severity seen. Output
     /// closed by the reader (broken pipe) is not an error.
     pub fn close(mut self, tail: Option<String>) -> Result<Option<Severity>> {
+        self.stop_prober();
         if let Some(e) = self.audit_err.take() {
             return Err(e).context("writing the audit log");
         }

@@ -99,7 +99,7 @@ fn unknown_key_at_top_level_is_named() {
     assert_eq!(
         err(p("profile = \"hipaa\"\nmax_flows = 3\n")),
         "config file t.toml: line 2, key `max_flows`: unknown field `max_flows`, expected one of `profile`, \
-`pipeline`, `output`, `audit`, `report`, `live`, `metrics`, `alerts`, `severity`, `exception`"
+`pipeline`, `output`, `audit`, `report`, `live`, `metrics`, `alerts`, `probe`, `severity`, `exception`"
     );
     assert!(err(p("[outputs]\nformat = \"json\"\n"))
         .starts_with("config file t.toml: line 1, key `outputs`: unknown field `outputs`"));
@@ -219,6 +219,31 @@ fn merged_conflicts_are_named() {
     assert_eq!((a.report, a.audit.audit_fsync_secs), (Some(ReportFormat::Json), 0));
     // A file may set the fsync interval without an audit log.
     assert_eq!(replay("[audit]\naudit-fsync-secs = 4\n", &[]).audit.audit_fsync_secs, 4);
+}
+
+#[test]
+fn probe_needs_an_allowlist_and_stays_off_by_default() {
+    assert!(!replay("", &[]).probe.probe, "off by default");
+    let e = err(merged("", &["replay", "--probe", "x.pcap"]));
+    assert!(e.starts_with("`probe-allow` is required with --probe"), "{e}");
+    let e = err(merged("", &["replay", "--probe-allow", "10.0.0.0/8", "x.pcap"]));
+    assert!(e.starts_with("`probe` is off"), "{e}");
+    let e = err(merged("", &["replay", "--probe", "--probe-allow", "10.0.0.0/8", "--probe-rate", "500", "x.pcap"]));
+    assert!(e.starts_with("`probe-rate` must be 1 to 50"), "{e}");
+    let bad =
+        Cli::command().try_get_matches_from(["tlsmon", "replay", "--probe", "--probe-allow", "10.0.0.300/8", "x"]);
+    assert!(bad.unwrap_err().to_string().contains("not an IP address or CIDR"), "bad CIDR");
+    // From the file, overridden by the command line.
+    let file = "[probe]\nprobe = true\nprobe-allow = [\"10.1.0.0/16:443\"]\nprobe-rate = 5\n";
+    let a = replay(file, &["--probe-rate", "3"]);
+    assert!(a.probe.probe);
+    assert_eq!((a.probe.probe_allow.len(), a.probe.probe_rate), (1, 3));
+    assert!(a.probe.probe_allow[0].covers("10.1.2.3".parse().unwrap(), 443));
+    // A file that turns it on without an allowlist, or with a rule that does not parse.
+    let bad = p("[probe]\nprobe = true\n").unwrap().validate(Path::new("t.toml")).unwrap_err().to_string();
+    assert!(bad.contains("`probe.probe` is true but `probe-allow` names no network"), "{bad}");
+    let bad = p("[probe]\nprobe-allow = [\"nope\"]\n").unwrap().validate(Path::new("t.toml")).unwrap_err().to_string();
+    assert!(bad.contains("`probe.probe-allow[0]`"), "{bad}");
 }
 
 #[test]

@@ -28,6 +28,36 @@ pub struct Handshake {
     pub ja3: Option<(String, String)>,
     pub ja3s: Option<(String, String)>,
     pub ja4: Option<(String, String)>,
+    /// Set only on a handshake the agent made itself (the opt-in prober): what it was for
+    /// and how it went. Its `ts_ns` is then the wall clock, not packet time.
+    pub probe: Option<Box<ProbeFacts>>,
+}
+
+/// What one probe did: the facts a `probe` event carries beyond the handshake's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeFacts {
+    /// `ok`, `unreachable`, `timeout` or `failed`.
+    pub result: &'static str,
+    /// The SNI sent (the name clients used), if any.
+    pub server_name: Option<String>,
+    /// Why the handshake did not complete, in words.
+    pub error: Option<String>,
+    /// Why the server was probed: `no-certificate` (its handshakes showed none, e.g. TLS 1.3)
+    /// or `probe-all`.
+    pub trigger: &'static str,
+    /// The version sweep (`--probe-versions`), one row per offer.
+    pub versions: Vec<VersionTry>,
+}
+
+/// One offer of the version sweep and the server's answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersionTry {
+    /// What was offered, e.g. `TLS 1.0` or `TLS 1.2 weak suites`.
+    pub offered: &'static str,
+    /// The version and suite the server chose, when it accepted.
+    pub accepted: Option<(u16, u16)>,
+    /// The alert it refused with, or why the try failed.
+    pub refused: Option<String>,
 }
 
 /// Which direction is the client's: the one that sent a ClientHello, else the one that did not
@@ -83,6 +113,7 @@ impl Handshake {
             server_alerts: sf.alerts.clone(),
             anomalies,
             established,
+            probe: None,
         })
     }
 

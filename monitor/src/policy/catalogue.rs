@@ -154,6 +154,13 @@ pub const CATALOGUE: &[Entry] = &[
         "require TLS before login on {srv}{paren}", "", Inactivity, Subject::Protocol),
     row("plaintext.starttls-missing", High, E1, "STARTTLS offered but not used",
         "require STARTTLS on {srv} and refuse sessions that stay in clear", "", Inactivity, Subject::Protocol),
+    // The prober's own results (opt-in, issue 14): a server it could not check.
+    row("probe.unreachable", Info, B, "Prober could not reach the server",
+        "check that {srv} is up and that the prober's allowlist and firewall let it connect", "",
+        Judgement, Subject::Evidence),
+    row("probe.failed", Low, D, "Prober handshake failed",
+        "look into why {srv} did not complete a TLS 1.2/1.3 handshake with the prober{paren}", "",
+        Judgement, Subject::Evidence),
     // Anomalies are titled by their id in alerts.
     row("anomaly.heartbleed", Medium, C1, "anomaly.heartbleed",
         "patch the TLS library on {srv} (Heartbleed, CVE-2014-0160) and replace its keys", "",
@@ -223,7 +230,7 @@ mod tests {
     fn every_row_is_complete() {
         for (i, e) in CATALOGUE.iter().enumerate() {
             let id = e.id;
-            assert!(["tls.", "anomaly.", "plaintext."].iter().any(|f| id.starts_with(f)), "{id}: family");
+            assert!(["tls.", "anomaly.", "plaintext.", "probe."].iter().any(|f| id.starts_with(f)), "{id}: family");
             assert!(
                 id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'),
                 "{id}: id characters"

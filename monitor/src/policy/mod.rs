@@ -58,6 +58,12 @@ impl Policy {
         if let Some(f) = upgrade {
             plain_rules::all(self, f, &mut out);
         }
+        if hs.probe.is_some() {
+            let when = probe_time(hs.ts_ns);
+            for f in &mut out {
+                f.evidence = format!("{} (probe at {when})", f.evidence);
+            }
+        }
         let sni = hs.client_hello.as_ref().and_then(|ch| ch.sni.as_deref());
         self.settle(out, hs.server, sni, hs.ts_ns)
     }
@@ -80,6 +86,13 @@ impl Policy {
         exceptions::apply(&self.exceptions, server.addr.to_ip(), server.port, sni, ts_ns, &mut out);
         out
     }
+}
+
+/// A probe's wall-clock time in its findings' evidence: `2026-12-02 11:40:05 UTC`.
+fn probe_time(ns: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp((ns / 1_000_000_000) as i64);
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    t.ok().and_then(|t| t.format(&f).ok()).unwrap_or_else(|| ns.to_string())
 }
 
 /// The class of the negotiated suite whatever the profile, as the metrics label it: `insecure`
@@ -126,7 +139,7 @@ mod tests {
             for piece in src.split('"').skip(1).step_by(2) {
                 let id_like =
                     piece.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-                let family = ["tls.", "anomaly.", "plaintext."].iter().any(|f| piece.starts_with(f));
+                let family = ["tls.", "anomaly.", "plaintext.", "probe."].iter().any(|f| piece.starts_with(f));
                 if id_like && family && !seen.contains(&piece) {
                     seen.push(piece);
                 }

@@ -30,6 +30,7 @@ pub(super) fn all(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     alerts(p, hs, out);
     pq(p, hs, out);
     anomalies(p, hs, out);
+    probe(p, hs, out);
 }
 
 fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
@@ -320,6 +321,33 @@ fn anomalies(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
                 let e = Entry { id: a.id, ..*entry!("anomaly.malformed-record") };
                 push(out, &e, Severity::Low, rule, a.detail.clone());
             }
+        }
+    }
+}
+
+/// What the prober learned beyond the handshake: that it could not reach or complete one, and
+/// which legacy versions or weak suites the server still accepted when offered only those
+/// (each try judged by the version and suite rules as if negotiated).
+fn probe(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
+    let Some(pr) = &hs.probe else { return };
+    let rule = rule!(p.profile, "probe");
+    let why = || pr.error.clone().unwrap_or_else(|| pr.result.to_string());
+    match pr.result {
+        "ok" => {}
+        "unreachable" | "timeout" => raise(out, entry!("probe.unreachable"), rule, why()),
+        _ => raise(out, entry!("probe.failed"), rule, why()),
+    }
+    for v in &pr.versions {
+        let Some((version, cipher)) = v.accepted else { continue };
+        let sh = crate::inspect::tls::hello::ServerHello { version, cipher, ..Default::default() };
+        let one = Handshake { server_hello: Some(sh), ..Default::default() };
+        let mut found = Vec::new();
+        versions(p, &one, &mut found);
+        self::cipher(p, &one, &mut found);
+        key_exchange(p, &one, &mut found);
+        for mut f in found {
+            f.evidence = format!("{} when the probe offered only {}", f.evidence, v.offered);
+            out.push(f);
         }
     }
 }

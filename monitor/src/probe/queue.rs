@@ -8,12 +8,28 @@ use std::net::IpAddr;
 
 use super::scope::Scope;
 
-/// One server to probe: where, and the name clients asked for (sent as SNI).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// One server to probe: where, and the name clients asked for (sent as SNI); `why` says what
+/// called for it and is not part of its identity.
+#[derive(Clone, Debug)]
 pub struct Target {
     pub ip: IpAddr,
     pub port: u16,
     pub sni: Option<String>,
+    pub why: &'static str,
+}
+
+impl PartialEq for Target {
+    fn eq(&self, o: &Target) -> bool {
+        (self.ip, self.port, &self.sni) == (o.ip, o.port, &o.sni)
+    }
+}
+
+impl Eq for Target {}
+
+impl std::hash::Hash for Target {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.ip, self.port, &self.sni).hash(h);
+    }
 }
 
 /// Bounds and pace.
@@ -200,7 +216,7 @@ mod tests {
     }
 
     fn target(last: u8, sni: &str) -> Target {
-        Target { ip: IpAddr::from([10, 0, 0, last]), port: 443, sni: Some(sni.into()) }
+        Target { ip: IpAddr::from([10, 0, 0, last]), port: 443, sni: Some(sni.into()), why: "test" }
     }
 
     #[test]
@@ -210,9 +226,9 @@ mod tests {
         assert_eq!(q.offer(target(1, "a.lab"), 0), Offer::Queued);
         assert_eq!(q.offer(target(1, "a.lab"), 59_999), Offer::Recent);
         assert_eq!(q.offer(target(1, "b.lab"), 1), Offer::Queued, "another SNI is another target");
-        let outside = Target { ip: IpAddr::from([192, 0, 2, 1]), port: 443, sni: None };
+        let outside = Target { ip: IpAddr::from([192, 0, 2, 1]), port: 443, sni: None, why: "test" };
         assert_eq!(q.offer(outside, 2), Offer::OutOfScope);
-        let denied = Target { ip: IpAddr::from([10, 9, 0, 1]), port: 443, sni: None };
+        let denied = Target { ip: IpAddr::from([10, 9, 0, 1]), port: 443, sni: None, why: "test" };
         assert_eq!(q.offer(denied, 2), Offer::OutOfScope);
         assert_eq!(q.next(3), Some(target(1, "a.lab")));
         assert_eq!(q.offer(target(1, "a.lab"), 60_000), Offer::Queued, "due again after the interval");
@@ -225,7 +241,7 @@ mod tests {
         let cfg = QueueConfig { rate_per_s: 2, max_in_flight: 3, ..Default::default() };
         let mut q = Queue::new(cfg, scope());
         for i in 0..200u32 {
-            let t = Target { ip: IpAddr::from([10, 1, (i >> 8) as u8, i as u8]), port: 443, sni: None };
+            let t = Target { ip: IpAddr::from([10, 1, (i >> 8) as u8, i as u8]), port: 443, sni: None, why: "test" };
             assert_eq!(q.offer(t, 0), Offer::Queued);
         }
         // Ten simulated seconds in 10 ms steps; every probe takes 700 ms.

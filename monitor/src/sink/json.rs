@@ -21,7 +21,46 @@ pub struct Event<'a> {
     pub source: Host,
     pub destination: Host,
     pub tls: Tls,
+    /// Only on `probe` events: what the prober did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe<'a>>,
     pub findings: &'a [Finding],
+}
+
+/// `probe.*`: how the probe went, the whole chain as the server sent it, the version sweep.
+#[derive(Serialize)]
+pub struct Probe<'a> {
+    pub result: &'static str,
+    pub trigger: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<ChainCert>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<SweepRow>,
+}
+
+/// One certificate of a probed chain (leaf first).
+#[derive(Serialize)]
+pub struct ChainCert {
+    #[serde(flatten)]
+    pub x509: X509,
+    pub hash: Hash,
+}
+
+/// One offer of the version sweep.
+#[derive(Serialize)]
+pub struct SweepRow {
+    pub offered: &'static str,
+    pub accepted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// One `plaintext` event: a flow that carried a recognised protocol in clear.
@@ -70,6 +109,31 @@ pub fn any_event(o: &Output) -> AnyEvent<'_> {
     match &o.observed {
         Observed::Tls { handshake, upgrade } => {
             let mut ev = event(handshake, &o.findings);
+            if let Some(p) = &handshake.probe {
+                ev.kind = "probe";
+                ev.probe = Some(Probe {
+                    result: p.result,
+                    trigger: p.trigger,
+                    server_name: p.server_name.as_deref(),
+                    error: p.error.as_deref(),
+                    chain: handshake
+                        .certs
+                        .iter()
+                        .map(|c| ChainCert { x509: x509(c), hash: Hash { sha256: c.sha256.clone() } })
+                        .collect(),
+                    versions: p
+                        .versions
+                        .iter()
+                        .map(|v| SweepRow {
+                            offered: v.offered,
+                            accepted: v.accepted.is_some(),
+                            version: v.accepted.map(|(ver, _)| version_label(ver)),
+                            cipher: v.accepted.map(|(_, c)| cipher_name(c)),
+                            refused: v.refused.clone(),
+                        })
+                        .collect(),
+                });
+            }
             ev.tls.starttls = upgrade.as_ref().and_then(|u| u.protocol).map(|p| p.as_str());
             AnyEvent::Tls(ev)
         }
@@ -325,6 +389,7 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         source: Host { ip: hs.client.addr.to_ip().to_string(), port: hs.client.port },
         destination: Host { ip: hs.server.addr.to_ip().to_string(), port: hs.server.port },
         tls,
+        probe: None,
         findings,
     }
 }

@@ -50,6 +50,9 @@ fn facts(p: &Posture) -> String {
     if p.handshakes > 0 || p.plaintext_flows == 0 {
         parts.push(plural(p.handshakes, "handshake"));
     }
+    if p.probes > 0 {
+        parts.push(format!("{} (active)", plural(p.probes, "probe")));
+    }
     if p.plaintext_flows > 0 {
         parts.push(format!("{} in clear: {}", plural(p.plaintext_flows, "flow"), counts(&p.plaintext)));
     }
@@ -62,7 +65,8 @@ fn facts(p: &Posture) -> String {
         let cn = c.subject_cn.as_deref().map(|n| format!(" CN={n}")).unwrap_or_default();
         let ss = if c.self_signed { ", self-signed" } else { "" };
         let (alg, bits, until) = (c.key_algorithm, c.key_size, &c.not_after);
-        parts.push(format!("certificate{cn}, {alg} {bits} bits{ss}, until {until}"));
+        let from = if c.source == "probe" { " (from a probe)" } else { "" };
+        parts.push(format!("certificate{cn}, {alg} {bits} bits{ss}, until {until}{from}"));
     }
     parts.join(" · ")
 }
@@ -225,6 +229,7 @@ mod tests {
             key_size: 2048,
             signature_algorithm: "sha256WithRSAEncryption".into(),
             self_signed: false,
+            source: "passive",
             not_after_unix: 1_893_456_000,
             seen_unix: 1_748_822_400,
         });

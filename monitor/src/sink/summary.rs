@@ -31,6 +31,8 @@ pub struct Summary {
     findings: BTreeMap<(Severity, &'static str), (u64, String)>,
     servers: HashMap<String, ServerRow>,
     dropped_keys: u64,
+    /// Probes by result (`ok`, `unreachable`, `timeout`, `failed`).
+    probes: BTreeMap<&'static str, u64>,
     pub worst: Option<Severity>,
 }
 
@@ -39,6 +41,12 @@ impl Summary {
         let (_, server, _) = o.endpoints();
         let mut sni = None;
         match o.handshake() {
+            // The prober's own handshakes: counted apart, judged like the rest below.
+            Some(hs) if hs.probe.is_some() => {
+                let result = hs.probe.as_ref().map_or("failed", |p| p.result);
+                *self.probes.entry(result).or_default() += 1;
+                sni = hs.client_hello.as_ref().and_then(|c| c.sni.clone());
+            }
             Some(hs) => {
                 self.handshakes += 1;
                 self.established += hs.established as u64;
@@ -139,6 +147,10 @@ impl Summary {
         }
         if c.len() > 6 {
             let _ = writeln!(s, "  … and {} more suites", c.len() - 6);
+        }
+        if !self.probes.is_empty() {
+            let line: Vec<String> = self.probes.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+            let _ = writeln!(s, "\nProbes (active, --probe): {}", line.join(", "));
         }
         if !self.plaintext.is_empty() {
             let line: Vec<String> = self.plaintext.iter().map(|(k, n)| format!("{k}: {n}")).collect();

@@ -196,9 +196,15 @@ pub fn parse_chain(body: &[u8], store: Option<&super::trust::TrustStore>) -> Cha
     }
     // More certificates than we read: the chain is not whole, so no trust verdict on it.
     complete &= i >= body.len();
+    chain_of(&ders, complete, store)
+}
+
+/// The facts of certificates as the server sent them (leaf first), `complete` when nothing
+/// was cut off: every one parsed, and the trust verdict when there is a bundle.
+pub fn chain_of(ders: &[&[u8]], mut complete: bool, store: Option<&super::trust::TrustStore>) -> Chain {
     let certs: Vec<CertInfo> = ders.iter().filter_map(|d| parse_cert(d)).collect();
     complete &= certs.len() == ders.len() && !certs.is_empty();
-    let trust = store.filter(|_| complete).map(|s| s.evaluate(&ders));
+    let trust = store.filter(|_| complete).map(|s| s.evaluate(ders));
     Chain { certs, complete, trust }
 }
 

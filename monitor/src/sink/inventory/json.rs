@@ -92,6 +92,7 @@ fn server_json(k: &super::ServerKey, p: &super::Posture) -> serde_json::Value {
         "verdict": p.verdict(),
         "worst_severity": p.worst,
         "handshakes": p.handshakes,
+        "probes": p.probes,
         "plaintext_flows": p.plaintext_flows,
         "plaintext": p.plaintext,
         "first_seen": rfc3339(p.first_ns),

@@ -82,6 +82,8 @@ pub struct CertFacts {
     pub key_size: u32,
     pub signature_algorithm: String,
     pub self_signed: bool,
+    /// `passive` (seen on the wire) or `probe` (fetched by the prober: TLS 1.3 hides it).
+    pub source: &'static str,
     /// `not_after` in Unix seconds, and the time of the handshake that showed the certificate
     /// (packet time): what the expiry metrics count from.
     #[serde(skip)]
@@ -129,6 +131,8 @@ impl FindingRow {
 #[derive(Clone, Debug, Default)]
 pub struct Posture {
     pub handshakes: u64,
+    /// The prober's handshakes with this server (active, not traffic; `--probe`).
+    pub probes: u64,
     /// Flows that stayed in clear with a recognised protocol, and those protocols.
     pub plaintext_flows: u64,
     pub plaintext: BTreeMap<String, u64>,
@@ -200,6 +204,22 @@ fn bump(map: &mut BTreeMap<String, u64>, key: String, dropped: &mut u64) {
     }
 }
 
+/// The leaf's facts as the inventory keeps them; `ts_ns` is when it was seen.
+fn cert_facts(c: &crate::inspect::tls::cert::CertInfo, ts_ns: u64, source: &'static str) -> CertFacts {
+    CertFacts {
+        subject_cn: leaf_cn(c),
+        issuer_cn: c.issuer_cn.clone(),
+        not_after: day(c.not_after),
+        key_algorithm: c.key_type,
+        key_size: c.key_bits,
+        signature_algorithm: c.signature_algorithm.clone(),
+        self_signed: c.self_signed,
+        source,
+        not_after_unix: c.not_after,
+        seen_unix: (ts_ns / 1_000_000_000) as i64,
+    }
+}
+
 fn day(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs).map(|d| d.date().to_string()).unwrap_or_else(|_| secs.to_string())
 }
@@ -219,7 +239,8 @@ impl Inventory {
     /// Fold one judged handshake or plaintext flow in.
     pub fn add(&mut self, o: &Output) {
         let hs = o.handshake();
-        self.handshakes += u64::from(hs.is_some());
+        let probe = hs.is_some_and(|h| h.probe.is_some());
+        self.handshakes += u64::from(hs.is_some() && !probe);
         let (_, server, ts_ns) = o.endpoints();
         let sni = hs.and_then(|h| h.client_hello.as_ref()).and_then(|c| c.sni.clone()).unwrap_or_else(|| "-".into());
         let key = ServerKey { ip: server.addr.to_ip(), port: server.port, sni };
@@ -237,7 +258,12 @@ impl Inventory {
             p.plaintext_flows += 1;
             bump(&mut p.plaintext, proto.as_str().to_string(), d);
         }
-        if let Some(hs) = hs {
+        if let Some(hs) = hs.filter(|_| probe) {
+            p.probes += 1;
+            if let Some(c) = hs.certs.first() {
+                p.cert = Some(cert_facts(c, hs.ts_ns, "probe"));
+            }
+        } else if let Some(hs) = hs {
             p.handshakes += 1;
             if let Some(v) = hs.version() {
                 bump(&mut p.versions, version_name(v), d);
@@ -252,17 +278,7 @@ impl Inventory {
                 bump(&mut p.client_max_versions, version_name(ch.max_version()), d);
             }
             if let Some(c) = hs.certs.first() {
-                p.cert = Some(CertFacts {
-                    subject_cn: leaf_cn(c),
-                    issuer_cn: c.issuer_cn.clone(),
-                    not_after: day(c.not_after),
-                    key_algorithm: c.key_type,
-                    key_size: c.key_bits,
-                    signature_algorithm: c.signature_algorithm.clone(),
-                    self_signed: c.self_signed,
-                    not_after_unix: c.not_after,
-                    seen_unix: (hs.ts_ns / 1_000_000_000) as i64,
-                });
+                p.cert = Some(cert_facts(c, hs.ts_ns, "passive"));
             }
         }
         for f in &o.findings {

@@ -17,7 +17,7 @@ pub const PFS: &[&str] = &["yes", "no", "unknown"];
 /// `tlsmon_handshakes_pq_total{pq}`: a post-quantum hybrid group, a classical one, or none.
 pub const PQ: &[&str] = &["hybrid", "classical", "none"];
 pub const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
-pub const EVENT_TYPES: &[&str] = &["tls", "plaintext"];
+pub const EVENT_TYPES: &[&str] = &["tls", "plaintext", "probe"];
 /// `tlsmon_parse_anomalies_total{kind}`.
 pub const ANOMALIES: &[&str] = &[
     "malformed_packet",
@@ -44,7 +44,16 @@ pub const DROPPED: &[&str] = &[
     "plain_bytes_cap",
     "inventory_full",
     "alert_queue_full",
+    "probe_queue_full",
+    "probe_results",
 ];
+/// `tlsmon_probes_total{result}`: how the prober's probes ended.
+pub const PROBE_RESULTS: &[&str] = &["ok", "unreachable", "timeout", "failed"];
+/// `tlsmon_probe_targets_total{outcome}`: what the prober did with a server offered to it
+/// (queue drops are under `tlsmon_dropped_total{what="probe_queue_full"}`).
+pub const PROBE_TARGETS: &[&str] = &["queued", "recent", "out_of_scope"];
+/// `tlsmon_probe_queue{state}`.
+pub const PROBE_QUEUE: &[&str] = &["pending", "in_flight"];
 /// `tlsmon_pipeline_memory_bytes{of}`: what open flows hold now, the most they held, the budget.
 pub const MEMORY: &[&str] = &["held", "peak", "limit"];
 /// `tlsmon_certificates_expiring{within}`, in days.

@@ -58,6 +58,9 @@ pub struct Metrics {
     servers: IntGaugeVec,
     cert_expiring: IntGaugeVec,
     cert_expired: IntGauge,
+    probes: IntCounterVec,
+    probe_targets: IntCounterVec,
+    probe_queue: IntGaugeVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, label: &[&str], values: &[&[&str]]) -> IntCounterVec {
@@ -268,6 +271,27 @@ impl Metrics {
                 &r,
                 "tlsmon_certificates_expired",
                 "Servers whose leaf certificate had expired when last seen",
+            ),
+            probes: counter_vec(
+                &r,
+                "tlsmon_probes_total",
+                "Probes of the opt-in certificate prober (--probe) by how they ended",
+                &["result"],
+                &[PROBE_RESULTS],
+            ),
+            probe_targets: counter_vec(
+                &r,
+                "tlsmon_probe_targets_total",
+                "Servers offered to the prober: queued, already probed within the interval, or outside the allowlist (never contacted)",
+                &["outcome"],
+                &[PROBE_TARGETS],
+            ),
+            probe_queue: gauge_vec(
+                &r,
+                "tlsmon_probe_queue",
+                "Servers waiting for a probe, and probes running",
+                "state",
+                PROBE_QUEUE,
             ),
             registry: r,
         }

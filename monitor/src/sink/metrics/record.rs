@@ -4,7 +4,7 @@
 //! sets, nor lower a counter.
 use prometheus::core::{AtomicU64 as PromU64, GenericCounter};
 
-use super::{handshake_labels, Metrics, EXPIRY_WINDOWS, SKIP_REASONS};
+use super::{handshake_labels, Metrics, EXPIRY_WINDOWS, PROBE_RESULTS, PROBE_TARGETS, SKIP_REASONS};
 use crate::observation::{DecodeStats, Output, PipelineStats};
 use crate::sink::inventory::Inventory;
 
@@ -27,7 +27,11 @@ fn mirror(c: &GenericCounter<PromU64>, total: u64) {
 impl Metrics {
     /// Count one judged handshake or plaintext flow.
     pub fn observe(&self, o: &Output) {
-        if let Some(hs) = o.handshake() {
+        let hs = o.handshake();
+        if hs.is_some_and(|h| h.probe.is_some()) {
+            // The prober's own handshakes are not traffic: counted as probes (see `probes`).
+            self.events.with_label_values(&["probe"]).inc();
+        } else if let Some(hs) = hs {
             self.events.with_label_values(&["tls"]).inc();
             let [version, class, pfs, pq] = handshake_labels(hs);
             self.versions.with_label_values(&[version]).inc();
@@ -128,6 +132,21 @@ impl Metrics {
         }
         self.cert_expired.set(expired);
         mirror(&self.dropped.with_label_values(&["inventory_full"]), inv.servers_dropped);
+    }
+
+    /// The prober's counters (`--probe`).
+    pub fn probes(&self, s: &crate::probe::ProbeStats) {
+        for (result, n) in PROBE_RESULTS.iter().zip(s.ended) {
+            mirror(&self.probes.with_label_values(&[result]), n);
+        }
+        let q = &s.queue;
+        for (outcome, n) in PROBE_TARGETS.iter().zip([q.queued, q.recent, q.out_of_scope]) {
+            mirror(&self.probe_targets.with_label_values(&[outcome]), n);
+        }
+        mirror(&self.dropped.with_label_values(&["probe_queue_full"]), q.dropped_full);
+        mirror(&self.dropped.with_label_values(&["probe_results"]), s.results_dropped);
+        self.probe_queue.with_label_values(&["pending"]).set(s.pending as i64);
+        self.probe_queue.with_label_values(&["in_flight"]).set(s.in_flight as i64);
     }
 
     /// Replay progress: bytes read so far in all files.
