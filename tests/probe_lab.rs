@@ -327,10 +327,13 @@ fn check_scope_probe(t: &Target, ev: &Value) -> Vec<String> {
         "expired" => {
             expect("/tls/server/x509/not_after", lab::EXPIRED_NOT_AFTER);
             expect("/tls/server/x509/subject/common_name", EXPIRED_SNI);
+            // Untrusted too: --ca-bundle holds the lab CA, not this self-signed certificate.
             let mut cert = cert.clone();
             cert.sort_unstable();
-            if cert != ["tls.cert.expired", "tls.cert.self-signed"] {
-                p.push(format!("certificate findings {cert:?}, expected [tls.cert.expired, tls.cert.self-signed]"));
+            if cert != ["tls.cert.expired", "tls.cert.self-signed", "tls.cert.untrusted"] {
+                p.push(format!(
+                    "certificate findings {cert:?}, expected [tls.cert.expired, tls.cert.self-signed, tls.cert.untrusted]"
+                ));
             }
         }
         _ => {
@@ -409,7 +412,7 @@ fn probe_queue_of_200_servers_keeps_rate_and_concurrency() -> Result<()> {
             Duration::ZERO
         }
     }
-    let lab = Lab::create_with(Plan::PROBE)?;
+    let mut lab = Lab::create_with(Plan::PROBE)?;
     let (server, client) = (lab.server_addr(Family::V4), lab.client_addr(Family::V4));
     let crowd = Crowd::start(&lab, server, BASE..BASE + N, hold)?;
     let handshakes: Vec<Handshake> = (0..N)
@@ -428,6 +431,7 @@ fn probe_queue_of_200_servers_keeps_rate_and_concurrency() -> Result<()> {
         "--probe-concurrency", &cap, "--probe-timeout", "1", path_str(&pcap)?,
     ];
     let (out_path, err_path) = (lab.dir.join("crowd.out"), lab.dir.join("crowd.err"));
+    let capture = lab.start_server_capture("capture")?;
     let start = Instant::now();
     let mut child = lab
         .cmd(&lab.client_ns, tlsmon().to_str().context("tlsmon path")?, &args)
@@ -445,6 +449,7 @@ fn probe_queue_of_200_servers_keeps_rate_and_concurrency() -> Result<()> {
     std::thread::sleep(Duration::from_millis(400));
     let contacts = crowd.contacts();
     drop(crowd);
+    let syns = lab.stop_server_capture("capture", &capture)?;
     let out = fs::read_to_string(&out_path)?;
     let err = fs::read_to_string(&err_path)?;
     let status = status.with_context(|| format!("tlsmon replay --probe still running after 120 s; stderr:\n{err}"))?;
@@ -465,10 +470,32 @@ fn probe_queue_of_200_servers_keeps_rate_and_concurrency() -> Result<()> {
     if !missing.is_empty() || !repeated.is_empty() {
         problems.push(format!("each server once: {} never contacted {missing:?}, contacted more than once {repeated:?}", missing.len()));
     }
-    let in_window = crowd::max_in_window(&contacts, Duration::from_secs(1));
+    // Connections started, by the kernel's clock (tcpdump: the prober's SYNs as they arrived)
+    // and by the listeners' (accept), and how many were open at once.
+    let mut syn_times: Vec<Duration> = syns.iter().filter(|(s, _)| s.src == client).map(|(_, t)| *t).collect();
+    syn_times.sort();
+    let syn_times: Vec<Duration> = syn_times.iter().map(|t| *t - syn_times[0]).collect();
+    let accepts = crowd::accept_times(&contacts);
+    let second = Duration::from_secs(1);
+    let (syn_window, accept_window) = (crowd::max_in_window(&syn_times, second), crowd::max_in_window(&accepts, second));
+    let (syn_span, syn_gap) = (crowd::min_span(&syn_times, RATE + 1), crowd::min_span(&syn_times, 2));
+    let (accept_span, accept_gap) = (crowd::min_span(&accepts, RATE + 1), crowd::min_span(&accepts, 2));
     let open = crowd::max_open(&contacts);
-    if in_window > RATE {
-        problems.push(format!("{in_window} connections within one second, --probe-rate {RATE}"));
+    if syn_times.len() != N as usize {
+        let ports: std::collections::BTreeSet<u16> = syns.iter().map(|(s, _)| s.dst_port).collect();
+        let missing: Vec<u16> = (BASE..BASE + N).filter(|p| !ports.contains(p)).collect();
+        problems.push(format!(
+            "{} SYNs from the prober captured, expected {N}: none to {missing:?}; tcpdump: {}",
+            syn_times.len(),
+            lab.log("capture").trim()
+        ));
+    }
+    if syn_window > RATE {
+        problems.push(format!(
+            "{syn_window} connections started within one second (SYNs, kernel time), --probe-rate {RATE}: \
+             {} consecutive ones within {syn_span:?}, consecutive SYNs as close as {syn_gap:?}",
+            RATE + 1
+        ));
     }
     if open > CAP {
         problems.push(format!("{open} connections open at once, --probe-concurrency {CAP}"));
@@ -488,15 +515,15 @@ fn probe_queue_of_200_servers_keeps_rate_and_concurrency() -> Result<()> {
     if tls != N as usize {
         problems.push(format!("{tls} tls events from the capture, expected {N}"));
     }
-    let span = match (contacts.iter().map(|c| c.accepted).min(), contacts.iter().map(|c| c.accepted).max()) {
-        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
-        _ => 0.0,
-    };
     eprintln!(
-        "crowd: replay took {:.1} s; {} connections over {span:.1} s; at most {in_window} in any 1 s (rate {RATE}), \
-         at most {open} open at once (cap {CAP}); probe results {results:?}",
+        "crowd: replay took {:.1} s; {} connections over {:.1} s; most started in any 1 s: {syn_window} by SYN time, \
+         {accept_window} by accept time (rate {RATE}); shortest span of {} consecutive starts: {syn_span:?} (SYN), \
+         {accept_span:?} (accept); shortest gap: {syn_gap:?} (SYN), {accept_gap:?} (accept); most open at once {open} \
+         (cap {CAP}); probe results {results:?}",
         took.as_secs_f64(),
-        contacts.len()
+        contacts.len(),
+        syn_times.last().copied().unwrap_or_default().as_secs_f64(),
+        RATE + 1,
     );
     if !problems.is_empty() {
         bail!("{} problem(s):\n  {}\ntlsmon stderr:\n{err}", problems.len(), problems.join("\n  "));

@@ -145,12 +145,22 @@ fn run(listeners: &[(u16, TcpListener)], hold: fn(u16) -> Duration, stop: &Atomi
     }
 }
 
-/// Most connections accepted within any window of `window` (counting every accept in
-/// `[t, t + window)` for each accept time t).
-pub fn max_in_window(contacts: &[Contact], window: Duration) -> usize {
+/// Accept times, sorted, as offsets from the first.
+pub fn accept_times(contacts: &[Contact]) -> Vec<Duration> {
     let mut t: Vec<Instant> = contacts.iter().map(|c| c.accepted).collect();
     t.sort();
-    (0..t.len()).map(|i| t[i..].iter().take_while(|&&x| x.duration_since(t[i]) < window).count()).max().unwrap_or(0)
+    t.iter().map(|x| x.duration_since(t[0])).collect()
+}
+
+/// Most of the sorted `times` within any window `[t, t + window)` starting at one of them.
+pub fn max_in_window(times: &[Duration], window: Duration) -> usize {
+    (0..times.len()).map(|i| times[i..].iter().take_while(|&&x| x - times[i] < window).count()).max().unwrap_or(0)
+}
+
+/// The shortest time spanned by `n` consecutive sorted `times` (None with fewer than `n`):
+/// under a rate of `n - 1` per second it is at least one second.
+pub fn min_span(times: &[Duration], n: usize) -> Option<Duration> {
+    times.windows(n.max(1)).map(|w| w[w.len() - 1] - w[0]).min()
 }
 
 /// Most connections open at once: at each accept, that connection and every earlier one the

@@ -36,7 +36,7 @@ impl Lab {
         let path = self.dir.join(format!("{name}.pcap"));
         let file = path.to_str().context("lab dir is not UTF-8")?.to_string();
         let ns = self.server_ns.clone();
-        self.spawn(name, &ns, "tcpdump", &["-i", SERVER_IF, "-U", "-n", "-w", &file, "tcp"])?;
+        self.spawn(name, &ns, "tcpdump", &["-i", SERVER_IF, "--immediate-mode", "-U", "-n", "-w", &file, "tcp"])?;
         let deadline = Instant::now() + CAPTURE_READY;
         while !self.log(name).contains("listening on") {
             check_stop()?;
@@ -50,19 +50,20 @@ impl Lab {
     }
 
     /// Stops the capture started as `name` (SIGINT: tcpdump flushes and exits) and returns every
-    /// connection attempt in it, each four-tuple once (a retransmitted SYN is the same attempt).
-    pub fn stop_server_capture(&mut self, name: &str, path: &Path) -> Result<Vec<Syn>> {
+    /// connection attempt in it, each four-tuple once (a retransmitted SYN is the same attempt),
+    /// with the kernel's time of its first SYN, in capture order.
+    pub fn stop_server_capture(&mut self, name: &str, path: &Path) -> Result<Vec<(Syn, Duration)>> {
         self.stop_child(name, libc::SIGINT, Duration::from_secs(10))?;
         let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut syns = syns(&bytes).with_context(|| format!("parsing {}", path.display()))?;
-        syns.sort();
-        syns.dedup();
-        Ok(syns)
+        let all = syns(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+        let mut seen = std::collections::BTreeSet::new();
+        Ok(all.into_iter().filter(|(s, _)| seen.insert(*s)).collect())
     }
 }
 
-/// SYNs (without ACK) in a classic little-endian µs pcap of Ethernet frames, as tcpdump writes.
-pub fn syns(pcap: &[u8]) -> Result<Vec<Syn>> {
+/// SYNs (without ACK) and their capture times (since the Unix epoch) in a classic
+/// little-endian µs pcap of Ethernet frames, as tcpdump writes.
+pub fn syns(pcap: &[u8]) -> Result<Vec<(Syn, Duration)>> {
     if pcap.len() < 24 || pcap[..4] != [0xd4, 0xc3, 0xb2, 0xa1] {
         bail!("not a little-endian pcap file");
     }
@@ -72,7 +73,9 @@ pub fn syns(pcap: &[u8]) -> Result<Vec<Syn>> {
     let mut out = Vec::new();
     let mut at = 24;
     while at + 16 <= pcap.len() {
-        let incl = u32::from_le_bytes([pcap[at + 8], pcap[at + 9], pcap[at + 10], pcap[at + 11]]) as usize;
+        let word = |k: usize| u32::from_le_bytes([pcap[at + k], pcap[at + k + 1], pcap[at + k + 2], pcap[at + k + 3]]);
+        let time = Duration::from_secs(word(0).into()) + Duration::from_micros(word(4).into());
+        let incl = word(8) as usize;
         let Some(frame) = pcap.get(at + 16..at + 16 + incl) else { break };
         at += 16 + incl;
         let Ok(p) = SlicedPacket::from_ethernet(frame) else { continue };
@@ -83,7 +86,7 @@ pub fn syns(pcap: &[u8]) -> Result<Vec<Syn>> {
         };
         if let Some(TransportSlice::Tcp(tcp)) = &p.transport {
             if tcp.syn() && !tcp.ack() {
-                out.push(Syn { src, src_port: tcp.source_port(), dst, dst_port: tcp.destination_port() });
+                out.push((Syn { src, src_port: tcp.source_port(), dst, dst_port: tcp.destination_port() }, time));
             }
         }
     }
@@ -91,9 +94,9 @@ pub fn syns(pcap: &[u8]) -> Result<Vec<Syn>> {
 }
 
 /// Connection attempts counted by (source, destination address, destination port).
-pub fn count_syns(syns: &[Syn]) -> BTreeMap<(IpAddr, IpAddr, u16), usize> {
+pub fn count_syns(syns: &[(Syn, Duration)]) -> BTreeMap<(IpAddr, IpAddr, u16), usize> {
     let mut m = BTreeMap::new();
-    for s in syns {
+    for (s, _) in syns {
         *m.entry((s.src, s.dst, s.dst_port)).or_insert(0) += 1;
     }
     m
