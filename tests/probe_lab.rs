@@ -38,10 +38,13 @@ const PROBE_LATENCY_LIMIT: Duration = Duration::from_secs(5);
 /// Most time to wait for the probe events a test expects.
 const EVENT_WAIT: Duration = Duration::from_secs(20);
 
+/// Events with when they arrived.
+type Events = Vec<(Instant, Value)>;
+
 /// `tlsmon live` and every event it printed, with when it arrived.
 struct Watch {
     live: Live,
-    got: Vec<(Instant, Value)>,
+    got: Events,
 }
 
 impl Watch {
@@ -74,13 +77,18 @@ impl Watch {
 
     /// SIGINT; every event (late ones stamped now), stderr, and a check that tlsmon exited
     /// cleanly and never panicked.
-    fn stop(self) -> Result<(Vec<(Instant, Value)>, Vec<String>)> {
+    fn stop(self) -> Result<(Events, Vec<String>)> {
         let mut got = self.got;
         let stopped = self.live.stop()?;
         let now = Instant::now();
         got.extend(stopped.events.into_iter().map(|e| (now, e)));
         let stderr = stopped.stderr;
-        ensure!(stopped.status.success(), "tlsmon live exited with {} after SIGINT; stderr:\n{}", stopped.status, stderr.join("\n"));
+        ensure!(
+            stopped.status.success(),
+            "tlsmon live exited with {} after SIGINT; stderr:\n{}",
+            stopped.status,
+            stderr.join("\n")
+        );
         ensure!(!stderr.iter().any(|l| l.contains("panicked")), "tlsmon panicked; stderr:\n{}", stderr.join("\n"));
         Ok((got, stderr))
     }
@@ -182,9 +190,19 @@ fn probe_reports_hidden_tls13_certificates_once_and_only_in_scope() -> Result<()
     for f in Family::BOTH {
         let (main, other) = (lab.server_addr(f), lab.server_subnet_addr(f, 3));
         for s in &servers {
-            targets.push(Target { label: s.name, addr: SocketAddr::new(main, s.port), sni: s.sni, in_scope: s.port != 9444 && s.port != 7443 });
+            targets.push(Target {
+                label: s.name,
+                addr: SocketAddr::new(main, s.port),
+                sni: s.sni,
+                in_scope: s.port != 9444 && s.port != 7443,
+            });
         }
-        targets.push(Target { label: "outside-addr", addr: SocketAddr::new(other, 8443), sni: EXPIRED_SNI, in_scope: false });
+        targets.push(Target {
+            label: "outside-addr",
+            addr: SocketAddr::new(other, 8443),
+            sni: EXPIRED_SNI,
+            in_scope: false,
+        });
     }
     let addrs: Vec<SocketAddr> = targets.iter().map(|t| t.addr).collect();
     lab.wait_accepting(&addrs)?;
@@ -245,13 +263,19 @@ fn probe_reports_hidden_tls13_certificates_once_and_only_in_scope() -> Result<()
             .filter(|(_, e)| addr_at(e, "source").map(|s| s.ip()) == Some(client))
             .count();
         if passive != CONNECTIONS {
-            problems.push(format!("{} {}: {passive} passive tls event(s) from the client, expected {CONNECTIONS}", t.label, t.addr));
+            problems.push(format!(
+                "{} {}: {passive} passive tls event(s) from the client, expected {CONNECTIONS}",
+                t.label, t.addr
+            ));
         }
         let Some(&(arrived, ev)) = probes.first() else { continue };
         let latency = arrived.duration_since(first_client[&t.addr]);
         latencies.push(format!("{} {}: {:.2} s", t.label, t.addr, latency.as_secs_f64()));
         if latency > PROBE_LATENCY_LIMIT {
-            problems.push(format!("{} {}: probe event {latency:?} after the first client (limit {PROBE_LATENCY_LIMIT:?})", t.label, t.addr));
+            problems.push(format!(
+                "{} {}: probe event {latency:?} after the first client (limit {PROBE_LATENCY_LIMIT:?})",
+                t.label, t.addr
+            ));
         }
         problems.extend(check_scope_probe(t, ev).into_iter().map(|p| format!("{} {}: {p}", t.label, t.addr)));
     }
@@ -282,9 +306,11 @@ fn probe_reports_hidden_tls13_certificates_once_and_only_in_scope() -> Result<()
     if !leaks.is_empty() {
         problems.push(format!("fake PHI in the events: {leaks:?}"));
     }
-    let own = got.iter().filter(|(_, e)| is_tls(e) && {
-        let src = addr_at(e, "source").map(|s| s.ip());
-        Family::BOTH.iter().any(|&f| src == Some(lab.mon_server_side_addr(f)))
+    let own = got.iter().filter(|(_, e)| {
+        is_tls(e) && {
+            let src = addr_at(e, "source").map(|s| s.ip());
+            Family::BOTH.iter().any(|&f| src == Some(lab.mon_server_side_addr(f)))
+        }
     });
     eprintln!(
         "scope: attached {:.1} s, {} clients done {:.1} s, total {:.1} s; probe latencies (first client → probe event): {}; \
@@ -343,7 +369,10 @@ fn check_scope_probe(t: &Target, ev: &Value) -> Vec<String> {
                 p.push(format!("certificate findings {cert:?} for a valid lab-CA chain, expected none"));
             }
             if ev.pointer("/tls/server/chain_trusted").and_then(Value::as_bool) != Some(true) {
-                p.push(format!("/tls/server/chain_trusted = {:?}, expected true (--ca-bundle)", ev.pointer("/tls/server/chain_trusted")));
+                p.push(format!(
+                    "/tls/server/chain_trusted = {:?}, expected true (--ca-bundle)",
+                    ev.pointer("/tls/server/chain_trusted")
+                ));
             }
         }
     }
@@ -376,7 +405,10 @@ fn probe_without_an_allow_rule_is_refused() -> Result<()> {
         String::from_utf8_lossy(&out.stdout).lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
     ensure!(events.len() == 1, "one event from the generated handshake: {events:?}");
     let ev = &events[0];
-    ensure!(str_at(ev, "/tls/version") == Some("1.3") && str_at(ev, "/tls/client/server_name") == Some("one.lab.test"), "{ev}");
+    ensure!(
+        str_at(ev, "/tls/version") == Some("1.3") && str_at(ev, "/tls/client/server_name") == Some("one.lab.test"),
+        "{ev}"
+    );
     ensure!(addr_at(ev, "destination") == Some(server), "{ev}");
 
     for (name, args) in [
@@ -406,7 +438,7 @@ fn probe_queue_of_200_servers_keeps_rate_and_concurrency() -> Result<()> {
     const RATE: usize = 20;
     const CAP: usize = 3;
     fn hold(port: u16) -> Duration {
-        if (port - BASE) % 3 == 0 {
+        if (port - BASE).is_multiple_of(3) {
             Duration::from_millis(300)
         } else {
             Duration::ZERO
@@ -427,8 +459,19 @@ fn probe_queue_of_200_servers_keeps_rate_and_concurrency() -> Result<()> {
     let allow = rule(server, &format!("{BASE}-{}", BASE + N - 1));
     let (rate, cap) = (RATE.to_string(), CAP.to_string());
     let args = [
-        "replay", "--format", "json", "--probe", "--probe-allow", &allow, "--probe-rate", &rate,
-        "--probe-concurrency", &cap, "--probe-timeout", "1", path_str(&pcap)?,
+        "replay",
+        "--format",
+        "json",
+        "--probe",
+        "--probe-allow",
+        &allow,
+        "--probe-rate",
+        &rate,
+        "--probe-concurrency",
+        &cap,
+        "--probe-timeout",
+        "1",
+        path_str(&pcap)?,
     ];
     let (out_path, err_path) = (lab.dir.join("crowd.out"), lab.dir.join("crowd.err"));
     let capture = lab.start_server_capture("capture")?;
@@ -455,20 +498,25 @@ fn probe_queue_of_200_servers_keeps_rate_and_concurrency() -> Result<()> {
     let status = status.with_context(|| format!("tlsmon replay --probe still running after 120 s; stderr:\n{err}"))?;
     ensure!(status.success(), "tlsmon replay --probe exited {status}; stderr:\n{err}");
     ensure!(!err.contains("panicked"), "tlsmon panicked:\n{err}");
-    let events: Vec<Value> = out.lines().map(serde_json::from_str).collect::<Result<_, _>>().context("stdout is JSON lines")?;
+    let events: Vec<Value> =
+        out.lines().map(serde_json::from_str).collect::<Result<_, _>>().context("stdout is JSON lines")?;
 
     let mut problems = Vec::new();
     let mut per_port = BTreeMap::new();
     for c in &contacts {
         *per_port.entry(c.port).or_insert(0usize) += 1;
         if c.peer != client {
-            problems.push(format!("connection from {} to port {}, expected only the prober at {client}", c.peer, c.port));
+            problems
+                .push(format!("connection from {} to port {}, expected only the prober at {client}", c.peer, c.port));
         }
     }
     let missing: Vec<u16> = (BASE..BASE + N).filter(|p| !per_port.contains_key(p)).collect();
     let repeated: Vec<(&u16, &usize)> = per_port.iter().filter(|(_, &n)| n != 1).collect();
     if !missing.is_empty() || !repeated.is_empty() {
-        problems.push(format!("each server once: {} never contacted {missing:?}, contacted more than once {repeated:?}", missing.len()));
+        problems.push(format!(
+            "each server once: {} never contacted {missing:?}, contacted more than once {repeated:?}",
+            missing.len()
+        ));
     }
     // Connections started, by the kernel's clock (tcpdump: the prober's SYNs as they arrived)
     // and by the listeners' (accept), and how many were open at once.
@@ -477,7 +525,8 @@ fn probe_queue_of_200_servers_keeps_rate_and_concurrency() -> Result<()> {
     let syn_times: Vec<Duration> = syn_times.iter().map(|t| *t - syn_times[0]).collect();
     let accepts = crowd::accept_times(&contacts);
     let second = Duration::from_secs(1);
-    let (syn_window, accept_window) = (crowd::max_in_window(&syn_times, second), crowd::max_in_window(&accepts, second));
+    let (syn_window, accept_window) =
+        (crowd::max_in_window(&syn_times, second), crowd::max_in_window(&accepts, second));
     let (syn_span, syn_gap) = (crowd::min_span(&syn_times, RATE + 1), crowd::min_span(&syn_times, 2));
     let (accept_span, accept_gap) = (crowd::min_span(&accepts, RATE + 1), crowd::min_span(&accepts, 2));
     let open = crowd::max_open(&contacts);
@@ -568,25 +617,29 @@ fn probe_timeouts_do_not_stall_live_capture() -> Result<()> {
     ensure!(hung, "the prober never connected to the hanging server; accepts {:?}", hang.accepted());
     let hung_at = hang.accepted().iter().find(|a| !a.relayed).map(|a| a.at).context("prober accept")?;
 
-    // Other flows meanwhile: each event must come promptly, all before the hanging probe ends.
+    // Other flows meanwhile: each event must come promptly (from the client's start to the
+    // event), all before the hanging probe ends.
     let mut other = Vec::new();
     for k in 0..5 {
-        let done = {
-            lab.s_client13(&format!("client-other-{k}"), other_addr, "valid.lab.test", &[])?;
-            Instant::now()
-        };
+        let began = Instant::now();
+        lab.s_client13(&format!("client-other-{k}"), other_addr, "valid.lab.test", &[])?;
         let want = k + 1;
         let seen = |got: &[(Instant, Value)]| {
             got.iter().filter(|(_, e)| is_tls(e) && addr_at(e, "destination") == Some(other_addr)).count() >= want
         };
         ensure!(watch.until(Duration::from_secs(3), seen)?, "no event for other-flow handshake {k} within 3 s of it");
-        let arrived =
-            watch.got.iter().filter(|(_, e)| is_tls(e) && addr_at(e, "destination") == Some(other_addr)).nth(k).map(|(t, _)| *t);
-        other.push(arrived.context("other event")?.saturating_duration_since(done));
+        let arrived = watch
+            .got
+            .iter()
+            .filter(|(_, e)| is_tls(e) && addr_at(e, "destination") == Some(other_addr))
+            .nth(k)
+            .map(|(t, _)| *t);
+        other.push(arrived.context("other event")?.saturating_duration_since(began));
         watch.pump(Duration::from_millis(300))?;
     }
     let other_done = Instant::now();
-    let both = |got: &[(Instant, Value)]| !probes_of(got, hang_addr).is_empty() && !probes_of(got, dark_addr).is_empty();
+    let both =
+        |got: &[(Instant, Value)]| !probes_of(got, hang_addr).is_empty() && !probes_of(got, dark_addr).is_empty();
     let all_in = watch.until(EVENT_WAIT, both)?;
     let (got, stderr) = watch.stop()?;
 
@@ -601,7 +654,11 @@ fn probe_timeouts_do_not_stall_live_capture() -> Result<()> {
     let hang_probes = probes_of(&got, hang_addr);
     let dark_probes = probes_of(&got, dark_addr);
     if hang_probes.len() != 1 || dark_probes.len() != 1 {
-        problems.push(format!("{} hang and {} blackholed probe events, expected 1 each", hang_probes.len(), dark_probes.len()));
+        problems.push(format!(
+            "{} hang and {} blackholed probe events, expected 1 each",
+            hang_probes.len(),
+            dark_probes.len()
+        ));
     }
     let mut hang_wait = None;
     if let Some(&(arrived, ev)) = hang_probes.first() {
@@ -610,13 +667,19 @@ fn probe_timeouts_do_not_stall_live_capture() -> Result<()> {
         if str_at(ev, "/probe/result") != Some("timeout") {
             problems.push(format!("hanging server: result {:?}, expected timeout", str_at(ev, "/probe/result")));
         }
-        if waited < Duration::from_secs(TIMEOUT_S) - Duration::from_millis(300) || waited > Duration::from_secs(TIMEOUT_S + 3) {
-            problems.push(format!("hanging server: probe event {waited:?} after the prober connected, --probe-timeout {TIMEOUT_S}"));
+        if waited < Duration::from_secs(TIMEOUT_S) - Duration::from_millis(300)
+            || waited > Duration::from_secs(TIMEOUT_S + 3)
+        {
+            problems.push(format!(
+                "hanging server: probe event {waited:?} after the prober connected, --probe-timeout {TIMEOUT_S}"
+            ));
         }
         if arrived < other_done {
             problems.push("the hanging probe ended before the other flows were checked: nothing was shown".into());
         }
-        problems.extend(failure_finding(ev, &["probe.unreachable", "probe.failed"]).map(|p| format!("hanging server: {p}")));
+        problems.extend(
+            failure_finding(ev, &["probe.unreachable", "probe.failed"]).map(|p| format!("hanging server: {p}")),
+        );
     }
     if let Some(&(_, ev)) = dark_probes.first() {
         let r = str_at(ev, "/probe/result");
@@ -634,7 +697,7 @@ fn probe_timeouts_do_not_stall_live_capture() -> Result<()> {
         problems.push(format!("fake PHI in the events: {:?}", phi_leaks(&text)));
     }
     eprintln!(
-        "timeouts: other-flow event latencies while the probe hung {:?}; hanging probe reported {:?} after connect \
+        "timeouts: other-flow handshakes while the probe hung, client start → event {:?}; hanging probe reported {:?} after connect \
          (timeout {TIMEOUT_S} s); total {:.1} s",
         other.iter().map(|d| format!("{:.0} ms", d.as_secs_f64() * 1e3)).collect::<Vec<_>>(),
         hang_wait,
@@ -644,7 +707,12 @@ fn probe_timeouts_do_not_stall_live_capture() -> Result<()> {
         eprintln!("  {e}");
     }
     if !problems.is_empty() {
-        bail!("{} problem(s):\n  {}\nevents:\n{text}\ntlsmon stderr:\n{}", problems.len(), problems.join("\n  "), stderr.join("\n"));
+        bail!(
+            "{} problem(s):\n  {}\nevents:\n{text}\ntlsmon stderr:\n{}",
+            problems.len(),
+            problems.join("\n  "),
+            stderr.join("\n")
+        );
     }
     drop(hang);
     teardown(lab)
@@ -686,7 +754,8 @@ fn probe_garbage_and_huge_certificate_fail_cleanly() -> Result<()> {
     let mut watch = Watch::new(lab.start_live(tlsmon(), Mode::Tc, &["--probe", "--probe-allow", &allow])?);
     lab.s_client13("client-garbage", garbage_addr, "garbage.lab.test", &[])?;
     lab.s_client13("client-huge", huge_addr, huge.sni, &[])?;
-    let both = |got: &[(Instant, Value)]| !probes_of(got, garbage_addr).is_empty() && !probes_of(got, huge_addr).is_empty();
+    let both =
+        |got: &[(Instant, Value)]| !probes_of(got, garbage_addr).is_empty() && !probes_of(got, huge_addr).is_empty();
     let all_in = watch.until(EVENT_WAIT, both)?;
     // Still judging handshakes afterwards.
     lab.s_client13("client-control", control_addr, control.sni, &[])?;
@@ -713,7 +782,10 @@ fn probe_garbage_and_huge_certificate_fail_cleanly() -> Result<()> {
         match result {
             Some("failed") => problems.extend(failure_finding(ev, &["probe.failed"]).map(|p| format!("{label}: {p}"))),
             Some("ok") if anomaly => {}
-            r => problems.push(format!("{label}: result {r:?} with findings {:?}, expected failed (probe.failed) or an anomaly", finding_ids(ev))),
+            r => problems.push(format!(
+                "{label}: result {r:?} with findings {:?}, expected failed (probe.failed) or an anomaly",
+                finding_ids(ev)
+            )),
         }
         if str_at(ev, "/probe/error").is_none_or(|e| e.trim().is_empty()) && result == Some("failed") {
             problems.push(format!("{label}: failed probe without /probe/error"));
@@ -735,7 +807,12 @@ fn probe_garbage_and_huge_certificate_fail_cleanly() -> Result<()> {
         eprintln!("  {e}");
     }
     if !problems.is_empty() {
-        bail!("{} problem(s):\n  {}\nevents:\n{text}\ntlsmon stderr:\n{}", problems.len(), problems.join("\n  "), stderr.join("\n"));
+        bail!(
+            "{} problem(s):\n  {}\nevents:\n{text}\ntlsmon stderr:\n{}",
+            problems.len(),
+            problems.join("\n  "),
+            stderr.join("\n")
+        );
     }
     drop(garbage);
     teardown(lab)
@@ -758,10 +835,20 @@ fn probe_version_sweep_flags_servers_still_accepting_tls10() -> Result<()> {
     let (mixed_addr, only13_addr) = (SocketAddr::new(main, mixed.port), SocketAddr::new(main, only13.port));
     lab.wait_accepting(&[mixed_addr, only13_addr])?;
     // What the mixed server accepts, measured with the stock client first.
-    lab.run("check-mixed-tls1", &lab.client_ns, "openssl", &[
-        "s_client", "-connect", &mixed_addr.to_string(), "-tls1", "-cipher", "DEFAULT@SECLEVEL=0",
-    ], Duration::from_secs(15))
-    .and_then(|s| if s.success() { Ok(()) } else { bail!("the mixed server refuses TLS 1.0: {}", lab.log("check-mixed-tls1")) })?;
+    lab.run(
+        "check-mixed-tls1",
+        &lab.client_ns,
+        "openssl",
+        &["s_client", "-connect", &mixed_addr.to_string(), "-tls1", "-cipher", "DEFAULT@SECLEVEL=0"],
+        Duration::from_secs(15),
+    )
+    .and_then(|s| {
+        if s.success() {
+            Ok(())
+        } else {
+            bail!("the mixed server refuses TLS 1.0: {}", lab.log("check-mixed-tls1"))
+        }
+    })?;
 
     let ca = lab.dir.join("ca.pem");
     let allow = rule(main, "8447,8448");
@@ -769,7 +856,8 @@ fn probe_version_sweep_flags_servers_still_accepting_tls10() -> Result<()> {
     let mut watch = Watch::new(lab.start_live(tlsmon(), Mode::Tc, &args)?);
     lab.s_client13("client-mixed", mixed_addr, mixed.sni, &[])?;
     lab.s_client13("client-only13", only13_addr, only13.sni, &[])?;
-    let both = |got: &[(Instant, Value)]| !probes_of(got, mixed_addr).is_empty() && !probes_of(got, only13_addr).is_empty();
+    let both =
+        |got: &[(Instant, Value)]| !probes_of(got, mixed_addr).is_empty() && !probes_of(got, only13_addr).is_empty();
     let all_in = watch.until(EVENT_WAIT, both)?;
     let (got, stderr) = watch.stop()?;
 
@@ -778,7 +866,12 @@ fn probe_version_sweep_flags_servers_still_accepting_tls10() -> Result<()> {
         problems.push(format!("not both probe events within {EVENT_WAIT:?}"));
     }
     let accepted = |ev: &Value, v: &str| -> Option<bool> {
-        ev.pointer("/probe/versions")?.as_array()?.iter().find(|o| str_at(o, "/offered") == Some(v))?.get("accepted")?.as_bool()
+        ev.pointer("/probe/versions")?
+            .as_array()?
+            .iter()
+            .find(|o| str_at(o, "/offered") == Some(v))?
+            .get("accepted")?
+            .as_bool()
     };
     let legacy = ["tls.version.deprecated", "tls.version.insecure"];
     if let Some(&(_, ev)) = probes_of(&got, mixed_addr).first() {
@@ -802,7 +895,10 @@ fn probe_version_sweep_flags_servers_still_accepting_tls10() -> Result<()> {
             }
         }
         if accepted(ev, "tls1.0") != Some(false) {
-            problems.push(format!("only13: /probe/versions tls1.0 accepted = {:?}, expected false", accepted(ev, "tls1.0")));
+            problems.push(format!(
+                "only13: /probe/versions tls1.0 accepted = {:?}, expected false",
+                accepted(ev, "tls1.0")
+            ));
         }
         let ids = finding_ids(ev);
         if ids.iter().any(|i| legacy.contains(i)) {
@@ -826,7 +922,12 @@ fn probe_version_sweep_flags_servers_still_accepting_tls10() -> Result<()> {
         eprintln!("  {e}");
     }
     if !problems.is_empty() {
-        bail!("{} problem(s):\n  {}\nevents:\n{text}\ntlsmon stderr:\n{}", problems.len(), problems.join("\n  "), stderr.join("\n"));
+        bail!(
+            "{} problem(s):\n  {}\nevents:\n{text}\ntlsmon stderr:\n{}",
+            problems.len(),
+            problems.join("\n  "),
+            stderr.join("\n")
+        );
     }
     teardown(lab)
 }

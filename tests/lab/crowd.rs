@@ -39,12 +39,7 @@ pub struct Crowd {
 impl Crowd {
     /// Listens on `addr` at every port of `ports` in the server namespace; a connection to port
     /// P is closed `hold(P)` after it was accepted (zero: at once).
-    pub fn start(
-        lab: &Lab,
-        addr: IpAddr,
-        ports: std::ops::Range<u16>,
-        hold: fn(u16) -> Duration,
-    ) -> Result<Crowd> {
+    pub fn start(lab: &Lab, addr: IpAddr, ports: std::ops::Range<u16>, hold: fn(u16) -> Duration) -> Result<Crowd> {
         let path = format!("/run/netns/{}", lab.server_ns);
         let ns = File::open(&path).with_context(|| format!("opening {path}"))?;
         let stop = Arc::new(AtomicBool::new(false));

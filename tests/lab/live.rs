@@ -244,7 +244,10 @@ impl Drop for Live {
 pub fn summary(ev: &Value) -> String {
     let s = |p: &str| ev.pointer(p).and_then(Value::as_str).unwrap_or("-").to_string();
     let port = ev.pointer("/destination/port").and_then(Value::as_u64).unwrap_or(0);
-    let server = server_on(port as u16).map_or("?", |s| s.name);
+    let server = server_on(port as u16)
+        .map(|s| s.name)
+        .or_else(|| super::probe::probe_server_on(port as u16).map(|s| s.name))
+        .unwrap_or("?");
     let dst = s("/destination/ip");
     let dst = if dst.contains(':') { format!("[{dst}]:{port}") } else { format!("{dst}:{port}") };
     let findings: Vec<String> = ev
@@ -255,9 +258,8 @@ pub fn summary(ev: &Value) -> String {
     let findings = if findings.is_empty() { "none".to_string() } else { findings.join(", ") };
     if ev.get("type").and_then(Value::as_str) == Some("probe") {
         // What the prober found when it connected itself (TLS 1.3 hides the certificate).
-        let name = super::probe::probe_server_on(port as u16).map_or(server, |s| s.name);
         return format!(
-            "{name:<8} {dst:<22} PROBED result={:<11} sni={:<24} not_after={} findings: {findings}",
+            "{server:<8} {dst:<22} PROBED result={:<11} sni={:<24} not_after={} findings: {findings}",
             s("/probe/result"),
             s("/probe/server_name"),
             s("/tls/server/x509/not_after"),

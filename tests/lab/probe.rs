@@ -54,7 +54,7 @@ pub const VALID_NAMES: &[&str] =
     &["valid.lab.test", "mixed.lab.test", "hang.lab.test", "garbage.lab.test", "unreach.lab.test", "other.lab.test"];
 /// The demo's TLS 1.3 server with the expired certificate (next to the lab's five).
 pub const DEMO_EXPIRED13: ProbeServer =
-    ProbeServer { name: "expired13", kind: Kind::Expired, port: 4436, sni: EXPIRED_SNI };
+    ProbeServer { name: "exp-1.3", kind: Kind::Expired, port: 4436, sni: EXPIRED_SNI };
 
 /// The demo's probe server on `port`, if any (for [`super::summary`]).
 pub fn probe_server_on(port: u16) -> Option<&'static ProbeServer> {
@@ -78,13 +78,32 @@ impl Lab {
         fs::write(dir.join("huge.ext"), format!("{ext}subjectAltName=DNS:huge.lab.test,{}\n", many.join(",")))?;
         for (name, cn, serial) in [("valid", "valid.lab.test", "0x2001"), ("huge", "huge.lab.test", "0x2002")] {
             let subj = format!("/O=tlsmon lab/CN={cn}");
-            let (key, csr, pem, extf) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
-            openssl(dir, &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj])?;
+            let (key, csr, pem, extf) =
+                (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+            openssl(
+                dir,
+                &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj],
+            )?;
             openssl(
                 dir,
                 &[
-                    "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", serial, "-days", "365",
-                    "-sha256", "-extfile", &extf, "-out", &pem,
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-set_serial",
+                    serial,
+                    "-days",
+                    "365",
+                    "-sha256",
+                    "-extfile",
+                    &extf,
+                    "-out",
+                    &pem,
                 ],
             )?;
         }

@@ -80,8 +80,12 @@ pub fn syns(pcap: &[u8]) -> Result<Vec<(Syn, Duration)>> {
         at += 16 + incl;
         let Ok(p) = SlicedPacket::from_ethernet(frame) else { continue };
         let (src, dst) = match &p.net {
-            Some(NetSlice::Ipv4(ip)) => (IpAddr::V4(ip.header().source_addr()), IpAddr::V4(ip.header().destination_addr())),
-            Some(NetSlice::Ipv6(ip)) => (IpAddr::V6(ip.header().source_addr()), IpAddr::V6(ip.header().destination_addr())),
+            Some(NetSlice::Ipv4(ip)) => {
+                (IpAddr::V4(ip.header().source_addr()), IpAddr::V4(ip.header().destination_addr()))
+            }
+            Some(NetSlice::Ipv6(ip)) => {
+                (IpAddr::V6(ip.header().source_addr()), IpAddr::V6(ip.header().destination_addr()))
+            }
             _ => continue,
         };
         if let Some(TransportSlice::Tcp(tcp)) = &p.transport {
@@ -131,20 +135,19 @@ pub fn tls13_handshakes_pcap(handshakes: &[Handshake]) -> Result<Vec<u8>> {
         let (cs, ss) = (1_000_000u32.wrapping_mul(i as u32 + 1), 2_000_000u32.wrapping_mul(i as u32 + 7));
         let c_data = hello.len() as u32;
         let s_data = server.len() as u32;
-        // (from client?, seq, ack (None: no ACK flag), syn, fin, payload)
-        let script: [(bool, u32, Option<u32>, bool, bool, &[u8]); 8] = [
-            (true, cs, None, true, false, &[]),
-            (false, ss, Some(cs + 1), true, false, &[]),
-            (true, cs + 1, Some(ss + 1), false, false, &[]),
-            (true, cs + 1, Some(ss + 1), false, false, &hello),
-            (false, ss + 1, Some(cs + 1 + c_data), false, false, &server),
-            (true, cs + 1 + c_data, Some(ss + 1 + s_data), false, true, &[]),
-            (false, ss + 1 + s_data, Some(cs + 2 + c_data), false, true, &[]),
-            (true, cs + 2 + c_data, Some(ss + 2 + s_data), false, false, &[]),
+        let seg = |from_client, seq, ack, syn, fin, payload| Seg { from_client, seq, ack, syn, fin, payload };
+        let script = [
+            seg(true, cs, None, true, false, &[][..]),
+            seg(false, ss, Some(cs + 1), true, false, &[]),
+            seg(true, cs + 1, Some(ss + 1), false, false, &[]),
+            seg(true, cs + 1, Some(ss + 1), false, false, &hello),
+            seg(false, ss + 1, Some(cs + 1 + c_data), false, false, &server),
+            seg(true, cs + 1 + c_data, Some(ss + 1 + s_data), false, true, &[]),
+            seg(false, ss + 1 + s_data, Some(cs + 2 + c_data), false, true, &[]),
+            seg(true, cs + 2 + c_data, Some(ss + 2 + s_data), false, false, &[]),
         ];
-        for (from_client, seq, ack, syn, fin, payload) in script {
-            let (src, dst) = if from_client { (h.client, h.server) } else { (h.server, h.client) };
-            let frame = frame(src, dst, seq, ack, syn, fin, payload)?;
+        for sg in &script {
+            let frame = frame(h, sg)?;
             out.extend(((t_us / 1_000_000) as u32).to_le_bytes());
             out.extend(((t_us % 1_000_000) as u32).to_le_bytes());
             out.extend((frame.len() as u32).to_le_bytes());
@@ -156,7 +159,19 @@ pub fn tls13_handshakes_pcap(handshakes: &[Handshake]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn frame(src: SocketAddr, dst: SocketAddr, seq: u32, ack: Option<u32>, syn: bool, fin: bool, payload: &[u8]) -> Result<Vec<u8>> {
+/// One TCP segment of a generated handshake; no `ack`: the ACK flag is off.
+struct Seg<'a> {
+    from_client: bool,
+    seq: u32,
+    ack: Option<u32>,
+    syn: bool,
+    fin: bool,
+    payload: &'a [u8],
+}
+
+fn frame(h: &Handshake, sg: &Seg) -> Result<Vec<u8>> {
+    let (src, dst) = if sg.from_client { (h.client, h.server) } else { (h.server, h.client) };
+    let Seg { seq, ack, syn, fin, payload, .. } = *sg;
     let mut tcp = TcpHeader::new(src.port(), dst.port(), seq, 64_240);
     tcp.syn = syn;
     tcp.fin = fin;
