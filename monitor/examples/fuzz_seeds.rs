@@ -54,8 +54,16 @@ impl Target {
     }
 }
 
-const TARGETS: [&str; 7] =
-    ["capture_file", "frame_decode", "ring_record", "tls_stream", "certificate", "plaintext", "pipeline_packets"];
+const TARGETS: [&str; 8] = [
+    "capture_file",
+    "frame_decode",
+    "ring_record",
+    "tls_stream",
+    "certificate",
+    "plaintext",
+    "pipeline_packets",
+    "probe_result",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -164,7 +172,11 @@ fn flow_seeds(
     if !ch.is_empty() || !sh.is_empty() {
         add(t, "plaintext", write_halves(server_port, ch, sh))?;
     }
-    for der in certificates(sh) {
+    let ders = certificates(sh);
+    if !sh.is_empty() {
+        add(t, "probe_result", write_halves(0, sh, ders.first().map_or(&[][..], Vec::as_slice)))?;
+    }
+    for der in ders {
         add(t, "certificate", der)?;
     }
     let mut packets = PacketWriter::new(server_port);

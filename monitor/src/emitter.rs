@@ -65,6 +65,10 @@ impl<W: Write> Emitter<W> {
 
     fn write(&mut self, o: Output) {
         if let Some(p) = &self.prober {
+            // The capture's view of the prober's own connections is not traffic (counted).
+            if p.is_own(&o) {
+                return;
+            }
             p.consider(&o);
         }
         // Accepted risks do not fail a run (--fail-on); expired exceptions do not accept.

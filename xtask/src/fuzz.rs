@@ -14,8 +14,16 @@ use anyhow::{bail, Context as _, Result};
 use crate::{setup, test};
 
 /// The fuzz targets (fuzz/Cargo.toml `[[bin]]`s), one per parser of untrusted bytes.
-pub const TARGETS: &[&str] =
-    &["capture_file", "frame_decode", "ring_record", "tls_stream", "certificate", "plaintext", "pipeline_packets"];
+pub const TARGETS: &[&str] = &[
+    "capture_file",
+    "frame_decode",
+    "ring_record",
+    "tls_stream",
+    "certificate",
+    "plaintext",
+    "pipeline_packets",
+    "probe_result",
+];
 
 /// Largest input libFuzzer makes, and the size seeds are cut to: big enough for a whole flow
 /// head (16 KiB per direction) or a small capture, small enough to keep executions fast.

@@ -215,9 +215,9 @@ fn server_name(addr: SocketAddr, sni: Option<&str>) -> ServerName<'static> {
 }
 
 /// Connect, handshake (TLS 1.3 or 1.2), close. Each of connect and handshake has `timeout`.
-pub async fn handshake(addr: SocketAddr, sni: Option<&str>, timeout: Duration) -> Record {
+pub async fn handshake(addr: SocketAddr, sni: Option<&str>, timeout: Duration, own: &super::Own) -> Record {
     let mut rec = Record::default();
-    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+    let tcp = match tokio::time::timeout(timeout, own.connect(addr)).await {
         Err(_) => return fail(rec, Outcome::Timeout, format!("no TCP connection within {}", secs(timeout))),
         Ok(Err(e)) => return fail(rec, Outcome::Unreachable, format!("TCP connect failed: {e}")),
         Ok(Ok(s)) => s,

@@ -9,6 +9,7 @@
 pub mod conn;
 pub mod queue;
 pub mod scope;
+pub mod sweep;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::decode::Addr;
 use crate::inspect::fingerprint::Ja4Transport;
+use crate::inspect::names::alert_name;
 use crate::inspect::tls::cert::chain_of;
 use crate::inspect::tls::trust::TrustStore;
 use crate::inspect::tls::TlsStream;
@@ -57,6 +59,44 @@ struct Counters {
     ended: [AtomicU64; 4],
     /// Results the emitter did not take in time.
     results_dropped: AtomicU64,
+    own_flows: AtomicU64,
+}
+
+/// The local endpoints of the prober's own connections, so the capture does not report them
+/// as traffic (a sweep's TLS 1.0-only hello is the agent's, not a client's). Bounded: the
+/// most recent [`OWN_MAX`] connections of the last [`OWN_FOR`].
+#[derive(Debug, Default)]
+pub struct Own {
+    recent: Mutex<std::collections::VecDeque<(SocketAddr, Instant)>>,
+}
+
+/// Most own connections remembered.
+const OWN_MAX: usize = 4096;
+/// How long an own connection's endpoint is remembered (its flow is judged by then: the
+/// pipeline's idle timeout is shorter by default).
+const OWN_FOR: Duration = Duration::from_secs(600);
+
+impl Own {
+    /// Connect to `addr` and remember our end of the connection.
+    pub async fn connect(&self, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        if let (Ok(local), Ok(mut r)) = (s.local_addr(), self.recent.lock()) {
+            if r.len() >= OWN_MAX {
+                r.pop_front();
+            }
+            r.push_back((local, Instant::now()));
+        }
+        Ok(s)
+    }
+
+    /// Was a connection from `local` made by the prober (recently)?
+    pub fn contains(&self, local: SocketAddr) -> bool {
+        let Ok(mut r) = self.recent.lock() else { return false };
+        while r.front().is_some_and(|(_, at)| at.elapsed() > OWN_FOR) {
+            r.pop_front();
+        }
+        r.iter().any(|(a, _)| *a == local)
+    }
 }
 
 /// A snapshot of the prober's counters (metrics, `--stats`, the losses).
@@ -68,6 +108,8 @@ pub struct ProbeStats {
     /// Probes ended, by outcome (`Outcome::ALL` order).
     pub ended: [u64; 4],
     pub results_dropped: u64,
+    /// Flows the capture saw that were the prober's own connections (not reported).
+    pub own_flows: u64,
 }
 
 /// One connection at a time per 1/rate seconds, over every probe (and every try of a probe).
@@ -95,6 +137,7 @@ impl Pacer {
 /// Shared between the caller's thread and the prober's.
 struct Shared {
     queue: Mutex<Queue>,
+    own: Own,
     counters: Counters,
     stop: AtomicBool,
     started: Instant,
@@ -120,6 +163,7 @@ impl Prober {
         let scope = Scope::new(cfg.allow.clone(), cfg.deny.clone())?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::new(cfg.queue.clone(), scope)),
+            own: Own::default(),
             counters: Counters::default(),
             stop: AtomicBool::new(false),
             started: Instant::now(),
@@ -149,6 +193,17 @@ impl Prober {
         }
     }
 
+    /// Whether a judged output is the capture's view of one of the prober's own connections
+    /// (then it is not traffic to report; counted).
+    pub fn is_own(&self, o: &Output) -> bool {
+        let Some(hs) = o.handshake().filter(|h| h.probe.is_none()) else { return false };
+        let own = self.shared.own.contains(SocketAddr::new(hs.client.addr.to_ip(), hs.client.port));
+        if own {
+            self.shared.counters.own_flows.fetch_add(1, Ordering::Relaxed);
+        }
+        own
+    }
+
     /// The results ready now, judged (each an output with `probe` facts).
     pub fn results(&self) -> Vec<Output> {
         self.results.try_iter().collect()
@@ -169,6 +224,7 @@ impl Prober {
             *n = a.load(Ordering::Relaxed);
         }
         s.results_dropped = c.results_dropped.load(Ordering::Relaxed);
+        s.own_flows = c.own_flows.load(Ordering::Relaxed);
         s
     }
 
@@ -234,7 +290,7 @@ async fn work(shared: Arc<Shared>, cfg: Arc<ProbeConfig>, tx: SyncSender<Output>
             let Some(target) = next else { break };
             let (shared, cfg, tx, pacer) = (shared.clone(), cfg.clone(), tx.clone(), pacer.clone());
             tokio::spawn(async move {
-                let out = probe(&target, &cfg, &pacer).await;
+                let out = probe(&target, &cfg, &pacer, &shared.own).await;
                 let result = out.handshake().and_then(|h| h.probe.as_ref()).map_or("failed", |p| p.result);
                 if let Some(i) = Outcome::ALL.iter().position(|o| o.as_str() == result) {
                     shared.counters.ended[i].fetch_add(1, Ordering::Relaxed);
@@ -257,12 +313,41 @@ fn wall_ns() -> u64 {
 }
 
 /// Probe one target and judge what came back.
-async fn probe(t: &Target, cfg: &ProbeConfig, pacer: &Pacer) -> Output {
+async fn probe(t: &Target, cfg: &ProbeConfig, pacer: &Pacer, own: &Own) -> Output {
     pacer.slot().await;
     let at = wall_ns();
     let addr = SocketAddr::new(t.ip, t.port);
-    let rec = conn::handshake(addr, t.sni.as_deref(), cfg.timeout).await;
-    judge(t, &rec, Vec::new(), at, cfg)
+    let rec = conn::handshake(addr, t.sni.as_deref(), cfg.timeout, own).await;
+    let reached = matches!(rec.outcome, Some(Outcome::Ok | Outcome::Failed));
+    let versions = if cfg.versions && reached {
+        sweep_versions(addr, t.sni.as_deref(), cfg, pacer, own).await
+    } else {
+        Vec::new()
+    };
+    judge(t, &rec, versions, at, cfg)
+}
+
+/// The version sweep: one short connection per offer of [`sweep::SWEEP`], each in its own
+/// slot of the global rate.
+async fn sweep_versions(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    cfg: &ProbeConfig,
+    pacer: &Pacer,
+    own: &Own,
+) -> Vec<VersionTry> {
+    let mut out = Vec::with_capacity(sweep::SWEEP.len());
+    for offer in sweep::SWEEP {
+        pacer.slot().await;
+        let (accepted, refused) = match sweep::try_offer(addr, sni, offer, cfg.timeout, own).await {
+            sweep::Answer::Accepted { version, cipher } => (Some((version, cipher)), None),
+            sweep::Answer::Refused { alert: Some(a) } => (None, Some(format!("alert {}", alert_name(a)))),
+            sweep::Answer::Refused { alert: None } => (None, Some("connection closed".to_string())),
+            sweep::Answer::Failed(why) => (None, Some(why)),
+        };
+        out.push(VersionTry { offered: offer.label, accepted, refused });
+    }
+    out
 }
 
 fn endpoint(a: SocketAddr) -> Endpoint {

@@ -118,7 +118,7 @@ fn a_tls13_server_gives_its_chain_and_the_policy_judges_it() {
     let (_srv, dir) = s_server(47_401, "selfsigned.lab");
     let c = cfg("127.0.0.1/32:47401");
     let t = target(47_401, "ehr.lab");
-    let rec = rt().block_on(conn::handshake(SocketAddr::new(LO, 47_401), Some("ehr.lab"), c.timeout));
+    let rec = rt().block_on(conn::handshake(SocketAddr::new(LO, 47_401), Some("ehr.lab"), c.timeout, &Own::default()));
     assert_eq!(rec.outcome, Some(Outcome::Ok), "{:?}", rec.error);
     assert_eq!(rec.chain.len(), 1);
     let o = judge(&t, &rec, Vec::new(), wall_ns(), &c);
@@ -180,7 +180,7 @@ fn unreachable_hanging_and_garbage_servers_end_in_clear_findings() {
     for (port, result, id) in cases {
         let t = target(port, "x.lab");
         let started = Instant::now();
-        let rec = rt.block_on(conn::handshake(SocketAddr::new(LO, port), t.sni.as_deref(), c.timeout));
+        let rec = rt.block_on(conn::handshake(SocketAddr::new(LO, port), t.sni.as_deref(), c.timeout, &Own::default()));
         assert!(started.elapsed() < Duration::from_secs(3), "port {port}: took {:?}", started.elapsed());
         let o = judge(&t, &rec, Vec::new(), wall_ns(), &c);
         assert_eq!(probe_facts(&o).result, result, "port {port}: {:?}", rec.error);
@@ -211,5 +211,49 @@ fn the_prober_contacts_only_its_scope_and_counts() {
     assert_eq!((s.queue.queued, s.queue.recent, s.queue.out_of_scope, s.ended[0]), (1, 1, 2, 1));
     assert!(losses(&s).is_empty(), "{:?}", losses(&s));
     assert!(Prober::start(ProbeConfig { allow: Vec::new(), ..cfg("127.0.0.1/32") }).is_err(), "no allowlist");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn the_sweep_flags_a_server_that_still_accepts_tls10() {
+    // TLS 1.3 and TLS 1.0, nothing between (OpenSSL 3 needs SECLEVEL 0 for TLS 1.0).
+    let dir = tmpdir("mixed");
+    let st = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args(["-keyout", "k.pem", "-out", "c.pem", "-days", "30", "-subj", "/CN=mixed.lab"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let port = 47_403;
+    let child = Command::new("openssl")
+        .args(["s_server", "-accept", &format!("127.0.0.1:{port}"), "-cert", "c.pem", "-key", "k.pem"])
+        .args(["-min_protocol", "TLSv1", "-no_tls1_1", "-no_tls1_2", "-cipher", "DEFAULT:@SECLEVEL=0"])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _k = Kill(child);
+    while std::net::TcpStream::connect((LO, port)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = ProbeConfig { versions: true, ..cfg("127.0.0.1/32") };
+    let pacer = Pacer { gap: Duration::from_millis(10), next: Mutex::new(None) };
+    let own = Own::default();
+    let o = rt().block_on(probe(&target(port, "mixed.lab"), &c, &pacer, &own));
+    assert!(
+        own.recent.lock().unwrap().len() == 1 + sweep::SWEEP.len(),
+        "every connection is remembered as the prober's own"
+    );
+    let p = probe_facts(&o);
+    assert_eq!(p.result, "ok", "TLS 1.3 still works: {:?}", p.error);
+    let tls10 = p.versions.iter().find(|v| v.offered == "TLS 1.0").expect("TLS 1.0 offered");
+    assert_eq!(tls10.accepted.map(|(v, _)| v), Some(0x0301), "{:?}", p.versions);
+    let f = o.findings.iter().find(|f| f.id == "tls.version.deprecated").expect("TLS 1.0 accepted is a finding");
+    assert!(f.evidence.starts_with("TLS 1.0 negotiated"), "{}", f.evidence);
+    assert!(f.evidence.contains("when the probe offered only TLS 1.0 (probe at "), "{}", f.evidence);
+    assert!(p.versions.iter().filter(|v| v.offered == "SSLv3").all(|v| v.accepted.is_none()), "{:?}", p.versions);
     std::fs::remove_dir_all(dir).ok();
 }

@@ -46,6 +46,7 @@ pub const DROPPED: &[&str] = &[
     "alert_queue_full",
     "probe_queue_full",
     "probe_results",
+    "probe_own_flows",
 ];
 /// `tlsmon_probes_total{result}`: how the prober's probes ended.
 pub const PROBE_RESULTS: &[&str] = &["ok", "unreachable", "timeout", "failed"];

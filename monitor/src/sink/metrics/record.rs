@@ -145,6 +145,7 @@ impl Metrics {
         }
         mirror(&self.dropped.with_label_values(&["probe_queue_full"]), q.dropped_full);
         mirror(&self.dropped.with_label_values(&["probe_results"]), s.results_dropped);
+        mirror(&self.dropped.with_label_values(&["probe_own_flows"]), s.own_flows);
         self.probe_queue.with_label_values(&["pending"]).set(s.pending as i64);
         self.probe_queue.with_label_values(&["in_flight"]).set(s.in_flight as i64);
     }
