@@ -169,3 +169,28 @@ fn a_smaller_kernel_budget_changes_the_events() {
     assert_ne!(events(&run.outputs), events(&replayed));
     assert!(run.counters[counter::BUDGET_EXHAUSTED as usize] > 0);
 }
+
+/// SSH: real OpenSSH 9.2p1 sessions (`tests/captures/openssh-9.2p1-stock-and-legacy.pcap`,
+/// tcpdump on loopback: `ssh` to a stock sshd on 2222 and, with diffie-hellman-group1-sha1 and
+/// 3des-cbc allowed, to a legacy one on 2223) through both kernel programs give the replay's
+/// two `ssh` events: the `SSH-` banner is a candidate signature on any port, and the budgets
+/// hold both KEXINITs.
+#[test]
+fn ssh_sessions_through_the_kernel_equal_replay() {
+    require_root();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/captures/openssh-9.2p1-stock-and-legacy.pcap");
+    let (replayed, _) = monitor::run::replay_path(&path).unwrap_or_else(|_| panic!("replay {}", path.display()));
+    let want = events(&replayed);
+    assert_eq!(want.len(), 2, "{want:?}");
+    let kex: Vec<&str> = replayed.iter().filter_map(|o| o.ssh()?.facts.negotiated.as_ref()?.kex.as_deref()).collect();
+    assert_eq!(kex, ["sntrup761x25519-sha512", "diffie-hellman-group1-sha1"]);
+    for hook in [Hook::Tc, Hook::Xdp] {
+        let run = through_kernel(&path, hook, &KernelConfig::default());
+        assert_eq!(events(&run.outputs), want, "{hook:?}");
+        // Without the SSH signature (and off port 22) the kernel forwards nothing of them.
+        let mut cfg = KernelConfig::default();
+        cfg.n_signatures -= 1;
+        assert_eq!(monitor_common::DEFAULT_SIGNATURES.last(), Some(&b"SSH-".as_slice()));
+        assert!(through_kernel(&path, hook, &cfg).outputs.is_empty(), "{hook:?} without the SSH- signature");
+    }
+}

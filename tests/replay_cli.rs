@@ -204,3 +204,46 @@ fn ca_bundle_judges_real_chains() {
     assert_eq!(code, 2);
     assert!(err.contains("cannot read CA bundle /nonexistent.pem"), "{err}");
 }
+
+/// SSH: the OpenSSH capture in the repository (tcpdump on loopback, OpenSSH 9.2p1 both ends:
+/// stock on 2222, legacy on 2223) gives two `ssh` events whose HASSH values are tshark's
+/// (`-d tcp.port==2222,ssh -d tcp.port==2223,ssh -T fields -e ssh.kex.hassh -e
+/// ssh.kex.hasshserver`), fails `--fail-on high` for the legacy session, and keeps every
+/// finding in the audit-ready JSON shape.
+#[test]
+fn ssh_capture_events_and_fail_on() {
+    let cap = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/captures/openssh-9.2p1-stock-and-legacy.pcap");
+    let (code, out, err) = tlsmon(&["replay", "--format", "json", "--fail-on", "high", cap.to_str().unwrap()]);
+    assert_eq!(code, 1, "a high finding fails the run; stderr: {err}");
+    let evs = json_lines(&out);
+    let got: Vec<(u64, &str, &str, &str)> = evs
+        .iter()
+        .map(|e| {
+            assert_eq!(e["type"], "ssh");
+            let s = &e["ssh"];
+            (
+                e["destination"]["port"].as_u64().unwrap(),
+                s["hassh"].as_str().unwrap(),
+                s["hassh_server"].as_str().unwrap(),
+                s["negotiated"]["kex"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2222, "472b5de333ad665af5cbf10ff892c4df", "425d29fe50d8e4f5e37efb6e24bcf660", "sntrup761x25519-sha512"),
+            (
+                2223,
+                "60be353391f41a6e1c9b5a424b21fb90",
+                "d125690d9f70f500a38541d4a88a70e6",
+                "diffie-hellman-group1-sha1"
+            ),
+        ]
+    );
+    let ids: Vec<&str> = evs[1]["findings"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["ssh.cipher.weak", "ssh.kex.weak", "ssh.hostkey.weak"]);
+    // Under mozilla-modern hmac-sha1 is a finding too.
+    let (_, out, _) = tlsmon(&["replay", "--format", "json", "--profile", "mozilla-modern", cap.to_str().unwrap()]);
+    assert!(json_lines(&out)[1]["findings"].as_array().unwrap().iter().any(|f| f["id"] == "ssh.mac.weak"));
+}

@@ -121,3 +121,68 @@ fn post_quantum_clienthello_cut_anywhere() {
     // Two records' worth with a 1.2 KB ML-KEM key share (Arkime's split ClientHello capture).
     check_capture("arkime__tls-split-client-hello.pcap");
 }
+
+/// An SSH client's banner and KEXINIT (real OpenSSH 9.2p1 bytes, `monitor/src/inspect/ssh/
+/// testdata`) cut at every offset into two segments, in order and reversed, with the server's
+/// whole: the same banners, lists, negotiated algorithms and HASSH every time. And the server's
+/// cut the same way.
+#[test]
+fn ssh_kexinit_cut_anywhere() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/inspect/ssh/testdata");
+    let read = |n: &str| std::fs::read(dir.join(n)).expect("ssh fixture");
+    let (client, server) = (read("modern-client.bin"), read("modern-server.bin"));
+    let run = |c: &[u8], c_cut: Option<usize>, s_cut: Option<usize>, reversed: bool| -> String {
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let (ci, si) = (7_000u32, 9_000_000u32);
+        p.packet(1, &ssh_packet(true, ci, true, &[]));
+        p.packet(2, &ssh_packet(false, si, true, &[]));
+        let mut t = 3;
+        let mut send = |from_client: bool, isn: u32, bytes: &[u8], cut: Option<usize>| {
+            let k = cut.unwrap_or(bytes.len());
+            let mut segs = vec![(0, &bytes[..k]), (k, &bytes[k..])];
+            if reversed {
+                segs.reverse();
+            }
+            for (off, seg) in segs.into_iter().filter(|(_, s)| !s.is_empty()) {
+                p.packet(t, &ssh_packet(from_client, isn + 1 + off as u32, false, seg));
+                t += 1;
+            }
+        };
+        send(false, si, &server, s_cut);
+        send(true, ci, c, c_cut);
+        p.finish();
+        let outs: Vec<_> = p.drain_outputs().collect();
+        assert_eq!(outs.len(), 1, "cuts {c_cut:?}/{s_cut:?}");
+        let s = outs[0].ssh().expect("an SSH session");
+        assert_eq!((s.server.port, s.client.port), (22, 50_000));
+        format!("{:?}", s.facts)
+    };
+    let want = run(&client, None, None, false);
+    assert!(want.contains("sntrup761x25519-sha512") && want.contains("472b5de333ad665af5cbf10ff892c4df"));
+    for i in 1..client.len() {
+        assert_eq!(run(&client, Some(i), None, false), want, "client cut at {i}");
+        assert_eq!(run(&client, Some(i), None, true), want, "client cut at {i}, reversed");
+    }
+    for i in 1..server.len() {
+        assert_eq!(run(&client, None, Some(i), i % 2 == 0), want, "server cut at {i}");
+    }
+}
+
+fn ssh_packet(from_client: bool, seq: u32, syn: bool, payload: &[u8]) -> Packet<'_> {
+    let (a, b) = (Addr::v4([192, 0, 2, 1]), Addr::v4([192, 0, 2, 2]));
+    let (src, dst, src_port, dst_port) = if from_client { (a, b, 50_000, 22) } else { (b, a, 22, 50_000) };
+    Packet {
+        src,
+        dst,
+        src_port,
+        dst_port,
+        transport: Transport::Tcp,
+        syn,
+        ack: !from_client,
+        fin: false,
+        rst: false,
+        seq,
+        payload,
+        truncated: false,
+    }
+}

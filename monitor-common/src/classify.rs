@@ -115,7 +115,7 @@ mod tests {
     #[test]
     fn classify_first_payloads() {
         let k = KernelConfig::default_config();
-        let cases: [(&[u8], u16, u8); 14] = [
+        let cases: [(&[u8], u16, u8); 16] = [
             (b"\x16\x03\x01\x02\x00\x01", 40_000, flow_kind::TLS),
             (b"\x80\x2e\x01\x00\x02", 40_000, flow_kind::TLS),
             (b"\x0bMSH|^~\\&|", 6661, flow_kind::PLAINTEXT),
@@ -129,8 +129,11 @@ mod tests {
             // Server-first protocols are candidates by port only.
             (b"220 mail.example ESMTP", 25, flow_kind::PLAINTEXT),
             (b"220 mail.example ESMTP", 2525, flow_kind::IGNORED),
-            (b"SSH-2.0-OpenSSH_9.2", 22, flow_kind::IGNORED),
-            (b"", 22, flow_kind::IGNORED),
+            // SSH: by signature on any port, by port 22 whatever speaks first.
+            (b"SSH-2.0-OpenSSH_9.2", 2222, flow_kind::PLAINTEXT),
+            (b"SSH-1.99-Cisco-1.25", 40_022, flow_kind::PLAINTEXT),
+            (b"", 22, flow_kind::PLAINTEXT),
+            (b"SSX-2.0-", 2222, flow_kind::IGNORED),
         ];
         for (first, port, want) in cases {
             assert_eq!(k.classify(first, [port, 51_000]), want, "{first:?} on {port}");
@@ -229,12 +232,12 @@ mod tests {
         assert_eq!(k.classify(b"GET / HTTP/1.1", [40_000, 51_000]), flow_kind::IGNORED);
         k.signatures[MAX_SIGNATURES - 1] = *b"SSH-2.0-";
         k.signature_lens[MAX_SIGNATURES - 1] = 9;
-        assert_eq!(k.classify(b"SSH-2.0-OpenSSH", [40_000, 22]), flow_kind::IGNORED);
+        assert_eq!(k.classify(b"SSH-2.0-OpenSSH", [40_000, 2222]), flow_kind::IGNORED);
         k.signature_lens[MAX_SIGNATURES - 1] = 8;
-        assert_eq!(k.classify(b"SSH-2.0-OpenSSH", [40_000, 22]), flow_kind::PLAINTEXT);
+        assert_eq!(k.classify(b"SSH-2.0-OpenSSH", [40_000, 2222]), flow_kind::PLAINTEXT);
         k.signature_lens[MAX_SIGNATURES - 1] = 4;
-        assert_eq!(k.classify(b"SSH-1.99", [40_000, 22]), flow_kind::PLAINTEXT);
-        assert_eq!(k.classify(b"SSX-2.0-", [40_000, 22]), flow_kind::IGNORED);
+        assert_eq!(k.classify(b"SSH-1.99", [40_000, 2222]), flow_kind::PLAINTEXT);
+        assert_eq!(k.classify(b"SSX-2.0-", [40_000, 2222]), flow_kind::IGNORED);
         // TLS wins over a signature that would match it.
         k.signatures[0] = *b"\x16\x03\x01\0\0\0\0\0";
         k.signature_lens[0] = 3;

@@ -150,15 +150,15 @@ pub const CONFIG_GLOBAL: &str = "TLSMON_CONFIG";
 /// submission, MySQL, RDP, PostgreSQL. The agent follows flows on them until TLS begins.
 pub const STARTTLS_PORTS: [u16; 9] = [21, 25, 110, 143, 389, 587, 3306, 3389, 5432];
 
-/// Ports of candidate plaintext protocols besides the STARTTLS ones: HTTP (80, 8080), DICOM
-/// (104, 11112), HL7 MLLP (2575), POP3S/IMAPS-less legacy mail already above.
-pub const PLAINTEXT_PORTS: [u16; 5] = [80, 104, 2575, 8080, 11112];
+/// Ports of candidate clear-start protocols besides the STARTTLS ones: SSH (22: banners and
+/// KEXINITs are in clear), HTTP (80, 8080), DICOM (104, 11112), HL7 MLLP (2575).
+pub const PLAINTEXT_PORTS: [u16; 6] = [22, 80, 104, 2575, 8080, 11112];
 
 /// First-payload prefixes of candidate plaintext protocols: HL7 (an MLLP start block before any
 /// segment, or a raw MSH/FHS/BHS header with any field separator), DICOM A-ASSOCIATE-RQ (PDU
 /// type 1, reserved 0), HTTP requests and responses (FHIR, DICOMweb, CDA, credentials), X12
-/// ISA envelope.
-pub const DEFAULT_SIGNATURES: [&[u8]; 14] = [
+/// ISA envelope, SSH identification string (either side may speak first, on any port).
+pub const DEFAULT_SIGNATURES: [&[u8]; 15] = [
     b"\x0b",
     b"MSH",
     b"FHS",
@@ -173,6 +173,7 @@ pub const DEFAULT_SIGNATURES: [&[u8]; 14] = [
     b"OPTIONS ",
     b"HTTP/1.",
     b"ISA",
+    b"SSH-",
 ];
 
 impl KernelConfig {

@@ -54,7 +54,7 @@ impl Target {
     }
 }
 
-const TARGETS: [&str; 8] = [
+const TARGETS: [&str; 9] = [
     "capture_file",
     "frame_decode",
     "ring_record",
@@ -63,6 +63,7 @@ const TARGETS: [&str; 8] = [
     "plaintext",
     "pipeline_packets",
     "probe_result",
+    "ssh_stream",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -171,6 +172,9 @@ fn flow_seeds(
     }
     if !ch.is_empty() || !sh.is_empty() {
         add(t, "plaintext", write_halves(server_port, ch, sh))?;
+    }
+    if ch.starts_with(b"SSH-") || sh.starts_with(b"SSH-") {
+        add(t, "ssh_stream", write_halves(0, ch, sh))?;
     }
     let ders = certificates(sh);
     if !sh.is_empty() {

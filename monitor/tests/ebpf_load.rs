@@ -300,16 +300,27 @@ fn check_flow_logic(hook: Hook) {
     assert!(r.is_empty());
     assert_eq!(d[counter::BUDGET_EXHAUSTED as usize], 1);
 
-    // SSH on 22: neither TLS nor a candidate; ignored from its first payload on.
-    f.send(tcp_frame(true, 22, 70, "S", &[]));
-    let (d, r) = f.send(tcp_frame(false, 22, 500, "AP", b"SSH-2.0-OpenSSH_9.2\r\n"));
+    // VNC on 5900: neither TLS nor a candidate; ignored from its first payload on.
+    f.send(tcp_frame(true, 5900, 70, "S", &[]));
+    let (d, r) = f.send(tcp_frame(false, 5900, 500, "AP", b"RFB 003.008\n"));
     assert!(r.is_empty());
     assert_eq!(d[counter::NOT_CANDIDATE as usize], 1);
-    let (d, r) = f.send(tcp_frame(true, 22, 71, "AP", b"SSH-2.0-client\r\n"));
+    let (d, r) = f.send(tcp_frame(true, 5900, 71, "AP", b"RFB 003.008\n"));
     assert!(r.is_empty());
     assert_eq!(d[counter::FLOW_IGNORED as usize], 1);
     // A new SYN on the same 4-tuple starts over.
-    let (_, r) = f.send(tcp_frame(true, 22, 9000, "S", &[]));
+    let (_, r) = f.send(tcp_frame(true, 5900, 9000, "S", &[]));
+    assert_eq!(r.len(), 1);
+
+    // SSH: a candidate by its banner on any port (the server speaks first here) and on 22 by
+    // port; both banners are captured.
+    f.send(tcp_frame(true, 2222, 80, "S", &[]));
+    let (_, r) = f.send(tcp_frame(false, 2222, 600, "AP", b"SSH-2.0-OpenSSH_9.2\r\n"));
+    assert_eq!((r.len(), r[0].1), (1, 21));
+    let (_, r) = f.send(tcp_frame(true, 2222, 81, "AP", b"SSH-2.0-client\r\n"));
+    assert_eq!((r.len(), r[0].1), (1, 16));
+    f.send(tcp_frame(true, 22, 90, "S", &[]));
+    let (_, r) = f.send(tcp_frame(false, 22, 700, "AP", b"SSH-2.0-OpenSSH_9.2\r\n"));
     assert_eq!(r.len(), 1);
 
     // The second segment of a ClientHello overtakes the first: it is captured, and the flow is

@@ -20,6 +20,7 @@ mod live;
 pub mod plain;
 pub mod probe;
 mod servers;
+pub mod ssh;
 pub mod wire;
 
 pub use hello::{large_hello, LargeHello};

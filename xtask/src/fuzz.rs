@@ -23,6 +23,7 @@ pub const TARGETS: &[&str] = &[
     "plaintext",
     "pipeline_packets",
     "probe_result",
+    "ssh_stream",
 ];
 
 /// Largest input libFuzzer makes, and the size seeds are cut to: big enough for a whole flow
@@ -164,7 +165,8 @@ fn seeds() -> Result<()> {
     }
     let (out, max_len) = (fuzz_dir().join("corpus"), MAX_LEN.to_string());
     let mut cmd = test::cargo(&["run", "--release", "-q", "-p", "monitor", "--example", "fuzz_seeds", "--"]);
-    cmd.arg(&out).arg(&max_len).arg(&corpus).arg(&phi);
+    // The repository's own captures (OpenSSH sessions) seed the SSH target.
+    cmd.arg(&out).arg(&max_len).arg(&corpus).arg(&phi).arg(root.join("tests/captures"));
     setup::run_cmd(&mut cmd, "writing the fuzz seeds")
 }
 

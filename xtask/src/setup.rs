@@ -18,7 +18,8 @@ use anyhow::{bail, Context as _, Result};
 /// tests: Debian's Prometheus server with promtool, and Alertmanager; tcpdump, which records
 /// what a live test saw so that replay can be held to the same result; tcpreplay, which sends
 /// captures onto a veth: the generated floods of `cargo xtask bench floods`, the mix of
-/// `cargo xtask bench soak` and the live SIGTERM test.
+/// `cargo xtask bench soak` and the live SIGTERM test; OpenSSH's sshd, ssh and sftp, the real
+/// peers of the SSH lab (tests/live_ssh.rs).
 const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "openssl",
@@ -33,6 +34,8 @@ const APT_PACKAGES: &[&str] = &[
     "prometheus-alertmanager",
     "tcpdump",
     "tcpreplay",
+    "openssh-server",
+    "openssh-client",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -94,12 +97,19 @@ fn apt_packages() -> Result<()> {
     Ok(())
 }
 
-/// Debian starts the services of the Prometheus packages it just installed (Prometheus on
-/// :9090 and Alertmanager on :9093, every interface). The tests start their own on loopback,
+/// Debian starts the services of the Prometheus and OpenSSH packages it just installed
+/// (Prometheus on :9090, Alertmanager on :9093, sshd on :22, every interface). The tests start their own on loopback,
 /// so on a systemd host the ones this setup installed are stopped and disabled again.
 fn stop_installed_services(installed: &[&str]) {
-    let services: Vec<&str> =
-        installed.iter().copied().filter(|p| matches!(*p, "prometheus" | "prometheus-alertmanager")).collect();
+    // openssh-server's unit is `ssh` (sshd on :22, every interface).
+    let services: Vec<&str> = installed
+        .iter()
+        .filter_map(|p| match *p {
+            "prometheus" | "prometheus-alertmanager" => Some(*p),
+            "openssh-server" => Some("ssh"),
+            _ => None,
+        })
+        .collect();
     if services.is_empty() || !Path::new("/run/systemd/system").exists() {
         return;
     }

@@ -1,4 +1,4 @@
-//! Observation: what the pipeline produces — a judged TLS handshake or plaintext flow with its
+//! Observation: what the pipeline produces — a judged TLS handshake, plaintext flow or SSH session with its
 //! findings, the endpoints, and the pipeline's counters. Policy and sinks import this module,
 //! never the pipeline. Plain data: must never hold payload bytes, only parsed facts.
 pub mod finding;
@@ -11,6 +11,7 @@ pub use handshake::{client_dir, Handshake, ProbeFacts, VersionTry};
 pub use stats::{losses, DecodeStats, Loss, MemoryStats, PipelineStats};
 
 use crate::inspect::plaintext::PlainFacts;
+use crate::inspect::ssh::SshFacts;
 
 /// One plaintext flow the inspectors recognised: endpoints and protocol facts, never payload.
 #[derive(Clone, Debug)]
@@ -19,6 +20,15 @@ pub struct PlainFlow {
     pub client: Endpoint,
     pub server: Endpoint,
     pub facts: PlainFacts,
+}
+
+/// One SSH session's clear start (banners, KEXINITs, what they negotiate): facts, never payload.
+#[derive(Clone, Debug)]
+pub struct SshFlow {
+    pub ts_ns: u64,
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub facts: SshFacts,
 }
 
 /// What one output is about. (Outputs are few and moved once: a box would buy nothing.)
@@ -32,6 +42,8 @@ pub enum Observed {
         upgrade: Option<PlainFacts>,
     },
     Plaintext(PlainFlow),
+    /// An SSH session (SFTP and SCP ride on it).
+    Ssh(SshFlow),
 }
 
 /// One judged flow.
@@ -46,7 +58,7 @@ impl Output {
     pub fn handshake(&self) -> Option<&Handshake> {
         match &self.observed {
             Observed::Tls { handshake, .. } => Some(handshake),
-            Observed::Plaintext(_) => None,
+            Observed::Plaintext(_) | Observed::Ssh(_) => None,
         }
     }
 
@@ -54,7 +66,15 @@ impl Output {
     pub fn plaintext(&self) -> Option<&PlainFlow> {
         match &self.observed {
             Observed::Plaintext(p) => Some(p),
-            Observed::Tls { .. } => None,
+            Observed::Tls { .. } | Observed::Ssh(_) => None,
+        }
+    }
+
+    /// The SSH session, when this output is about one.
+    pub fn ssh(&self) -> Option<&SshFlow> {
+        match &self.observed {
+            Observed::Ssh(s) => Some(s),
+            Observed::Tls { .. } | Observed::Plaintext(_) => None,
         }
     }
 
@@ -63,6 +83,7 @@ impl Output {
         match &self.observed {
             Observed::Tls { handshake: h, .. } => (h.client, h.server, h.ts_ns),
             Observed::Plaintext(p) => (p.client, p.server, p.ts_ns),
+            Observed::Ssh(s) => (s.client, s.server, s.ts_ns),
         }
     }
 }

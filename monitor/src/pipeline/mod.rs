@@ -1,5 +1,6 @@
 //! The single entry point live capture and replay share: packet → flow table → head reassembly
-//! → TLS and plaintext inspection → policy → outputs (handshakes, plaintext flows).
+//! → TLS, SSH and plaintext inspection → policy → outputs (handshakes, SSH sessions, plaintext
+//! flows).
 //! Synchronous, no I/O, time from packets only; must never keep more than the flow-head budget
 //! per direction, more plaintext bytes than configured, nor more flows than configured.
 use monitor_common::{flow_kind, KernelConfig, HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER};
@@ -9,9 +10,10 @@ use crate::flow::reassembly::Head;
 use crate::flow::{Endpoint, Entry, FlowKey, FlowTable};
 use crate::inspect::fingerprint::Ja4Transport;
 use crate::inspect::plaintext;
+use crate::inspect::ssh;
 use crate::inspect::tls::trust::TrustStore;
 use crate::inspect::tls::State;
-use crate::observation::{client_dir, Handshake, Observed, Output, PipelineStats, PlainFlow};
+use crate::observation::{client_dir, Handshake, Observed, Output, PipelineStats, PlainFlow, SshFlow};
 use crate::policy::Policy;
 use state::{a_closed, add_head_stats, Dir, FlowState};
 use std::sync::Arc;
@@ -286,6 +288,11 @@ impl Pipeline {
         }
         let endpoints = [key.lo, key.hi];
         let dirs = [&a.dirs[0].tls.facts, &a.dirs[1].tls.facts];
+        if let Some(flow) = ssh_flow(&a, endpoints, first_ns) {
+            let findings = self.cfg.policy.evaluate_ssh(&flow);
+            self.out.push(Output { observed: Observed::Ssh(flow), findings });
+            return;
+        }
         // The clear bytes of a candidate flow, client's first.
         let plain = a.candidate().then(|| {
             let c = client_dir(dirs, a.syn_from, [key.lo.port, key.hi.port]);
@@ -331,6 +338,23 @@ impl Pipeline {
         self.stats.flows = self.table.stats;
         self.out.drain(..)
     }
+}
+
+/// The SSH session a candidate flow carried, when either side began with an identification
+/// string (judged from the same bounded clear heads as the plaintext inspectors).
+fn ssh_flow(a: &state::Active, endpoints: [Endpoint; 2], first_ns: u64) -> Option<SshFlow> {
+    if !a.candidate() {
+        return None;
+    }
+    let dirs = [&a.dirs[0].tls.facts, &a.dirs[1].tls.facts];
+    let c = client_dir(dirs, a.syn_from, [endpoints[0].port, endpoints[1].port]);
+    let (client, server) = (&a.dirs[c].plain, &a.dirs[1 - c].plain);
+    ssh::is_ssh(client, server).then(|| SshFlow {
+        ts_ns: first_ns,
+        client: endpoints[c],
+        server: endpoints[1 - c],
+        facts: ssh::inspect(client, server),
+    })
 }
 
 mod state;

@@ -95,7 +95,7 @@ const fn row(
 const LOOK_INTO: &str = "look into the malformed or truncated TLS traffic on {srv}{paren}";
 
 /// Every finding id, in catalogue order (versions, suites, key exchange, certificates, alerts,
-/// plaintext, anomalies): the order findings of one severity are listed in.
+/// plaintext, SSH, anomalies): the order findings of one severity are listed in.
 #[rustfmt::skip]
 pub const CATALOGUE: &[Entry] = &[
     row("tls.version.insecure", Critical, E1, "SSL 2.0/3.0 in use",
@@ -154,6 +154,27 @@ pub const CATALOGUE: &[Entry] = &[
         "require TLS before login on {srv}{paren}", "", Inactivity, Subject::Protocol),
     row("plaintext.starttls-missing", High, E1, "STARTTLS offered but not used",
         "require STARTTLS on {srv} and refuse sessions that stay in clear", "", Inactivity, Subject::Protocol),
+    // SSH (issue 16): judged from the banners and the two KEXINITs, which are in clear.
+    row("ssh.version.v1", Critical, E1, "SSH protocol 1 accepted",
+        "disable SSH protocol 1 on {srv}{paren}; run an SSH-2-only server (OpenSSH 7.4 or later)", "",
+        Judgement, Subject::Evidence),
+    row("ssh.kex.weak", High, E2, "Weak SSH key exchange",
+        "remove SHA-1 and 1024-bit key exchanges from the KexAlgorithms of {srv}{paren}; offer \
+         mlkem768x25519-sha256, sntrup761x25519-sha512 or curve25519-sha256", "", Judgement, Subject::Evidence),
+    row("ssh.cipher.weak", High, E2, "Weak SSH cipher",
+        "remove CBC, 3DES, RC4 and Blowfish ciphers from the Ciphers of {srv}{paren}; offer \
+         chacha20-poly1305@openssh.com, aes256-gcm@openssh.com or aes128-ctr", "", Judgement, Subject::Evidence),
+    row("ssh.mac.weak", High, E1, "Weak SSH MAC",
+        "remove MD5, truncated (-96) and 64-bit MACs from the MACs of {srv}{paren}; offer \
+         hmac-sha2-256-etm@openssh.com or hmac-sha2-512-etm@openssh.com", "", Judgement, Subject::Evidence),
+    row("ssh.hostkey.weak", High, D, "Weak SSH host key algorithm",
+        "sign with an Ed25519, ECDSA or RSA SHA-2 (rsa-sha2-256/512) host key on {srv}{paren}; remove \
+         ssh-dss and ssh-rsa from its HostKeyAlgorithms", "", Judgement, Subject::Evidence),
+    row("ssh.compression", Low, E1, "SSH compression before authentication",
+        "allow only delayed compression (zlib@openssh.com) or none on {srv}{paren}", "", Judgement,
+        Subject::Evidence),
+    row("ssh.pq-hybrid", Info, "-", "Post-quantum hybrid SSH key exchange",
+        "nothing to fix: post-quantum hybrid key exchange in use on {srv}", "", Judgement, Subject::Evidence),
     // The prober's own results (opt-in, issue 14): a server it could not check.
     row("probe.unreachable", Info, B, "Prober could not reach the server",
         "check that {srv} is up and that the prober's allowlist and firewall let it connect", "",
@@ -172,6 +193,8 @@ pub const CATALOGUE: &[Entry] = &[
         Inactivity, Subject::Evidence),
     row("anomaly.truncated-handshake", Low, C1, "anomaly.truncated-handshake", LOOK_INTO, "",
         Inactivity, Subject::Evidence),
+    row("anomaly.ssh-malformed", Low, C1, "anomaly.ssh-malformed",
+        "look into the malformed or truncated SSH handshakes on {srv}{paren}", "", Inactivity, Subject::Evidence),
 ];
 
 /// Every finding id, in catalogue order: what an exception or `[severity]` may name, and the
@@ -230,7 +253,10 @@ mod tests {
     fn every_row_is_complete() {
         for (i, e) in CATALOGUE.iter().enumerate() {
             let id = e.id;
-            assert!(["tls.", "anomaly.", "plaintext.", "probe."].iter().any(|f| id.starts_with(f)), "{id}: family");
+            assert!(
+                ["tls.", "anomaly.", "plaintext.", "probe.", "ssh."].iter().any(|f| id.starts_with(f)),
+                "{id}: family"
+            );
             assert!(
                 id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-'),
                 "{id}: id characters"

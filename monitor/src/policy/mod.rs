@@ -6,6 +6,7 @@ pub mod exceptions;
 mod plain_rules;
 mod profile;
 mod rules;
+mod ssh_rules;
 #[cfg(test)]
 mod suite_verdict_tests;
 mod tables;
@@ -17,7 +18,7 @@ pub use profile::{Profile, KNOWN_PROFILES};
 pub use crate::observation::{Finding, Severity};
 
 use crate::inspect::plaintext::PlainFacts;
-use crate::observation::{Endpoint, Handshake, PlainFlow};
+use crate::observation::{Endpoint, Handshake, PlainFlow, SshFlow};
 
 /// Settings the rules read.
 #[derive(Clone, Debug)]
@@ -72,6 +73,13 @@ impl Policy {
     pub fn evaluate_plain(&self, flow: &PlainFlow) -> Vec<Finding> {
         let mut out = Vec::new();
         plain_rules::all(self, &flow.facts, &mut out);
+        self.settle(out, flow.server, None, flow.ts_ns)
+    }
+
+    /// All findings for an SSH session, like [`Policy::evaluate`].
+    pub fn evaluate_ssh(&self, flow: &SshFlow) -> Vec<Finding> {
+        let mut out = Vec::new();
+        ssh_rules::all(self, &flow.facts, &mut out);
         self.settle(out, flow.server, None, flow.ts_ns)
     }
 
@@ -133,13 +141,18 @@ mod tests {
     /// time), and every catalogue row is emitted somewhere.
     #[test]
     fn catalogue_lists_every_emitted_id() {
-        let sources = [include_str!("rules.rs"), include_str!("plain_rules.rs"), include_str!("../inspect/tls/mod.rs")];
+        let sources = [
+            include_str!("rules.rs"),
+            include_str!("plain_rules.rs"),
+            include_str!("ssh_rules.rs"),
+            include_str!("../inspect/tls/mod.rs"),
+        ];
         let mut seen: Vec<&str> = Vec::new();
         for src in sources {
             for piece in src.split('"').skip(1).step_by(2) {
                 let id_like =
                     piece.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-                let family = ["tls.", "anomaly.", "plaintext.", "probe."].iter().any(|f| piece.starts_with(f));
+                let family = ["tls.", "anomaly.", "plaintext.", "probe.", "ssh."].iter().any(|f| piece.starts_with(f));
                 if id_like && family && !seen.contains(&piece) {
                     seen.push(piece);
                 }

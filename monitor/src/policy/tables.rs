@@ -127,3 +127,141 @@ pub fn table(p: Profile) -> &'static Table {
         Profile::Fips => &FIPS,
     }
 }
+
+/// One profile's SSH rule parameters (issue 16). NIST SP 800-52r2 is about TLS only; the SSH
+/// sources are named per table. `None` lists mean "judged by the weak lists only".
+#[derive(Debug)]
+pub struct SshTable {
+    /// Severity of a weak key exchange the server offers though the session did not use it.
+    pub kex_offered: Option<Severity>,
+    /// Severity of a negotiated `hmac-sha1` / `hmac-sha1-etm@openssh.com` (None: allowed).
+    pub sha1_mac: Option<Severity>,
+    /// Severity of a negotiated `ssh-rsa` host key algorithm (SHA-1 signatures, RFC 8332).
+    pub ssh_rsa: Severity,
+    /// Key exchanges, ciphers and MACs the profile allows; a negotiated one outside is medium.
+    pub kex: Option<&'static [&'static str]>,
+    pub ciphers: Option<&'static [&'static str]>,
+    pub macs: Option<&'static [&'static str]>,
+}
+
+/// hipaa: the weak lists of RFC 9142 (kex: SHA-1 and 1024-bit groups), RFC 8758 (arcfour),
+/// RFC 8332 (ssh-rsa's SHA-1 signatures) and NIST SP 800-131A Rev. 2 (3DES, SHA-1 signatures
+/// disallowed; HMAC-SHA-1 still acceptable, so hmac-sha1 is not a finding).
+const SSH_HIPAA: SshTable = SshTable {
+    kex_offered: Some(Severity::Low),
+    sha1_mac: None,
+    ssh_rsa: Severity::Medium,
+    kex: None,
+    ciphers: None,
+    macs: None,
+};
+
+/// nist-800-52r2: SP 800-52r2 does not cover SSH; NIST SP 800-131A Rev. 2 (SHA-1 signature
+/// generation disallowed, HMAC-SHA-1 acceptable) and RFC 9142 decide, stricter on what the
+/// server still offers.
+const SSH_NIST: SshTable = SshTable {
+    kex_offered: Some(Severity::Medium),
+    sha1_mac: None,
+    ssh_rsa: Severity::High,
+    kex: None,
+    ciphers: None,
+    macs: None,
+};
+
+/// Mozilla's OpenSSH guidelines, "Modern (OpenSSH 6.7+)" configuration
+/// (<https://infosec.mozilla.org/guidelines/openssh>), plus `curve25519-sha256` (RFC 8731's name
+/// of the listed `curve25519-sha256@libssh.org`) and the post-quantum hybrids, which keep an
+/// X25519 component and postdate the guideline.
+const MOZILLA_SSH_KEX: &[&str] = &[
+    "mlkem768x25519-sha256",
+    "sntrup761x25519-sha512",
+    "sntrup761x25519-sha512@openssh.com",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "ecdh-sha2-nistp521",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp256",
+    "diffie-hellman-group-exchange-sha256",
+];
+const MOZILLA_SSH_CIPHERS: &[&str] = &[
+    "chacha20-poly1305@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+];
+const MOZILLA_SSH_MACS: &[&str] = &[
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256-etm@openssh.com",
+    "umac-128-etm@openssh.com",
+    "hmac-sha2-512",
+    "hmac-sha2-256",
+    "umac-128@openssh.com",
+];
+const SSH_MOZILLA_MODERN: SshTable = SshTable {
+    kex_offered: Some(Severity::Medium),
+    sha1_mac: Some(Severity::Medium),
+    ssh_rsa: Severity::High,
+    kex: Some(MOZILLA_SSH_KEX),
+    ciphers: Some(MOZILLA_SSH_CIPHERS),
+    macs: Some(MOZILLA_SSH_MACS),
+};
+/// Mozilla's "Intermediate (OpenSSH 5.3)" configuration exists for servers too old for
+/// curve25519 and GCM (its lists are a subset of what old OpenSSH had), so it is not used as an
+/// allow-list — it would flag modern servers; the weak lists apply, and hmac-sha1 is low.
+const SSH_MOZILLA_INTERMEDIATE: SshTable = SshTable {
+    kex_offered: Some(Severity::Low),
+    sha1_mac: Some(Severity::Low),
+    ssh_rsa: Severity::Medium,
+    kex: None,
+    ciphers: None,
+    macs: None,
+};
+
+/// FIPS 140-3 approved algorithms: key agreement per SP 800-56A Rev. 3 (NIST curves, the RFC
+/// 3526/7919 safe-prime groups, group exchange with SHA-256) and the ML-KEM hybrids whose
+/// classical part is approved; not curve25519 (not a 56A scheme; same decision as the TLS
+/// groups), not sntrup761. AES (SP 800-38A CTR, 38D GCM) only. HMAC with SHA-1 or SHA-2
+/// (FIPS 198-1; HMAC-SHA-1 stays approved). CNSA 1.0 for SSH (RFC 9212) is stricter still
+/// (P-384, AES-256-GCM) and is not a profile here.
+const FIPS_SSH_KEX: &[&str] = &[
+    "mlkem768nistp256-sha256",
+    "mlkem1024nistp384-sha384",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+    "diffie-hellman-group14-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group-exchange-sha256",
+];
+const FIPS_SSH_CIPHERS: &[&str] =
+    &["aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr", "aes128-ctr"];
+const FIPS_SSH_MACS: &[&str] = &[
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512",
+    "hmac-sha2-256",
+    "hmac-sha1-etm@openssh.com",
+    "hmac-sha1",
+];
+const SSH_FIPS: SshTable = SshTable {
+    kex_offered: Some(Severity::Medium),
+    sha1_mac: None,
+    ssh_rsa: Severity::High,
+    kex: Some(FIPS_SSH_KEX),
+    ciphers: Some(FIPS_SSH_CIPHERS),
+    macs: Some(FIPS_SSH_MACS),
+};
+
+/// The SSH table of `p`.
+pub fn ssh_table(p: Profile) -> &'static SshTable {
+    match p {
+        Profile::Hipaa => &SSH_HIPAA,
+        Profile::Nist80052r2 => &SSH_NIST,
+        Profile::MozillaModern => &SSH_MOZILLA_MODERN,
+        Profile::MozillaIntermediate => &SSH_MOZILLA_INTERMEDIATE,
+        Profile::Fips => &SSH_FIPS,
+    }
+}

@@ -1,7 +1,8 @@
 //! Sink, JSON lines: one ECS-style `tls` event per handshake, one `plaintext` event per
-//! recognised clear flow. Field names are a public contract (users' jq scripts, the corpus
-//! checks): never rename one. A field not seen is absent. Plaintext events carry protocol
-//! metadata only (the inspectors' closed sets), never payload.
+//! recognised clear flow, one `ssh` event per SSH session (built in `ssh_event.rs`). Field
+//! names are a public contract (users' jq scripts, the corpus checks): never rename one. A field
+//! not seen is absent. Plaintext events carry protocol metadata only (the inspectors' closed
+//! sets), never payload.
 use serde::Serialize;
 
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
@@ -102,6 +103,7 @@ pub struct Plain<'a> {
 pub enum AnyEvent<'a> {
     Tls(Event<'a>),
     Plaintext(PlainEvent<'a>),
+    Ssh(super::ssh_event::SshEvent<'a>),
 }
 
 /// The event of one output.
@@ -138,6 +140,7 @@ pub fn any_event(o: &Output) -> AnyEvent<'_> {
             AnyEvent::Tls(ev)
         }
         Observed::Plaintext(p) => AnyEvent::Plaintext(plain_event(p, &o.findings)),
+        Observed::Ssh(s) => AnyEvent::Ssh(super::ssh_event::ssh_event(s, &o.findings)),
     }
 }
 

@@ -1,4 +1,4 @@
-//! Sinks: JSON-lines events, the hash-chained audit log, the replay summary and the posture
+//! Sinks: JSON-lines events (TLS, plaintext, SSH), the hash-chained audit log, the replay summary and the posture
 //! inventory with its report.
 pub mod alertmanager;
 pub mod audit;
@@ -7,4 +7,5 @@ pub mod json;
 pub mod metrics;
 pub mod published;
 pub mod report;
+pub mod ssh_event;
 pub mod summary;

@@ -47,8 +47,11 @@ fn counts(m: &std::collections::BTreeMap<String, u64>) -> String {
 
 fn facts(p: &Posture) -> String {
     let mut parts = Vec::new();
-    if p.handshakes > 0 || p.plaintext_flows == 0 {
+    if p.handshakes > 0 || p.plaintext_flows + p.ssh_sessions == 0 {
         parts.push(plural(p.handshakes, "handshake"));
+    }
+    if p.ssh_sessions > 0 {
+        parts.push(format!("{}: {}", plural(p.ssh_sessions, "SSH session"), counts(&p.ssh)));
     }
     if p.probes > 0 {
         parts.push(format!("{} (active)", plural(p.probes, "probe")));

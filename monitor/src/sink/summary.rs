@@ -1,5 +1,5 @@
 //! Sink, replay summary: the readable end-of-replay report on a terminal (handshakes, versions,
-//! suites, findings by severity, worst servers, verdict). Bounded maps; counts what it drops.
+//! suites, SSH sessions, findings by severity, worst servers, verdict). Bounded maps; counts what it drops.
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
@@ -31,6 +31,8 @@ pub struct Summary {
     findings: BTreeMap<(Severity, &'static str), (u64, String)>,
     servers: HashMap<String, ServerRow>,
     dropped_keys: u64,
+    /// SSH sessions by negotiated `kex cipher` (bounded like the suites).
+    ssh: BTreeMap<String, u64>,
     /// Probes by result (`ok`, `unreachable`, `timeout`, `failed`).
     probes: BTreeMap<&'static str, u64>,
     pub worst: Option<Severity>,
@@ -61,6 +63,17 @@ impl Summary {
                     }
                 }
                 sni = hs.client_hello.as_ref().and_then(|c| c.sni.clone());
+            }
+            None if o.ssh().is_some() => {
+                let n = o.ssh().and_then(|s| s.facts.negotiated.as_ref());
+                let alg = |a: Option<&String>| a.map_or("-", |a| a.as_str()).to_string();
+                let key =
+                    format!("{} {}", alg(n.and_then(|n| n.kex.as_ref())), alg(n.and_then(|n| n.cipher_c2s.as_ref())));
+                if self.ssh.len() < MAX_KEYS || self.ssh.contains_key(&key) {
+                    *self.ssh.entry(key).or_default() += 1;
+                } else {
+                    self.dropped_keys += 1;
+                }
             }
             None => {
                 if let Some(p) = o.plaintext().and_then(|p| p.facts.protocol) {
@@ -155,6 +168,15 @@ impl Summary {
         if !self.plaintext.is_empty() {
             let line: Vec<String> = self.plaintext.iter().map(|(k, n)| format!("{k}: {n}")).collect();
             let _ = writeln!(s, "\nPlaintext flows: {}", line.join(", "));
+        }
+        if !self.ssh.is_empty() {
+            let total: u64 = self.ssh.values().sum();
+            let _ = writeln!(s, "\nSSH sessions: {total} (negotiated kex, cipher)");
+            let mut v: Vec<_> = self.ssh.iter().collect();
+            v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (k, n) in v.iter().take(6) {
+                let _ = writeln!(s, "  {n:>6}  {k}");
+            }
         }
         let _ = writeln!(s, "\nFindings:");
         if self.findings.is_empty() {

@@ -156,6 +156,8 @@ impl Alerter {
             }
             // A clear flow resolves nothing (see `shown_fixed`).
             Observed::Plaintext(p) => (p.server, None, false, false),
+            // An SSH server that sent its KEXINIT answered: its algorithms are judged again.
+            Observed::Ssh(s) => (s.server, None, s.facts.server.kexinit.is_some(), false),
         };
         let now = Instant::now();
         let min = self.min;

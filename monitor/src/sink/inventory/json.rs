@@ -85,7 +85,7 @@ fn server_json(k: &super::ServerKey, p: &super::Posture) -> serde_json::Value {
             v
         })
         .collect();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "ip": k.ip.to_string(),
         "port": k.port,
         "sni": k.sni,
@@ -105,7 +105,13 @@ fn server_json(k: &super::ServerKey, p: &super::Posture) -> serde_json::Value {
         "findings": findings,
         "accepted": accepted,
         "keys_dropped": p.keys_dropped,
-    })
+    });
+    // SSH servers only, so a TLS server's entry reads as before.
+    if p.ssh_sessions > 0 {
+        v["ssh_sessions"] = serde_json::json!(p.ssh_sessions);
+        v["ssh"] = serde_json::json!(p.ssh);
+    }
+    v
 }
 
 /// The fields every finding of a server carries, accepted or not (serde_json sorts the keys,

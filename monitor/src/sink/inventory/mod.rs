@@ -136,6 +136,10 @@ pub struct Posture {
     /// Flows that stayed in clear with a recognised protocol, and those protocols.
     pub plaintext_flows: u64,
     pub plaintext: BTreeMap<String, u64>,
+    /// SSH sessions to this server and what they negotiated (`kex <name>`, `host_key <name>`,
+    /// `cipher <name>`, `mac <name>`, `compression <name>`, `software <server banner>`).
+    pub ssh_sessions: u64,
+    pub ssh: BTreeMap<String, u64>,
     pub versions: BTreeMap<String, u64>,
     pub ciphers: BTreeMap<String, u64>,
     pub groups: BTreeMap<String, u64>,
@@ -249,7 +253,7 @@ impl Inventory {
             return;
         }
         let p = self.servers.entry(key).or_default();
-        if p.handshakes + p.plaintext_flows == 0 || ts_ns < p.first_ns {
+        if p.handshakes + p.plaintext_flows + p.ssh_sessions == 0 || ts_ns < p.first_ns {
             p.first_ns = ts_ns;
         }
         p.last_ns = p.last_ns.max(ts_ns);
@@ -257,6 +261,26 @@ impl Inventory {
         if let Some(proto) = o.plaintext().and_then(|f| f.facts.protocol) {
             p.plaintext_flows += 1;
             bump(&mut p.plaintext, proto.as_str().to_string(), d);
+        }
+        if let Some(f) = o.ssh().map(|s| &s.facts) {
+            p.ssh_sessions += 1;
+            if let Some(b) = &f.server.banner {
+                bump(&mut p.ssh, format!("software {}", b.software), d);
+            }
+            if let Some(n) = &f.negotiated {
+                let cipher_mac =
+                    [("cipher", &n.cipher_c2s), ("cipher", &n.cipher_s2c), ("mac", &n.mac_c2s), ("mac", &n.mac_s2c)];
+                let mut seen: Vec<String> = Vec::new();
+                let all = [("kex", &n.kex), ("host_key", &n.host_key), ("compression", &n.compression_c2s)];
+                for (what, alg) in all.into_iter().chain(cipher_mac) {
+                    let Some(alg) = alg else { continue };
+                    let k = format!("{what} {alg}");
+                    if !seen.contains(&k) {
+                        bump(&mut p.ssh, k.clone(), d);
+                        seen.push(k);
+                    }
+                }
+            }
         }
         if let Some(hs) = hs.filter(|_| probe) {
             p.probes += 1;

@@ -28,6 +28,10 @@ fn leaf_label(c: &CertInfo) -> String {
 
 /// The fact a finding's fix names, taken from the handshake that raised it.
 pub(super) fn subject(f: &Finding, o: &Output) -> Option<String> {
+    if o.ssh().is_some() {
+        // An SSH session: the evidence names the algorithm or version.
+        return Some(f.evidence.clone());
+    }
     let Some(hs) = o.handshake() else {
         // A plaintext flow: its protocol.
         return o.plaintext().and_then(|p| p.facts.protocol).map(|p| p.as_str().to_string());

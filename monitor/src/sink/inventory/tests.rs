@@ -135,3 +135,46 @@ fn sorted_by_worst_finding_then_address() {
     let value: serde_json::Value = serde_json::from_str(&streamed).unwrap();
     assert_eq!(streamed, serde_json::to_string_pretty(&value).unwrap());
 }
+
+/// An SSH session (real OpenSSH 9.2p1 legacy KEXINITs): the server's posture lists what was
+/// negotiated and the worst finding; the JSON carries `ssh_sessions`/`ssh` for it only.
+#[test]
+fn ssh_sessions_per_server() {
+    let facts = crate::inspect::ssh::inspect(
+        include_bytes!("../../inspect/ssh/testdata/legacy-client.bin"),
+        include_bytes!("../../inspect/ssh/testdata/legacy-server.bin"),
+    );
+    let flow = crate::observation::SshFlow {
+        ts_ns: 5_000_000_000,
+        client: Endpoint { addr: Addr::v4([192, 168, 1, 9]), port: 50_000 },
+        server: Endpoint { addr: Addr::v4([10, 0, 0, 22]), port: 22 },
+        facts,
+    };
+    let findings = crate::policy::Policy::default().evaluate_ssh(&flow);
+    let mut inv = Inventory::default();
+    inv.add(&Output { observed: crate::observation::Observed::Ssh(flow), findings });
+    inv.add(&out([10, 0, 0, 5], 443, None, 0x0304, 0x1301, 40, vec![]));
+    let key = ServerKey { ip: "10.0.0.22".parse().unwrap(), port: 22, sni: "-".into() };
+    let p = &inv.servers[&key];
+    assert_eq!((p.ssh_sessions, p.handshakes, p.worst), (1, 0, Some(Severity::High)));
+    let keys: Vec<&str> = p.ssh.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "cipher 3des-cbc",
+            "compression none",
+            "host_key ssh-rsa",
+            "kex diffie-hellman-group1-sha1",
+            "mac hmac-sha1",
+            "software OpenSSH_9.2p1"
+        ]
+    );
+    assert_eq!(p.findings["ssh.kex.weak"].subjects, ["negotiated diffie-hellman-group1-sha1 (RFC 9142)"]);
+    let json = inv.to_json(&[]);
+    let servers = json["servers"].as_array().unwrap();
+    let ssh = servers.iter().find(|s| s["port"] == 22).unwrap();
+    assert_eq!(ssh["ssh_sessions"], 1);
+    assert_eq!(ssh["ssh"]["kex diffie-hellman-group1-sha1"], 1);
+    let tls = servers.iter().find(|s| s["port"] == 443).unwrap();
+    assert!(tls.get("ssh").is_none() && tls.get("ssh_sessions").is_none());
+}

@@ -17,7 +17,10 @@ pub const PFS: &[&str] = &["yes", "no", "unknown"];
 /// `tlsmon_handshakes_pq_total{pq}`: a post-quantum hybrid group, a classical one, or none.
 pub const PQ: &[&str] = &["hybrid", "classical", "none"];
 pub const SEVERITIES: &[&str] = &["info", "low", "medium", "high", "critical"];
-pub const EVENT_TYPES: &[&str] = &["tls", "plaintext", "probe"];
+pub const EVENT_TYPES: &[&str] = &["tls", "plaintext", "probe", "ssh"];
+/// `tlsmon_ssh_kex_total{class}`: the negotiated SSH key exchange's class (see
+/// [`crate::inspect::ssh::kex_class`]; `none` when none was negotiated).
+pub const SSH_KEX_CLASSES: &[&str] = &["pq-hybrid", "ecdh", "dh", "weak", "other", "none"];
 /// `tlsmon_parse_anomalies_total{kind}`.
 pub const ANOMALIES: &[&str] = &[
     "malformed_packet",

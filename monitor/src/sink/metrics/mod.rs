@@ -38,6 +38,7 @@ pub struct Metrics {
     accepted: IntCounterVec,
     plaintext: IntCounterVec,
     plaintext_phi: IntCounterVec,
+    ssh_kex: IntCounterVec,
     anomalies: IntCounterVec,
     flows: IntCounterVec,
     dropped: IntCounterVec,
@@ -118,7 +119,7 @@ impl Metrics {
             events: counter_vec(
                 &r,
                 "tlsmon_events_total",
-                "Events emitted: judged TLS handshakes (type=tls) and plaintext flows with a recognised protocol (type=plaintext)",
+                "Events emitted: judged TLS handshakes (type=tls), plaintext flows with a recognised protocol (type=plaintext), SSH sessions (type=ssh), the prober's handshakes (type=probe)",
                 &["type"],
                 &[EVENT_TYPES],
             ),
@@ -177,6 +178,13 @@ impl Metrics {
                 "Flows that carried health data in clear (finding plaintext.phi), by protocol",
                 &["protocol"],
                 &[&protocols],
+            ),
+            ssh_kex: counter_vec(
+                &r,
+                "tlsmon_ssh_kex_total",
+                "SSH sessions by the class of their negotiated key exchange: pq-hybrid, ecdh, dh, weak (SHA-1 or 1024-bit, RFC 9142), other, none",
+                &["class"],
+                &[SSH_KEX_CLASSES],
             ),
             anomalies: counter_vec(
                 &r,

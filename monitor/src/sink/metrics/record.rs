@@ -46,6 +46,10 @@ impl Metrics {
                 self.plaintext_phi.with_label_values(&[proto.as_str()]).inc();
             }
         }
+        if let Some(s) = o.ssh() {
+            self.events.with_label_values(&["ssh"]).inc();
+            self.ssh_kex.with_label_values(&[s.facts.kex_class()]).inc();
+        }
         for f in &o.findings {
             if f.is_accepted() {
                 self.accepted.with_label_values(&[f.id]).inc();
