@@ -244,7 +244,10 @@ impl Drop for Live {
 pub fn summary(ev: &Value) -> String {
     let s = |p: &str| ev.pointer(p).and_then(Value::as_str).unwrap_or("-").to_string();
     let port = ev.pointer("/destination/port").and_then(Value::as_u64).unwrap_or(0);
-    let server = server_on(port as u16).map_or("?", |s| s.name);
+    let server = server_on(port as u16)
+        .map(|s| s.name)
+        .or_else(|| super::probe::probe_server_on(port as u16).map(|s| s.name))
+        .unwrap_or("?");
     let dst = s("/destination/ip");
     let dst = if dst.contains(':') { format!("[{dst}]:{port}") } else { format!("{dst}:{port}") };
     let findings: Vec<String> = ev
@@ -253,6 +256,15 @@ pub fn summary(ev: &Value) -> String {
         .map(|f| f.iter().map(|f| format!("{} ({})", s_of(f, "id"), s_of(f, "severity"))).collect())
         .unwrap_or_default();
     let findings = if findings.is_empty() { "none".to_string() } else { findings.join(", ") };
+    if ev.get("type").and_then(Value::as_str) == Some("probe") {
+        // What the prober found when it connected itself (TLS 1.3 hides the certificate).
+        return format!(
+            "{server:<8} {dst:<22} PROBED result={:<11} sni={:<24} not_after={} findings: {findings}",
+            s("/probe/result"),
+            s("/probe/server_name"),
+            s("/tls/server/x509/not_after"),
+        );
+    }
     if ev.get("type").and_then(Value::as_str) == Some("plaintext") {
         // Protocol metadata only (what tlsmon reports is already PHI-free).
         let meta = ev.pointer("/plaintext").map(|p| {

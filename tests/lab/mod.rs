@@ -5,18 +5,23 @@
 //! Must never touch the host's interfaces or send traffic anywhere but between the namespaces it
 //! made, and must tear them down (and every process started in them) on every exit path.
 //!
-//! Addresses: client 10.99.X.2/24 and fd99:X::2/64, mon 10.99.X.1 / fd99:X::1 towards the
-//! client and 10.99.X+1.1 / fd99:X+1::1 towards the server, server 10.99.X+1.2 / fd99:X+1::2,
-//! with X distinct per lab. Namespaces are named `tlsmon-<pid>-<n>-{client,mon,server}`; a lab
-//! whose process died (killed test, Ctrl-C'd demo) is cleaned up by the next lab created.
+//! Addresses ([`Plan::DEFAULT`]): client 10.99.X.2/24 and fd99:X::2/64, mon 10.99.X.1 /
+//! fd99:X::1 towards the client and 10.99.X+1.1 / fd99:X+1::1 towards the server, server
+//! 10.99.X+1.2 / fd99:X+1::2, with X distinct per lab. Namespaces are named
+//! `tlsmon-<pid>-<n>-{client,mon,server}`; a lab whose process died (killed test, Ctrl-C'd demo)
+//! is cleaned up by the next lab created. [`Plan::PROBE`] (the prober's tests) is the same
+//! shape in 10.214.0.0/16 and fd14:214::/64 (one /80 per subnet), named `tlsmon-prb-<pid>-…`.
 // Each user (a test binary, xtask) uses part of the module.
 #![allow(dead_code, unused_imports)]
 
+pub mod crowd;
 mod hello;
 mod live;
 pub mod plain;
+pub mod probe;
 mod servers;
 pub mod ssh;
+pub mod wire;
 
 pub use hello::{large_hello, LargeHello};
 pub use live::{summary, Live, Mode};
@@ -50,6 +55,51 @@ static LABS: AtomicUsize = AtomicUsize::new(0);
 /// Set by SIGINT/SIGTERM once [`stop_on_signals`] ran; every wait loop of the lab checks it.
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// Names and addresses of a lab: the default one (tests of the passive pipeline, the demo) or
+/// the prober's (its own name tag and networks, so its labs are told apart at a glance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Put after `tlsmon-` in namespace and temp dir names ("" or "prb-").
+    pub tag: &'static str,
+    /// First two octets of every IPv4 address; subnet X is `A.B.X.0/24`.
+    pub v4: [u8; 2],
+    /// IPv6 subnets: X is `P:X::/64`, or `P0:P1::X:0:0:0/80` inside the /64 `P0:P1::`.
+    pub v6: V6Plan,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V6Plan {
+    /// fd99:X::/64.
+    PerSubnet64(u16),
+    /// fd14:214::X:0:0:0/80 — every lab inside one /64.
+    Within64([u16; 2]),
+}
+
+impl Plan {
+    pub const DEFAULT: Plan = Plan { tag: "", v4: [10, 99], v6: V6Plan::PerSubnet64(0xfd99) };
+    pub const PROBE: Plan = Plan { tag: "prb-", v4: [10, 214], v6: V6Plan::Within64([0xfd14, 0x214]) };
+    /// Tags of every plan (to recognise a dead process's leftovers).
+    const TAGS: [&'static str; 1] = ["prb-"];
+
+    fn v4_addr(&self, net: u8, host: u8) -> Ipv4Addr {
+        Ipv4Addr::new(self.v4[0], self.v4[1], net, host)
+    }
+
+    fn v6_addr(&self, net: u8, host: u16) -> Ipv6Addr {
+        match self.v6 {
+            V6Plan::PerSubnet64(p) => Ipv6Addr::new(p, net as u16, 0, 0, 0, 0, 0, host),
+            V6Plan::Within64([a, b]) => Ipv6Addr::new(a, b, 0, 0, net as u16, 0, 0, host),
+        }
+    }
+
+    fn v6_len(&self) -> u8 {
+        match self.v6 {
+            V6Plan::PerSubnet64(_) => 64,
+            V6Plan::Within64(_) => 80,
+        }
+    }
+}
+
 /// IPv4 or IPv6: the lab is dual-stack and every case runs over both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -74,7 +124,9 @@ pub struct Lab {
     pub server_ns: String,
     /// Certificates, keys and per-process logs; removed on drop.
     pub dir: PathBuf,
-    /// Third octet (IPv4) / second group (IPv6) of the client-side subnet; the server side is +1.
+    /// Names and networks.
+    pub plan: Plan,
+    /// Third octet (IPv4) / subnet number (IPv6) of the client-side subnet; the server side is +1.
     subnet: u8,
     /// Namespaces created so far (deleted on drop, in reverse order).
     created: Vec<String>,
@@ -86,12 +138,18 @@ impl Lab {
     /// Creates the three namespaces, the two veth pairs, addresses and routes, and turns on
     /// forwarding in `mon` only. Cleans up labs left behind by dead processes first.
     pub fn create() -> Result<Lab> {
+        Lab::create_with(Plan::DEFAULT)
+    }
+
+    /// [`Lab::create`] with the names and networks of `plan`.
+    pub fn create_with(plan: Plan) -> Result<Lab> {
         ensure_root()?;
         cleanup_stale();
         let pid = std::process::id();
         let n = LABS.fetch_add(1, Ordering::SeqCst);
-        let base = format!("{PREFIX}{pid}-{n}");
-        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{pid}-{n}"));
+        let tag = plan.tag;
+        let base = format!("{PREFIX}{tag}{pid}-{n}");
+        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{tag}{pid}-{n}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let slot = ((pid as usize).wrapping_mul(4).wrapping_add(n) % 120) as u8;
@@ -100,6 +158,7 @@ impl Lab {
             mon_ns: format!("{base}-mon"),
             server_ns: format!("{base}-server"),
             dir,
+            plan,
             subnet: slot * 2,
             created: Vec::new(),
             children: Vec::new(),
@@ -119,20 +178,22 @@ impl Lab {
         ip(&["link", "add", CLIENT_IF, "netns", c, "type", "veth", "peer", "name", MON_CLIENT_IF, "netns", m])?;
         ip(&["link", "add", SERVER_IF, "netns", s, "type", "veth", "peer", "name", MON_SERVER_IF, "netns", m])?;
         let (x, y) = (self.subnet, self.subnet + 1);
+        let p = self.plan;
+        let len = p.v6_len();
         for (ns, dev, v4, v6) in [
-            (c, CLIENT_IF, format!("10.99.{x}.2/24"), format!("fd99:{x:x}::2/64")),
-            (m, MON_CLIENT_IF, format!("10.99.{x}.1/24"), format!("fd99:{x:x}::1/64")),
-            (m, MON_SERVER_IF, format!("10.99.{y}.1/24"), format!("fd99:{y:x}::1/64")),
-            (s, SERVER_IF, format!("10.99.{y}.2/24"), format!("fd99:{y:x}::2/64")),
+            (c, CLIENT_IF, format!("{}/24", p.v4_addr(x, 2)), format!("{}/{len}", p.v6_addr(x, 2))),
+            (m, MON_CLIENT_IF, format!("{}/24", p.v4_addr(x, 1)), format!("{}/{len}", p.v6_addr(x, 1))),
+            (m, MON_SERVER_IF, format!("{}/24", p.v4_addr(y, 1)), format!("{}/{len}", p.v6_addr(y, 1))),
+            (s, SERVER_IF, format!("{}/24", p.v4_addr(y, 2)), format!("{}/{len}", p.v6_addr(y, 2))),
         ] {
             ip(&["-n", ns, "addr", "add", &v4, "dev", dev])?;
             ip(&["-n", ns, "-6", "addr", "add", &v6, "dev", dev, "nodad"])?;
             ip(&["-n", ns, "link", "set", dev, "up"])?;
         }
-        ip(&["-n", c, "route", "add", "default", "via", &format!("10.99.{x}.1")])?;
-        ip(&["-n", c, "-6", "route", "add", "default", "via", &format!("fd99:{x:x}::1")])?;
-        ip(&["-n", s, "route", "add", "default", "via", &format!("10.99.{y}.1")])?;
-        ip(&["-n", s, "-6", "route", "add", "default", "via", &format!("fd99:{y:x}::1")])?;
+        ip(&["-n", c, "route", "add", "default", "via", &p.v4_addr(x, 1).to_string()])?;
+        ip(&["-n", c, "-6", "route", "add", "default", "via", &p.v6_addr(x, 1).to_string()])?;
+        ip(&["-n", s, "route", "add", "default", "via", &p.v4_addr(y, 1).to_string()])?;
+        ip(&["-n", s, "-6", "route", "add", "default", "via", &p.v6_addr(y, 1).to_string()])?;
         let out = self
             .cmd(m, "sysctl", &["-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])
             .output()
@@ -151,10 +212,29 @@ impl Lab {
         self.addr(f, self.subnet + 1, 2)
     }
 
+    /// Mon's address on the server side: where connections mon itself opens (the prober's)
+    /// come from, as the server sees them.
+    pub fn mon_server_side_addr(&self, f: Family) -> IpAddr {
+        self.addr(f, self.subnet + 1, 1)
+    }
+
+    /// Host `host` of the server-side subnet (the server itself is 2).
+    pub fn server_subnet_addr(&self, f: Family, host: u8) -> IpAddr {
+        self.addr(f, self.subnet + 1, host)
+    }
+
+    /// The server-side subnet's prefix length for `f` (24, or 64 / 80 per [`Plan`]).
+    pub fn server_prefix_len(&self, f: Family) -> u8 {
+        match f {
+            Family::V4 => 24,
+            Family::V6 => self.plan.v6_len(),
+        }
+    }
+
     fn addr(&self, f: Family, net: u8, host: u8) -> IpAddr {
         match f {
-            Family::V4 => IpAddr::V4(Ipv4Addr::new(10, 99, net, host)),
-            Family::V6 => IpAddr::V6(Ipv6Addr::new(0xfd99, net as u16, 0, 0, 0, 0, 0, host as u16)),
+            Family::V4 => IpAddr::V4(self.plan.v4_addr(net, host)),
+            Family::V6 => IpAddr::V6(self.plan.v6_addr(net, host as u16)),
         }
     }
 
@@ -225,6 +305,22 @@ impl Lab {
                 let log = fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
                 bail!("{name} exited ({status}); its log:\n{log}");
             }
+        }
+        Ok(())
+    }
+
+    /// Stops the process started as `name` with `signal` and waits (at most `limit`, then
+    /// SIGKILL) for it to exit, so what it writes is complete (a capture file). It is no longer
+    /// a lab child afterwards.
+    pub fn stop_child(&mut self, name: &str, signal: libc::c_int, limit: Duration) -> Result<()> {
+        let i = self.children.iter().position(|(n, _)| n == name).with_context(|| format!("no lab process {name}"))?;
+        let (_, mut child) = self.children.remove(i);
+        // SAFETY: plain syscall on our own child (`ip netns exec` execs the program in place).
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        if wait_timeout(&mut child, limit)?.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{name} did not exit within {limit:?} of signal {signal} (killed)");
         }
         Ok(())
     }
@@ -335,6 +431,7 @@ fn delete_namespace(ns: &str) {
 pub fn cleanup_stale() {
     let dead = |name: &str, prefix: &str| -> bool {
         let Some(rest) = name.strip_prefix(prefix) else { return false };
+        let rest = Plan::TAGS.iter().find_map(|t| rest.strip_prefix(t)).unwrap_or(rest);
         match rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) {
             Some(pid) => !Path::new(&format!("/proc/{pid}")).exists(),
             None => false,

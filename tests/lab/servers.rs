@@ -215,7 +215,7 @@ impl Lab {
         Ok(runs)
     }
 
-    fn make_certs(&self) -> Result<()> {
+    pub(super) fn make_certs(&self) -> Result<()> {
         let names: Vec<String> =
             SERVERS.iter().filter(|s| s.posture != Posture::Expired).map(|s| s.sni.into()).collect();
         let san = names.iter().map(|n| format!("DNS:{n}")).collect::<Vec<_>>().join(",");

@@ -1,8 +1,9 @@
 //! `cargo xtask demo`: set up, build release, and show `tlsmon live` judging real handshakes in
 //! the network-namespace lab shared with the e2e tests (tests/lab): five servers of known
-//! posture, stock clients over IPv4 and IPv6 and a large post-quantum ClientHello, then real
-//! HL7 (mllp_send), DICOM (storescu, echoscu) and FHIR (curl) peers in clear; one readable
-//! line per event as it arrives.
+//! posture, stock clients over IPv4 and IPv6 and a large post-quantum ClientHello, a TLS 1.3
+//! server with an expired certificate that only the opt-in prober (`--probe`, allowed for that
+//! one server) can see, then real HL7 (mllp_send), DICOM (storescu, echoscu) and FHIR (curl)
+//! peers in clear; one readable line per event as it arrives.
 //! Must never leave namespaces or processes behind: Ctrl-C (SIGINT/SIGTERM) stops tlsmon and
 //! tears the lab down too.
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use crate::{setup, test};
 #[path = "../../tests/lab/mod.rs"]
 mod lab;
 
-use lab::{Family, Lab, Live, Mode, SERVERS};
+use lab::{probe::DEMO_EXPIRED13, Family, Lab, Live, Mode, SERVERS};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -68,6 +69,15 @@ fn demo(tlsmon: &std::path::Path, mode: Mode, json: bool) -> Result<()> {
     for s in &SERVERS {
         println!("  {:<8} port {}  {}", s.name, s.port, s.what);
     }
+    lab.start_probe_server(&DEMO_EXPIRED13, false)?;
+    let expired13: Vec<_> =
+        Family::BOTH.iter().map(|&f| std::net::SocketAddr::new(lab.server_addr(f), DEMO_EXPIRED13.port)).collect();
+    lab.wait_accepting(&expired13)?;
+    println!(
+        "  {:<8} port {}  openssl s_server -tls1_3, expired self-signed certificate (encrypted in TLS 1.3: \
+         only the prober sees it)",
+        DEMO_EXPIRED13.name, DEMO_EXPIRED13.port
+    );
     lab.start_plain_servers()?;
     println!(
         "  in clear: HL7 MLLP receiver port {}, DICOM storescp port {}, FHIR over plain HTTP port {}",
@@ -75,9 +85,17 @@ fn demo(tlsmon: &std::path::Path, mode: Mode, json: bool) -> Result<()> {
         lab::plain::DICOM_PORT,
         lab::plain::FHIR_PORT
     );
-    println!("\n=== tlsmon live --format json in {}", lab.mon_ns);
+    // The prober may contact the expired TLS 1.3 server only (one address per family, one port).
+    let allow: Vec<String> = Family::BOTH
+        .iter()
+        .map(|&f| match lab.server_addr(f) {
+            std::net::IpAddr::V4(a) => format!("--probe-allow={a}/32:{}", DEMO_EXPIRED13.port),
+            std::net::IpAddr::V6(a) => format!("--probe-allow=[{a}/128]:{}", DEMO_EXPIRED13.port),
+        })
+        .collect();
+    println!("\n=== tlsmon live --format json --probe {} in {}", allow.join(" "), lab.mon_ns);
     let listen = format!("--listen=127.0.0.1:{METRICS_PORT}");
-    let mut live = lab.start_live(tlsmon, mode, &[&listen])?;
+    let mut live = lab.start_live(tlsmon, mode, &[&listen, "--probe", &allow[0], &allow[1]])?;
     println!("{}", live.attached);
     println!("metrics: http://127.0.0.1:{METRICS_PORT}/metrics inside {} (also /inventory, /healthz)", lab.mon_ns);
 
@@ -122,6 +140,7 @@ fn print_metrics(lab: &Lab) {
         "tlsmon_plaintext_phi_flows_total",
         "tlsmon_servers",
         "tlsmon_certificates_expired",
+        "tlsmon_probes_total",
     ];
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.ends_with(" 0")) {
         if wanted.iter().any(|w| line.strip_prefix(w).is_some_and(|r| r.starts_with(['{', ' ']))) {
@@ -147,6 +166,14 @@ fn drive(lab: &Lab, live: &mut Live, json: bool, shown: &mut usize) -> Result<()
             expected += runs.len();
             wait_events(live, expected, json, shown)?;
         }
+        // TLS 1.3: the passive event has no certificate; the prober connects once and its
+        // `probe` event carries what the certificate is (expired, self-signed).
+        let addr = std::net::SocketAddr::new(lab.server_addr(family), DEMO_EXPIRED13.port);
+        lab.s_client13(&format!("client-exp13-{}", family.label()), addr, DEMO_EXPIRED13.sni, &[])?;
+        println!("-- {} ← openssl s_client -tls1_3, then tlsmon's prober", DEMO_EXPIRED13.name);
+        wait_probe(live, json, shown)?;
+        // The prober's own handshake may show too (mon sees its own traffic): count what came.
+        expected = *shown;
         for split in [false, true] {
             let hello = lab::large_hello(lab, family, split)?;
             println!(
@@ -184,7 +211,34 @@ fn wait_events(live: &mut Live, expected: usize, json: bool, shown: &mut usize) 
         }
     }
     for line in live.drain_stderr() {
-        println!("tlsmon: {line}");
+        // tlsmon's own notices already start with "tlsmon: ".
+        println!("{}{line}", if line.starts_with("tlsmon: ") { "" } else { "tlsmon: " });
+    }
+    Ok(())
+}
+
+/// Most time from a client's handshake to the prober's event about that server.
+const PROBE_WAIT: Duration = Duration::from_secs(8);
+
+/// Prints events until a `probe` event has been shown (and half a second more, for the
+/// passive event of the prober's own handshake) or [`PROBE_WAIT`] passed.
+fn wait_probe(live: &mut Live, json: bool, shown: &mut usize) -> Result<()> {
+    let mut deadline = Instant::now() + PROBE_WAIT;
+    let mut probed = false;
+    while Instant::now() < deadline {
+        lab::check_stop()?;
+        if let Some(ev) = live.next_event(Duration::from_millis(100))? {
+            print_event(&ev, json);
+            *shown += 1;
+            if !probed && ev.get("type").and_then(Value::as_str) == Some("probe") {
+                probed = true;
+                deadline = Instant::now() + Duration::from_millis(500);
+            }
+        }
+    }
+    for line in live.drain_stderr() {
+        // tlsmon's own notices already start with "tlsmon: ".
+        println!("{}{line}", if line.starts_with("tlsmon: ") { "" } else { "tlsmon: " });
     }
     Ok(())
 }
