@@ -276,11 +276,13 @@ pub fn losses(s: &ProbeStats) -> Vec<Loss> {
 
 /// Whether a judged output calls for a probe: a TLS server answered (a ServerHello) but no
 /// certificate was seen — TLS 1.3 encrypts it, a resumed or cut capture misses it — or any
-/// TLS server with `all`. The prober's own results never do. Returns the target and why.
+/// TLS server with `all`. The prober's own results never do, nor QUIC handshakes (the prober
+/// speaks TLS over TCP only). Returns the target and why.
 pub fn wanted(o: &Output, all: bool) -> Option<(Target, &'static str)> {
     let hs = o.handshake()?;
     let sh = hs.server_hello.as_ref().filter(|sh| sh.sslv2_kind.is_none())?;
-    if hs.probe.is_some() {
+    // The prober speaks TLS over TCP: a QUIC server's certificate is another connection's.
+    if hs.probe.is_some() || hs.quic.is_some() {
         return None;
     }
     let why = match (hs.certs.is_empty(), sh.negotiated_version()) {

@@ -109,6 +109,11 @@ fn wanted_servers_showed_no_certificate() {
         handshake.probe = Some(Box::default());
     }
     assert!(wanted(&own, true).is_none(), "the prober's own results are never probed");
+    let mut quic = o.clone();
+    if let Observed::Tls { handshake, .. } = &mut quic.observed {
+        handshake.quic = Some(Default::default());
+    }
+    assert!(wanted(&quic, true).is_none(), "QUIC: the prober speaks TLS over TCP only");
     let none = Output { observed: Observed::Tls { handshake: Handshake::default(), upgrade: None }, findings: vec![] };
     assert!(wanted(&none, true).is_none(), "no ServerHello: no TLS server answered");
 }
