@@ -1,4 +1,5 @@
-//! The project's only build/test entry point: setup, test, demo, bench, gen, lint, fuzz, package.
+//! The project's only build/test entry point: setup, test, demo, bench, gen, lint, fuzz, package,
+//! image.
 //! Must never be needed at run time by the agent itself.
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -8,6 +9,7 @@ mod demo;
 mod fuzz;
 mod gen;
 mod gen_phi;
+mod image;
 mod package;
 mod setup;
 mod snapshot;
@@ -44,6 +46,10 @@ enum Cmd {
     /// Set up, build release, and make the Debian package (target/debian/tlsmon_*.deb): binary,
     /// man pages, completions, /etc/tlsmon/tlsmon.toml, dashboards, hardened systemd unit.
     Package(package::PackageArgs),
+    /// Set up, build release, and make the container image `FROM scratch` (binary, the libraries
+    /// ldd lists and the loader) with podman: localhost/tlsmon:<version> and target/image/*.tar;
+    /// then run it for --version and a corpus replay.
+    Image(image::ImageArgs),
 }
 
 fn main() -> Result<()> {
@@ -58,5 +64,6 @@ fn main() -> Result<()> {
         Cmd::Fuzz(a) => fuzz::run(a),
         Cmd::Snapshot(a) => snapshot::run(a),
         Cmd::Package(a) => package::run(a),
+        Cmd::Image(a) => image::run(a),
     }
 }

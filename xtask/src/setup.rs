@@ -1,5 +1,5 @@
 //! Setup: installs what a fresh machine lacks (apt packages, nightly rust-src, bpf-linker,
-//! cargo-fuzz, cargo-deb).
+//! cargo-fuzz, cargo-deb, and kubernetes-validate from PyPI in a virtual environment).
 //! Must never redo work that is already done: a second run only checks and takes well under 2 s.
 use std::{
     env, fs,
@@ -21,7 +21,10 @@ use anyhow::{bail, Context as _, Result};
 /// `cargo xtask bench soak` and the live SIGTERM test; OpenSSH's sshd, ssh and sftp, the real
 /// peers of the SSH lab (tests/live_ssh.rs); `cargo xtask package` and its checks: dpkg-dev
 /// (dpkg-shlibdeps, for cargo-deb's `$auto` dependencies), lintian, man-db (`man -w`), systemd
-/// (`systemd-analyze verify`/`security` of the unit) and adduser (the package's user).
+/// (`systemd-analyze verify`/`security` of the unit) and adduser (the package's user);
+/// `cargo xtask image`: podman, and runc (Debian's default crun refuses hosts with cgroup v1
+/// and v2 mounted side by side); python3-venv for the virtual environment of
+/// kubernetes-validate (tests/kubernetes.rs).
 const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "openssl",
@@ -43,6 +46,9 @@ const APT_PACKAGES: &[&str] = &[
     "man-db",
     "systemd",
     "adduser",
+    "podman",
+    "runc",
+    "python3-venv",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -53,6 +59,10 @@ const NIGHTLY: &str = "nightly";
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// cargo-deb builds the Debian package (`cargo xtask package`).
 const CARGO_DEB_VERSION: &str = "3.8.0";
+/// kubernetes-validate (PyPI) validates the rendered core kinds of deploy/kubernetes against
+/// the Kubernetes schemas it bundles (tests/kubernetes.rs); installed with pip into its own
+/// virtual environment ([`kubernetes_validate_venv`]), never into the system's Python.
+const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
 
 pub fn run() -> Result<()> {
     let start = Instant::now();
@@ -61,6 +71,7 @@ pub fn run() -> Result<()> {
     bpf_linker()?;
     cargo_fuzz()?;
     cargo_deb()?;
+    kubernetes_validate()?;
     println!("setup: done in {:.2} s", start.elapsed().as_secs_f64());
     Ok(())
 }
@@ -243,6 +254,41 @@ pub fn cargo_deb() -> Result<()> {
     }
 }
 
+/// The virtual environment holding kubernetes-validate: `$XDG_CACHE_HOME/tlsmon-venv` or
+/// `~/.cache/tlsmon-venv` (tests/kubernetes.rs looks there too; `cargo xtask test` passes it
+/// as TLSMON_KUBERNETES_VALIDATE).
+pub fn kubernetes_validate_venv() -> Result<PathBuf> {
+    Ok(cache_dir()?.join("tlsmon-venv"))
+}
+
+/// kubernetes-validate at [`KUBERNETES_VALIDATE_VERSION`] in [`kubernetes_validate_venv`]
+/// (Debian's python3 and its venv module; pip from PyPI; a few seconds the first time).
+fn kubernetes_validate() -> Result<()> {
+    let venv = kubernetes_validate_venv()?;
+    let bin = venv.join("bin/kubernetes-validate");
+    let found = || {
+        let out = Command::new(&bin).arg("--version").stderr(Stdio::null()).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let wanted = format!("kubernetes-validate {KUBERNETES_VALIDATE_VERSION}");
+    if found().is_some_and(|v| v.ends_with(KUBERNETES_VALIDATE_VERSION)) {
+        println!("ok: {wanted} present ({})", venv.display());
+        return Ok(());
+    }
+    println!("installing {wanted} into {}", venv.display());
+    run_cmd(Command::new("/usr/bin/python3").args(["-m", "venv", "--clear"]).arg(&venv), "python3 -m venv")?;
+    run_cmd(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "--disable-pip-version-check"])
+            .arg(format!("kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}")),
+        "pip install kubernetes-validate",
+    )?;
+    match found() {
+        Some(v) if v.ends_with(KUBERNETES_VALIDATE_VERSION) => Ok(()),
+        other => bail!("installed kubernetes-validate reports {other:?}, expected `{wanted}`"),
+    }
+}
+
 fn bpf_linker() -> Result<()> {
     let wanted = format!("bpf-linker {BPF_LINKER_VERSION}");
     if present("bpf-linker", &wanted) {
@@ -312,11 +358,15 @@ fn llvm_major(name: &str) -> Option<u32> {
 
 /// Where the LLVM symlink prefix lives: `$XDG_CACHE_HOME/tlsmon-llvm` or `~/.cache/tlsmon-llvm`.
 fn llvm_prefix() -> Result<PathBuf> {
-    let cache = match env::var_os("XDG_CACHE_HOME") {
+    Ok(cache_dir()?.join("tlsmon-llvm"))
+}
+
+/// `$XDG_CACHE_HOME` or `~/.cache`.
+fn cache_dir() -> Result<PathBuf> {
+    Ok(match env::var_os("XDG_CACHE_HOME") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => PathBuf::from(env::var_os("HOME").context("HOME is not set")?).join(".cache"),
-    };
-    Ok(cache.join("tlsmon-llvm"))
+    })
 }
 
 /// Runs a command with inherited stdio; errors name the step and the exit status.

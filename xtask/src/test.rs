@@ -47,6 +47,8 @@ pub fn run(args: TestArgs) -> Result<()> {
     // which loads the kernel object that monitor/build.rs builds with bpf-linker.
     let mut cmd = cargo(&["test", "--release"]);
     cmd.env("TLSMON_TEST_DATA", &data);
+    // Installed by setup: tests/kubernetes.rs fails without it when run from here.
+    cmd.env("TLSMON_KUBERNETES_VALIDATE", setup::kubernetes_validate_venv()?.join("bin/kubernetes-validate"));
     cmd.args(&args.cargo_args);
     let totals = run_tests(&mut cmd)?;
     // Every fuzz target built and run briefly from its seeds, so none can rot; a filtered run
