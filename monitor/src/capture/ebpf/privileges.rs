@@ -1,7 +1,7 @@
 //! Capture, privileges: once the programs are attached the agent needs no capability at all
 //! (ring buffer and maps are read through descriptors it already holds; closing the link
 //! descriptors detaches), so every capability set is emptied.
-//! Must never run before attach, and never leave the bounding set able to regain a capability.
+//! Must never run before attach, and never leave the process able to regain a capability.
 use aya::util::KernelVersion;
 use caps::{CapSet, CapsHashSet};
 
@@ -12,13 +12,18 @@ pub fn links_are_descriptors() -> bool {
     KernelVersion::current().map(|v| v >= KernelVersion::new(6, 6, 0)).unwrap_or(false)
 }
 
-/// Drop every capability from the effective, permitted, inheritable and ambient sets and from
-/// the bounding set, and set no_new_privs so no exec can regain any.
+/// Drop every capability from the effective, permitted, inheritable and ambient sets and, when
+/// the process may (CAP_SETPCAP: root), from the bounding set; set no_new_privs so no exec can
+/// regain any. A capability-only agent (the systemd unit: CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)
+/// has no CAP_SETPCAP: its bounding set stays, which is harmless once the other sets are empty
+/// and no_new_privs is set (an exec gains no file capabilities, and it is not root).
 pub fn drop_all() -> Result<(), caps::errors::CapsError> {
     // Bounding set first: dropping from it needs CAP_SETPCAP, which the clear below removes.
-    for cap in caps::all() {
-        if caps::has_cap(None, CapSet::Bounding, cap)? {
-            caps::drop(None, CapSet::Bounding, cap)?;
+    if caps::has_cap(None, CapSet::Effective, caps::Capability::CAP_SETPCAP)? {
+        for cap in caps::all() {
+            if caps::has_cap(None, CapSet::Bounding, cap)? {
+                caps::drop(None, CapSet::Bounding, cap)?;
+            }
         }
     }
     caps::clear(None, CapSet::Ambient)?;
