@@ -29,6 +29,9 @@ pub struct Handshake {
     pub client_certs: Vec<CertInfo>,
     /// The client answered with an empty Certificate message: it declined to present one.
     pub client_cert_empty: bool,
+    /// The server's first flight ended in clear (ServerHelloDone, TLS <= 1.2): whatever it
+    /// would ask for (a CertificateRequest) was seen.
+    pub server_hello_done: bool,
     pub client_alerts: Vec<Alert>,
     pub server_alerts: Vec<Alert>,
     pub anomalies: Vec<Anomaly>,
@@ -123,6 +126,7 @@ impl Handshake {
             cert_request: sf.cert_request.clone(),
             client_certs: cf.certs.clone(),
             client_cert_empty: cf.cert_empty,
+            server_hello_done: sf.server_hello_done,
             client_alerts: cf.alerts.clone(),
             server_alerts: sf.alerts.clone(),
             anomalies,
