@@ -87,3 +87,88 @@ fn required(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
         raise(out, entry!("tls.mtls.missing"), rule, ev);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inspect::tls::cert::CertInfo;
+    use crate::inspect::tls::certreq::CertRequest;
+    use crate::inspect::tls::hello::ServerHello;
+    use crate::observation::Severity;
+
+    /// 2026-12-02 00:00:00 UTC.
+    const NOW: u64 = 1_796_169_600 * 1_000_000_000;
+
+    fn tls12(server: &str) -> Handshake {
+        let mut hs = Handshake {
+            ts_ns: NOW,
+            server_hello: Some(ServerHello { version: 0x0303, ..Default::default() }),
+            server_hello_done: true,
+            ..Default::default()
+        };
+        hs.server.addr = crate::decode::Addr::from_ip(server.parse::<IpAddr>().unwrap());
+        hs.server.port = 443;
+        hs
+    }
+
+    fn policy(server: &str) -> Policy {
+        let m = MtlsRequired { server: super::super::exceptions::parse_server(server).unwrap(), port: None, sni: None };
+        Policy { mtls_required: vec![m], ..Default::default() }
+    }
+
+    fn found(p: &Policy, hs: &Handshake) -> Vec<(&'static str, Severity)> {
+        let mut out = Vec::new();
+        all(p, hs, &mut out);
+        out.iter().map(|f| (f.id, f.severity)).collect()
+    }
+
+    #[test]
+    fn required_server_judged_only_when_the_wire_shows_it() {
+        let p = policy("10.0.0.0/8");
+        let mut hs = tls12("10.1.1.1");
+        assert_eq!(found(&p, &hs), [("tls.mtls.missing", Severity::High)], "no CertificateRequest");
+        assert_eq!(found(&policy("192.168.0.0/16"), &hs), [], "another server");
+        hs.server_hello_done = false;
+        assert_eq!(found(&p, &hs), [], "resumed or cut: the first flight was not seen whole");
+        hs.cert_request = Some(CertRequest::default());
+        assert_eq!(found(&p, &hs), [], "asked, answer not seen");
+        hs.client_cert_empty = true;
+        assert_eq!(found(&p, &hs), [("tls.mtls.missing", Severity::High)], "declined");
+        let mut t13 = tls12("10.1.1.1");
+        t13.server_hello = Some(ServerHello { version: 0x0303, selected_version: Some(0x0304), ..Default::default() });
+        t13.server_hello_done = false;
+        assert_eq!(found(&p, &t13), [("tls.mtls.unverifiable", Severity::Info)]);
+        let mut probe = tls12("10.1.1.1");
+        probe.probe = Some(Box::default());
+        assert_eq!(found(&p, &probe), [], "the prober is not one of the server's clients");
+    }
+
+    #[test]
+    fn client_leaf_judged_like_a_server_leaf() {
+        let mut hs = tls12("10.1.1.1");
+        let good = CertInfo {
+            subject_cn: Some("dev".into()),
+            not_before: 0,
+            not_after: 2_000_000_000,
+            key_type: "ec",
+            key_bits: 256,
+            signature_algorithm: "ecdsa-with-SHA256".into(),
+            ..Default::default()
+        };
+        hs.client_certs = vec![good.clone()];
+        assert_eq!(found(&Policy::default(), &hs), []);
+        hs.client_certs = vec![CertInfo { self_signed: true, ..good.clone() }];
+        assert_eq!(found(&Policy::default(), &hs), [("tls.client-cert.self-signed", Severity::Low)]);
+        // A SHA-1 self-signed root sent along is not judged; a SHA-1 intermediate is.
+        let root = CertInfo {
+            self_signed: true,
+            is_ca: true,
+            signature_algorithm: "sha1WithRSAEncryption".into(),
+            ..good.clone()
+        };
+        hs.client_certs = vec![good.clone(), root.clone()];
+        assert_eq!(found(&Policy::default(), &hs), []);
+        hs.client_certs = vec![good, CertInfo { self_signed: false, ..root }];
+        assert_eq!(found(&Policy::default(), &hs), [("tls.client-cert.weak-signature", Severity::High)]);
+    }
+}

@@ -120,6 +120,32 @@ mod tests {
         assert_eq!(parse(&body, false), None, "a TLS 1.1 reading sees a bad DN list length");
     }
 
+    /// A CertificateRequest, then an empty client-style Certificate, fed through the record
+    /// layer split at every offset: the same facts every time.
+    #[test]
+    fn split_anywhere_through_the_record_layer() {
+        use super::super::TlsStream;
+        let body = hex::decode(OPENSSL_CR).expect("hex");
+        let mut hs = vec![13, 0, 0, body.len() as u8];
+        hs.extend_from_slice(&body);
+        hs.extend_from_slice(&[11, 0, 0, 3, 0, 0, 0]);
+        let mut rec = vec![22, 3, 3];
+        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        rec.extend_from_slice(&hs);
+        for cut in 0..=rec.len() {
+            let mut s = TlsStream::default();
+            // As if the ServerHello (TLS 1.2) had come before.
+            s.facts.server_hello = Some(super::super::hello::ServerHello { version: 0x0303, ..Default::default() });
+            s.feed(&rec[..cut], 1);
+            s.feed(&rec[cut..], 2);
+            let cr = s.facts.cert_request.as_ref().expect("request");
+            assert_eq!(cr.ca_names, ["O=tlsmon lab, CN=tlsmon lab client CA"], "cut {cut}");
+            assert_eq!(cr.sig_algs.len(), 23, "cut {cut}");
+            assert!(s.facts.cert_empty && s.facts.certs.is_empty(), "cut {cut}");
+            assert!(s.facts.anomalies.is_empty(), "cut {cut}: {:?}", s.facts.anomalies);
+        }
+    }
+
     #[test]
     fn names_are_bounded() {
         let dn = hex::decode("303431133011060355040a0c0a746c736d6f6e206c6162311d301b06035504030c14746c736d6f6e206c616220636c69656e74204341")
