@@ -325,3 +325,37 @@ fn findings_on_corpus_captures() {
         );
     }
 }
+
+/// Mutual TLS in the corpus, against tshark 4.0 over the same captures: suricata's
+/// tls-client-auth (CertificateRequest naming SampleRoot; the client's Certificate holds one
+/// certificate, SHA-256 of its DER a25ade46…, subject CN=SampleClientJane — the keys suricata's
+/// eve expects under tls.client) and zeek's pop3-starttls (CertificateRequest with no CA names,
+/// `dnames_len` 0, and a client Certificate of `certificates_length` 0: it declined).
+#[test]
+fn mutual_tls_on_corpus_captures() {
+    let ev = events_of("suricata__tls-client-auth.pcap");
+    assert_eq!(ev.len(), 1);
+    let t = &ev[0]["tls"];
+    assert_eq!(t["client"]["certificate_presented"], true);
+    assert_eq!(t["client"]["chain_length"], 1);
+    assert_eq!(t["client"]["hash"]["sha256"], "A25ADE469B6A611BA6668F46210B3B3F001B51B1D2BC9F0C152812B32C0C4B42");
+    assert_eq!(
+        t["client"]["x509"]["subject"]["distinguished_name"],
+        "C=HU, ST=Budapest, L=Budapest, O=TLSClientAuthSampleClient, CN=SampleClientJane"
+    );
+    assert_eq!(t["client"]["x509"]["issuer"]["common_name"], "SampleRoot");
+    let cr = &t["server"]["certificate_request"];
+    assert_eq!(
+        cr["ca_names"],
+        serde_json::json!(["C=HU, ST=Budapest, L=Budapest, O=TLSClientAuthSampleCA, CN=SampleRoot"])
+    );
+    assert_eq!(cr["ca_names_count"], 1);
+    // The server's leaf is still the server's (suricata's cert_serial).
+    assert_eq!(t["server"]["x509"]["serial_number"], "00:c7:d4:28:8b:80:e0:1e:25");
+
+    let ev = events_of("zeek__pop3-starttls.pcap");
+    let t = &ev.iter().find(|e| e["tls"]["starttls"] == "pop3").expect("the upgraded session")["tls"];
+    assert_eq!(t["client"]["certificate_presented"], false);
+    assert!(t["client"].get("x509").is_none());
+    assert_eq!(t["server"]["certificate_request"]["ca_names_count"], 0);
+}

@@ -247,3 +247,168 @@ fn ssh_capture_events_and_fail_on() {
     let (_, out, _) = tlsmon(&["replay", "--format", "json", "--profile", "mozilla-modern", cap.to_str().unwrap()]);
     assert!(json_lines(&out)[1]["findings"].as_array().unwrap().iter().any(|f| f["id"] == "ssh.mac.weak"));
 }
+
+/// tests/captures/openssl-3.0-mtls-tls12-tls13.pcap: OpenSSL 3.0.19 `s_server` and `s_client`
+/// on loopback, captured with tcpdump, one flow per port: 44301 `-tls1_2 -Verify 1` with a
+/// client certificate (CN=device-0042, EC P-256, issued by "tlsmon lab client CA"); 44302
+/// `-verify 1`, the client declines (empty Certificate); 44303 no CertificateRequest; 44304
+/// `-verify 1` with an expired RSA-1024 certificate signed ecdsa-with-SHA1 (CN=device-0007);
+/// 44305 `-tls1_3 -Verify 1` with a client certificate. Expected values from
+/// `openssl x509 -fingerprint -sha256` on the certificates used.
+fn mtls_capture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/captures/openssl-3.0-mtls-tls12-tls13.pcap")
+}
+
+fn by_port(evs: &[serde_json::Value], port: u64) -> &serde_json::Value {
+    evs.iter().find(|e| e["destination"]["port"] == port).unwrap_or_else(|| panic!("no event for port {port}"))
+}
+
+fn ids(e: &serde_json::Value) -> Vec<&str> {
+    e["findings"].as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn mtls_capture_client_certificates_and_requests() {
+    let (code, out, err) = tlsmon(&["replay", "--format", "json", mtls_capture().to_str().unwrap()]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let evs = json_lines(&out);
+    assert_eq!(evs.len(), 5);
+
+    // The CertificateRequest: OpenSSL lists the -CAfile's subject and its signature algorithms.
+    let e = by_port(&evs, 44301);
+    let cr = &e["tls"]["server"]["certificate_request"];
+    assert_eq!(cr["ca_names"], serde_json::json!(["O=tlsmon lab, CN=tlsmon lab client CA"]));
+    assert_eq!(cr["ca_names_count"], 1);
+    assert_eq!(cr["certificate_types"], serde_json::json!(["rsa_sign", "dss_sign", "ecdsa_sign"]));
+    assert_eq!(cr["signature_algorithms"].as_array().unwrap().len(), 23);
+    assert_eq!(cr["signature_algorithms"][0], "0x0403");
+    // The client's leaf.
+    let c = &e["tls"]["client"];
+    assert_eq!(c["certificate_presented"], true);
+    assert_eq!(c["chain_length"], 1);
+    assert_eq!(c["hash"]["sha256"], "E6F2CEDC14F8EF9644EAB776E6C343C3E11B815492917088620A5514A4F63B5E");
+    assert_eq!(c["x509"]["subject"]["common_name"], "device-0042");
+    assert_eq!(c["x509"]["issuer"]["common_name"], "tlsmon lab client CA");
+    assert_eq!(c["x509"]["serial_number"], "6b:b4:f6:74:fb:32:85:72:fb:5c:67:12:01:de:6d:5e:a3:61:78:c3");
+    assert_eq!(
+        (c["x509"]["public_key_algorithm"].as_str(), c["x509"]["public_key_size"].as_u64()),
+        (Some("ec"), Some(256))
+    );
+    assert_eq!(c["x509"]["not_after"], "2036-11-29T12:29:11Z");
+    // The server's own certificate is untouched by the client's.
+    assert_eq!(e["tls"]["server"]["x509"]["subject"]["common_name"], "mtls.lab.test");
+    assert!(!ids(e).iter().any(|i| i.starts_with("tls.client-cert.") || i.starts_with("tls.mtls.")), "{:?}", ids(e));
+
+    // A client that declines: an empty Certificate, no leaf facts.
+    let c = &by_port(&evs, 44302)["tls"]["client"];
+    assert_eq!(c["certificate_presented"], false);
+    assert!(c.get("x509").is_none() && c.get("chain_length").is_none());
+    assert!(by_port(&evs, 44302)["tls"]["server"]["certificate_request"].is_object());
+
+    // No CertificateRequest: neither field, nothing invented.
+    let e = by_port(&evs, 44303);
+    assert!(e["tls"]["server"].get("certificate_request").is_none());
+    assert!(e["tls"]["client"].get("certificate_presented").is_none());
+
+    // The expired, weak client certificate: the server checks, as client-side findings.
+    let e = by_port(&evs, 44304);
+    assert_eq!(
+        e["tls"]["client"]["hash"]["sha256"],
+        "BB926F1FE7FA23E709ABF6942D910D82AB98A1251386DA52A2E8F1170781FEBC"
+    );
+    let f: Vec<(&str, &str, &str)> = e["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"].as_str().unwrap().starts_with("tls.client-cert."))
+        .map(|f| (f["id"].as_str().unwrap(), f["severity"].as_str().unwrap(), f["evidence"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        f,
+        [
+            ("tls.client-cert.expired", "high", "client certificate CN=device-0007 expired on 2021-01-01"),
+            ("tls.client-cert.weak-key", "high", "client certificate CN=device-0007: RSA key of 1024 bits"),
+            (
+                "tls.client-cert.weak-signature",
+                "high",
+                "client certificate CN=device-0007: signed with ecdsa-with-SHA1"
+            ),
+        ]
+    );
+    assert!(e["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["hipaa_ref"] == "164.312(d)" || !f["id"].as_str().unwrap().starts_with("tls.client")));
+
+    // TLS 1.3: the client's certificate is encrypted; nothing about it is reported.
+    let e = by_port(&evs, 44305);
+    assert_eq!(e["tls"]["version"], "1.3");
+    assert!(e["tls"]["client"].get("certificate_presented").is_none() && e["tls"]["client"].get("x509").is_none());
+    assert!(e["tls"]["server"].get("certificate_request").is_none());
+}
+
+#[test]
+fn mtls_required_servers() {
+    let cfg = tmp("mtls.toml");
+    // 44301 presents a certificate (no finding); 44302 declines; 44303 is never asked (the SNI
+    // pattern matches mtls.lab.test); 44305 is TLS 1.3; 44304 is named by nothing.
+    std::fs::write(
+        &cfg,
+        "[[mtls-required]]\nserver = \"127.0.0.0/8\"\nport = 44301\n\n\
+         [[mtls-required]]\nserver = \"127.0.0.1\"\nport = 44302\n\n\
+         [[mtls-required]]\nserver = \"127.0.0.1\"\nport = 44303\nsni = \"*.lab.test\"\n\n\
+         [[mtls-required]]\nserver = \"::/0\"\n\n\
+         [[mtls-required]]\nserver = \"127.0.0.1/32\"\nport = 44305\n",
+    )
+    .unwrap();
+    let (code, out, err) =
+        tlsmon(&["replay", "--format", "json", "--config", cfg.to_str().unwrap(), mtls_capture().to_str().unwrap()]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let evs = json_lines(&out);
+    let mtls = |port: u64| -> Vec<(String, String, String)> {
+        by_port(&evs, port)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"].as_str().unwrap().starts_with("tls.mtls."))
+            .map(|f| {
+                let s = |k: &str| f[k].as_str().unwrap().to_string();
+                (s("id"), s("severity"), s("evidence"))
+            })
+            .collect()
+    };
+    let one = |id: &str, sev: &str, ev: &str| vec![(id.to_string(), sev.to_string(), ev.to_string())];
+    assert_eq!(mtls(44301), vec![]);
+    assert_eq!(
+        mtls(44302),
+        one("tls.mtls.missing", "high", "client declined the CertificateRequest (empty Certificate)")
+    );
+    assert_eq!(mtls(44303), one("tls.mtls.missing", "high", "server sent no CertificateRequest"));
+    assert_eq!(mtls(44304), vec![]);
+    assert_eq!(
+        mtls(44305),
+        one(
+            "tls.mtls.unverifiable",
+            "info",
+            "TLS 1.3: the CertificateRequest and the client's Certificate are encrypted"
+        )
+    );
+    // --fail-on high trips on tls.mtls.missing; an SNI the pattern does not cover names nothing.
+    let (code, _, _) = tlsmon(&[
+        "replay",
+        "--format",
+        "none",
+        "--fail-on",
+        "high",
+        "--config",
+        cfg.to_str().unwrap(),
+        mtls_capture().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    std::fs::write(&cfg, "[[mtls-required]]\nserver = \"127.0.0.1\"\nport = 44303\nsni = \"other.lab.test\"\n")
+        .unwrap();
+    let (_, out, _) =
+        tlsmon(&["replay", "--format", "json", "--config", cfg.to_str().unwrap(), mtls_capture().to_str().unwrap()]);
+    assert!(json_lines(&out).iter().all(|e| !ids(e).iter().any(|i| i.starts_with("tls.mtls."))));
+}

@@ -78,6 +78,7 @@ fn pipeline_config(a: &PipelineArgs) -> Result<PipelineConfig> {
         profile: a.profile,
         exceptions: a.exceptions.clone(),
         severity_overrides: a.severity_overrides.clone(),
+        mtls_required: a.mtls_required.clone(),
         ..Default::default()
     };
     let mut candidates = KernelConfig::default();

@@ -260,6 +260,10 @@ pub struct PipelineArgs {
     /// Accepted risks: only from the config file's `[[exception]]` entries (no flag).
     #[arg(skip)]
     pub exceptions: Vec<crate::policy::exceptions::Exception>,
+    /// Servers that must require client certificates: only from the config file's
+    /// `[[mtls-required]]` entries (no flag).
+    #[arg(skip)]
+    pub mtls_required: Vec<crate::policy::MtlsRequired>,
     /// Severity overrides: only from the config file's `[severity]` table (no flag).
     #[arg(skip)]
     pub severity_overrides: Vec<(String, Severity)>,

@@ -11,7 +11,7 @@ use crate::cli::{
     AlertArgs, AuditArgs, Cli, Command, Format, ListenArgs, LiveArgs, PipelineArgs, ProbeArgs, ReplayArgs, XdpModeArg,
 };
 use crate::policy::exceptions::{self, Exception, SniPattern};
-use crate::policy::{Severity, FINDING_IDS};
+use crate::policy::{MtlsRequired, Severity, FINDING_IDS};
 use crate::probe::scope::Rule;
 use crate::sink::report::ReportFormat;
 
@@ -35,6 +35,19 @@ pub struct Config {
     pub severity: std::collections::BTreeMap<String, Severity>,
     /// `[[exception]]`: accepted risks, in file order.
     pub exception: Vec<ExceptionEntry>,
+    /// `[[mtls-required]]`: servers that must require client certificates (mutual TLS).
+    pub mtls_required: Vec<MtlsRequiredEntry>,
+}
+
+/// One `[[mtls-required]]` entry as written; checked and compiled by `validate` / `mtls_required`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MtlsRequiredEntry {
+    /// An IP or a CIDR, v4 or v6.
+    pub server: String,
+    pub port: Option<u16>,
+    /// An exact server name or `*.example.org` (one label).
+    pub sni: Option<String>,
 }
 
 /// One `[[exception]]` entry as written; checked and compiled by `validate` / `exceptions`.
@@ -287,11 +300,32 @@ impl Config {
                 reason: why,
             });
         }
-        self.exceptions().map(drop).map_err(|(key, reason)| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            reason,
-        })
+        self.exceptions()
+            .map(drop)
+            .and_then(|_| self.mtls_required().map(drop))
+            .map_err(|(key, reason)| ConfigError::Invalid { path: path.to_path_buf(), key, reason })
+    }
+
+    /// The `[[mtls-required]]` entries compiled, or the first bad one as
+    /// (`mtls-required[i].key`, why). Servers, ports and SNI read as in `[[exception]]`.
+    pub fn mtls_required(&self) -> Result<Vec<MtlsRequired>, (String, String)> {
+        let mut out = Vec::with_capacity(self.mtls_required.len());
+        for (i, e) in self.mtls_required.iter().enumerate() {
+            let bad = |key: &str, why: String| (format!("mtls-required[{i}].{key}"), why);
+            let server = exceptions::parse_server(&e.server)
+                .ok_or_else(|| bad("server", format!("`{}` is not an IP address or CIDR", e.server)))?;
+            if e.port == Some(0) {
+                return Err(bad("port", "is 0".into()));
+            }
+            let sni = match &e.sni {
+                Some(s) => Some(SniPattern::parse(s).ok_or_else(|| {
+                    bad("sni", format!("`{s}` is neither a server name nor a `*.example.org` pattern"))
+                })?),
+                None => None,
+            };
+            out.push(MtlsRequired { server, port: e.port, sni });
+        }
+        Ok(out)
     }
 
     /// The `[[exception]]` entries compiled, or the first bad one as (`exception[i].key`, why).
@@ -397,6 +431,7 @@ impl Config {
         take(m, "profile", &mut p.profile, self.profile);
         // `load` (validate) has already refused a file with a bad entry.
         p.exceptions = self.exceptions().unwrap_or_default();
+        p.mtls_required = self.mtls_required().unwrap_or_default();
         p.severity_overrides = self.severity.iter().map(|(id, s)| (id.clone(), *s)).collect();
     }
 

@@ -99,7 +99,7 @@ fn unknown_key_at_top_level_is_named() {
     assert_eq!(
         err(p("profile = \"hipaa\"\nmax_flows = 3\n")),
         "config file t.toml: line 2, key `max_flows`: unknown field `max_flows`, expected one of `profile`, \
-`pipeline`, `output`, `audit`, `report`, `live`, `metrics`, `alerts`, `probe`, `severity`, `exception`"
+`pipeline`, `output`, `audit`, `report`, `live`, `metrics`, `alerts`, `probe`, `severity`, `exception`, `mtls-required`"
     );
     assert!(err(p("[outputs]\nformat = \"json\"\n"))
         .starts_with("config file t.toml: line 1, key `outputs`: unknown field `outputs`"));
@@ -292,7 +292,7 @@ fn example_file_documents_only_real_keys() {
     let uncommented: String = EXAMPLE
         .lines()
         .map(|l| match l.strip_prefix("# ") {
-            Some(rest @ "[[exception]]") => rest,
+            Some(rest @ ("[[exception]]" | "[[mtls-required]]")) => rest,
             Some(rest)
                 if rest
                     .split_once(" = ")
@@ -318,6 +318,36 @@ fn example_file_documents_only_real_keys() {
     );
     assert!(ex[0].sni.as_ref().is_some_and(|p| p.matches("store.pacs.example.org") && !p.matches("pacs.example.org")));
     assert_eq!(ex[0].expires.to_string(), "2026-12-31");
+    let m = c.mtls_required().expect("example mtls-required compiles");
+    assert_eq!(m.len(), 1);
+    assert_eq!((m[0].server.to_string(), m[0].port), ("10.30.0.0/24".into(), Some(6661)));
+    assert!(m[0].sni.as_ref().is_some_and(|p| p.matches("HL7.example.org") && !p.matches("x.hl7.example.org")));
+}
+
+#[test]
+fn mtls_required_parses_reaches_the_policy_and_bad_entries_are_named() {
+    let text = "[[mtls-required]]\nserver = \"10.0.0.0/8\"\n\n[[mtls-required]]\nserver = \"2001:db8::1\"\nport = 8443\nsni = \"*.lab.test\"\n";
+    let a = replay(text, &[]);
+    let m = &a.pipeline.mtls_required;
+    assert_eq!(m.len(), 2);
+    assert!(m[0].names("10.1.2.3".parse().unwrap(), 443, None));
+    assert!(!m[0].names("11.1.2.3".parse().unwrap(), 443, None));
+    assert!(m[1].names("2001:db8::1".parse().unwrap(), 8443, Some("a.lab.test")));
+    assert!(!m[1].names("2001:db8::1".parse().unwrap(), 443, Some("a.lab.test")), "port");
+    assert!(!m[1].names("2001:db8::1".parse().unwrap(), 8443, None), "an SNI pattern needs an SNI");
+    assert!(replay("", &[]).pipeline.mtls_required.is_empty());
+    for (line, want) in [
+        ("server = \"10.0.0.0/33\"", "`mtls-required[1].server` `10.0.0.0/33` is not an IP address or CIDR"),
+        ("server = \"1.2.3.4\"\nport = 0", "`mtls-required[1].port` is 0"),
+        ("server = \"1.2.3.4\"\nsni = \"a.*.org\"", "`mtls-required[1].sni`"),
+    ] {
+        let t = format!("[[mtls-required]]\nserver = \"10.0.0.1\"\n\n[[mtls-required]]\n{line}\n");
+        let e = p(&t).unwrap().validate(Path::new("t.toml")).unwrap_err().to_string();
+        assert!(e.contains(want), "{line}: {e}");
+    }
+    assert!(err(p("[[mtls-required]]\nserver = \"10.0.0.1\"\nfinding = \"tls.compression\"\n"))
+        .contains("unknown field `finding`"));
+    assert!(err(p("[[mtls-required]]\nport = 443\n")).contains("missing field `server`"));
 }
 
 const GOOD_EXCEPTION: &str = r#"

@@ -5,6 +5,7 @@ use crate::flow::Endpoint;
 use crate::inspect::fingerprint::{self, Ja4Transport};
 use crate::inspect::quic::QuicFacts;
 use crate::inspect::tls::cert::CertInfo;
+use crate::inspect::tls::certreq::CertRequest;
 use crate::inspect::tls::hello::{ClientHello, ServerHello};
 use crate::inspect::tls::trust::Trust;
 use crate::inspect::tls::{Alert, Anomaly, DirFacts, KxParams};
@@ -22,6 +23,15 @@ pub struct Handshake {
     pub chain_complete: bool,
     pub chain_trust: Option<Trust>,
     pub kx: KxParams,
+    /// The server's CertificateRequest (TLS <= 1.2 only: under TLS 1.3 it is encrypted).
+    pub cert_request: Option<CertRequest>,
+    /// The client's certificates (TLS <= 1.2, leaf first), when it presented any.
+    pub client_certs: Vec<CertInfo>,
+    /// The client answered with an empty Certificate message: it declined to present one.
+    pub client_cert_empty: bool,
+    /// The server's first flight ended in clear (ServerHelloDone, TLS <= 1.2): whatever it
+    /// would ask for (a CertificateRequest) was seen.
+    pub server_hello_done: bool,
     pub client_alerts: Vec<Alert>,
     pub server_alerts: Vec<Alert>,
     pub anomalies: Vec<Anomaly>,
@@ -113,6 +123,10 @@ impl Handshake {
             chain_complete: sf.chain_complete,
             chain_trust: sf.chain_trust.clone(),
             kx: sf.kx,
+            cert_request: sf.cert_request.clone(),
+            client_certs: cf.certs.clone(),
+            client_cert_empty: cf.cert_empty,
+            server_hello_done: sf.server_hello_done,
             client_alerts: cf.alerts.clone(),
             server_alerts: sf.alerts.clone(),
             anomalies,
@@ -125,6 +139,19 @@ impl Handshake {
     /// The negotiated version (ServerHello's supported_versions, else its version).
     pub fn version(&self) -> Option<u16> {
         self.server_hello.as_ref().map(ServerHello::negotiated_version)
+    }
+
+    /// Did the client present a certificate? Known only on TLS <= 1.2 when the server asked
+    /// for one (or the client sent one anyway); `None` otherwise, and always under TLS 1.3,
+    /// where the client's Certificate is encrypted.
+    pub fn client_cert_presented(&self) -> Option<bool> {
+        if !self.client_certs.is_empty() {
+            Some(true)
+        } else if self.client_cert_empty {
+            Some(false)
+        } else {
+            None
+        }
     }
 
     /// The negotiated key-exchange group: ServerHello key_share, else ServerKeyExchange curve.

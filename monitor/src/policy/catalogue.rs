@@ -144,6 +144,26 @@ pub const CATALOGUE: &[Entry] = &[
     row("tls.cert.weak-signature", High, D, "Weak certificate signature",
         "reissue the certificate{paren} on {srv} with a SHA-256 or stronger signature", "",
         CertsSeen, Subject::CertCn),
+    // Mutual TLS (issue 16): the client's certificate, judged like a server's, and the servers
+    // `[[mtls-required]]` names. About what one client presented: resolved by inactivity.
+    row("tls.client-cert.expired", High, D, "Expired client certificate",
+        "renew the expired client certificates used with {srv} and make {srv} refuse expired ones{paren}", "",
+        Inactivity, Subject::Evidence),
+    row("tls.client-cert.weak-key", High, D, "Weak client certificate key",
+        "reissue the client certificates used with {srv} with an RSA key of 2048 bits or more or an ECDSA \
+         P-256 key{paren}", "", Inactivity, Subject::Evidence),
+    row("tls.client-cert.weak-signature", High, D, "Weak client certificate signature",
+        "reissue the client certificates used with {srv} with a SHA-256 or stronger signature{paren}", "",
+        Inactivity, Subject::Evidence),
+    row("tls.client-cert.self-signed", Low, D, "Self-signed client certificate",
+        "check that {srv} pins self-signed client certificates by fingerprint, or issue them from a client \
+         CA that {srv} trusts{paren}", "", Inactivity, Subject::Evidence),
+    row("tls.mtls.missing", High, D, "Mutual TLS required but not used",
+        "make {srv} require a client certificate (e.g. nginx ssl_verify_client on, OpenSSL \
+         SSL_VERIFY_PEER|SSL_VERIFY_FAIL_IF_NO_PEER_CERT){paren}", "", CertsSeen, Subject::Evidence),
+    row("tls.mtls.unverifiable", Info, D, "Mutual TLS not visible (TLS 1.3)",
+        "nothing to fix on the wire: TLS 1.3 encrypts the client certificate; check in the configuration or \
+         logs of {srv} that it requires one{paren}", "", Judgement, Subject::Evidence),
     row("tls.alert.fatal", Info, B, "Fatal TLS alert in handshakes",
         "look into the failed handshakes on {srv}{paren}", "", Inactivity, Subject::Evidence),
     row("tls.pq-hybrid", Info, "-", "Post-quantum hybrid key exchange",

@@ -3,6 +3,7 @@
 //! evidence.
 pub mod catalogue;
 pub mod exceptions;
+mod mtls_rules;
 mod plain_rules;
 mod profile;
 mod rules;
@@ -12,6 +13,7 @@ mod suite_verdict_tests;
 mod tables;
 
 pub use catalogue::FINDING_IDS;
+pub use mtls_rules::MtlsRequired;
 pub(crate) use profile::rule;
 pub use profile::{Profile, KNOWN_PROFILES};
 
@@ -31,6 +33,8 @@ pub struct Policy {
     pub exceptions: Vec<exceptions::Exception>,
     /// `[severity]` from the config file: finding id → the severity it is reported with.
     pub severity_overrides: Vec<(String, Severity)>,
+    /// Servers that must require client certificates (`[[mtls-required]]`).
+    pub mtls_required: Vec<MtlsRequired>,
 }
 
 impl Default for Policy {
@@ -40,6 +44,7 @@ impl Default for Policy {
             expiry_warning_s: 30 * 86_400,
             exceptions: Vec::new(),
             severity_overrides: Vec::new(),
+            mtls_required: Vec::new(),
         }
     }
 }
@@ -145,6 +150,7 @@ mod tests {
             include_str!("rules.rs"),
             include_str!("plain_rules.rs"),
             include_str!("ssh_rules.rs"),
+            include_str!("mtls_rules.rs"),
             include_str!("../inspect/tls/mod.rs"),
         ];
         let mut seen: Vec<&str> = Vec::new();

@@ -28,6 +28,7 @@ pub(super) fn all(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
     renegotiation(p, hs, out);
     certificates(p, hs, out);
     alerts(p, hs, out);
+    super::mtls_rules::all(p, hs, out);
     pq(p, hs, out);
     anomalies(p, hs, out);
     probe(p, hs, out);
@@ -260,12 +261,7 @@ fn certificates(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
             );
         }
     }
-    let weak_key = match leaf.key_type {
-        "rsa" | "dsa" => leaf.key_bits > 0 && leaf.key_bits < 2048,
-        "ec" => leaf.key_bits > 0 && leaf.key_bits < 256,
-        _ => false,
-    };
-    if weak_key {
+    if leaf.weak_key() {
         raise(
             out,
             entry!("tls.cert.weak-key"),

@@ -9,6 +9,7 @@ use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version
 use crate::inspect::plaintext::{Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta};
 use crate::inspect::quic::QuicFacts;
 use crate::inspect::tls::cert::CertInfo;
+use crate::inspect::tls::certreq::cert_type_name;
 use crate::inspect::tls::hello::is_grease;
 use crate::inspect::tls::trust::Trust;
 use crate::observation::Handshake;
@@ -280,6 +281,18 @@ pub struct Client {
     pub ja4: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ja4_r: Option<String>,
+    /// Whether the client presented a certificate (mutual TLS): only when known, i.e. TLS <= 1.2
+    /// with a CertificateRequest answered; absent under TLS 1.3 (encrypted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_presented: Option<bool>,
+    /// The client's leaf certificate (Zeek's `client_subject` / `client_issuer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x509: Option<X509>,
+    /// SHA-256 of the client's leaf (the first of Zeek's `client_cert_chain_fps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_length: Option<usize>,
 }
 
 #[derive(Serialize, Default)]
@@ -305,6 +318,21 @@ pub struct Server {
     /// Whether the chain leads to an anchor of `--ca-bundle` (absent without a bundle).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain_trusted: Option<bool>,
+    /// The CertificateRequest, when the server sent one (TLS <= 1.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_request: Option<CertificateRequest>,
+}
+
+/// `tls.server.certificate_request`: what the server asked the client for.
+#[derive(Serialize)]
+pub struct CertificateRequest {
+    pub certificate_types: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signature_algorithms: Vec<String>,
+    /// The acceptable CAs' names (at most 16, each at most 256 characters).
+    pub ca_names: Vec<String>,
+    /// How many names the server listed (may exceed `ca_names`).
+    pub ca_names_count: usize,
 }
 
 #[derive(Serialize)]
@@ -433,6 +461,18 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         tls.server.chain_length = Some(hs.certs.len());
         tls.server.chain_complete = Some(hs.chain_complete);
         tls.server.chain_trusted = hs.chain_trust.as_ref().map(|t| *t == Trust::Trusted);
+    }
+    tls.server.certificate_request = hs.cert_request.as_ref().map(|cr| CertificateRequest {
+        certificate_types: cr.cert_types.iter().map(|t| cert_type_name(*t)).collect(),
+        signature_algorithms: cr.sig_algs.iter().map(|s| format!("0x{s:04x}")).collect(),
+        ca_names: cr.ca_names.clone(),
+        ca_names_count: cr.ca_names_total,
+    });
+    tls.client.certificate_presented = hs.client_cert_presented();
+    if let Some(leaf) = hs.client_certs.first() {
+        tls.client.x509 = Some(x509(leaf));
+        tls.client.hash = Some(Hash { sha256: leaf.sha256.clone() });
+        tls.client.chain_length = Some(hs.client_certs.len());
     }
     Event {
         kind: "tls",

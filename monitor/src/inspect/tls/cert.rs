@@ -139,6 +139,15 @@ fn sig_alg_name(oid: &str) -> String {
 }
 
 impl CertInfo {
+    /// RSA or DSA under 2048 bits, EC under 256 (an unknown size is not judged).
+    pub fn weak_key(&self) -> bool {
+        match self.key_type {
+            "rsa" | "dsa" => self.key_bits > 0 && self.key_bits < 2048,
+            "ec" => self.key_bits > 0 && self.key_bits < 256,
+            _ => false,
+        }
+    }
+
     /// SHA-1 or MD5/MD2 signature.
     pub fn weak_signature(&self) -> bool {
         let s = self.signature_algorithm.to_ascii_lowercase();

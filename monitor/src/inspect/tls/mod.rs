@@ -3,6 +3,7 @@
 //! facts. Must never read past what the flow head delivered, never keep payload beyond the
 //! partial record/message it waits for, and never treat malformed bytes as an error.
 pub mod cert;
+pub mod certreq;
 pub mod hello;
 pub mod trust;
 
@@ -72,6 +73,10 @@ pub struct DirFacts {
     pub ccs: bool,
     pub app_data: bool,
     pub server_hello_done: bool,
+    /// The server's CertificateRequest (TLS <= 1.2; encrypted under TLS 1.3).
+    pub cert_request: Option<certreq::CertRequest>,
+    /// A Certificate message with an empty list (a client declining a CertificateRequest).
+    pub cert_empty: bool,
     pub anomalies: Vec<Anomaly>,
     /// Timestamp (ns) of the first record of this direction.
     pub first_ts_ns: u64,
@@ -111,7 +116,10 @@ impl TlsStream {
     pub fn held(&self) -> usize {
         let f = &self.facts;
         let sets = usize::from(f.client_hello.is_some()) + usize::from(f.server_hello.is_some()) + f.certs.len();
-        self.rec.capacity() + self.hs.capacity() + sets * FACTS_ALLOWANCE
+        // A CertificateRequest's names may exceed the allowance (16 of up to 256 characters).
+        let cr =
+            f.cert_request.as_ref().map_or(0, |c| FACTS_ALLOWANCE + c.ca_names.iter().map(String::len).sum::<usize>());
+        self.rec.capacity() + self.hs.capacity() + sets * FACTS_ALLOWANCE + cr
     }
 
     /// Is there nothing more to learn from this direction?
@@ -336,6 +344,7 @@ impl TlsStream {
                     .anomaly("anomaly.malformed-handshake", format!("unparsable ServerHello of {} bytes", body.len())),
             },
             6 => self.facts.hello_retry = hello::parse_draft_hello_retry(body),
+            11 if self.facts.certs.is_empty() && body.get(..3) == Some(&[0, 0, 0]) => self.facts.cert_empty = true,
             11 if self.facts.certs.is_empty() => {
                 let chain = cert::parse_chain(body, self.trust.as_deref());
                 self.facts.certs = chain.certs;
@@ -343,6 +352,16 @@ impl TlsStream {
                 self.facts.chain_trust = chain.trust;
             }
             12 => self.facts.kx = self.server_key_exchange(body),
+            13 if self.facts.cert_request.is_none() => {
+                let tls12 = self.facts.server_hello.as_ref().is_some_and(|sh| sh.negotiated_version() == 0x0303);
+                match certreq::parse(body, tls12) {
+                    Some(cr) => self.facts.cert_request = Some(cr),
+                    None => self.anomaly(
+                        "anomaly.malformed-handshake",
+                        format!("unparsable CertificateRequest of {} bytes", body.len()),
+                    ),
+                }
+            }
             14 => self.facts.server_hello_done = true,
             _ => {}
         }

@@ -69,7 +69,7 @@ mod tests {
     #[test]
     fn fix_texts() {
         let srv = "10.0.0.5:443";
-        let cases: [(&'static str, &[&str], &str); 9] = [
+        let cases: [(&'static str, &[&str], &str); 11] = [
             ("tls.version.deprecated", &["TLS 1.0"], "disable TLS 1.0 on 10.0.0.5:443"),
             ("tls.version.deprecated", &["TLS 1.0", "TLS 1.1"], "disable TLS 1.0 and TLS 1.1 on 10.0.0.5:443"),
             ("tls.version.insecure", &["SSL 2.0"], "disable SSL 2.0 on 10.0.0.5:443"),
@@ -95,6 +95,18 @@ mod tests {
                 "replace the self-signed certificate on 10.0.0.5:443 (CN=plesk) with one issued by a trusted CA",
             ),
             ("tls.version.no-tls13", &[], "enable TLS 1.3 on 10.0.0.5:443"),
+            (
+                "tls.client-cert.expired",
+                &["client certificate CN=device-0007 expired on 2021-01-01"],
+                "renew the expired client certificates used with 10.0.0.5:443 and make 10.0.0.5:443 refuse expired \
+                 ones (client certificate CN=device-0007 expired on 2021-01-01)",
+            ),
+            (
+                "tls.mtls.missing",
+                &["server sent no CertificateRequest"],
+                "make 10.0.0.5:443 require a client certificate (e.g. nginx ssl_verify_client on, OpenSSL \
+                 SSL_VERIFY_PEER|SSL_VERIFY_FAIL_IF_NO_PEER_CERT) (server sent no CertificateRequest)",
+            ),
         ];
         for (id, subjects, want) in cases {
             assert_eq!(fix(&row(id, Severity::High, subjects), srv), want);
