@@ -63,6 +63,8 @@ const CARGO_DEB_VERSION: &str = "3.8.0";
 /// the Kubernetes schemas it bundles (tests/kubernetes.rs); installed with pip into its own
 /// virtual environment ([`kubernetes_validate_venv`]), never into the system's Python.
 const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
+/// aioquic, the QUIC client and server of tests/live_quic.rs (PyPI, same environment).
+const AIOQUIC_VERSION: &str = "1.2.0";
 
 pub fn run() -> Result<()> {
     let start = Instant::now();
@@ -270,8 +272,13 @@ fn kubernetes_validate() -> Result<()> {
         let out = Command::new(&bin).arg("--version").stderr(Stdio::null()).output().ok()?;
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
-    let wanted = format!("kubernetes-validate {KUBERNETES_VALIDATE_VERSION}");
-    if found().is_some_and(|v| v.ends_with(KUBERNETES_VALIDATE_VERSION)) {
+    // aioquic: the QUIC peers of the live lab (tests/live_quic.rs), in the same environment.
+    let aioquic = || {
+        let check = format!("import aioquic, sys; sys.exit(aioquic.__version__ != '{AIOQUIC_VERSION}')");
+        Command::new(venv.join("bin/python")).args(["-c", &check]).status().is_ok_and(|s| s.success())
+    };
+    let wanted = format!("kubernetes-validate {KUBERNETES_VALIDATE_VERSION} and aioquic {AIOQUIC_VERSION}");
+    if found().is_some_and(|v| v.ends_with(KUBERNETES_VALIDATE_VERSION)) && aioquic() {
         println!("ok: {wanted} present ({})", venv.display());
         return Ok(());
     }
@@ -280,9 +287,13 @@ fn kubernetes_validate() -> Result<()> {
     run_cmd(
         Command::new(venv.join("bin/pip"))
             .args(["install", "-q", "--disable-pip-version-check"])
-            .arg(format!("kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}")),
-        "pip install kubernetes-validate",
+            .arg(format!("kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}"))
+            .arg(format!("aioquic=={AIOQUIC_VERSION}")),
+        "pip install kubernetes-validate aioquic",
     )?;
+    if !aioquic() {
+        bail!("aioquic {AIOQUIC_VERSION} does not import from {}", venv.display());
+    }
     match found() {
         Some(v) if v.ends_with(KUBERNETES_VALIDATE_VERSION) => Ok(()),
         other => bail!("installed kubernetes-validate reports {other:?}, expected `{wanted}`"),

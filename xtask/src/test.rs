@@ -49,6 +49,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     cmd.env("TLSMON_TEST_DATA", &data);
     // Installed by setup: tests/kubernetes.rs fails without it when run from here.
     cmd.env("TLSMON_KUBERNETES_VALIDATE", setup::kubernetes_validate_venv()?.join("bin/kubernetes-validate"));
+    cmd.env("TLSMON_PYTHON", setup::kubernetes_validate_venv()?.join("bin/python"));
     cmd.args(&args.cargo_args);
     let totals = run_tests(&mut cmd)?;
     // Every fuzz target built and run briefly from its seeds, so none can rot; a filtered run
