@@ -24,7 +24,7 @@ pub struct Event<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Host>,
     pub destination: Host,
-    /// Only on handshakes carried over UDP: `udp` and `quic`.
+    /// Only on handshakes carried over UDP: `udp` and `quic` or `dtls`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
     pub tls: Tls,
@@ -440,7 +440,11 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         source: (hs.probe.is_none() || hs.client.port != 0)
             .then(|| Host { ip: hs.client.addr.to_ip().to_string(), port: hs.client.port }),
         destination: Host { ip: hs.server.addr.to_ip().to_string(), port: hs.server.port },
-        network: hs.quic.as_ref().map(|_| Network { transport: "udp", protocol: "quic" }),
+        network: match (&hs.quic, &hs.dtls) {
+            (Some(_), _) => Some(Network { transport: "udp", protocol: "quic" }),
+            (_, Some(_)) => Some(Network { transport: "udp", protocol: "dtls" }),
+            _ => None,
+        },
         tls,
         quic: hs.quic.as_ref().map(quic),
         probe: None,
