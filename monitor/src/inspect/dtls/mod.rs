@@ -10,7 +10,7 @@ mod tests;
 
 use reassembly::{Fragment, Reassembly};
 
-use super::tls::TlsStream;
+use super::tls::{Alert, TlsStream};
 
 /// Record content types.
 const CT_CCS: u8 = 20;
@@ -23,6 +23,8 @@ const HT_CLIENT_HELLO: u8 = 1;
 const HT_HELLO_VERIFY: u8 = 3;
 const RECORD_HEADER: usize = 13;
 const FRAGMENT_HEADER: usize = 12;
+/// Most alerts kept per direction.
+const MAX_ALERTS: usize = 4;
 
 /// Is `v` a DTLS record version (1.0, 1.2, or 1.3's ClientHello record)?
 pub fn is_dtls_version(v: u16) -> bool {
@@ -102,18 +104,14 @@ impl DtlsConn {
             + self.msg.capacity()
     }
 
-    /// Nothing more to learn: the client's hello is in, and the server's flight is read up
-    /// to its end (ServerHelloDone, encrypted records, or a 1.3 hello whose rest is
-    /// encrypted).
+    /// Nothing more to learn: both hellos are in and both directions went encrypted (a
+    /// ChangeCipherSpec, or records of a later epoch), so what the server sent in clear
+    /// (certificate, key exchange) is read and the handshake is known to be established.
     pub fn done(&self) -> bool {
         let Some(c) = self.client else { return false };
-        let s = 1 - c;
-        let Some(sh) = &self.tls[s].facts.server_hello else { return false };
         self.tls[c].facts.client_hello.is_some()
-            && (self.tls[s].facts.server_hello_done
-                || self.tls[s].finished()
-                || self.encrypted[s]
-                || sh.negotiated_version() == 0xfefc)
+            && self.tls[1 - c].facts.server_hello.is_some()
+            && self.encrypted.iter().all(|e| *e)
     }
 
     /// One UDP datagram sent in direction `dir`.
@@ -124,7 +122,7 @@ impl DtlsConn {
             if rest[0] & 0xe0 == 0x20 {
                 // A DTLS 1.3 unified header: always encrypted.
                 self.stats.encrypted += 1;
-                self.encrypted[dir] = true;
+                self.went_encrypted(dir);
                 return;
             }
             if rest.len() < RECORD_HEADER {
@@ -146,7 +144,7 @@ impl DtlsConn {
             rest = &rest[RECORD_HEADER + len..];
             if epoch > 0 || ct == CT_APPDATA || ct == CT_ACK {
                 self.stats.encrypted += 1;
-                self.encrypted[dir] = true;
+                self.went_encrypted(dir);
                 continue;
             }
             self.stats.records += 1;
@@ -157,7 +155,16 @@ impl DtlsConn {
                     }
                     self.fragments(dir, body, ts_ns);
                 }
-                CT_CCS => self.encrypted[dir] = true,
+                CT_CCS => {
+                    self.tls[dir].facts.ccs = true;
+                    self.encrypted[dir] = true;
+                }
+                CT_ALERT if !self.encrypted[dir] && body.len() == 2 => {
+                    let alerts = &mut self.tls[dir].facts.alerts;
+                    if alerts.len() < MAX_ALERTS {
+                        alerts.push(Alert { level: body[0], description: body[1] });
+                    }
+                }
                 _ => {}
             }
         }
@@ -246,6 +253,15 @@ impl DtlsConn {
         }
         self.tls[dir].feed_handshake(&msg, ts_ns);
         self.msg = msg;
+    }
+
+    /// Records the keys of a later epoch protect: the handshake went on encrypted.
+    fn went_encrypted(&mut self, dir: usize) {
+        self.encrypted[dir] = true;
+        let f = &mut self.tls[dir].facts;
+        if !f.ccs {
+            f.app_data = true;
+        }
     }
 
     fn malformed(&mut self, dir: usize, detail: String) {

@@ -174,6 +174,12 @@ fn client_key_share_groups(b: &[u8]) -> Vec<u16> {
 /// TLS 1.3 draft formats (no session id nor compression, version 0x7fxx).
 pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
     let version = be16(body, 0)?;
+    if matches!(version, 0xfeff | 0xfefd) {
+        // DTLS (RFC 6347 §4.2.1): the TLS 1.1/1.2 ServerHello under another version number.
+        let mut tls = body.to_vec();
+        tls[..2].copy_from_slice(&[3, if version == 0xfeff { 2 } else { 3 }]);
+        return parse_server_hello(&tls).map(|sh| ServerHello { version, ..sh });
+    }
     let mut out = ServerHello { version, ..Default::default() };
     let ext: Option<&[u8]> = if (0x7f00..0x7f16).contains(&version) {
         // draft-ietf-tls-tls13 -18..-21: version, random, cipher_suite, extensions
