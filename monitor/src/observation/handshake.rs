@@ -2,8 +2,8 @@
 //! by what each side sent (ClientHello / ServerHello) before falling back to the SYN or ports.
 //! Must never hold payload bytes: only parsed facts.
 use crate::flow::Endpoint;
-use crate::inspect::fingerprint::{self, Ja4Transport};
 use crate::inspect::dtls::DtlsFacts;
+use crate::inspect::fingerprint::{self, Ja4Transport};
 use crate::inspect::quic::QuicFacts;
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::hello::{ClientHello, ServerHello};

@@ -5,8 +5,8 @@
 //! nor keep more than the inspector's bounds per flow.
 use crate::decode::Packet;
 use crate::flow::{Endpoint, FlowKey};
-use crate::inspect::fingerprint::Ja4Transport;
 use crate::inspect::dtls::{self, DtlsConn};
+use crate::inspect::fingerprint::Ja4Transport;
 use crate::inspect::quic::{packet, QuicConn};
 use crate::observation::{Handshake, Observed, Output};
 
