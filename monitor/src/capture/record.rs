@@ -19,7 +19,7 @@ pub fn packet<'a>(r: &RecordRef<'a>) -> Packet<'a> {
             Addr::v6(*bytes)
         }
     };
-    let tcp = h.kind != kind::QUIC_INITIAL;
+    let tcp = !matches!(h.kind, kind::QUIC_INITIAL | kind::DTLS_RECORDS);
     let flag = |bit: u8| tcp && h.tcp_flags & bit != 0;
     Packet {
         src: addr(&h.src_addr),
