@@ -213,12 +213,16 @@ fn dtls_flow_on_any_port_is_judged_once() {
     let cap: &[u8] = include_bytes!("../../../tests/captures/openssl-3.0.19-dtls1_2-hello-verify.pcap");
     let mut p = Pipeline::new(PipelineConfig::default());
     let mut outs = Vec::new();
-    crate::capture::pcap::for_each_frame(cap, |f| {
-        let pk = crate::decode::decode(f.linktype, f.data).expect("decodes");
-        p.packet(f.ts_ns, &pk);
+    // Classic pcap, Ethernet (link type 1): 24-byte file header, 16-byte record headers.
+    let mut at = 24;
+    while at + 16 <= cap.len() {
+        let word = |o: usize| u64::from(u32::from_le_bytes([cap[o], cap[o + 1], cap[o + 2], cap[o + 3]]));
+        let (ts_ns, incl) = (word(at) * S + word(at + 4) * 1000, word(at + 8) as usize);
+        let pk = crate::decode::decode(1, &cap[at + 16..at + 16 + incl]).expect("decodes");
+        p.packet(ts_ns, &pk);
         outs.extend(p.drain_outputs());
-    })
-    .expect("reads");
+        at += 16 + incl;
+    }
     assert_eq!(outs.len(), 1, "judged before the end of input");
     p.finish();
     assert_eq!(p.drain_outputs().count(), 0);
