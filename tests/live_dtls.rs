@@ -118,6 +118,9 @@ fn check(ev: &Value, lab: &Lab, family: Family, server: SocketAddr) -> Vec<Strin
     want("tls.client.server_name", SNI.into());
     want("tls.server.x509.subject.common_name", SNI.into());
     want("tls.server.x509.self_signed", true.into());
+    // s_server always asks for a cookie; OpenSSL's first hello travels in a DTLS 1.0 record.
+    want("dtls.hello_verify", true.into());
+    want("dtls.record_version", "dtls1.0".into());
     let ja4 = ev.pointer("/tls/client/ja4").and_then(Value::as_str).unwrap_or("");
     if !ja4.starts_with("dd2d") {
         p.push(format!("{}: JA4 {ja4:?} does not start with dd2d (DTLS 1.2, SNI)", family.label()));

@@ -5,6 +5,7 @@
 //! sets), never payload.
 use serde::Serialize;
 
+use crate::inspect::dtls::DtlsFacts;
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
 use crate::inspect::plaintext::{Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta};
 use crate::inspect::quic::QuicFacts;
@@ -31,6 +32,9 @@ pub struct Event<'a> {
     /// Only on QUIC handshakes: the QUIC layer's facts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic: Option<Quic>,
+    /// Only on DTLS handshakes: the DTLS layer's facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtls: Option<Dtls>,
     /// Only on `probe` events: what the prober did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe<'a>>,
@@ -193,6 +197,19 @@ pub struct Quic {
     pub version_negotiation: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub retry: bool,
+}
+
+/// `dtls.*`: whether the server asked for a cookie (HelloVerifyRequest; the hello judged is the
+/// one that carried it), and the record version of the client's first handshake record.
+#[derive(Serialize)]
+pub struct Dtls {
+    pub hello_verify: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_version: Option<String>,
+}
+
+fn dtls(f: &DtlsFacts) -> Dtls {
+    Dtls { hello_verify: f.hello_verify, record_version: f.record_version.map(version_label) }
 }
 
 /// A QUIC version as people write it: `1`, `2`, `draft-29`, else hexadecimal.
@@ -447,6 +464,7 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         },
         tls,
         quic: hs.quic.as_ref().map(quic),
+        dtls: hs.dtls.as_ref().map(dtls),
         probe: None,
         findings,
     }
