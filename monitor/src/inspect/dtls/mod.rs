@@ -107,11 +107,13 @@ impl DtlsConn {
     /// Nothing more to learn: both hellos are in and both directions went encrypted (a
     /// ChangeCipherSpec, or records of a later epoch), so what the server sent in clear
     /// (certificate, key exchange) is read and the handshake is known to be established.
+    /// DTLS 1.3 encrypts everything after the ServerHello (in unified headers the kernel does
+    /// not forward): judged at the ServerHello, as QUIC is, whatever the path.
     pub fn done(&self) -> bool {
         let Some(c) = self.client else { return false };
+        let Some(sh) = &self.tls[1 - c].facts.server_hello else { return false };
         self.tls[c].facts.client_hello.is_some()
-            && self.tls[1 - c].facts.server_hello.is_some()
-            && self.encrypted.iter().all(|e| *e)
+            && (self.encrypted.iter().all(|e| *e) || sh.negotiated_version() == 0xfefc)
     }
 
     /// One UDP datagram sent in direction `dir`.

@@ -200,3 +200,21 @@ fn handshake_bytes_are_bounded_per_direction() {
     c.finish();
     assert!(c.stats.dropped >= 1000, "{:?}", c.stats);
 }
+
+/// DTLS 1.3 (RFC 9147): the ServerHello keeps legacy_version 0xfefd and selects 0xfefc in
+/// supported_versions; the rest is encrypted, so the flow is done at the ServerHello.
+#[test]
+fn dtls13_is_done_at_the_server_hello() {
+    let (ty, seq, msg) = second_hello();
+    let mut sh = vec![0xfe, 0xfd];
+    sh.extend_from_slice(&[9; 32]);
+    sh.extend_from_slice(&[0, 0x13, 0x01, 0, 0, 6, 0, 43, 0, 2, 0xfe, 0xfc]);
+    let mut c = DtlsConn::default();
+    c.datagram(0, &fragment_datagram(0, ty, seq, &msg, 0, msg.len()), 0);
+    assert!(!c.done());
+    c.datagram(1, &fragment_datagram(0, 2, 0, &sh, 0, sh.len()), 1);
+    assert!(c.done());
+    let got = c.tls[1].facts.server_hello.as_ref().expect("server hello");
+    assert_eq!((got.negotiated_version(), got.cipher), (0xfefc, 0x1301));
+    assert_eq!(crate::inspect::names::version_name(got.negotiated_version()), "DTLS 1.3");
+}
