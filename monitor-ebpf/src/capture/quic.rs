@@ -14,10 +14,32 @@ const QUIC_V2: u32 = 0x6b33_43cf;
 const QUIC_PORT: u16 = 443;
 /// A DTLS record header's length: a datagram shorter than one is not forwarded.
 const DTLS_RECORD_HEADER: u32 = 13;
+/// Payload offsets read directly (beyond: through the load helper).
+const DIRECT_MAX_OFF: u32 = 512;
+
+/// Can the first two payload bytes, read directly when they are in the linear area, rule the
+/// datagram out (neither a QUIC long header on 443 nor a DTLS record)? Keeps the helper call
+/// off the path of ordinary UDP (DNS and the like).
+#[inline(always)]
+fn ruled_out<P: Packet>(p: &P, m: &Meta, on_port: bool) -> bool {
+    let off = m.payload_off;
+    if off >= DIRECT_MAX_OFF {
+        return false;
+    }
+    let at = p.data() + off as usize;
+    if at + 2 > p.data_end() {
+        return false;
+    }
+    // SAFETY: both bytes lie within [data, data_end), checked just above.
+    let (b0, b1) = unsafe { (*(at as *const u8), *((at + 1) as *const u8)) };
+    let dtls = matches!(b0, 20..=22) && b1 == 0xfe;
+    !dtls && !(on_port && b0 & 0x80 != 0)
+}
 
 #[inline(always)]
 pub(super) fn udp<P: Packet>(p: &P, m: &Meta, avail: u32, o: &mut Out) {
-    if config().quic == 0 || avail < 7 {
+    let on_port = m.src_port == QUIC_PORT || m.dst_port == QUIC_PORT;
+    if config().quic == 0 || avail < 7 || ruled_out(p, m, on_port) {
         bump(counter::UDP_SKIPPED);
         return;
     }
@@ -29,7 +51,6 @@ pub(super) fn udp<P: Packet>(p: &P, m: &Meta, avail: u32, o: &mut Out) {
     let version = u32::from_be_bytes([h[1], h[2], h[3], h[4]]);
     let packet_type = (h[0] >> 4) & 0x03;
     let initial = if version == QUIC_V2 { packet_type == 1 } else { packet_type == 0 };
-    let on_port = m.src_port == QUIC_PORT || m.dst_port == QUIC_PORT;
     let kind = if on_port && h[0] & 0x80 != 0 && version != 0 && initial {
         bump(counter::QUIC_INITIAL);
         kind::QUIC_INITIAL
