@@ -82,14 +82,16 @@ fn norm_version(s: &str) -> String {
         ("ssl", r)
     } else if let Some(r) = s.strip_prefix("tls") {
         ("tls", r)
+    } else if let Some(r) = s.strip_prefix("dtls") {
+        ("dtls", r)
     } else {
         return s;
     };
     let digits: String = rest.trim_start_matches('v').chars().filter(|c| c.is_ascii_digit()).collect();
     match (proto, digits.as_str()) {
         ("ssl", d) => format!("ssl{}.0", &d[..1.min(d.len())]),
-        (_, d) if d.len() == 1 => format!("tls{d}.0"),
-        (_, d) if d.len() >= 2 => format!("tls{}.{}", &d[..1], &d[1..2]),
+        (p, d) if d.len() == 1 => format!("{p}{d}.0"),
+        (p, d) if d.len() >= 2 => format!("{p}{}.{}", &d[..1], &d[1..2]),
         _ => s,
     }
 }
@@ -150,10 +152,6 @@ fn corpus_agrees_with_peer_tools() {
     let mut used_known = Vec::new();
     let (mut agreed, mut checked, mut failures) = (0, 0, Vec::new());
     for entry in manifest.as_array().unwrap() {
-        let cases: Vec<&str> = entry["cases"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-        if cases.contains(&"dtls") {
-            continue; // DTLS lands with its own part of issue 15
-        }
         let path = dir.join(entry["file"].as_str().unwrap());
         let file = path.file_name().unwrap().to_str().unwrap().to_string();
         let outputs = match monitor::run::replay_path(&path) {
@@ -301,6 +299,40 @@ fn quic_captures_give_quic_events() {
     // TCP events carry no network or quic object (their bytes are what they were).
     let tcp = events_of("suricata__ja4-tls-quic.pcap");
     assert!(tcp.iter().any(|e| e.get("network").is_none() && e.get("quic").is_none()));
+}
+
+/// Every DTLS capture of the corpus gives DTLS events (zeek's dtls1_2.pcap: a
+/// HelloVerifyRequest exchange on UDP 4400, the certificate in five fragments).
+#[test]
+fn dtls_captures_give_dtls_events() {
+    let dir = corpus();
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let mut files = 0;
+    for entry in manifest.as_array().unwrap() {
+        if !entry["cases"].as_array().unwrap().iter().any(|c| c == "dtls") {
+            continue;
+        }
+        files += 1;
+        let name = entry["file"].as_str().unwrap().trim_start_matches("pcaps/");
+        let dtls: Vec<Value> = events_of(name).into_iter().filter(|e| e["network"]["protocol"] == "dtls").collect();
+        assert!(!dtls.is_empty(), "{name}: no DTLS event");
+        for e in &dtls {
+            assert_eq!(e["network"]["transport"], "udp", "{name}");
+            assert_eq!(e["tls"]["version_protocol"], "dtls", "{name}");
+            assert!(e["tls"]["client"]["ja4"].as_str().unwrap().starts_with('d'), "{name}: {e}");
+        }
+    }
+    assert_eq!(files, 1, "DTLS captures in the corpus");
+    let ev = events_of("zeek__dtls1_2.pcap");
+    assert_eq!(ev.len(), 1);
+    let e = &ev[0];
+    assert_eq!(e["tls"]["established"], true);
+    assert_eq!(
+        e["tls"]["server"]["hash"]["sha256"],
+        "6F5446A5B23F4E73925DE5E6629C09B1C61ED66537D6D8A7818750C9CD0A67D7"
+    );
+    assert_eq!(e["tls"]["client"]["ja4"], "dd2i800500_9cedc1f1428b_a1e935682795");
+    assert_eq!(finding_ids(e), ["tls.cert.self-signed"]);
 }
 
 #[test]

@@ -107,9 +107,17 @@ impl KernelConfig {
     }
 }
 
+/// Does a UDP payload start with a clear DTLS record (RFC 6347 §4.1, RFC 9147 §4): content
+/// type ChangeCipherSpec, Alert or Handshake (20, 21, 22), version DTLS 1.0, 1.2 or 1.3's
+/// 0xfefc? The kernel forwards these datagrams on any port; handshakes open a flow in the
+/// agent, the ChangeCipherSpec and alerts of an open flow tell how it ended.
+pub const fn dtls_candidate(first: &[u8]) -> bool {
+    first.len() >= 3 && matches!(first[0], 20..=22) && first[1] == 0xfe && matches!(first[2], 0xff | 0xfd | 0xfc)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{looks_like_client_hello, FlowHead};
+    use super::{dtls_candidate, looks_like_client_hello, FlowHead};
     use crate::{flow_kind, KernelConfig, MAX_CANDIDATE_PORTS, MAX_SIGNATURES};
 
     #[test]
@@ -242,6 +250,21 @@ mod tests {
         k.signatures[0] = *b"\x16\x03\x01\0\0\0\0\0";
         k.signature_lens[0] = 3;
         assert_eq!(k.classify(b"\x16\x03\x01\x02\x00", [40_000, 80]), flow_kind::TLS);
+    }
+
+    #[test]
+    fn dtls_candidates() {
+        for v in [[0xfe, 0xff], [0xfe, 0xfd], [0xfe, 0xfc]] {
+            for ct in [20, 21, 22] {
+                assert!(dtls_candidate(&[ct, v[0], v[1], 0, 0]));
+            }
+            assert!(!dtls_candidate(&[23, v[0], v[1]]), "application data is encrypted");
+            assert!(!dtls_candidate(&[22, v[0]]), "short");
+        }
+        // TLS over UDP is not DTLS; QUIC long headers and DTLS 1.3 unified headers neither.
+        for first in [[22, 3, 3], [22, 0xfe, 0xfe], [0xc3, 0, 0], [0x2f, 0xfe, 0xfd]] {
+            assert!(!dtls_candidate(&first));
+        }
     }
 
     #[test]

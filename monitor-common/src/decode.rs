@@ -68,7 +68,7 @@ pub fn parse_record(bytes: &[u8]) -> Result<RecordRef<'_>, RecordError> {
     if header.version != RECORD_VERSION {
         return Err(RecordError::BadVersion { version: header.version });
     }
-    if !matches!(header.kind, kind::TCP_PAYLOAD | kind::TCP_LIFECYCLE | kind::QUIC_INITIAL) {
+    if !matches!(header.kind, kind::TCP_PAYLOAD | kind::TCP_LIFECYCLE | kind::QUIC_INITIAL | kind::DTLS_RECORDS) {
         return Err(RecordError::BadKind { kind: header.kind });
     }
     if header.ip_version != 4 && header.ip_version != 6 {

@@ -35,6 +35,9 @@ pub mod kind {
     pub const TCP_LIFECYCLE: u16 = 2;
     /// UDP/443 QUIC long-header Initial packet (the UDP payload).
     pub const QUIC_INITIAL: u16 = 3;
+    /// UDP datagram of clear DTLS records, any port (the UDP payload):
+    /// [`crate::classify::dtls_candidate`].
+    pub const DTLS_RECORDS: u16 = 4;
 }
 
 /// Direction of a record relative to the hook (the agent decides client/server roles).
@@ -137,7 +140,8 @@ pub struct KernelConfig {
     pub signatures: [[u8; SIGNATURE_LEN]; MAX_SIGNATURES],
     pub signature_lens: [u8; MAX_SIGNATURES],
     pub n_signatures: u32,
-    /// Forward UDP/443 QUIC long-header Initial packets (1) or not (0).
+    /// Forward UDP handshakes (1) or not (0): UDP/443 QUIC long-header Initial packets and
+    /// clear DTLS records on any port.
     pub quic: u32,
 }
 
@@ -373,7 +377,7 @@ pub mod counter {
     /// evicting its least recently used entries instead, so this stays 0 in practice: see
     /// [`FLOWS_OPENED`] and [`FLOWS_CLOSED`] for evictions.
     pub const FLOW_MAP_FULL: u32 = 14;
-    /// UDP packets that are not QUIC Initials on port 443.
+    /// UDP packets that are neither QUIC Initials on port 443 nor clear DTLS records.
     pub const UDP_SKIPPED: u32 = 15;
     /// QUIC Initial packets forwarded.
     pub const QUIC_INITIAL: u32 = 16;
@@ -392,7 +396,9 @@ pub mod counter {
     /// does so silently), so evicted = opened - closed - entries now in both maps: the agent
     /// derives that figure ([`DERIVED`]) by counting the maps' keys.
     pub const FLOWS_CLOSED: u32 = 20;
-    pub const COUNT: u32 = 21;
+    /// UDP datagrams of clear DTLS records forwarded.
+    pub const DTLS_RECORDS: u32 = 21;
+    pub const COUNT: u32 = 22;
 
     /// Stable names (Prometheus label values, `--stats`), indexed like the constants.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -417,6 +423,7 @@ pub mod counter {
         "tcp_no_payload",
         "flows_opened",
         "flows_closed",
+        "dtls_records",
     ];
 
     /// Figures the agent derives from these counters and the flow maps, exported beside

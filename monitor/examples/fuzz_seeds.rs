@@ -11,6 +11,7 @@ use monitor::capture::pcap::for_each_frame;
 use monitor::decode::{decode, Packet, Transport};
 use monitor::flow::reassembly::Head;
 use monitor::flow::{Endpoint, FlowKey};
+use monitor::inspect::dtls::looks_like_dtls;
 use monitor_common::decode::write_record;
 use monitor_common::{dir, kind, tcp_flags, RecordHeader, HEADER_LEN, MAX_RECORD_PAYLOAD, STARTTLS_PORTS};
 // The readers in there are the targets'; this uses the writers (its tests check both).
@@ -54,7 +55,7 @@ impl Target {
     }
 }
 
-const TARGETS: [&str; 10] = [
+const TARGETS: [&str; 11] = [
     "capture_file",
     "frame_decode",
     "ring_record",
@@ -65,6 +66,7 @@ const TARGETS: [&str; 10] = [
     "probe_result",
     "ssh_stream",
     "quic_initial",
+    "dtls_stream",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -103,8 +105,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut frames = Vec::new();
         // In order of appearance (few per capture: a linear search is enough).
         let mut flows: Vec<(FlowKey, Vec<Seg>)> = Vec::new();
-        // UDP flows (QUIC seeds): the datagrams in [`formats::datagrams`] form, per flow.
-        let mut udp: Vec<(FlowKey, Vec<u8>)> = Vec::new();
+        // UDP flows (QUIC or DTLS seeds): the datagrams in [`formats::datagrams`] form, per
+        // flow, with the target they seed.
+        let mut udp: Vec<(FlowKey, &str, Vec<u8>)> = Vec::new();
         let _ = for_each_frame(bytes.as_slice(), |f| {
             if frames.len() < FRAMES_PER_FILE {
                 frames.push(f.data.to_vec());
@@ -116,16 +119,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Endpoint { addr: p.dst, port: p.dst_port },
                     true,
                 );
-                let i = match udp.iter().position(|(k, _)| *k == key) {
+                let target = if p.payload.first().is_some_and(|b| b & 0x80 != 0) {
+                    "quic_initial"
+                } else if looks_like_dtls(p.payload) {
+                    "dtls_stream"
+                } else {
+                    ""
+                };
+                let i = match udp.iter().position(|(k, _, _)| *k == key) {
                     Some(i) => i,
-                    None if udp.len() < FLOWS_PER_FILE && p.payload.first().is_some_and(|b| b & 0x80 != 0) => {
-                        udp.push((key, Vec::new()));
+                    None if udp.len() < FLOWS_PER_FILE && !target.is_empty() => {
+                        udp.push((key, target, Vec::new()));
                         udp.len() - 1
                     }
                     None => return,
                 };
-                if udp[i].1.len() + p.payload.len() < max_len {
-                    push_datagram(&mut udp[i].1, dir, p.payload);
+                if udp[i].2.len() + p.payload.len() < max_len {
+                    push_datagram(&mut udp[i].2, dir, p.payload);
                 }
                 return;
             }
@@ -146,8 +156,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (key, segs) in &flows {
             flow_seeds(&mut t, &stem, key, segs, max_len)?;
         }
-        for (_, datagrams) in udp {
-            t.get_mut("quic_initial").ok_or("target")?.add(&stem, datagrams)?;
+        for (_, target, datagrams) in udp {
+            t.get_mut(target).ok_or("target")?.add(&stem, datagrams)?;
         }
     }
     for (name, target) in &t {

@@ -25,6 +25,7 @@ pub const TARGETS: &[&str] = &[
     "probe_result",
     "ssh_stream",
     "quic_initial",
+    "dtls_stream",
 ];
 
 /// Largest input libFuzzer makes, and the size seeds are cut to: big enough for a whole flow

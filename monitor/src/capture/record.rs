@@ -19,7 +19,7 @@ pub fn packet<'a>(r: &RecordRef<'a>) -> Packet<'a> {
             Addr::v6(*bytes)
         }
     };
-    let tcp = h.kind != kind::QUIC_INITIAL;
+    let tcp = !matches!(h.kind, kind::QUIC_INITIAL | kind::DTLS_RECORDS);
     let flag = |bit: u8| tcp && h.tcp_flags & bit != 0;
     Packet {
         src: addr(&h.src_addr),
@@ -127,7 +127,7 @@ mod tests {
             dst_addr: dst,
             src_port: 40_000,
             dst_port: 443,
-            protocol: if kind == kind::QUIC_INITIAL { 17 } else { 6 },
+            protocol: if matches!(kind, kind::QUIC_INITIAL | kind::DTLS_RECORDS) { 17 } else { 6 },
             tcp_flags,
             seq: 0xfedc_ba98,
             timestamp_ns: 5_000_000_000,
@@ -201,6 +201,16 @@ mod tests {
             assert_eq!(p.seq, 0);
             assert_eq!(p.payload, &initial);
             assert_eq!(p.dst_port, 443);
+        });
+    }
+
+    #[test]
+    fn dtls_records_are_udp() {
+        let records = [22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        round_trip(header(kind::DTLS_RECORDS, 4, 0xff), &records, |p| {
+            assert_eq!(p.transport, Transport::Udp);
+            assert!(!p.syn && !p.ack && !p.fin && !p.rst);
+            assert_eq!(p.payload, &records);
         });
     }
 

@@ -1,5 +1,6 @@
-//! Inspectors over flow heads: TLS record layer and hellos, QUIC Initials, plaintext protocols,
+//! Inspectors over flow heads: TLS record layer and hellos, QUIC Initials, DTLS, plaintext protocols,
 //! SSH banners and KEXINITs, fingerprints, IANA names.
+pub mod dtls;
 pub mod fingerprint;
 pub mod names;
 pub mod plaintext;

@@ -2,7 +2,7 @@
 //! tls-parser's IANA table. Pure lookups, no state.
 use tls_parser::TlsCipherSuite;
 
-/// ("ssl"|"tls", "3.0"|"1.0"…) for a wire version; drafts of 1.3 count as 1.3.
+/// ("ssl"|"tls"|"dtls", "3.0"|"1.0"…) for a wire version; drafts of 1.3 count as 1.3.
 pub fn version_parts(v: u16) -> Option<(&'static str, &'static str)> {
     Some(match v {
         0x0002 => ("ssl", "2.0"),
@@ -11,6 +11,9 @@ pub fn version_parts(v: u16) -> Option<(&'static str, &'static str)> {
         0x0302 => ("tls", "1.1"),
         0x0303 => ("tls", "1.2"),
         0x0304 | 0x7f00..=0x7fff | 0xfb00..=0xfbff => ("tls", "1.3"),
+        0xfeff => ("dtls", "1.0"),
+        0xfefd => ("dtls", "1.2"),
+        0xfefc => ("dtls", "1.3"),
         _ => return None,
     })
 }

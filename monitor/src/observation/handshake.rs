@@ -2,6 +2,7 @@
 //! by what each side sent (ClientHello / ServerHello) before falling back to the SYN or ports.
 //! Must never hold payload bytes: only parsed facts.
 use crate::flow::Endpoint;
+use crate::inspect::dtls::DtlsFacts;
 use crate::inspect::fingerprint::{self, Ja4Transport};
 use crate::inspect::quic::QuicFacts;
 use crate::inspect::tls::cert::CertInfo;
@@ -45,6 +46,9 @@ pub struct Handshake {
     /// Set on a handshake carried by QUIC Initials (UDP): the QUIC version and what the
     /// server answered at the QUIC layer.
     pub quic: Option<QuicFacts>,
+    /// Set on a handshake carried by DTLS records (UDP): the cookie exchange and the
+    /// record version.
+    pub dtls: Option<DtlsFacts>,
 }
 
 /// What one probe did: the facts a `probe` event carries beyond the handshake's own.
@@ -133,6 +137,7 @@ impl Handshake {
             established,
             probe: None,
             quic: None,
+            dtls: None,
         })
     }
 

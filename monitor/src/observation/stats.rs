@@ -3,6 +3,7 @@
 //! Must never hold anything but counts.
 use crate::flow::reassembly::HeadStats;
 use crate::flow::TableStats;
+use crate::inspect::dtls::DtlsStats;
 use crate::inspect::quic::QuicStats;
 
 /// What a source saw before the pipeline: packets and bytes, and why some gave no packet. The
@@ -44,6 +45,8 @@ pub struct PipelineStats {
     pub memory: MemoryStats,
     /// QUIC flows' datagrams and Initial packets, as judged flows report them.
     pub quic: QuicStats,
+    /// DTLS flows' datagrams and records, as judged flows report them.
+    pub dtls: DtlsStats,
 }
 
 /// The pipeline's memory budget at work: what open flows hold (per-flow state, out-of-order

@@ -116,7 +116,7 @@ impl Pipeline {
             let mut open: Vec<(u64, FlowKey)> = self
                 .table
                 .iter()
-                .filter(|(_, e)| matches!(e.state, FlowState::Active(_) | FlowState::Quic(_)))
+                .filter(|(_, e)| matches!(e.state, FlowState::Active(_) | FlowState::Quic(_) | FlowState::Dtls(_)))
                 .map(|(k, e)| (e.last_ns, *k))
                 .collect();
             open.sort_unstable_by_key(|(last_ns, _)| *last_ns);
@@ -128,6 +128,7 @@ impl Pipeline {
                 let bytes = match &e.state {
                     FlowState::Active(a) => a.charged,
                     FlowState::Quic(q) => q.charged,
+                    FlowState::Dtls(d) => d.charged,
                     FlowState::Done => 0,
                 };
                 held -= bytes + ENTRY_COST;
@@ -282,6 +283,7 @@ impl Pipeline {
         let mut a = match state {
             FlowState::Active(a) => a,
             FlowState::Quic(q) => return self.judge_quic(key, first_ns, q),
+            FlowState::Dtls(d) => return self.judge_dtls(key, first_ns, d),
             FlowState::Done => return,
         };
         self.charged -= a.charged;

@@ -1,9 +1,11 @@
-//! Pipeline, QUIC flows: UDP datagrams → the same flow table, idle expiry and memory budget as
-//! TCP → the QUIC Initial inspector → a handshake assembled and judged like TCP's, with JA4's
-//! `q`. Must never open a flow for a datagram that is not a QUIC long header (any on port
-//! 443, a known version elsewhere), nor keep more than the inspector's bounds per flow.
+//! Pipeline, UDP flows (QUIC and DTLS): datagrams → the same flow table, idle expiry and
+//! memory budget as TCP → the QUIC Initial or DTLS inspector → a handshake assembled and
+//! judged like TCP's, with JA4's `q` or `d`. Must never open a flow for a datagram that is not
+//! a QUIC long header (any on port 443, a known version elsewhere) or a DTLS handshake record,
+//! nor keep more than the inspector's bounds per flow.
 use crate::decode::Packet;
 use crate::flow::{Endpoint, FlowKey};
+use crate::inspect::dtls::{self, DtlsConn};
 use crate::inspect::fingerprint::Ja4Transport;
 use crate::inspect::quic::{packet, QuicConn};
 use crate::observation::{Handshake, Observed, Output};
@@ -28,8 +30,22 @@ impl QuicFlow {
     }
 }
 
+/// What the pipeline keeps of an open DTLS flow.
+#[derive(Default)]
+pub(super) struct DtlsFlow {
+    pub(super) conn: DtlsConn,
+    /// Bytes charged to the memory budget (its last `held`).
+    pub(super) charged: usize,
+}
+
+impl DtlsFlow {
+    fn held(&self) -> usize {
+        std::mem::size_of::<DtlsFlow>() + self.conn.held()
+    }
+}
+
 impl Pipeline {
-    /// One UDP datagram: opens or feeds a QUIC flow; any other UDP is only counted.
+    /// One UDP datagram: opens or feeds a QUIC or DTLS flow; any other UDP is only counted.
     pub(super) fn track_udp(&mut self, ts_ns: u64, p: &Packet<'_>) {
         let src = Endpoint { addr: p.src, port: p.src_port };
         let dst = Endpoint { addr: p.dst, port: p.dst_port };
@@ -39,26 +55,41 @@ impl Pipeline {
         if self.table.get_mut(&key).is_none() {
             let on_port = p.src_port == QUIC_PORT || p.dst_port == QUIC_PORT;
             let long = p.payload.first().is_some_and(|b| b & 0x80 != 0);
-            if !(packet::looks_like_quic(p.payload) || on_port && long) {
+            let state = if packet::looks_like_quic(p.payload) || on_port && long {
+                FlowState::Quic(Box::default())
+            } else if dtls::looks_like_dtls(p.payload) {
+                FlowState::Dtls(Box::default())
+            } else {
                 self.finalize_all(gone);
                 return;
-            }
-            let state = FlowState::Quic(Box::default());
+            };
             self.table.insert(key, ts_ns, state, &mut |k, e| gone.push((k, e)));
         }
         self.finalize_all(gone);
         let Some(entry) = self.table.get_mut(&key) else { return };
         entry.last_ns = ts_ns;
         // Judged already (both hellos seen): later datagrams are only counted.
-        let FlowState::Quic(q) = &mut entry.state else { return };
-        if p.truncated {
+        if p.truncated && matches!(entry.state, FlowState::Quic(_) | FlowState::Dtls(_)) {
             self.stats.truncated_packets += 1;
         }
-        q.conn.datagram(dir, p.payload, ts_ns);
-        let held = q.held();
-        self.charged = self.charged - q.charged + held;
-        q.charged = held;
-        if q.conn.done() {
+        let done = match &mut entry.state {
+            FlowState::Quic(q) => {
+                q.conn.datagram(dir, p.payload, ts_ns);
+                let held = q.held();
+                self.charged = self.charged - q.charged + held;
+                q.charged = held;
+                q.conn.done()
+            }
+            FlowState::Dtls(d) => {
+                d.conn.datagram(dir, p.payload, ts_ns);
+                let held = d.held();
+                self.charged = self.charged - d.charged + held;
+                d.charged = held;
+                d.conn.done()
+            }
+            _ => return,
+        };
+        if done {
             let first_ns = entry.first_ns;
             let state = std::mem::replace(&mut entry.state, FlowState::Done);
             self.judge(key, first_ns, state);
@@ -76,6 +107,22 @@ impl Pipeline {
             return;
         };
         hs.quic = Some(q.conn.facts.clone());
+        let findings = self.cfg.policy.evaluate(&hs);
+        self.stats.handshakes += 1;
+        self.out.push(Output { observed: Observed::Tls { handshake: hs, upgrade: None }, findings });
+    }
+
+    /// A DTLS flow's handshake, judged like a TCP one; its counters are folded in.
+    pub(super) fn judge_dtls(&mut self, key: FlowKey, first_ns: u64, mut d: Box<DtlsFlow>) {
+        self.charged -= d.charged;
+        d.conn.finish();
+        self.stats.dtls.add(&d.conn.stats);
+        let dirs = [&d.conn.tls[0].facts, &d.conn.tls[1].facts];
+        let Some(mut hs) = Handshake::assemble([key.lo, key.hi], dirs, d.conn.client, first_ns, Ja4Transport::Dtls)
+        else {
+            return;
+        };
+        hs.dtls = Some(d.conn.facts.clone());
         let findings = self.cfg.policy.evaluate(&hs);
         self.stats.handshakes += 1;
         self.out.push(Output { observed: Observed::Tls { handshake: hs, upgrade: None }, findings });

@@ -62,6 +62,8 @@ pub(super) enum FlowState {
     Active(Box<Active>),
     /// A QUIC flow (UDP): its Initial handshake so far.
     Quic(Box<super::quic::QuicFlow>),
+    /// A DTLS flow (UDP): its handshake records so far.
+    Dtls(Box<super::quic::DtlsFlow>),
     /// Judged (or not TLS): later packets are only counted.
     Done,
 }
@@ -84,7 +86,7 @@ impl FlowState {
 pub(super) fn a_closed(state: &FlowState) -> bool {
     match state {
         FlowState::Active(a) => a.dirs.iter().all(|d| d.closed),
-        FlowState::Quic(_) | FlowState::Done => false,
+        FlowState::Quic(_) | FlowState::Dtls(_) | FlowState::Done => false,
     }
 }
 

@@ -204,3 +204,61 @@ fn udp_and_tcp_on_one_four_tuple_are_two_flows() {
     p.packet(S, &udp(b"\xc0\x00\x00\x00\x01\x00\x00", 40_000, 443));
     assert_eq!(p.table.len(), 2);
 }
+
+/// A real DTLS 1.2 handshake (OpenSSL 3.0.19 s_server/s_client in a netns lab, UDP 4433,
+/// HelloVerifyRequest) through the pipeline: one flow, judged once both sides went encrypted,
+/// with JA4's `d`, the DTLS facts and counters; later datagrams are only counted.
+#[test]
+fn dtls_flow_on_any_port_is_judged_once() {
+    let cap: &[u8] = include_bytes!("../../../tests/captures/openssl-3.0.19-dtls1_2-hello-verify.pcap");
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let mut outs = Vec::new();
+    // Classic pcap, Ethernet (link type 1): 24-byte file header, 16-byte record headers.
+    let mut at = 24;
+    while at + 16 <= cap.len() {
+        let word = |o: usize| u64::from(u32::from_le_bytes([cap[o], cap[o + 1], cap[o + 2], cap[o + 3]]));
+        let (ts_ns, incl) = (word(at) * S + word(at + 4) * 1000, word(at + 8) as usize);
+        let pk = crate::decode::decode(1, &cap[at + 16..at + 16 + incl]).expect("decodes");
+        p.packet(ts_ns, &pk);
+        outs.extend(p.drain_outputs());
+        at += 16 + incl;
+    }
+    assert_eq!(outs.len(), 1, "judged before the end of input");
+    p.finish();
+    assert_eq!(p.drain_outputs().count(), 0);
+    let Observed::Tls { handshake: hs, .. } = &outs[0].observed else { panic!("a tls handshake") };
+    assert_eq!(hs.server.port, 4433);
+    assert!(hs.quic.is_none());
+    let d = hs.dtls.as_ref().expect("dtls facts");
+    assert!(d.hello_verify);
+    assert_eq!(d.cookie_len, Some(20));
+    assert_eq!(hs.version(), Some(0xfefd));
+    assert!(hs.established);
+    assert!(hs.ja4.as_ref().is_some_and(|(j, _)| j.starts_with("dd2d")), "{:?}", hs.ja4);
+    let s = p.stats.dtls;
+    assert_eq!((p.stats.udp_packets, s.datagrams, s.hello_verify, s.malformed), (12, 10, 1, 0), "{s:?}");
+    assert_eq!((p.charged, p.stats.memory.held), (0, 0));
+}
+
+#[test]
+fn dtls_garbage_is_counted_never_judged() {
+    let mut p = Pipeline::new(PipelineConfig::default());
+    // Not DTLS: TLS over UDP, a DTLS record of application data, too short to be a hello.
+    p.packet(
+        S,
+        &udp(&[22, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 30, 1, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 20, 9], 40_000, 5000),
+    );
+    p.packet(S, &udp(&[23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 9], 40_001, 5000));
+    p.packet(S, &udp(&[22, 0xfe, 0xfd, 0, 0], 40_002, 5000));
+    assert_eq!(p.table.len(), 0);
+    // A DTLS handshake record that announces more than it carries; then random bytes.
+    let mut cut = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+    cut.extend([1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 3, 3, 7, 7, 7]);
+    p.packet(S, &udp(&cut, 40_003, 5000));
+    p.packet(S, &udp(&[0x55; 40], 40_003, 5000));
+    assert_eq!(p.table.len(), 1);
+    p.finish();
+    assert_eq!(p.drain_outputs().count(), 0, "no hello: no event");
+    assert_eq!((p.stats.dtls.datagrams, p.stats.dtls.malformed), (2, 2), "{:?}", p.stats.dtls);
+    assert_eq!((p.charged, p.stats.memory.held), (0, 0));
+}

@@ -2,6 +2,8 @@
 //! active profile. Must never see payload bytes and never put anything but protocol facts into
 //! evidence.
 pub mod catalogue;
+#[cfg(test)]
+mod dtls_version_tests;
 pub mod exceptions;
 mod mtls_rules;
 mod plain_rules;

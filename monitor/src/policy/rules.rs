@@ -44,7 +44,8 @@ fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
         Some(v) if insecure(v) => {
             min_version(insecure_e, insecure_e.severity, format!("{} negotiated", version_name(v)))
         }
-        Some(v @ (0x0301 | 0x0302)) => {
+        // DTLS 1.0 is TLS 1.1's DTLS, deprecated with it (RFC 8996 §5).
+        Some(v @ (0x0301 | 0x0302 | 0xfeff)) => {
             min_version(deprecated, deprecated.severity, format!("{} negotiated (RFC 8996)", version_name(v)))
         }
         // Below the profile's minimum but not deprecated by RFC 8996 (TLS 1.2 under modern).
@@ -66,8 +67,11 @@ fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
         let e = entry!("tls.version.client-legacy-only");
         min_version(e, e.severity, offer);
     }
-    if negotiated == Some(0x0303) && version_rank(max) >= version_rank(0x0304) {
-        let ev = "TLS 1.2 negotiated though the client offered TLS 1.3".to_string();
+    if matches!(negotiated, Some(0x0303 | 0xfefd)) && version_rank(max) >= version_rank(0x0304) {
+        let ev = match negotiated {
+            Some(0xfefd) => "DTLS 1.2 negotiated though the client offered DTLS 1.3".to_string(),
+            _ => "TLS 1.2 negotiated though the client offered TLS 1.3".to_string(),
+        };
         // The severity is the profile's.
         push(out, entry!("tls.version.no-tls13"), t.no_tls13, rule!(p.profile, "prefer-tls13"), ev);
     }

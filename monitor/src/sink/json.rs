@@ -5,6 +5,7 @@
 //! sets), never payload.
 use serde::Serialize;
 
+use crate::inspect::dtls::DtlsFacts;
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
 use crate::inspect::plaintext::{Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta};
 use crate::inspect::quic::QuicFacts;
@@ -25,13 +26,16 @@ pub struct Event<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Host>,
     pub destination: Host,
-    /// Only on handshakes carried over UDP: `udp` and `quic`.
+    /// Only on handshakes carried over UDP: `udp` and `quic` or `dtls`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<Network>,
     pub tls: Tls,
     /// Only on QUIC handshakes: the QUIC layer's facts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic: Option<Quic>,
+    /// Only on DTLS handshakes: the DTLS layer's facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtls: Option<Dtls>,
     /// Only on `probe` events: what the prober did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe<'a>>,
@@ -194,6 +198,19 @@ pub struct Quic {
     pub version_negotiation: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub retry: bool,
+}
+
+/// `dtls.*`: whether the server asked for a cookie (HelloVerifyRequest; the hello judged is the
+/// one that carried it), and the record version of the client's first handshake record.
+#[derive(Serialize)]
+pub struct Dtls {
+    pub hello_verify: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_version: Option<String>,
+}
+
+fn dtls(f: &DtlsFacts) -> Dtls {
+    Dtls { hello_verify: f.hello_verify, record_version: f.record_version.map(version_label) }
 }
 
 /// A QUIC version as people write it: `1`, `2`, `draft-29`, else hexadecimal.
@@ -480,9 +497,14 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         source: (hs.probe.is_none() || hs.client.port != 0)
             .then(|| Host { ip: hs.client.addr.to_ip().to_string(), port: hs.client.port }),
         destination: Host { ip: hs.server.addr.to_ip().to_string(), port: hs.server.port },
-        network: hs.quic.as_ref().map(|_| Network { transport: "udp", protocol: "quic" }),
+        network: match (&hs.quic, &hs.dtls) {
+            (Some(_), _) => Some(Network { transport: "udp", protocol: "quic" }),
+            (_, Some(_)) => Some(Network { transport: "udp", protocol: "dtls" }),
+            _ => None,
+        },
         tls,
         quic: hs.quic.as_ref().map(quic),
+        dtls: hs.dtls.as_ref().map(dtls),
         probe: None,
         findings,
     }

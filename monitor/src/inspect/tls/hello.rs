@@ -85,12 +85,17 @@ impl ServerHello {
     }
 }
 
-/// Orders versions so that drafts of 1.3 and 1.3 itself sort above 1.2, SSLv2 below SSLv3.
+/// Orders versions so that drafts of 1.3 and 1.3 itself sort above 1.2, SSLv2 below SSLv3,
+/// and DTLS versions with the TLS versions they derive from.
 pub fn version_rank(v: u16) -> u32 {
     match v {
         0x0002 => 1,
         0x0300..=0x03ff => 0x100 + (v as u32 & 0xff),
         0x7f00..=0x7fff | 0xfb00..=0xfbff => 0x104,
+        // DTLS 1.0 is TLS 1.1's, 1.2 is 1.2's, 1.3 is 1.3's (RFC 6347, RFC 9147).
+        0xfeff => 0x102,
+        0xfefd => 0x103,
+        0xfefc => 0x104,
         _ => 0,
     }
 }
@@ -169,6 +174,12 @@ fn client_key_share_groups(b: &[u8]) -> Vec<u16> {
 /// TLS 1.3 draft formats (no session id nor compression, version 0x7fxx).
 pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
     let version = be16(body, 0)?;
+    if matches!(version, 0xfeff | 0xfefd) {
+        // DTLS (RFC 6347 §4.2.1): the TLS 1.1/1.2 ServerHello under another version number.
+        let mut tls = body.to_vec();
+        tls[..2].copy_from_slice(&[3, if version == 0xfeff { 2 } else { 3 }]);
+        return parse_server_hello(&tls).map(|sh| ServerHello { version, ..sh });
+    }
     let mut out = ServerHello { version, ..Default::default() };
     let ext: Option<&[u8]> = if (0x7f00..0x7f16).contains(&version) {
         // draft-ietf-tls-tls13 -18..-21: version, random, cipher_suite, extensions

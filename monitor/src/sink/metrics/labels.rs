@@ -9,7 +9,8 @@ use crate::observation::Handshake;
 use crate::policy::{cipher_class, forward_secrecy};
 
 /// `tlsmon_handshakes_total{version}`: "none" when there was no ServerHello.
-pub const VERSIONS: &[&str] = &["ssl2", "ssl3", "tls1.0", "tls1.1", "tls1.2", "tls1.3", "unknown", "none"];
+pub const VERSIONS: &[&str] =
+    &["ssl2", "ssl3", "tls1.0", "tls1.1", "tls1.2", "tls1.3", "dtls1.0", "dtls1.2", "dtls1.3", "unknown", "none"];
 /// `tlsmon_handshakes_cipher_class_total{class}` (see [`cipher_class`]).
 pub const CIPHER_CLASSES: &[&str] = &["aead", "cbc", "legacy", "insecure", "other", "none"];
 /// `tlsmon_handshakes_forward_secrecy_total{pfs}` (see [`forward_secrecy`]).
@@ -95,6 +96,9 @@ pub fn handshake_labels(hs: &Handshake) -> [&'static str; 4] {
             Some(("tls", "1.1")) => "tls1.1",
             Some(("tls", "1.2")) => "tls1.2",
             Some(("tls", "1.3")) => "tls1.3",
+            Some(("dtls", "1.0")) => "dtls1.0",
+            Some(("dtls", "1.2")) => "dtls1.2",
+            Some(("dtls", "1.3")) => "dtls1.3",
             _ => "unknown",
         },
     };
