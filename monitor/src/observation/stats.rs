@@ -135,6 +135,11 @@ pub fn losses<'a>(
             p.quic.crypto_dropped,
             "QUIC CRYPTO bytes past a direction's 64 KiB of Initial handshake data (not inspected)",
         ),
+        (
+            "dtls_handshake_cap",
+            p.dtls.dropped,
+            "DTLS handshake bytes past a direction's 64 KiB or 16 pending messages (not inspected)",
+        ),
         ("bad_records", bad_records, "ring-buffer records the agent could not read"),
     ];
     for (name, v) in kernel {

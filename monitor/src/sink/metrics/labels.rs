@@ -47,6 +47,7 @@ pub const DROPPED: &[&str] = &[
     "memory_budget_bytes",
     "plain_bytes_cap",
     "quic_crypto_cap",
+    "dtls_handshake_cap",
     "inventory_full",
     "alert_queue_full",
     "probe_queue_full",
