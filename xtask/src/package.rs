@@ -22,11 +22,10 @@ pub struct PackageArgs {
 }
 
 pub fn run(args: PackageArgs) -> Result<()> {
-    if args.no_setup {
-        setup::cargo_deb()?;
-    } else {
+    if !args.no_setup {
         setup::run()?;
     }
+    setup::cargo_deb()?;
     let root = test::workspace_root();
     let target = test::target_dir(&root);
     // Without the CARGO_MANIFEST_DIR `cargo xtask` gave this process: ring's build script
