@@ -156,18 +156,42 @@ fn kernel_records_give_the_same_events_as_replay() {
     assert_eq!(kernel_events, 2 * (total_events - known_missing), "TC and XDP each give every event");
 }
 
-/// The comparison has teeth: with a 64-byte server budget the kernel no longer forwards the
-/// certificate, and the events differ from replay's.
+/// The comparison has teeth: with a 64-byte server budget and cap the kernel no longer
+/// forwards the certificate, and the events differ from replay's. With a 64-byte budget and
+/// the default cap the record walk still follows the whole server flight: the same events.
 #[test]
 fn a_smaller_kernel_budget_changes_the_events() {
     require_root();
     let path = corpus().join("zeek__tls1.2.pcap");
     let (replayed, _) = monitor::run::replay_path(&path).unwrap_or_else(|_| panic!("replay {}", path.display()));
-    let cfg = KernelConfig { server_budget: 64, ..KernelConfig::default() };
+    let cfg = KernelConfig { server_budget: 64, server_cap: 64, ..KernelConfig::default() };
     let run = through_kernel(&path, Hook::Tc, &cfg);
     assert!(!replayed.is_empty());
     assert_ne!(events(&run.outputs), events(&replayed));
     assert!(run.counters[counter::BUDGET_EXHAUSTED as usize] > 0);
+    let followed = through_kernel(&path, Hook::Tc, &KernelConfig { server_budget: 64, ..KernelConfig::default() });
+    assert_eq!(events(&followed.outputs), events(&replayed));
+}
+
+/// A handshake larger than the budgets: the 340 KB certificate of
+/// `zeek__tls-fragmented-handshake.pcap` (21 records) and the ServerKeyExchange after it reach
+/// the agent through both programs, as in replay; the ring carries the flight once.
+#[test]
+fn a_handshake_past_the_budget_is_followed_whole() {
+    require_root();
+    let path = corpus().join("zeek__tls-fragmented-handshake.pcap");
+    let (replayed, _) = monitor::run::replay_path(&path).unwrap_or_else(|_| panic!("replay {}", path.display()));
+    let want = events(&replayed);
+    assert_eq!(want.len(), 1);
+    assert!(want[0].contains("\"curve\":\"secp256r1\"") && want[0].contains("\"common_name\":\"Bro\""), "{}", want[0]);
+    for hook in [Hook::Tc, Hook::Xdp] {
+        let run = through_kernel(&path, hook, &KernelConfig::default());
+        assert_eq!(events(&run.outputs), want, "{hook:?}");
+        let bytes = run.counters[counter::RECORD_BYTES as usize];
+        let wire = run.counters[counter::PACKET_BYTES as usize];
+        eprintln!("{hook:?}: {bytes} of {wire} wire bytes to the ring ({:.1}%)", 100.0 * bytes as f64 / wire as f64);
+        assert!(bytes < wire, "{hook:?}: {bytes} record bytes, {wire} wire bytes");
+    }
 }
 
 /// SSH: real OpenSSH 9.2p1 sessions (`tests/captures/openssh-9.2p1-stock-and-legacy.pcap`,

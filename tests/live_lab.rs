@@ -16,7 +16,10 @@ use std::{
 };
 
 use anyhow::{bail, Result};
-use lab::{large_hello, summary, ClientRun, Family, Lab, LargeHello, Mode, Posture, ServerSpec, SERVERS};
+use lab::{
+    big_flight, huge_hello, large_hello, summary, BigFlight, ClientRun, Family, Lab, LargeHello, Mode, Posture,
+    ServerSpec, BIG_FLIGHT_PORT, BIG_FLIGHT_SNI, SERVERS,
+};
 use serde_json::Value;
 
 /// Most time to wait for the expected events before stopping tlsmon (which then judges any
@@ -80,6 +83,7 @@ fn run_mode(mode: Mode) -> Result<()> {
     let start = Instant::now();
     let mut lab = Lab::create()?;
     lab.start_servers()?;
+    lab.start_big_flight_server()?;
     let setup = start.elapsed();
     let mut live = lab.start_live(Path::new(env!("CARGO_BIN_EXE_tlsmon")), mode, &["--stats"])?;
     let attached = start.elapsed();
@@ -89,15 +93,18 @@ fn run_mode(mode: Mode) -> Result<()> {
 
     let mut runs = Vec::new();
     let mut large = Vec::new();
+    let mut big = Vec::new();
     for family in Family::BOTH {
         runs.extend(lab.run_clients(family)?);
         large.push(large_hello(&lab, family, false)?);
         large.push(large_hello(&lab, family, true)?);
+        large.push(huge_hello(&lab, family)?);
+        big.push(big_flight(&lab, family)?);
     }
     lab.check_children()?;
     let clients_done = start.elapsed();
 
-    let expected = runs.len() + large.len();
+    let expected = runs.len() + large.len() + big.len();
     let mut events = Vec::new();
     let deadline = Instant::now() + EVENT_WAIT;
     while events.len() < expected && Instant::now() < deadline {
@@ -127,7 +134,7 @@ fn run_mode(mode: Mode) -> Result<()> {
     if !stopped.status.success() {
         bail!("tlsmon live exited with {} after SIGINT; stderr:\n{}", stopped.status, stopped.stderr.join("\n"));
     }
-    let mut problems = check_events(&lab, &runs, &large, &events);
+    let mut problems = check_events(&lab, &runs, &large, &big, &events);
     // Nothing lost on the way: no ring-buffer overflow, failed copy or full flow map, and every
     // record decoded.
     problems.extend(stopped.loss_problems());
@@ -151,7 +158,13 @@ fn run_mode(mode: Mode) -> Result<()> {
 }
 
 /// Every expected handshake has exactly its events, with the measured values; no other events.
-fn check_events(lab: &Lab, runs: &[ClientRun], large: &[LargeHello], events: &[Value]) -> Vec<String> {
+fn check_events(
+    lab: &Lab,
+    runs: &[ClientRun],
+    large: &[LargeHello],
+    big: &[BigFlight],
+    events: &[Value],
+) -> Vec<String> {
     let mut problems = Vec::new();
     let mut used = vec![false; events.len()];
     let mut take = |family: Family, port: u16, sni: &str| -> Vec<&Value> {
@@ -190,6 +203,18 @@ fn check_events(lab: &Lab, runs: &[ClientRun], large: &[LargeHello], events: &[V
                 let mut p = check_addrs(lab, family, ev);
                 p.extend(check_large(hello, ev));
                 problems.extend(p.into_iter().map(|m| format!("{} ({} bytes): {m}", hello.sni, hello.len)));
+            }
+        }
+        for flight in big.iter().filter(|b| b.family == family) {
+            let got = take(family, BIG_FLIGHT_PORT, BIG_FLIGHT_SNI);
+            if got.len() != 1 {
+                problems.push(format!("big flight {}: {} event(s), expected 1", family.label(), got.len()));
+            }
+            for ev in got {
+                let mut p = check_addrs(lab, family, ev);
+                p.extend(check_big_flight(ev));
+                let label = format!("big flight {} ({} bytes)", family.label(), flight.flight_len);
+                problems.extend(p.into_iter().map(|m| format!("{label}: {m}")));
             }
         }
     }
@@ -292,6 +317,19 @@ fn check_large(hello: &LargeHello, ev: &Value) -> Vec<String> {
     expect_str(&mut p, ev, "/tls/client/server_name", &hello.sni);
     expect_findings(&mut p, ev, &[]);
     // The client hangs up after the ServerHello: never established.
+    expect_established(&mut p, ev, false);
+    p
+}
+
+/// The whole server flight was followed past the budget: the certificate (over 200 KB, in
+/// many records) and the ServerKeyExchange after it.
+fn check_big_flight(ev: &Value) -> Vec<String> {
+    let mut p = Vec::new();
+    expect_str(&mut p, ev, "/tls/version", "1.2");
+    expect_str(&mut p, ev, "/tls/cipher", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256");
+    expect_str(&mut p, ev, "/tls/curve", "x25519");
+    expect_str(&mut p, ev, "/tls/server/x509/subject/common_name", BIG_FLIGHT_SNI);
+    expect_findings(&mut p, ev, &[("tls.cert.self-signed", "high")]);
     expect_established(&mut p, ev, false);
     p
 }

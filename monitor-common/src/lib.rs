@@ -9,6 +9,7 @@
 pub mod classify;
 #[cfg(feature = "user")]
 pub mod decode;
+pub mod walk;
 
 pub use classify::{looks_like_client_hello, tls_content, FlowHead, FLOW_HEAD_LEN};
 
@@ -16,11 +17,19 @@ pub use classify::{looks_like_client_hello, tls_content, FlowHead, FLOW_HEAD_LEN
 pub const HEAD_BUDGET_CLIENT: u32 = 8 * 1024;
 /// Bytes of payload captured per flow from server to client (TLS <= 1.2 certificate chains).
 pub const HEAD_BUDGET_SERVER: u32 = 16 * 1024;
+/// Most stream bytes captured from client to server while its TLS records are followed: a
+/// ClientHello of up to 64 KiB (huge padding, many extensions, post-quantum key shares) in
+/// several records, a client certificate chain ([`walk`]).
+pub const HANDSHAKE_CAP_CLIENT: u32 = 96 * 1024;
+/// Most stream bytes captured from server to client while its TLS records are followed: a
+/// certificate chain of several hundred kilobytes and the ServerKeyExchange after it.
+pub const HANDSHAKE_CAP_SERVER: u32 = 512 * 1024;
 /// Most payload bytes carried by one ring-buffer record. A longer segment (GSO/TSO, jumbo) is
 /// split into several records with consecutive sequence numbers.
 pub const MAX_RECORD_PAYLOAD: usize = 2048;
-/// Most records one packet may produce (a 16 KiB budget in 2 KiB records).
-pub const MAX_RECORDS_PER_PACKET: usize = 8;
+/// Most records one packet may produce: a 64 KiB GSO/GRO packet in 2 KiB records (a flight
+/// followed past the budget comes in such packets over loopback and veth).
+pub const MAX_RECORDS_PER_PACKET: usize = 32;
 
 /// Magic at the start of every record ("TLSM" little-endian).
 pub const RECORD_MAGIC: u32 = 0x4d53_4c54;
@@ -133,6 +142,10 @@ pub struct KernelConfig {
     /// Per-direction budgets (stream bytes from the start of the direction).
     pub client_budget: u32,
     pub server_budget: u32,
+    /// Per-direction caps while a TLS direction's clear records are followed past its budget
+    /// ([`walk::grant`]).
+    pub client_cap: u32,
+    pub server_cap: u32,
     /// Candidate ports (either end); the first `n_ports` entries count.
     pub ports: [u16; MAX_CANDIDATE_PORTS],
     pub n_ports: u32,
@@ -145,7 +158,7 @@ pub struct KernelConfig {
     pub quic: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<KernelConfig>() == 8 + 64 + 4 + 128 + 16 + 4 + 4);
+const _: () = assert!(core::mem::size_of::<KernelConfig>() == 8 + 8 + 64 + 4 + 128 + 16 + 4 + 4);
 
 /// Name of the read-only global holding the [`KernelConfig`].
 pub const CONFIG_GLOBAL: &str = "TLSMON_CONFIG";
@@ -214,6 +227,8 @@ impl KernelConfig {
         KernelConfig {
             client_budget: HEAD_BUDGET_CLIENT,
             server_budget: HEAD_BUDGET_SERVER,
+            client_cap: HANDSHAKE_CAP_CLIENT,
+            server_cap: HANDSHAKE_CAP_SERVER,
             ports,
             n_ports: n as u32,
             signatures,
@@ -335,14 +350,20 @@ pub struct FlowValue {
     pub dir_flags: [u8; 2],
     pub base: [u32; 2],
     pub next_record: [u32; 2],
+    /// The first bytes of a record header cut by the end of its segment, per direction
+    /// ([`walk::Walk`]), and how many.
+    pub part: [[u8; 4]; 2],
+    pub part_len: [u8; 2],
+    pub _pad: [u8; 2],
 }
 
 /// [`FlowValue::syn_dir`] before a SYN was seen.
 pub const NO_DIR: u8 = 0xff;
 
-const _: () = assert!(core::mem::size_of::<FlowValue>() == 20);
+const _: () = assert!(core::mem::size_of::<FlowValue>() == 32);
 
-// SAFETY: #[repr(C)], integers and byte arrays only, no padding (20 = 1 + 1 + 2 + 8 + 8).
+// SAFETY: #[repr(C)], integers and byte arrays only, explicit padding (32 = 1 + 1 + 2 + 8 + 8
+// + 8 + 2 + 2).
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for FlowValue {}
 

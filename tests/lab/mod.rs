@@ -23,7 +23,7 @@ mod servers;
 pub mod ssh;
 pub mod wire;
 
-pub use hello::{large_hello, LargeHello};
+pub use hello::{big_flight, huge_hello, large_hello, BigFlight, LargeHello, BIG_FLIGHT_PORT, BIG_FLIGHT_SNI};
 pub use live::{summary, Live, Mode};
 pub use servers::{ClientRun, Posture, ServerSpec, CA_CN, EXPIRED_NOT_AFTER, SERVERS};
 

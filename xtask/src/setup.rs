@@ -25,7 +25,8 @@ use anyhow::{bail, Context as _, Result};
 /// (`systemd-analyze verify`/`security` of the unit) and adduser (the package's user);
 /// `cargo xtask image`: podman, and runc (Debian's default crun refuses hosts with cgroup v1
 /// and v2 mounted side by side); python3-venv for the virtual environment of
-/// kubernetes-validate (tests/kubernetes.rs).
+/// kubernetes-validate (tests/kubernetes.rs); tshark, whose dissectors check the synthetic
+/// captures built from protocol specifications (the SQL Server TDS captures, tests/tds_replay.rs).
 const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "openssl",
@@ -50,6 +51,7 @@ const APT_PACKAGES: &[&str] = &[
     "podman",
     "runc",
     "python3-venv",
+    "tshark",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

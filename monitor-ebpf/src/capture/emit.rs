@@ -4,7 +4,10 @@
 //! without counting it.
 use core::hint::black_box;
 
-use monitor_common::{counter, kind, HEADER_LEN, MAX_RECORD_PAYLOAD, RECORD_MAGIC, RECORD_VERSION};
+use monitor_common::{
+    counter, kind, record_flags, tcp_flags, HEADER_LEN, MAX_RECORDS_PER_PACKET, MAX_RECORD_PAYLOAD, RECORD_MAGIC,
+    RECORD_VERSION,
+};
 
 use crate::parse::Meta;
 use crate::{Packet, COUNTERS, EVENTS, STAGE};
@@ -33,6 +36,22 @@ pub struct Out {
     kind: u16,
     tcp_flags: u8,
     flags: u8,
+    /// What [`send_payload`] may send of a TCP segment.
+    pub carry: Carry,
+}
+
+/// How much of a TCP segment's payload goes out, decided by the flow stage and read by
+/// [`send_payload`] from this per-CPU map memory.
+#[derive(Clone, Copy)]
+pub struct Carry {
+    /// Payload bytes in the packet.
+    pub avail: u32,
+    /// Bytes the direction's grant leaves from the segment's start.
+    pub room: u32,
+    /// Bytes before encryption began (`u32::MAX` when it has not).
+    pub clear: u32,
+    /// The direction is done after this segment (`dir_flags::DONE` or 0).
+    pub done: u8,
 }
 
 impl Out {
@@ -47,6 +66,60 @@ impl Out {
     }
 }
 
+/// Send a TCP segment's payload, as far as `o.carry` allows, in records of at most
+/// `MAX_RECORD_PAYLOAD` bytes (SYN on the first, FIN/RST on the last).
+///
+/// A BPF subprogram whose inputs come from map memory, whose scalars the verifier does not
+/// track: however the flow stage decided, the loop below is verified from one entry state
+/// instead of once per decision path (32 iterations times every path went past the
+/// verifier's million-instruction budget).
+#[inline(never)]
+pub(super) fn send_payload<P: Packet>(p: &P, m: &Meta, o: &mut Out) {
+    // SAFETY: plain reads of a valid, exclusively borrowed struct in map memory.
+    let Carry { avail, room, clear, done } = unsafe { core::ptr::read_volatile(&o.carry) };
+    let f = m.tcp_flags;
+    let mut carry = if avail < room { avail } else { room };
+    const MAX_CARRY: u32 = (MAX_RECORDS_PER_PACKET * MAX_RECORD_PAYLOAD) as u32;
+    if carry > MAX_CARRY {
+        carry = MAX_CARRY;
+    }
+    let mut rflags = 0;
+    if carry < m.payload_len || m.first_fragment {
+        rflags |= record_flags::TRUNCATED;
+        bump(counter::PAYLOAD_TRUNCATED);
+    }
+    // Encrypted from the application-data header on: forward the header, not the ciphertext.
+    if clear < carry {
+        carry = clear;
+    }
+    let mut i = 0;
+    while i < MAX_RECORDS_PER_PACKET {
+        let off = (i * MAX_RECORD_PAYLOAD) as u32;
+        if off >= carry {
+            break;
+        }
+        let left = carry - off;
+        let last = left <= MAX_RECORD_PAYLOAD as u32;
+        let n = if last { left } else { MAX_RECORD_PAYLOAD as u32 };
+        // SYN only on the first chunk, FIN/RST only on the last, so the agent's flow state
+        // changes where the sender's did.
+        let mut chunk_flags = f & (tcp_flags::ACK | tcp_flags::PSH);
+        if i == 0 {
+            chunk_flags |= f & tcp_flags::SYN;
+        }
+        let mut chunk_rflags = rflags;
+        if last {
+            chunk_flags |= f & (tcp_flags::FIN | tcp_flags::RST);
+            if done != 0 {
+                chunk_rflags |= record_flags::DIR_DONE;
+            }
+        }
+        o.set(kind::TCP_PAYLOAD, m.seq.wrapping_add(off), m.payload_off + off, n, chunk_flags, chunk_rflags);
+        emit(p, m, o);
+        i += 1;
+    }
+}
+
 /// A SYN, FIN or RST without payload (or whose payload is not captured).
 #[inline(always)]
 pub(super) fn lifecycle<P: Packet>(p: &P, m: &Meta, o: &mut Out) {
@@ -58,7 +131,7 @@ pub(super) fn lifecycle<P: Packet>(p: &P, m: &Meta, o: &mut Out) {
 /// subprogram rather than inlined: it keeps the stack of each call site small.
 #[inline(never)]
 pub(super) fn emit<P: Packet>(p: &P, m: &Meta, o: &Out) {
-    let Out { seq, off, n, kind, tcp_flags, flags } = *o;
+    let Out { seq, off, n, kind, tcp_flags, flags, .. } = *o;
     let Some(rec) = STAGE.get_ptr_mut(0) else {
         return;
     };

@@ -25,6 +25,7 @@ pub struct Scratch {
     pub key: FlowKey,
     pub key4: FlowKey4,
     pub out: Out,
+    pub walk: records::WalkIo,
 }
 
 /// The load-time settings as the loader wrote them into the object.
@@ -75,9 +76,9 @@ pub fn packet<P: Packet>(p: &P) {
         quic::udp(p, &scratch.meta, avail, o);
     } else {
         if scratch.meta.ip_version == 4 {
-            tcp::tcp::<P, V4>(p, &scratch.meta, avail, &mut scratch.key4, o);
+            tcp::tcp::<P, V4>(p, &scratch.meta, avail, &mut scratch.key4, o, &mut scratch.walk);
         } else {
-            tcp::tcp::<P, V6>(p, &scratch.meta, avail, &mut scratch.key, o);
+            tcp::tcp::<P, V6>(p, &scratch.meta, avail, &mut scratch.key, o, &mut scratch.walk);
         }
     }
 }

@@ -5,20 +5,18 @@
 //! encrypted, or classify bytes that are not at the start of the stream.
 use core::hint::black_box;
 
-use monitor_common::{
-    counter, dir_flags, flow_kind, kind, record_flags, tcp_flags, FlowHead, FLOW_HEAD_LEN, MAX_RECORDS_PER_PACKET,
-    MAX_RECORD_PAYLOAD, NO_DIR,
-};
+use monitor_common::walk::grant;
+use monitor_common::{counter, dir_flags, flow_kind, tcp_flags, FlowHead, FlowValue, FLOW_HEAD_LEN, NO_DIR};
 
 use super::config;
-use super::emit::{bump, emit, lifecycle, Out};
+use super::emit::{bump, lifecycle, send_payload, Carry, Out};
 use super::flows::{close, finish, new_flow, open, set_base, Flows};
-use super::records::walk_records;
+use super::records::{walk_records, WalkIo};
 use crate::parse::Meta;
 use crate::Packet;
 
 #[inline(always)]
-pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F::Key, o: &mut Out) {
+pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F::Key, o: &mut Out, w: &mut WalkIo) {
     let f = m.tcp_flags;
     let syn = f & tcp_flags::SYN != 0;
     let ack = f & tcp_flags::ACK != 0;
@@ -127,10 +125,21 @@ pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F:
         set_base(v, d, m.seq);
         df |= dir_flags::BASE;
     }
-    let budget = if df & dir_flags::CLIENT != 0 { config().client_budget } else { config().server_budget };
+    let (budget, cap) = if df & dir_flags::CLIENT != 0 {
+        (config().client_budget, config().client_cap)
+    } else {
+        (config().server_budget, config().server_cap)
+    };
+    let cap = if cap > budget { cap } else { budget };
     let base = if d == 0 { v.base[0] } else { v.base[1] };
     let rel = m.seq.wrapping_sub(base);
-    if rel >= budget {
+    // What the direction may capture: its budget, or more while its clear TLS records are
+    // followed (a handshake larger than the budget), up to the cap.
+    let walked = |v: &FlowValue, df: u8| {
+        let next = if d == 0 { v.next_record[0] } else { v.next_record[1] };
+        (df & dir_flags::RECORD != 0).then(|| next.wrapping_sub(base))
+    };
+    if rel >= grant(budget, cap, walked(v, df)) {
         bump(counter::BUDGET_EXHAUSTED);
         if closing {
             lifecycle(p, m, o);
@@ -138,46 +147,21 @@ pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F:
         finish::<F>(v, d, df, rst, key);
         return;
     }
-    let room = budget - rel;
-    let mut carry = if avail < room { avail } else { room };
-    const MAX_CARRY: u32 = (MAX_RECORDS_PER_PACKET * MAX_RECORD_PAYLOAD) as u32;
-    if carry > MAX_CARRY {
-        carry = MAX_CARRY;
-    }
-    let mut rflags = 0;
-    if carry < m.payload_len || m.first_fragment {
-        rflags |= record_flags::TRUNCATED;
-        bump(counter::PAYLOAD_TRUNCATED);
-    }
+    let mut stop = u32::MAX;
     if v.kind == flow_kind::TLS && df & dir_flags::NO_WALK == 0 {
-        df = walk_records(p, m, v, d, df, &mut carry);
+        *w = WalkIo { d: d as u32, df, rel, avail, cap, stop };
+        walk_records(p, m, v, w);
+        // Read back from map memory (see `WalkIo`), not from what the compiler remembers.
+        // SAFETY: plain reads of fields of a valid, exclusively borrowed struct.
+        (df, stop) = unsafe { (core::ptr::read_volatile(&w.df), core::ptr::read_volatile(&w.stop)) };
     }
-    let mut i = 0;
-    while i < MAX_RECORDS_PER_PACKET {
-        let off = (i * MAX_RECORD_PAYLOAD) as u32;
-        if off >= carry {
-            break;
-        }
-        let left = carry - off;
-        let last = left <= MAX_RECORD_PAYLOAD as u32;
-        let n = if last { left } else { MAX_RECORD_PAYLOAD as u32 };
-        // SYN only on the first chunk, FIN/RST only on the last, so the agent's flow state
-        // changes where the sender's did.
-        let mut chunk_flags = f & (tcp_flags::ACK | tcp_flags::PSH);
-        if i == 0 {
-            chunk_flags |= f & tcp_flags::SYN;
-        }
-        let mut chunk_rflags = rflags;
-        if last {
-            chunk_flags |= f & (tcp_flags::FIN | tcp_flags::RST);
-            if df & dir_flags::DONE != 0 {
-                chunk_rflags |= record_flags::DIR_DONE;
-            }
-        }
-        o.set(kind::TCP_PAYLOAD, m.seq.wrapping_add(off), m.payload_off + off, n, chunk_flags, chunk_rflags);
-        emit(p, m, o);
-        i += 1;
-    }
+    o.carry = Carry {
+        avail,
+        room: grant(budget, cap, walked(v, df)).saturating_sub(rel),
+        clear: stop.saturating_sub(rel),
+        done: df & dir_flags::DONE,
+    };
+    send_payload(p, m, o);
     finish::<F>(v, d, df, rst, key);
 }
 

@@ -1,7 +1,11 @@
-//! Flow, head reassembly for one direction: orders TCP segments into the first `limit` bytes
-//! of the stream (out of order, retransmitted, overlapping, SYN unseen) and hands on each newly
-//! contiguous run exactly once. Must never hold more than `limit` bytes nor more than
-//! `MAX_PENDING` segments (and `limit` bytes) out of order; what it refuses is counted.
+//! Flow, head reassembly for one direction: orders TCP segments into the first bytes of the
+//! stream (out of order, retransmitted, overlapping, SYN unseen) and hands on each newly
+//! contiguous run exactly once. How many bytes is the kernel's rule, run by the same shared
+//! code (monitor-common `walk`): the budget, or more while a TLS direction's clear records are
+//! followed, up to the cap, and nothing past the first application-data header.
+//! Must never hold more than that limit nor more than `MAX_PENDING` segments (and `limit`
+//! bytes) out of order; what it refuses is counted.
+use monitor_common::walk::{grant, walk_segment, Walk, WalkEnd};
 
 /// Most out-of-order segments held per direction.
 pub const MAX_PENDING: usize = 32;
@@ -23,15 +27,52 @@ pub struct Head {
     base: Option<u32>,
     /// Contiguous bytes handed on so far.
     delivered: u32,
-    limit: u32,
+    /// Stream bytes kept when the records are not followed.
+    budget: u32,
+    /// Most stream bytes kept while the records are followed (>= `budget`).
+    cap: u32,
+    /// The TLS record walk, once begun.
+    walk: Option<Walk>,
+    /// The walk met bytes that are no TLS record header: it stays where it stopped.
+    no_walk: bool,
+    /// Offset just after the first application-data header: nothing more is kept.
+    stop: Option<u32>,
     /// Out-of-order segments: (stream offset, bytes), unsorted, bounded.
     pending: Vec<(u32, Vec<u8>)>,
     pub stats: HeadStats,
 }
 
 impl Head {
-    pub fn new(limit: u32) -> Self {
-        Head { base: None, delivered: 0, limit, pending: Vec::new(), stats: HeadStats::default() }
+    /// A head of `budget` bytes whose records are never followed.
+    pub fn new(budget: u32) -> Self {
+        Head::with_cap(budget, budget)
+    }
+
+    /// A head of `budget` bytes that may grow up to `cap` while TLS records are followed.
+    pub fn with_cap(budget: u32, cap: u32) -> Self {
+        Head {
+            base: None,
+            delivered: 0,
+            budget,
+            cap: cap.max(budget),
+            walk: None,
+            no_walk: false,
+            stop: None,
+            pending: Vec::new(),
+            stats: HeadStats::default(),
+        }
+    }
+
+    /// Stream bytes this direction keeps, as the kernel decides it ([`grant`]).
+    fn limit(&self) -> u32 {
+        let g = grant(self.budget, self.cap, self.walk.map(|w| w.next));
+        self.stop.map_or(g, |s| s.min(g))
+    }
+
+    /// Does a segment starting at `seq` open the stream (the kernel's test before it lets a
+    /// flow's first payload decide what the flow is)?
+    pub fn at_start(&self, seq: u32) -> bool {
+        self.base.is_none_or(|b| b == seq)
     }
 
     /// A SYN (or SYN-ACK) fixes byte 0 of the stream.
@@ -43,7 +84,7 @@ impl Head {
 
     /// The budget is used up: no byte of this direction will be handed on any more.
     pub fn exhausted(&self) -> bool {
-        self.delivered >= self.limit
+        self.delivered >= self.limit()
     }
 
     pub fn delivered(&self) -> u32 {
@@ -62,12 +103,14 @@ impl Head {
             + self.pending.iter().map(|(_, d)| d.capacity()).sum::<usize>()
     }
 
-    /// Add a segment; `out` gets each newly contiguous run in stream order.
-    pub fn insert(&mut self, seq: u32, data: &[u8], out: &mut impl FnMut(&[u8])) {
+    /// Add a segment; `out` gets each newly contiguous run in stream order. `records`: the
+    /// flow is TLS, so its record headers are followed (segment by segment, as they arrive,
+    /// as the kernel does).
+    pub fn insert(&mut self, seq: u32, data: &[u8], records: bool, out: &mut impl FnMut(&[u8])) {
         if data.is_empty() {
             return;
         }
-        if self.exhausted() {
+        if self.stop.is_some() || self.exhausted() {
             self.stats.beyond_budget += 1;
             return;
         }
@@ -84,19 +127,46 @@ impl Head {
             data = &data[skip..];
             off = 0;
         }
-        if off >= self.limit as i64 {
+        if off >= self.limit() as i64 {
             self.stats.beyond_budget += 1;
             return;
         }
         let off = off as u32;
-        let room = (self.limit - off) as usize;
+        if records && !self.no_walk {
+            self.walk_records(off, data);
+        }
+        let room = self.limit().saturating_sub(off) as usize;
         let data = &data[..data.len().min(room)];
+        if data.is_empty() {
+            return;
+        }
         if off > self.delivered {
             self.hold(off, data);
             return;
         }
         self.deliver(off, data, out);
         self.drain_pending(out);
+    }
+
+    /// The kernel's record walk over one segment at stream offset `off`.
+    fn walk_records(&mut self, off: u32, data: &[u8]) {
+        let w = self.walk.get_or_insert_with(Walk::default);
+        let mut load = |at: u32, dst: &mut [u8; 8], n: u32| {
+            let (at, n) = (at as usize, n as usize);
+            match data.get(at..at + n) {
+                Some(b) if n <= 5 => {
+                    dst[..n].copy_from_slice(b);
+                    true
+                }
+                _ => false,
+            }
+        };
+        let avail = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        match walk_segment(w, off, avail, self.cap, &mut load) {
+            WalkEnd::More => {}
+            WalkEnd::NotTls => self.no_walk = true,
+            WalkEnd::Encrypted { header } => self.stop = Some(header.saturating_add(5)),
+        }
     }
 
     fn deliver(&mut self, off: u32, data: &[u8], out: &mut impl FnMut(&[u8])) {
@@ -120,7 +190,7 @@ impl Head {
             self.stats.retransmitted += 1;
             return;
         }
-        if self.pending.len() >= MAX_PENDING || self.pending_bytes() + data.len() > self.limit as usize {
+        if self.pending.len() >= MAX_PENDING || self.pending_bytes() + data.len() > self.limit() as usize {
             self.stats.pending_dropped += 1;
             return;
         }
@@ -152,7 +222,7 @@ mod tests {
     fn run(head: &mut Head, segs: &[(u32, &[u8])]) -> Vec<u8> {
         let mut got = Vec::new();
         for (seq, d) in segs {
-            head.insert(*seq, d, &mut |b| got.extend_from_slice(b));
+            head.insert(*seq, d, false, &mut |b| got.extend_from_slice(b));
         }
         got
     }
@@ -197,7 +267,7 @@ mod tests {
         let mut h = Head::new(10_000);
         h.syn(0);
         for i in 0..100u32 {
-            h.insert(10 + i * 10, b"x", &mut |_| {});
+            h.insert(10 + i * 10, b"x", false, &mut |_| {});
         }
         assert_eq!(h.pending.len(), MAX_PENDING);
         assert_eq!(h.stats.pending_dropped, 100 - MAX_PENDING as u64);

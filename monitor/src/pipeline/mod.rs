@@ -3,7 +3,9 @@
 //! (handshakes, SSH sessions, plaintext flows).
 //! Synchronous, no I/O, time from packets only; must never keep more than the flow-head budget
 //! per direction, more plaintext bytes than configured, nor more flows than configured.
-use monitor_common::{flow_kind, KernelConfig, HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER};
+use monitor_common::{
+    flow_kind, KernelConfig, HANDSHAKE_CAP_CLIENT, HANDSHAKE_CAP_SERVER, HEAD_BUDGET_CLIENT, HEAD_BUDGET_SERVER,
+};
 
 use crate::decode::{Packet, Transport};
 use crate::flow::reassembly::Head;
@@ -25,6 +27,10 @@ pub struct PipelineConfig {
     pub idle_timeout_s: u64,
     pub client_budget: u32,
     pub server_budget: u32,
+    /// How far a TLS direction's head may grow past its budget while its clear records are
+    /// followed (a large handshake), as the kernel does.
+    pub client_cap: u32,
+    pub server_cap: u32,
     pub policy: Policy,
     /// CA bundle for `tls.cert.untrusted` (none: chains are not judged for trust).
     pub trust: Option<Arc<TrustStore>>,
@@ -47,6 +53,8 @@ impl Default for PipelineConfig {
             idle_timeout_s: 120,
             client_budget: HEAD_BUDGET_CLIENT,
             server_budget: HEAD_BUDGET_SERVER,
+            client_cap: HANDSHAKE_CAP_CLIENT,
+            server_cap: HANDSHAKE_CAP_SERVER,
             policy: Policy::default(),
             trust: None,
             candidates: KernelConfig::default_config(),
@@ -178,15 +186,21 @@ impl Pipeline {
             }
             return;
         };
-        let (client_budget, server_budget) = (self.cfg.client_budget, self.cfg.server_budget);
+        let cfg = &self.cfg;
+        let new_head = |client: bool| {
+            if client {
+                Head::with_cap(cfg.client_budget, cfg.client_cap)
+            } else {
+                Head::with_cap(cfg.server_budget, cfg.server_cap)
+            }
+        };
         if p.syn {
             // SYN: the sender is the client; SYN-ACK: the sender is the server.
             let is_client = !p.ack;
             if is_client {
                 a.syn_from.get_or_insert(dir);
             }
-            let limit = if is_client { client_budget } else { server_budget };
-            a.dirs[dir].head.get_or_insert_with(|| Head::new(limit)).syn(p.seq);
+            a.dirs[dir].head.get_or_insert_with(|| new_head(is_client)).syn(p.seq);
         }
         if !p.payload.is_empty() {
             let d = &mut a.dirs[dir];
@@ -195,15 +209,21 @@ impl Pipeline {
                     Some(c) => c == dir,
                     None => monitor_common::looks_like_client_hello(p.payload),
                 };
-                Head::new(if client { client_budget } else { server_budget })
+                new_head(client)
             });
+            let ports = [key.lo.port, key.hi.port];
+            // The kernel decides what a flow is from the first payload at a stream's start,
+            // before it cuts that payload; so does its model here.
+            if a.class.is_none() && head.at_start(p.seq) {
+                a.class = Some(self.cfg.candidates.classify(p.payload, ports));
+            }
+            let records = a.class == Some(flow_kind::TLS);
             let (tls, plain, plain_full) = (&mut d.tls, &mut d.plain, &mut d.plain_full);
             let (class, candidates) = (&mut a.class, &self.cfg.candidates);
-            let ports = [key.lo.port, key.hi.port];
             let (keep, room) = (self.cfg.plain_keep, self.cfg.max_plain_bytes.saturating_sub(self.plain_bytes));
             let mut kept = 0usize;
             let mut dropped = 0u64;
-            head.insert(p.seq, p.payload, &mut |bytes| {
+            head.insert(p.seq, p.payload, records, &mut |bytes| {
                 let class = *class.get_or_insert_with(|| candidates.classify(bytes, ports));
                 tls.feed(bytes, ts_ns);
                 // Clear bytes (not TLS, or before an upgrade) of a candidate flow are kept for
