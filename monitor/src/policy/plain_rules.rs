@@ -37,8 +37,12 @@ fn starttls(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
     if !(st.offered && !st.requested && st.cleartext_after_offer) {
         return;
     }
-    let evidence =
-        format!("the {} server offers {}; the session went on in clear", proto.as_str(), upgrade_name(proto));
+    let required = if f.xmpp.is_some_and(|x| x.tls_required) { " (marked required)" } else { "" };
+    let evidence = format!(
+        "the {} server offers {}{required}; the session went on in clear",
+        proto.as_str(),
+        upgrade_name(proto)
+    );
     raise(out, entry!("plaintext.starttls-missing"), rule!(p.profile, "require-starttls"), evidence);
 }
 

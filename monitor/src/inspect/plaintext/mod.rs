@@ -1,5 +1,6 @@
 //! Inspect, plaintext: what a flow that is not (or not yet) TLS carries — health protocols
-//! (HL7 v2, DICOM UL, FHIR/DICOMweb/CDA over HTTP, X12), clear credentials, STARTTLS offers.
+//! (HL7 v2, DICOM UL, FHIR/DICOMweb/CDA over HTTP, X12), clear credentials, STARTTLS offers
+//! (mail, FTP, LDAP, databases, XMPP).
 //! Works on the bounded flow heads of both directions. Must never keep or return a value taken
 //! from the payload except through a closed table or a strict validator (charset and length):
 //! no names, identifiers, dates, paths, user names or message bodies, ever.
@@ -22,11 +23,13 @@ mod smtp;
 #[cfg(test)]
 mod tests;
 mod x12;
+mod xmpp;
 
 use facts::push_distinct;
 pub use facts::{
     Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, Protocol, StartTls, X12Meta, MAX_LIST,
 };
+pub use xmpp::XmppMeta;
 
 /// Inspect the heads of a plaintext flow: `client` and `server` are the first bytes each side
 /// sent (in stream order, possibly cut by the head budget), `server_port` only raises or lowers
@@ -64,7 +67,12 @@ pub fn inspect(client: &[u8], server: &[u8], server_port: u16) -> PlainFacts {
     }
     let session = lines::detect(client, server, server_port)
         .or_else(|| ldap::detect(client, server))
-        .or_else(|| db::detect(client, server));
+        .or_else(|| db::detect(client, server))
+        .or_else(|| {
+            let (s, meta) = xmpp::detect(client, server)?;
+            f.xmpp = Some(meta);
+            Some(s)
+        });
     if let Some(s) = session {
         pick(&mut f, s.protocol, None);
         f.starttls = Some(s.starttls);
