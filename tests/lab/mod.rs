@@ -22,6 +22,7 @@ pub mod probe;
 mod servers;
 pub mod ssh;
 pub mod wire;
+pub mod xmpp;
 
 pub use hello::{large_hello, LargeHello};
 pub use live::{summary, Live, Mode};

@@ -38,11 +38,8 @@ fn starttls(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
         return;
     }
     let required = if f.xmpp.is_some_and(|x| x.tls_required) { " (marked required)" } else { "" };
-    let evidence = format!(
-        "the {} server offers {}{required}; the session went on in clear",
-        proto.as_str(),
-        upgrade_name(proto)
-    );
+    let evidence =
+        format!("the {} server offers {}{required}; the session went on in clear", proto.as_str(), upgrade_name(proto));
     raise(out, entry!("plaintext.starttls-missing"), rule!(p.profile, "require-starttls"), evidence);
 }
 

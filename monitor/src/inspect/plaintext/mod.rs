@@ -29,6 +29,9 @@ use facts::push_distinct;
 pub use facts::{
     Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, Protocol, StartTls, X12Meta, MAX_LIST,
 };
+/// XMPP exchanges for the pipeline's tests.
+#[cfg(test)]
+pub(crate) use xmpp::tests as xmpp_fixtures;
 pub use xmpp::XmppMeta;
 
 /// Inspect the heads of a plaintext flow: `client` and `server` are the first bytes each side

@@ -258,4 +258,4 @@ pub(super) fn detect(client: &[u8], server: &[u8]) -> Option<(Session, XmppMeta)
 
 #[cfg(test)]
 #[path = "xmpp_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -3,15 +3,15 @@
 //! (tests/live_xmpp.rs) checks the same facts against a real server.
 use super::*;
 
-pub(in super::super) const C_HEADER: &[u8] = b"<?xml version='1.0'?><stream:stream from='juliet@im.example.test' \
+pub(crate) const C_HEADER: &[u8] = b"<?xml version='1.0'?><stream:stream from='juliet@im.example.test' \
 to='im.example.test' version='1.0' xml:lang='en' xmlns='jabber:client' \
 xmlns:stream='http://etherx.jabber.org/streams'>";
-pub(in super::super) const S_FEATURES: &[u8] = b"<?xml version='1.0'?><stream:stream from='im.example.test' \
+pub(crate) const S_FEATURES: &[u8] = b"<?xml version='1.0'?><stream:stream from='im.example.test' \
 id='t7AMCin9zjMNwQKDnplntZPIDEI=' to='juliet@im.example.test' version='1.0' xml:lang='en' \
 xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>\n<stream:features>\
 <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>";
-pub(in super::super) const C_STARTTLS: &[u8] = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
-pub(in super::super) const S_PROCEED: &[u8] = b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+pub(crate) const C_STARTTLS: &[u8] = b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+pub(crate) const S_PROCEED: &[u8] = b"<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
 /// Features offering STARTTLS (optional) and SASL PLAIN.
 const S_FEATURES_OPTIONAL: &[u8] = b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
 xmlns:stream='http://etherx.jabber.org/streams' id='abc' from='im.example.test' version='1.0'>\
@@ -150,7 +150,8 @@ fn hostile_heads_are_bounded() {
     h.extend(std::iter::repeat_n(b"<a>".as_slice(), 4000).flatten());
     h.extend_from_slice(b"<auth mechanism='PLAIN");
     let _ = detect(&h, &h);
-    let long = [b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' x='".as_slice(), &[b'a'; 9000]].concat();
+    let long =
+        [b"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' x='".as_slice(), &[b'a'; 9000]].concat();
     assert!(detect(&long, b"").is_none(), "a header longer than a tag may be is not read");
     let _ = detect(b"<stream:stream\0<<<>>>'\"<", b"<<<<<<<<<<");
     let _ = detect(&[b'<'; 8192], &[b'>'; 8192]);
