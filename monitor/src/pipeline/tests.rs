@@ -263,6 +263,18 @@ fn dtls_garbage_is_counted_never_judged() {
     assert_eq!((p.charged, p.stats.memory.held), (0, 0));
 }
 
+/// One segment of a client (port 40000) — server (port 5222) session.
+fn xmpp_seg(payload: &[u8], from_client: bool, syn: bool, seq: u32) -> Packet<'_> {
+    let mut k = pkt(payload, syn, seq);
+    k.dst_port = 5222;
+    if !from_client {
+        std::mem::swap(&mut k.src, &mut k.dst);
+        std::mem::swap(&mut k.src_port, &mut k.dst_port);
+    }
+    k.ack = !(syn && from_client);
+    k
+}
+
 /// An XMPP c2s STARTTLS exchange (RFC 6120 §5.4), each direction's clear bytes cut at every
 /// offset into two TCP segments, the server's delivered out of order, then the ClientHello:
 /// always one TLS output upgraded from XMPP with offered, requested and accepted.
@@ -272,16 +284,6 @@ fn xmpp_starttls_split_anywhere() {
     let client: Vec<u8> = [C_HEADER, C_STARTTLS].concat();
     let server: Vec<u8> = [S_FEATURES, S_PROCEED].concat();
     let hello = client_hello();
-    let seg = |payload: &[u8], from_client: bool, syn: bool, seq: u32| {
-        let mut k = pkt(payload, syn, seq);
-        k.dst_port = 5222;
-        if !from_client {
-            std::mem::swap(&mut k.src, &mut k.dst);
-            std::mem::swap(&mut k.src_port, &mut k.dst_port);
-        }
-        k.ack = !(syn && from_client);
-        k
-    };
     let (cs, ss) = (1000u32, 9000u32);
     for cut in 0..=client.len().max(server.len()) {
         let (c1, c2) = client.split_at(cut.min(client.len()));
@@ -292,19 +294,19 @@ fn xmpp_starttls_split_anywhere() {
             t += 1000;
             p.packet(t, &k);
         };
-        send(&mut p, seg(&[], true, true, cs - 1));
-        send(&mut p, seg(&[], false, true, ss - 1));
+        send(&mut p, xmpp_seg(&[], true, true, cs - 1));
+        send(&mut p, xmpp_seg(&[], false, true, ss - 1));
         for (part, at) in [(c1, cs), (c2, cs + c1.len() as u32)] {
             if !part.is_empty() {
-                send(&mut p, seg(part, true, false, at));
+                send(&mut p, xmpp_seg(part, true, false, at));
             }
         }
         for (part, at) in [(s2, ss + s1.len() as u32), (s1, ss)] {
             if !part.is_empty() {
-                send(&mut p, seg(part, false, false, at));
+                send(&mut p, xmpp_seg(part, false, false, at));
             }
         }
-        send(&mut p, seg(&hello, true, false, cs + client.len() as u32));
+        send(&mut p, xmpp_seg(&hello, true, false, cs + client.len() as u32));
         p.finish();
         let out: Vec<Output> = p.drain_outputs().collect();
         assert_eq!(out.len(), 1, "cut {cut}");
