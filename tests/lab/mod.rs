@@ -16,6 +16,7 @@
 
 pub mod crowd;
 mod hello;
+pub mod irc;
 mod live;
 pub mod plain;
 pub mod probe;

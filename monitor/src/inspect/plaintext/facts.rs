@@ -23,11 +23,12 @@ pub enum Protocol {
     Postgresql,
     Mysql,
     Xmpp,
+    Irc,
 }
 
 impl Protocol {
     /// Every protocol, in declaration order (the label set of metrics).
-    pub const ALL: [Protocol; 15] = [
+    pub const ALL: [Protocol; 16] = [
         Protocol::Hl7,
         Protocol::Dicom,
         Protocol::Fhir,
@@ -43,6 +44,7 @@ impl Protocol {
         Protocol::Postgresql,
         Protocol::Mysql,
         Protocol::Xmpp,
+        Protocol::Irc,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +64,7 @@ impl Protocol {
             Protocol::Postgresql => "postgresql",
             Protocol::Mysql => "mysql",
             Protocol::Xmpp => "xmpp",
+            Protocol::Irc => "irc",
         }
     }
 
@@ -112,6 +115,10 @@ pub enum Credential {
     XmppSaslPlain,
     /// XMPP legacy `jabber:iq:auth` (XEP-0078) with a `<password/>` element.
     XmppIqAuthPassword,
+    /// IRC `PASS` (the server or bouncer password).
+    IrcPass,
+    /// IRC SASL `AUTHENTICATE PLAIN` (IRCv3).
+    IrcSaslPlain,
 }
 
 impl Credential {
@@ -130,6 +137,8 @@ impl Credential {
             Credential::PostgresqlPassword => "postgresql-password",
             Credential::XmppSaslPlain => "xmpp-sasl-plain",
             Credential::XmppIqAuthPassword => "xmpp-iq-auth-password",
+            Credential::IrcPass => "irc-pass",
+            Credential::IrcSaslPlain => "irc-sasl-plain",
         }
     }
 }
@@ -202,10 +211,10 @@ pub struct X12Meta {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StartTls {
     /// The server advertised the upgrade (EHLO/CAPABILITY/CAPA/FEAT, the LDAP StartTLS OID,
-    /// MySQL's CLIENT_SSL capability, XMPP's `<starttls/>` stream feature).
+    /// MySQL's CLIENT_SSL capability, XMPP's `<starttls/>` stream feature, IRC's `tls` capability).
     pub offered: bool,
     /// The client asked for it (STARTTLS, STLS, AUTH TLS, StartTLS extended op, SSLRequest,
-    /// XMPP `<starttls/>`).
+    /// XMPP `<starttls/>`, IRC STARTTLS).
     pub requested: bool,
     /// The server's answer to the request: true = go ahead, false = refused; None = not seen.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -231,7 +240,7 @@ pub struct PlainFacts {
     pub starttls: Option<StartTls>,
 }
 
-/// What a session protocol (mail, FTP, LDAP, databases, XMPP) showed: upgrade and credentials.
+/// What a session protocol (mail, FTP, LDAP, databases, XMPP, IRC) showed: upgrade and credentials.
 #[derive(Debug)]
 pub(super) struct Session {
     pub(super) protocol: Protocol,

@@ -1,6 +1,6 @@
 //! Inspect, plaintext: what a flow that is not (or not yet) TLS carries — health protocols
 //! (HL7 v2, DICOM UL, FHIR/DICOMweb/CDA over HTTP, X12), clear credentials, STARTTLS offers
-//! (mail, FTP, LDAP, databases, XMPP).
+//! (mail, FTP, LDAP, databases, XMPP, IRC).
 //! Works on the bounded flow heads of both directions. Must never keep or return a value taken
 //! from the payload except through a closed table or a strict validator (charset and length):
 //! no names, identifiers, dates, paths, user names or message bodies, ever.
@@ -15,6 +15,7 @@ mod ftp;
 mod hl7;
 mod http;
 mod imap;
+mod irc;
 mod ldap;
 mod lines;
 mod pop3;
@@ -68,7 +69,8 @@ pub fn inspect(client: &[u8], server: &[u8], server_port: u16) -> PlainFacts {
     if http.is_some() {
         pick(&mut f, Protocol::Http, None);
     }
-    let session = lines::detect(client, server, server_port)
+    let session = irc::detect(client, server, server_port)
+        .or_else(|| lines::detect(client, server, server_port))
         .or_else(|| ldap::detect(client, server))
         .or_else(|| db::detect(client, server))
         .or_else(|| {
