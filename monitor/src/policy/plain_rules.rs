@@ -170,4 +170,19 @@ mod tests {
         }
         assert!(ids(&PlainFacts { protocol: Some(Protocol::Http), ..Default::default() }).is_empty());
     }
+
+    #[test]
+    fn xmpp_required_offer_ignored() {
+        use crate::inspect::plaintext::XmppMeta;
+        let f = PlainFacts {
+            protocol: Some(Protocol::Xmpp),
+            credentials: vec![Credential::XmppSaslPlain],
+            starttls: Some(StartTls { offered: true, cleartext_after_offer: true, ..Default::default() }),
+            xmpp: Some(XmppMeta { stream: Some("client"), tls_required: true }),
+            ..Default::default()
+        };
+        let got = ids(&f);
+        assert_eq!(got[0].2, "credentials sent in clear: xmpp-sasl-plain");
+        assert_eq!(got[1].2, "the xmpp server offers STARTTLS (marked required); the session went on in clear");
+    }
 }
