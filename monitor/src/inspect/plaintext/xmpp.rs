@@ -235,10 +235,9 @@ pub(super) fn detect(client: &[u8], server: &[u8]) -> Option<(Session, XmppMeta)
                 }
             } else {
                 st.cleartext_after_offer |= st.offered;
-                if t.is("auth") && t.ns_is_or_none(NS_SASL) {
-                    if attr(t.attrs, b"mechanism").is_some_and(|m| m.eq_ignore_ascii_case(b"PLAIN")) {
-                        push_distinct(&mut credentials, Credential::XmppSaslPlain);
-                    }
+                let plain = attr(t.attrs, b"mechanism").is_some_and(|m| m.eq_ignore_ascii_case(b"PLAIN"));
+                if t.is("auth") && t.ns_is_or_none(NS_SASL) && plain {
+                    push_distinct(&mut credentials, Credential::XmppSaslPlain);
                 }
             }
         }
