@@ -1,5 +1,5 @@
 //! Fuzz target: arbitrary bytes as the client and server heads of a clear flow through every
-//! plaintext inspector (HL7, DICOM, HTTP/FHIR, X12, SMTP/IMAP/POP3/FTP, LDAP, databases).
+//! plaintext inspector (HL7, DICOM, HTTP/FHIR, X12, SMTP/IMAP/POP3/FTP, LDAP, databases, XMPP, IRC).
 //! Input: `tlsmon_fuzz::halves`, tag = the server port. Must never panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;

@@ -164,8 +164,9 @@ const _: () = assert!(core::mem::size_of::<KernelConfig>() == 8 + 8 + 64 + 4 + 1
 pub const CONFIG_GLOBAL: &str = "TLSMON_CONFIG";
 
 /// Ports whose protocols upgrade to TLS in band: FTP (AUTH TLS), SMTP, POP3, IMAP, LDAP,
-/// submission, MySQL, RDP, PostgreSQL. The agent follows flows on them until TLS begins.
-pub const STARTTLS_PORTS: [u16; 9] = [21, 25, 110, 143, 389, 587, 3306, 3389, 5432];
+/// submission, MySQL, RDP, PostgreSQL, XMPP client-to-server and server-to-server, IRC. The
+/// agent follows flows on them until TLS begins.
+pub const STARTTLS_PORTS: [u16; 12] = [21, 25, 110, 143, 389, 587, 3306, 3389, 5432, 5222, 5269, 6667];
 
 /// Ports of candidate clear-start protocols besides the STARTTLS ones: SSH (22: banners and
 /// KEXINITs are in clear), HTTP (80, 8080), DICOM (104, 11112), HL7 MLLP (2575).

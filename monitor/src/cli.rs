@@ -269,9 +269,9 @@ pub struct PipelineArgs {
     pub severity_overrides: Vec<(String, Severity)>,
     /// Also follow flows on this port whatever their first bytes (repeat for several), e.g.
     /// an HL7 interface engine's MLLP port: live capture copies them, and replay and live alike
-    /// inspect them for plaintext PHI. Built in: the STARTTLS ports (21, 25, 110, 143,
-    /// 389, 587, 3306, 3389, 5432), HTTP (80, 8080), DICOM (104, 11112) and MLLP (2575); TLS
-    /// is recognised on any port by its bytes.
+    /// inspect them for plaintext PHI. Built in: the STARTTLS ports (21, 25, 110, 143, 389,
+    /// 587, 3306, 3389, 5432, 5222, 5269, 6667), HTTP (80, 8080), DICOM (104, 11112) and MLLP
+    /// (2575); TLS is recognised on any port by its bytes.
     #[arg(long = "candidate-port", value_name = "PORT")]
     pub candidate_ports: Vec<u16>,
 }

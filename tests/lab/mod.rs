@@ -16,12 +16,14 @@
 
 pub mod crowd;
 mod hello;
+pub mod irc;
 mod live;
 pub mod plain;
 pub mod probe;
 mod servers;
 pub mod ssh;
 pub mod wire;
+pub mod xmpp;
 
 pub use hello::{big_flight, huge_hello, large_hello, BigFlight, LargeHello, BIG_FLIGHT_PORT, BIG_FLIGHT_SNI};
 pub use live::{summary, Live, Mode};

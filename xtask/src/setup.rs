@@ -20,7 +20,8 @@ use anyhow::{bail, Context as _, Result};
 /// what a live test saw so that replay can be held to the same result; tcpreplay, which sends
 /// captures onto a veth: the generated floods of `cargo xtask bench floods`, the mix of
 /// `cargo xtask bench soak` and the live SIGTERM test; OpenSSH's sshd, ssh and sftp, the real
-/// peers of the SSH lab (tests/live_ssh.rs); `cargo xtask package` and its checks: dpkg-dev
+/// peers of the SSH lab (tests/live_ssh.rs); prosody and inspircd, the real XMPP and IRC
+/// servers of the STARTTLS lab (tests/live_starttls.rs); `cargo xtask package` and its checks: dpkg-dev
 /// (dpkg-shlibdeps, for cargo-deb's `$auto` dependencies), lintian, man-db (`man -w`), systemd
 /// (`systemd-analyze verify`/`security` of the unit) and adduser (the package's user);
 /// `cargo xtask image`: podman, and runc (Debian's default crun refuses hosts with cgroup v1
@@ -43,6 +44,8 @@ const APT_PACKAGES: &[&str] = &[
     "tcpreplay",
     "openssh-server",
     "openssh-client",
+    "prosody",
+    "inspircd",
     "dpkg-dev",
     "lintian",
     "man-db",
@@ -124,8 +127,9 @@ fn apt_packages() -> Result<()> {
     Ok(())
 }
 
-/// Debian starts the services of the Prometheus and OpenSSH packages it just installed
-/// (Prometheus on :9090, Alertmanager on :9093, sshd on :22, every interface). The tests start their own on loopback,
+/// Debian starts the services of the Prometheus, OpenSSH, Prosody and InspIRCd packages it just
+/// installed (Prometheus on :9090, Alertmanager on :9093, sshd on :22, prosody on :5222/:5269,
+/// inspircd on :6667, every interface). The tests start their own on loopback,
 /// so on a systemd host the ones this setup installed are stopped and disabled again.
 fn stop_installed_services(installed: &[&str]) {
     // openssh-server's unit is `ssh` (sshd on :22, every interface).
@@ -134,6 +138,7 @@ fn stop_installed_services(installed: &[&str]) {
         .filter_map(|p| match *p {
             "prometheus" | "prometheus-alertmanager" => Some(*p),
             "openssh-server" => Some("ssh"),
+            "prosody" | "inspircd" => Some(*p),
             _ => None,
         })
         .collect();

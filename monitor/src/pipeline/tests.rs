@@ -262,3 +262,60 @@ fn dtls_garbage_is_counted_never_judged() {
     assert_eq!((p.stats.dtls.datagrams, p.stats.dtls.malformed), (2, 2), "{:?}", p.stats.dtls);
     assert_eq!((p.charged, p.stats.memory.held), (0, 0));
 }
+
+/// One segment of a client (port 40000) — server (port 5222) session.
+fn xmpp_seg(payload: &[u8], from_client: bool, syn: bool, seq: u32) -> Packet<'_> {
+    let mut k = pkt(payload, syn, seq);
+    k.dst_port = 5222;
+    if !from_client {
+        std::mem::swap(&mut k.src, &mut k.dst);
+        std::mem::swap(&mut k.src_port, &mut k.dst_port);
+    }
+    k.ack = !(syn && from_client);
+    k
+}
+
+/// An XMPP c2s STARTTLS exchange (RFC 6120 §5.4), each direction's clear bytes cut at every
+/// offset into two TCP segments, the server's delivered out of order, then the ClientHello:
+/// always one TLS output upgraded from XMPP with offered, requested and accepted.
+#[test]
+fn xmpp_starttls_split_anywhere() {
+    use crate::inspect::plaintext::xmpp_fixtures::{C_HEADER, C_STARTTLS, S_FEATURES, S_PROCEED};
+    let client: Vec<u8> = [C_HEADER, C_STARTTLS].concat();
+    let server: Vec<u8> = [S_FEATURES, S_PROCEED].concat();
+    let hello = client_hello();
+    let (cs, ss) = (1000u32, 9000u32);
+    for cut in 0..=client.len().max(server.len()) {
+        let (c1, c2) = client.split_at(cut.min(client.len()));
+        let (s1, s2) = server.split_at(cut.min(server.len()));
+        let mut p = Pipeline::new(PipelineConfig::default());
+        let mut t = S;
+        let mut send = |p: &mut Pipeline, k: Packet<'_>| {
+            t += 1000;
+            p.packet(t, &k);
+        };
+        send(&mut p, xmpp_seg(&[], true, true, cs - 1));
+        send(&mut p, xmpp_seg(&[], false, true, ss - 1));
+        for (part, at) in [(c1, cs), (c2, cs + c1.len() as u32)] {
+            if !part.is_empty() {
+                send(&mut p, xmpp_seg(part, true, false, at));
+            }
+        }
+        for (part, at) in [(s2, ss + s1.len() as u32), (s1, ss)] {
+            if !part.is_empty() {
+                send(&mut p, xmpp_seg(part, false, false, at));
+            }
+        }
+        send(&mut p, xmpp_seg(&hello, true, false, cs + client.len() as u32));
+        p.finish();
+        let out: Vec<Output> = p.drain_outputs().collect();
+        assert_eq!(out.len(), 1, "cut {cut}");
+        let Observed::Tls { handshake, upgrade } = &out[0].observed else { panic!("cut {cut}: not TLS") };
+        assert!(handshake.client_hello.is_some(), "cut {cut}: the ClientHello after the upgrade was read");
+        let up = upgrade.as_ref().expect("upgrade facts");
+        assert_eq!(up.protocol, Some(plaintext::Protocol::Xmpp), "cut {cut}");
+        let st = up.starttls.expect("starttls facts");
+        assert!(st.offered && st.requested && st.accepted == Some(true) && !st.cleartext_after_offer, "cut {cut}");
+        assert!(up.xmpp.is_some_and(|x| x.tls_required), "cut {cut}");
+    }
+}

@@ -37,8 +37,9 @@ fn starttls(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
     if !(st.offered && !st.requested && st.cleartext_after_offer) {
         return;
     }
+    let required = if f.xmpp.is_some_and(|x| x.tls_required) { " (marked required)" } else { "" };
     let evidence =
-        format!("the {} server offers {}; the session went on in clear", proto.as_str(), upgrade_name(proto));
+        format!("the {} server offers {}{required}; the session went on in clear", proto.as_str(), upgrade_name(proto));
     raise(out, entry!("plaintext.starttls-missing"), rule!(p.profile, "require-starttls"), evidence);
 }
 
@@ -168,5 +169,20 @@ mod tests {
             assert!(ids(&f).is_empty(), "{st:?}");
         }
         assert!(ids(&PlainFacts { protocol: Some(Protocol::Http), ..Default::default() }).is_empty());
+    }
+
+    #[test]
+    fn xmpp_required_offer_ignored() {
+        use crate::inspect::plaintext::XmppMeta;
+        let f = PlainFacts {
+            protocol: Some(Protocol::Xmpp),
+            credentials: vec![Credential::XmppSaslPlain],
+            starttls: Some(StartTls { offered: true, cleartext_after_offer: true, ..Default::default() }),
+            xmpp: Some(XmppMeta { stream: Some("client"), tls_required: true }),
+            ..Default::default()
+        };
+        let got = ids(&f);
+        assert_eq!(got[0].2, "credentials sent in clear: xmpp-sasl-plain");
+        assert_eq!(got[1].2, "the xmpp server offers STARTTLS (marked required); the session went on in clear");
     }
 }

@@ -7,7 +7,9 @@ use serde::Serialize;
 
 use crate::inspect::dtls::DtlsFacts;
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
-use crate::inspect::plaintext::{Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta};
+use crate::inspect::plaintext::{
+    Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta, XmppMeta,
+};
 use crate::inspect::quic::QuicFacts;
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::certreq::cert_type_name;
@@ -104,6 +106,8 @@ pub struct Plain<'a> {
     pub http: Option<&'a HttpMeta>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub x12: Option<&'a X12Meta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xmpp: Option<XmppMeta>,
     #[serde(skip_serializing_if = "<[Credential]>::is_empty")]
     pub credentials: &'a [Credential],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,6 +177,7 @@ pub fn plain_event<'a>(p: &'a PlainFlow, findings: &'a [Finding]) -> PlainEvent<
             dicom: f.dicom.as_ref(),
             http: f.http.as_ref(),
             x12: f.x12.as_ref(),
+            xmpp: f.xmpp,
             credentials: &f.credentials,
             starttls: f.starttls,
         },

@@ -22,11 +22,13 @@ pub enum Protocol {
     Ldap,
     Postgresql,
     Mysql,
+    Xmpp,
+    Irc,
 }
 
 impl Protocol {
     /// Every protocol, in declaration order (the label set of metrics).
-    pub const ALL: [Protocol; 14] = [
+    pub const ALL: [Protocol; 16] = [
         Protocol::Hl7,
         Protocol::Dicom,
         Protocol::Fhir,
@@ -41,6 +43,8 @@ impl Protocol {
         Protocol::Ldap,
         Protocol::Postgresql,
         Protocol::Mysql,
+        Protocol::Xmpp,
+        Protocol::Irc,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +63,8 @@ impl Protocol {
             Protocol::Ldap => "ldap",
             Protocol::Postgresql => "postgresql",
             Protocol::Mysql => "mysql",
+            Protocol::Xmpp => "xmpp",
+            Protocol::Irc => "irc",
         }
     }
 
@@ -105,6 +111,14 @@ pub enum Credential {
     SmtpAuthLogin,
     LdapSimpleBind,
     PostgresqlPassword,
+    /// XMPP SASL `<auth mechanism='PLAIN'>` (RFC 6120 §6, RFC 4616): the password inside.
+    XmppSaslPlain,
+    /// XMPP legacy `jabber:iq:auth` (XEP-0078) with a `<password/>` element.
+    XmppIqAuthPassword,
+    /// IRC `PASS` (the server or bouncer password).
+    IrcPass,
+    /// IRC SASL `AUTHENTICATE PLAIN` (IRCv3).
+    IrcSaslPlain,
 }
 
 impl Credential {
@@ -121,6 +135,10 @@ impl Credential {
             Credential::SmtpAuthLogin => "smtp-auth-login",
             Credential::LdapSimpleBind => "ldap-simple-bind",
             Credential::PostgresqlPassword => "postgresql-password",
+            Credential::XmppSaslPlain => "xmpp-sasl-plain",
+            Credential::XmppIqAuthPassword => "xmpp-iq-auth-password",
+            Credential::IrcPass => "irc-pass",
+            Credential::IrcSaslPlain => "irc-sasl-plain",
         }
     }
 }
@@ -193,9 +211,10 @@ pub struct X12Meta {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StartTls {
     /// The server advertised the upgrade (EHLO/CAPABILITY/CAPA/FEAT, the LDAP StartTLS OID,
-    /// MySQL's CLIENT_SSL capability).
+    /// MySQL's CLIENT_SSL capability, XMPP's `<starttls/>` stream feature, IRC's `tls` capability).
     pub offered: bool,
-    /// The client asked for it (STARTTLS, STLS, AUTH TLS, StartTLS extended op, SSLRequest).
+    /// The client asked for it (STARTTLS, STLS, AUTH TLS, StartTLS extended op, SSLRequest,
+    /// XMPP `<starttls/>`, IRC STARTTLS).
     pub requested: bool,
     /// The server's answer to the request: true = go ahead, false = refused; None = not seen.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -215,12 +234,13 @@ pub struct PlainFacts {
     pub dicom: Option<DicomMeta>,
     pub http: Option<HttpMeta>,
     pub x12: Option<X12Meta>,
+    pub xmpp: Option<super::xmpp::XmppMeta>,
     /// Distinct, in order of appearance.
     pub credentials: Vec<Credential>,
     pub starttls: Option<StartTls>,
 }
 
-/// What a session protocol (mail, FTP, LDAP, databases) showed: upgrade and credentials.
+/// What a session protocol (mail, FTP, LDAP, databases, XMPP, IRC) showed: upgrade and credentials.
 #[derive(Debug)]
 pub(super) struct Session {
     pub(super) protocol: Protocol,

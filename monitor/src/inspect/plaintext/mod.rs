@@ -1,5 +1,6 @@
 //! Inspect, plaintext: what a flow that is not (or not yet) TLS carries — health protocols
-//! (HL7 v2, DICOM UL, FHIR/DICOMweb/CDA over HTTP, X12), clear credentials, STARTTLS offers.
+//! (HL7 v2, DICOM UL, FHIR/DICOMweb/CDA over HTTP, X12), clear credentials, STARTTLS offers
+//! (mail, FTP, LDAP, databases, XMPP, IRC).
 //! Works on the bounded flow heads of both directions. Must never keep or return a value taken
 //! from the payload except through a closed table or a strict validator (charset and length):
 //! no names, identifiers, dates, paths, user names or message bodies, ever.
@@ -14,6 +15,7 @@ mod ftp;
 mod hl7;
 mod http;
 mod imap;
+mod irc;
 mod ldap;
 mod lines;
 mod pop3;
@@ -22,11 +24,16 @@ mod smtp;
 #[cfg(test)]
 mod tests;
 mod x12;
+mod xmpp;
 
 use facts::push_distinct;
 pub use facts::{
     Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, Protocol, StartTls, X12Meta, MAX_LIST,
 };
+/// XMPP exchanges for the pipeline's tests.
+#[cfg(test)]
+pub(crate) use xmpp::tests as xmpp_fixtures;
+pub use xmpp::XmppMeta;
 
 /// Inspect the heads of a plaintext flow: `client` and `server` are the first bytes each side
 /// sent (in stream order, possibly cut by the head budget), `server_port` only raises or lowers
@@ -62,9 +69,15 @@ pub fn inspect(client: &[u8], server: &[u8], server_port: u16) -> PlainFacts {
     if http.is_some() {
         pick(&mut f, Protocol::Http, None);
     }
-    let session = lines::detect(client, server, server_port)
+    let session = irc::detect(client, server, server_port)
+        .or_else(|| lines::detect(client, server, server_port))
         .or_else(|| ldap::detect(client, server))
-        .or_else(|| db::detect(client, server));
+        .or_else(|| db::detect(client, server))
+        .or_else(|| {
+            let (s, meta) = xmpp::detect(client, server)?;
+            f.xmpp = Some(meta);
+            Some(s)
+        });
     if let Some(s) = session {
         pick(&mut f, s.protocol, None);
         f.starttls = Some(s.starttls);

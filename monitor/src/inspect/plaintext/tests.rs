@@ -133,7 +133,7 @@ fn negatives_give_default() {
     assert_eq!(inspect(b"", b"", 104), PlainFacts::default());
     // Deterministic pseudo-random bytes (xorshift).
     let mut x = 0x2545_f491_4f6c_dd1du64;
-    for port in [0u16, 21, 25, 80, 104, 110, 143, 389, 2575, 3306, 5432] {
+    for port in [0u16, 21, 25, 80, 104, 110, 143, 389, 2575, 3306, 5222, 5432] {
         let mut buf = vec![0u8; 4096];
         for b in buf.iter_mut() {
             x ^= x << 13;
