@@ -22,11 +22,13 @@ pub enum Protocol {
     Ldap,
     Postgresql,
     Mysql,
+    /// SQL Server (TDS 7.x): PRELOGIN in clear, whatever it negotiates.
+    Tds,
 }
 
 impl Protocol {
     /// Every protocol, in declaration order (the label set of metrics).
-    pub const ALL: [Protocol; 14] = [
+    pub const ALL: [Protocol; 15] = [
         Protocol::Hl7,
         Protocol::Dicom,
         Protocol::Fhir,
@@ -41,6 +43,7 @@ impl Protocol {
         Protocol::Ldap,
         Protocol::Postgresql,
         Protocol::Mysql,
+        Protocol::Tds,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Protocol {
             Protocol::Ldap => "ldap",
             Protocol::Postgresql => "postgresql",
             Protocol::Mysql => "mysql",
+            Protocol::Tds => "tds",
         }
     }
 
@@ -105,6 +109,8 @@ pub enum Credential {
     SmtpAuthLogin,
     LdapSimpleBind,
     PostgresqlPassword,
+    /// A TDS LOGIN7 with a SQL Server password (obfuscated, not encrypted) in clear.
+    TdsLogin7,
 }
 
 impl Credential {
@@ -121,6 +127,7 @@ impl Credential {
             Credential::SmtpAuthLogin => "smtp-auth-login",
             Credential::LdapSimpleBind => "ldap-simple-bind",
             Credential::PostgresqlPassword => "postgresql-password",
+            Credential::TdsLogin7 => "tds-login7",
         }
     }
 }
@@ -218,6 +225,8 @@ pub struct PlainFacts {
     /// Distinct, in order of appearance.
     pub credentials: Vec<Credential>,
     pub starttls: Option<StartTls>,
+    /// SQL Server: the PRELOGIN ENCRYPTION options and what went in clear.
+    pub tds: Option<crate::inspect::tds::TdsMeta>,
 }
 
 /// What a session protocol (mail, FTP, LDAP, databases) showed: upgrade and credentials.
