@@ -160,13 +160,15 @@ fn options(data: &[u8]) -> Option<Options> {
 
 /// One step of a walk over a direction's clear head.
 enum Step<'a> {
-    /// A whole packet.
+    /// A packet: its header and payload (cut short only for the last packet of the head).
     Packet(Header, &'a [u8]),
     /// TLS records raw on the stream from here (TDS 7.x after the handshake).
     Tls,
 }
 
-/// The whole packets at the start of `b`, up to raw TLS, a bad header or a cut packet.
+/// The packets at the start of `b`, up to raw TLS or a bad header; the last one may be cut by
+/// the end of the head (what the head holds depends on where segments ended: a packet's type
+/// and first payload byte must tell the same whatever the cut).
 fn walk(b: &[u8]) -> impl Iterator<Item = Step<'_>> + '_ {
     let mut pos = 0usize;
     std::iter::from_fn(move || {
@@ -176,9 +178,9 @@ fn walk(b: &[u8]) -> impl Iterator<Item = Step<'_>> + '_ {
             return Some(Step::Tls);
         }
         let h = header(rest)?;
-        let payload = rest.get(HEADER_LEN..usize::from(h.length))?;
+        let end = usize::from(h.length).min(rest.len());
         pos += usize::from(h.length);
-        Some(Step::Packet(h, payload))
+        Some(Step::Packet(h, &rest[HEADER_LEN..end]))
     })
     .take(MAX_PACKETS)
 }
@@ -189,7 +191,8 @@ fn first_message(b: &[u8], want: u8) -> Option<(Vec<u8>, usize)> {
     let mut msg = Vec::new();
     for (n, step) in walk(b).enumerate() {
         let Step::Packet(h, payload) = step else { return None };
-        if h.ptype != want || msg.len() + payload.len() > MAX_OPTIONS_MESSAGE {
+        let cut = payload.len() < h.payload_len();
+        if cut || h.ptype != want || msg.len() + payload.len() > MAX_OPTIONS_MESSAGE {
             return None;
         }
         msg.extend_from_slice(payload);
