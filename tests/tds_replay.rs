@@ -71,7 +71,10 @@ fn clear_sessions_give_plaintext_events() {
     assert_eq!(e["plaintext"]["protocol"], "tds");
     assert_eq!(e["plaintext"]["credentials"], serde_json::json!(["tds-login7"]));
     let t = &e["plaintext"]["tds"];
-    assert_eq!((t["client_encryption"].as_str(), t["server_encryption"].as_str()), (Some("not-supported"), Some("not-supported")));
+    assert_eq!(
+        (t["client_encryption"].as_str(), t["server_encryption"].as_str()),
+        (Some("not-supported"), Some("not-supported"))
+    );
     assert_eq!(t["negotiated"], "none");
     assert_eq!((t["login7_in_clear"].as_bool(), t["sql_in_clear"].as_bool()), (Some(true), Some(true)));
     assert_eq!(finding_ids(e), ["plaintext.credentials", "tds.cleartext"]);
@@ -220,7 +223,12 @@ fn prelogin_and_wrapped_hello_cut_anywhere() {
         for client_side in [true, false] {
             let want = run_cut(&segs, client_side, usize::MAX);
             assert!(want.contains(r#""tds""#), "{file}: {want}");
-            let first: usize = segs.iter().filter(|s| s.from_client == client_side && !s.payload.is_empty()).take(2).map(|s| s.payload.len()).sum();
+            let first: usize = segs
+                .iter()
+                .filter(|s| s.from_client == client_side && !s.payload.is_empty())
+                .take(2)
+                .map(|s| s.payload.len())
+                .sum();
             for cut in 0..=first {
                 assert_eq!(run_cut(&segs, client_side, cut), want, "{file}: client {client_side}, cut at {cut}");
             }

@@ -80,8 +80,11 @@ pub fn known_type(t: u8) -> bool {
 pub fn header(b: &[u8]) -> Option<Header> {
     let h = b.get(..HEADER_LEN)?;
     let length = u16::from_be_bytes([h[2], h[3]]);
-    (known_type(h[0]) && h[1] & !0x1f == 0 && usize::from(length) >= HEADER_LEN)
-        .then_some(Header { ptype: h[0], status: h[1], length })
+    (known_type(h[0]) && h[1] & !0x1f == 0 && usize::from(length) >= HEADER_LEN).then_some(Header {
+        ptype: h[0],
+        status: h[1],
+        length,
+    })
 }
 
 /// Does a flow's first payload open a TDS 7.x PRELOGIN message (type 0x12, status EOM or
