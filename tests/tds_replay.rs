@@ -235,3 +235,51 @@ fn prelogin_and_wrapped_hello_cut_anywhere() {
         }
     }
 }
+
+/// TDS 8.0 (strict) opens with a raw ClientHello, no PRELOGIN: on port 1433 it is plain TLS —
+/// a `tls` event without `tls.starttls` or `tds`. The recorded TLS 1.2 session of the
+/// captures (xtask/src/gen_phi/tds/tls12-on.bin), sent raw.
+#[test]
+fn strict_tds8_on_1433_is_plain_tls() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../xtask/src/gen_phi/tds/tls12-on.bin");
+    let t = std::fs::read(path).unwrap();
+    let mut flights: Vec<(u8, &[u8])> = Vec::new();
+    let mut rest = t.as_slice();
+    while let [kind, a, b, c, d, tail @ ..] = rest {
+        let len = u32::from_be_bytes([*a, *b, *c, *d]) as usize;
+        flights.push((*kind, &tail[..len]));
+        rest = &tail[len..];
+    }
+    let (c, s) = (Addr::v4([10, 77, 0, 10]), Addr::v4([10, 77, 1, 4]));
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let mut seq = [1000u32, 5000u32];
+    for (i, (kind, bytes)) in flights.iter().take(4).enumerate() {
+        let side = usize::from(kind & 1);
+        let (src, dst, src_port, dst_port) = if side == 0 { (c, s, 49_200, 1433) } else { (s, c, 1433, 49_200) };
+        let pkt = Packet {
+            src,
+            dst,
+            src_port,
+            dst_port,
+            transport: Transport::Tcp,
+            syn: false,
+            ack: true,
+            fin: false,
+            rst: false,
+            seq: seq[side],
+            payload: bytes,
+            truncated: false,
+        };
+        seq[side] = seq[side].wrapping_add(bytes.len() as u32);
+        p.packet(1_000_000_000 + i as u64, &pkt);
+    }
+    p.finish();
+    let outs: Vec<_> = p.drain_outputs().collect();
+    assert_eq!(outs.len(), 1);
+    let ev = serde_json::to_value(monitor::sink::json::any_event(&outs[0])).unwrap();
+    assert_eq!(ev["type"], "tls");
+    assert_eq!(ev["tls"]["version"], "1.2");
+    assert_eq!(ev["tls"]["established"], true);
+    assert!(ev["tls"].get("starttls").is_none() && ev.get("tds").is_none(), "{ev}");
+    assert!(!finding_ids(&ev).contains(&"tds.cleartext".to_string()));
+}
