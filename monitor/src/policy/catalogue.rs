@@ -278,7 +278,7 @@ mod tests {
         for (i, e) in CATALOGUE.iter().enumerate() {
             let id = e.id;
             assert!(
-                ["tls.", "anomaly.", "plaintext.", "probe.", "ssh."].iter().any(|f| id.starts_with(f)),
+                ["tls.", "anomaly.", "plaintext.", "probe.", "ssh.", "tds."].iter().any(|f| id.starts_with(f)),
                 "{id}: family"
             );
             assert!(
