@@ -2,7 +2,9 @@
 //! per-server report in text, JSON and Markdown, the hash-chained audit log and what `audit
 //! verify` prints, the Prometheus metrics, the logs at trace level) over the PHI-bearing captures (the synthetic ones
 //! from `cargo xtask gen-phi`, nDPI's HL7 and IMAP captures) is searched for every patient
-//! name, identifier, date of birth, secret and message-body fragment those captures carry.
+//! name, identifier, date of birth, secret and message-body fragment those captures carry —
+//! among them the SQL Server LOGIN7 values (user, password, host, application, database) and
+//! query the TDS captures carry in UTF-16LE.
 //! The live path is covered the same way in live_plaintext.rs.
 mod testdata;
 
@@ -66,6 +68,22 @@ fn no_output_carries_phi() {
         );
     }
 
+    // SQL Server captures write their fake login values and query in UTF-16LE (the password
+    // obfuscated, MS-TDS 2.2.6.4): they are there in that spelling, and no output may carry
+    // them in any.
+    let utf16: Vec<String> =
+        manifest["sensitive_utf16"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    assert!(utf16.len() >= 5, "the TDS captures list their fake values: {utf16:?}");
+    for s in &utf16 {
+        let wide: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let obfuscated: Vec<u8> = wide.iter().map(|b| b.rotate_left(4) ^ 0xa5).collect();
+        assert!(
+            [wide, obfuscated].iter().any(|n| all_bytes.windows(n.len()).any(|w| w == n.as_slice())),
+            "{s:?} is listed as sensitive but is in no capture (UTF-16LE or obfuscated)"
+        );
+    }
+    sensitive.extend(utf16);
+
     let tmp = std::env::temp_dir().join(format!("tlsmon-phi-leak-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let audit = tmp.join("audit.jsonl");
@@ -88,7 +106,16 @@ fn no_output_carries_phi() {
 
     // The outputs are real: the plaintext events and findings are in them.
     let events = &outputs[0].1;
-    for want in ["\"type\":\"plaintext\"", "plaintext.phi", "plaintext.credentials", "\"protocol\":\"dicom\""] {
+    for want in [
+        "\"type\":\"plaintext\"",
+        "plaintext.phi",
+        "plaintext.credentials",
+        "\"protocol\":\"dicom\"",
+        "\"protocol\":\"tds\"",
+        "tds-login7",
+        "tds.cleartext",
+        "\"starttls\":\"tds\"",
+    ] {
         assert!(events.contains(want), "the JSON events carry {want}");
     }
     assert!(outputs[2].1.contains("carry the health data on"), "the text report has the plaintext.phi fix");

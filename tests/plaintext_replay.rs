@@ -85,6 +85,7 @@ fn generated_captures_give_the_expected_events() {
         "ldap",
         "postgresql",
         "mysql",
+        "tds",
     ] {
         assert!(protocols.contains(p), "no generated capture expects {p}: {protocols:?}");
     }

@@ -123,7 +123,7 @@ mod tests {
     #[test]
     fn classify_first_payloads() {
         let k = KernelConfig::default_config();
-        let cases: [(&[u8], u16, u8); 16] = [
+        let cases: [(&[u8], u16, u8); 20] = [
             (b"\x16\x03\x01\x02\x00\x01", 40_000, flow_kind::TLS),
             (b"\x80\x2e\x01\x00\x02", 40_000, flow_kind::TLS),
             (b"\x0bMSH|^~\\&|", 6661, flow_kind::PLAINTEXT),
@@ -142,9 +142,22 @@ mod tests {
             (b"SSH-1.99-Cisco-1.25", 40_022, flow_kind::PLAINTEXT),
             (b"", 22, flow_kind::PLAINTEXT),
             (b"SSX-2.0-", 2222, flow_kind::IGNORED),
+            // SQL Server: a TDS PRELOGIN (MS-TDS 4.1's sample) on any port; 1433 whatever comes.
+            (b"\x12\x01\x00\x2f\x00\x00\x01\x00", 40_433, flow_kind::PLAINTEXT),
+            (b"\x12\x01\x01\x2f\x00\x00\x01\x00", 40_433, flow_kind::IGNORED),
+            (b"\x10\x01\x00\x90\x00\x00\x01\x00", 1433, flow_kind::PLAINTEXT),
+            // TDS 8.0 (strict) opens with a raw ClientHello: TLS on 1433 as anywhere.
+            (b"\x16\x03\x01\x02\x00\x01", 1433, flow_kind::TLS),
         ];
         for (first, port, want) in cases {
             assert_eq!(k.classify(first, [port, 51_000]), want, "{first:?} on {port}");
+        }
+        // The PRELOGIN signature fills the last free slot and matches no other signature's
+        // payloads (nor they it).
+        assert_eq!(k.n_signatures as usize, MAX_SIGNATURES);
+        let tds = b"\x12\x01\x00";
+        for sig in crate::DEFAULT_SIGNATURES.iter().filter(|s| *s != tds) {
+            assert!(!sig.starts_with(tds) && !tds.starts_with(sig), "{sig:?}");
         }
         let mut k2 = k;
         k2.add_port(2525).unwrap();

@@ -164,9 +164,9 @@ const _: () = assert!(core::mem::size_of::<KernelConfig>() == 8 + 8 + 64 + 4 + 1
 pub const CONFIG_GLOBAL: &str = "TLSMON_CONFIG";
 
 /// Ports whose protocols upgrade to TLS in band: FTP (AUTH TLS), SMTP, POP3, IMAP, LDAP,
-/// submission, MySQL, RDP, PostgreSQL, XMPP client-to-server and server-to-server, IRC. The
-/// agent follows flows on them until TLS begins.
-pub const STARTTLS_PORTS: [u16; 12] = [21, 25, 110, 143, 389, 587, 3306, 3389, 5432, 5222, 5269, 6667];
+/// submission, SQL Server (TDS PRELOGIN), MySQL, RDP, PostgreSQL, XMPP client-to-server and
+/// server-to-server, IRC. The agent follows flows on them until TLS begins.
+pub const STARTTLS_PORTS: [u16; 13] = [21, 25, 110, 143, 389, 587, 1433, 3306, 3389, 5432, 5222, 5269, 6667];
 
 /// Ports of candidate clear-start protocols besides the STARTTLS ones: SSH (22: banners and
 /// KEXINITs are in clear), HTTP (80, 8080), DICOM (104, 11112), HL7 MLLP (2575).
@@ -175,8 +175,9 @@ pub const PLAINTEXT_PORTS: [u16; 6] = [22, 80, 104, 2575, 8080, 11112];
 /// First-payload prefixes of candidate plaintext protocols: HL7 (an MLLP start block before any
 /// segment, or a raw MSH/FHS/BHS header with any field separator), DICOM A-ASSOCIATE-RQ (PDU
 /// type 1, reserved 0), HTTP requests and responses (FHIR, DICOMweb, CDA, credentials), X12
-/// ISA envelope, SSH identification string (either side may speak first, on any port).
-pub const DEFAULT_SIGNATURES: [&[u8]; 15] = [
+/// ISA envelope, a SQL Server TDS 7.x PRELOGIN packet (type 0x12, EOM, length under 256),
+/// SSH identification string (either side may speak first, on any port).
+pub const DEFAULT_SIGNATURES: [&[u8]; 16] = [
     b"\x0b",
     b"MSH",
     b"FHS",
@@ -191,6 +192,7 @@ pub const DEFAULT_SIGNATURES: [&[u8]; 15] = [
     b"OPTIONS ",
     b"HTTP/1.",
     b"ISA",
+    b"\x12\x01\x00",
     b"SSH-",
 ];
 

@@ -55,7 +55,7 @@ impl Target {
     }
 }
 
-const TARGETS: [&str; 11] = [
+const TARGETS: [&str; 12] = [
     "capture_file",
     "frame_decode",
     "ring_record",
@@ -65,6 +65,7 @@ const TARGETS: [&str; 11] = [
     "pipeline_packets",
     "probe_result",
     "ssh_stream",
+    "tds_stream",
     "quic_initial",
     "dtls_stream",
 ];
@@ -207,6 +208,11 @@ fn flow_seeds(
     }
     if ch.starts_with(b"SSH-") || sh.starts_with(b"SSH-") {
         add(t, "ssh_stream", write_halves(0, ch, sh))?;
+    }
+    if monitor::inspect::tds::is_prelogin(ch) {
+        // Whole heads, then in 7-byte steps (records and packets cut mid-header).
+        add(t, "tds_stream", write_halves(u16::MAX, ch, sh))?;
+        add(t, "tds_stream", write_halves(7, ch, sh))?;
     }
     let ders = certificates(sh);
     if !sh.is_empty() {

@@ -270,8 +270,9 @@ pub struct PipelineArgs {
     /// Also follow flows on this port whatever their first bytes (repeat for several), e.g.
     /// an HL7 interface engine's MLLP port: live capture copies them, and replay and live alike
     /// inspect them for plaintext PHI. Built in: the STARTTLS ports (21, 25, 110, 143, 389,
-    /// 587, 3306, 3389, 5432, 5222, 5269, 6667), HTTP (80, 8080), DICOM (104, 11112) and MLLP
-    /// (2575); TLS is recognised on any port by its bytes.
+    /// 587, SQL Server's 1433, 3306, 3389, 5432, XMPP's 5222 and 5269, IRC's 6667), SSH (22),
+    /// HTTP (80, 8080), DICOM (104, 11112) and MLLP (2575); TLS is recognised on any port by its
+    /// bytes, a SQL Server TDS PRELOGIN too.
     #[arg(long = "candidate-port", value_name = "PORT")]
     pub candidate_ports: Vec<u16>,
 }

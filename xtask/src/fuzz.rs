@@ -24,6 +24,7 @@ pub const TARGETS: &[&str] = &[
     "pipeline_packets",
     "probe_result",
     "ssh_stream",
+    "tds_stream",
     "quic_initial",
     "dtls_stream",
 ];

@@ -17,6 +17,7 @@ mod edi;
 mod flow;
 mod ldap;
 mod mail;
+pub mod tds;
 mod web;
 
 /// The fake account used by every credential capture.
@@ -47,6 +48,7 @@ pub fn captures() -> io::Result<Vec<Capture>> {
     v.extend(mail::captures()?);
     v.extend(ldap::captures()?);
     v.extend(db::captures()?);
+    v.extend(tds::captures()?);
     Ok(v)
 }
 
@@ -127,7 +129,7 @@ pub fn sensitive() -> Vec<String> {
 pub fn manifest(caps: &[Capture]) -> Value {
     let captures: Vec<Value> =
         caps.iter().map(|c| json!({"file": c.file, "description": c.description, "expect": c.expect})).collect();
-    json!({"sensitive": sensitive(), "captures": captures})
+    json!({"sensitive": sensitive(), "sensitive_utf16": tds::sensitive_utf16(), "captures": captures})
 }
 
 pub fn run(a: GenPhiArgs) -> Result<()> {
@@ -203,6 +205,24 @@ mod tests {
             let found = caps.iter().any(|c| c.bytes.windows(needle.len()).any(|w| w == needle));
             assert!(found, "sensitive {s:?} occurs in no capture");
         }
+        for s in tds::sensitive_utf16() {
+            let utf16: Vec<u8> = s.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            let found = [utf16, tds::obfuscate(s)]
+                .iter()
+                .any(|needle| caps.iter().any(|c| c.bytes.windows(needle.len()).any(|w| w == needle.as_slice())));
+            assert!(found, "sensitive {s:?} occurs in no capture as UTF-16LE (or obfuscated)");
+        }
+    }
+
+    /// The TDS captures committed under tests/captures are the generator's (regenerate them
+    /// with `cargo xtask gen-phi --out-dir DIR` and copy `DIR/tds-*.pcap`).
+    #[test]
+    fn committed_tds_captures_are_generated_ones() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/captures");
+        for c in captures().unwrap().iter().filter(|c| c.file.starts_with("tds-")) {
+            let committed = fs::read(dir.join(c.file)).unwrap_or_else(|e| panic!("{}: {e}", c.file));
+            assert!(committed == c.bytes, "tests/captures/{} differs from the generator's", c.file);
+        }
     }
 
     #[test]
@@ -226,7 +246,8 @@ mod tests {
                     let mut s = ids.clone();
                     s.sort_unstable();
                     assert_eq!(ids, s, "{}: findings sorted", c["file"]);
-                    assert!(ids.iter().all(|i| i.starts_with("plaintext.")));
+                    let tds = c["file"].as_str().unwrap().starts_with("tds-");
+                    assert!(ids.iter().all(|i| i.starts_with("plaintext.") || (tds && i.starts_with("t"))));
                 } else {
                     assert!(typ == "tls" || e["plaintext.protocol"] == "dicom", "{}: findings", c["file"]);
                 }

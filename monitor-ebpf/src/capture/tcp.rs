@@ -161,8 +161,10 @@ pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F:
         clear: stop.saturating_sub(rel),
         done: df & dir_flags::DONE,
     };
-    send_payload(p, m, o);
+    // Flow state first, payload last: nothing of this function is live after the call, so the
+    // verifier meets the payload loop in one state instead of once per path that led here.
     finish::<F>(v, d, df, rst, key);
+    send_payload(p, m, o);
 }
 
 /// Copy up to 8 bytes at `off` into `out` (`n` in 1..=8).

@@ -99,6 +99,19 @@ pub const MAX_TEST_FRAME: usize = 3000;
 pub const MIN_TEST_FRAME: usize = 14;
 
 impl KernelModel {
+    /// Instructions the verifier processed to load the TC and the XDP capture program (kernel
+    /// 5.16 and later report it): what loading the programs costs, and how close they are to
+    /// the verifier's budget of one million.
+    pub fn verified_instructions(&self) -> Vec<(&'static str, Option<u32>)> {
+        [TC_PROGRAM, XDP_PROGRAM]
+            .into_iter()
+            .map(|name| {
+                let count = self.ebpf.program(name).and_then(|p| p.info().ok()).and_then(|i| i.verified_instruction_count());
+                (name, count)
+            })
+            .collect()
+    }
+
     /// Load the object with `cfg` and load (not attach) all four programs.
     pub fn load(cfg: &KernelConfig) -> Result<KernelModel, TestRunError> {
         let mut ebpf = EbpfLoader::new()

@@ -1,5 +1,5 @@
 //! The single entry point live capture and replay share: packet → flow table → head reassembly
-//! → TLS, SSH and plaintext inspection (QUIC Initials for UDP flows) → policy → outputs
+//! → TLS (also unwrapped from TDS PRELOGIN packets), SSH and plaintext inspection (QUIC Initials for UDP flows) → policy → outputs
 //! (handshakes, SSH sessions, plaintext flows).
 //! Synchronous, no I/O, time from packets only; must never keep more than the flow-head budget
 //! per direction, more plaintext bytes than configured, nor more flows than configured.
@@ -13,6 +13,7 @@ use crate::flow::{Endpoint, Entry, FlowKey, FlowTable};
 use crate::inspect::fingerprint::Ja4Transport;
 use crate::inspect::plaintext;
 use crate::inspect::ssh;
+use crate::inspect::tds;
 use crate::inspect::tls::trust::TrustStore;
 use crate::inspect::tls::State;
 use crate::observation::{client_dir, Handshake, Observed, Output, PipelineStats, PlainFlow, SshFlow};
@@ -218,20 +219,33 @@ impl Pipeline {
                 a.class = Some(self.cfg.candidates.classify(p.payload, ports));
             }
             let records = a.class == Some(flow_kind::TLS);
-            let (tls, plain, plain_full) = (&mut d.tls, &mut d.plain, &mut d.plain_full);
-            let (class, candidates) = (&mut a.class, &self.cfg.candidates);
+            let (tls, plain, plain_full, unwrap) = (&mut d.tls, &mut d.plain, &mut d.plain_full, &mut d.tds);
+            let (class, tds, candidates) = (&mut a.class, &mut a.tds, &self.cfg.candidates);
             let (keep, room) = (self.cfg.plain_keep, self.cfg.max_plain_bytes.saturating_sub(self.plain_bytes));
             let mut kept = 0usize;
             let mut dropped = 0u64;
             head.insert(p.seq, p.payload, records, &mut |bytes| {
                 let class = *class.get_or_insert_with(|| candidates.classify(bytes, ports));
-                tls.feed(bytes, ts_ns);
+                let is_tds = *tds.get_or_insert_with(|| class == flow_kind::PLAINTEXT && tds::is_prelogin(bytes));
+                let before = tls.state;
+                if is_tds {
+                    // TDS 7.x: the TLS handshake travels in PRELOGIN packets, then raw.
+                    unwrap.get_or_insert_with(tds::Unwrap::new).feed(bytes, &mut |piece| match piece {
+                        tds::Piece::Tls(b) => tls.feed(b, ts_ns),
+                        tds::Piece::Clear => tls.mark_clear(),
+                    });
+                } else {
+                    tls.feed(bytes, ts_ns);
+                }
                 // Clear bytes (not TLS, or before an upgrade) of a candidate flow are kept for
-                // the plaintext inspectors; once TLS begins nothing more is clear.
+                // the plaintext inspectors; once TLS begins nothing more is clear. A TDS
+                // segment that began in clear is kept whole: the inspector reads PRELOGIN
+                // packets and stops at the TLS they carry.
                 if class != flow_kind::PLAINTEXT || *plain_full {
                     return;
                 }
-                if !matches!(tls.state, State::NotTls | State::Start) {
+                let clear_start = is_tds && before == State::Start;
+                if !matches!(tls.state, State::NotTls | State::Start) && !clear_start {
                     *plain_full = true;
                     return;
                 }
@@ -242,7 +256,7 @@ impl Pipeline {
                 plain.extend_from_slice(&bytes[..take]);
                 kept += take;
                 dropped += (wanted - take) as u64;
-                *plain_full = plain.len() >= keep;
+                *plain_full = plain.len() >= keep || !matches!(tls.state, State::NotTls | State::Start);
             });
             self.plain_bytes += kept;
             self.stats.plain_bytes_dropped += dropped;

@@ -6,6 +6,7 @@ use monitor_common::{flow_kind, STARTTLS_PORTS};
 use super::PipelineConfig;
 use crate::flow::reassembly::{Head, HeadStats};
 use crate::flow::FlowKey;
+use crate::inspect::tds::Unwrap;
 use crate::inspect::tls::{State, TlsStream};
 
 pub(super) struct Dir {
@@ -16,11 +17,14 @@ pub(super) struct Dir {
     pub(super) plain: Vec<u8>,
     /// No more clear bytes wanted: TLS began, or this direction's share is full.
     pub(super) plain_full: bool,
+    /// TDS 7.x flows: the unwrapper between the stream and `tls` (the handshake travels in
+    /// PRELOGIN packets).
+    pub(super) tds: Option<Unwrap>,
 }
 
 impl Dir {
     pub(super) fn new() -> Self {
-        Dir { head: None, tls: TlsStream::default(), closed: false, plain: Vec::new(), plain_full: false }
+        Dir { head: None, tls: TlsStream::default(), closed: false, plain: Vec::new(), plain_full: false, tds: None }
     }
 
     /// Heap bytes this direction holds: out-of-order segments, partial TLS records and
@@ -43,6 +47,8 @@ pub(super) struct Active {
     pub(super) syn_from: Option<usize>,
     /// The kernel's decision on the first payload ([`flow_kind`]), once there was one.
     pub(super) class: Option<u8>,
+    /// A candidate whose first payload opened a TDS PRELOGIN message (decided with `class`).
+    pub(super) tds: Option<bool>,
     /// Bytes charged to the pipeline's memory budget for this flow (its last [`Active::held`]).
     pub(super) charged: usize,
 }
@@ -78,7 +84,7 @@ impl FlowState {
             d.tls.trust.clone_from(&cfg.trust);
             d
         };
-        FlowState::Active(Box::new(Active { dirs: [dir(), dir()], syn_from: None, class: None, charged: 0 }))
+        FlowState::Active(Box::new(Active { dirs: [dir(), dir()], syn_from: None, class: None, tds: None, charged: 0 }))
     }
 }
 

@@ -174,6 +174,10 @@ pub const CATALOGUE: &[Entry] = &[
         "require TLS before login on {srv}{paren}", "", Inactivity, Subject::Protocol),
     row("plaintext.starttls-missing", High, E1, "STARTTLS offered but not used",
         "require STARTTLS on {srv} and refuse sessions that stay in clear", "", Inactivity, Subject::Protocol),
+    // SQL Server (issue 16): what the TDS PRELOGIN exchange left in clear.
+    row("tds.cleartext", High, E1, "SQL Server session in clear",
+        "set Force Encryption on the SQL Server at {srv} (or Encrypt=Strict/Mandatory in its clients) so the \
+         whole session, not only the login, goes over TLS{paren}", "", Inactivity, Subject::Protocol),
     // SSH (issue 16): judged from the banners and the two KEXINITs, which are in clear.
     row("ssh.version.v1", Critical, E1, "SSH protocol 1 accepted",
         "disable SSH protocol 1 on {srv}{paren}; run an SSH-2-only server (OpenSSH 7.4 or later)", "",
@@ -274,7 +278,7 @@ mod tests {
         for (i, e) in CATALOGUE.iter().enumerate() {
             let id = e.id;
             assert!(
-                ["tls.", "anomaly.", "plaintext.", "probe.", "ssh."].iter().any(|f| id.starts_with(f)),
+                ["tls.", "anomaly.", "plaintext.", "probe.", "ssh.", "tds."].iter().any(|f| id.starts_with(f)),
                 "{id}: family"
             );
             assert!(

@@ -160,7 +160,8 @@ mod tests {
             for piece in src.split('"').skip(1).step_by(2) {
                 let id_like =
                     piece.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-                let family = ["tls.", "anomaly.", "plaintext.", "probe.", "ssh."].iter().any(|f| piece.starts_with(f));
+                let family =
+                    ["tls.", "anomaly.", "plaintext.", "probe.", "ssh.", "tds."].iter().any(|f| piece.starts_with(f));
                 if id_like && family && !seen.contains(&piece) {
                     seen.push(piece);
                 }

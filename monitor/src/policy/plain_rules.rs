@@ -1,6 +1,7 @@
 //! Policy rules for what a flow carried in clear: health data (`plaintext.phi`), credentials
-//! (`plaintext.credentials`) and a STARTTLS offer the session ignored
-//! (`plaintext.starttls-missing`). Evidence names protocols and metadata only, never values.
+//! (`plaintext.credentials`), a STARTTLS offer the session ignored
+//! (`plaintext.starttls-missing`) and a SQL Server session TDS left in clear (`tds.cleartext`).
+//! Evidence names protocols and metadata only, never values.
 use super::catalogue::entry;
 use super::rules::{push, raise};
 use super::{rule, Finding, Policy, Severity};
@@ -10,6 +11,7 @@ pub(super) fn all(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
     phi(p, f, out);
     credentials(p, f, out);
     starttls(p, f, out);
+    tds(p, f, out);
 }
 
 /// A protocol that carries health data by its nature, in clear. Low confidence (a DICOM
@@ -41,6 +43,39 @@ fn starttls(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
     let evidence =
         format!("the {} server offers {}{required}; the session went on in clear", proto.as_str(), upgrade_name(proto));
     raise(out, entry!("plaintext.starttls-missing"), rule!(p.profile, "require-starttls"), evidence);
+}
+
+/// A SQL Server session whose PRELOGIN exchange leaves queries and results in clear (both
+/// ENCRYPTION options off: only LOGIN7 is encrypted; either not supported: nothing is), or
+/// that was seen sending LOGIN7 or SQL in clear whatever the options said.
+fn tds(p: &Policy, f: &PlainFacts, out: &mut Vec<Finding>) {
+    let Some(m) = &f.tds else { return };
+    let negotiated_clear = m.negotiated.is_some_and(|n| n.clear_data());
+    if !(negotiated_clear || m.login7_in_clear || m.sql_in_clear) {
+        return;
+    }
+    let opt = |e: Option<crate::inspect::tds::Encryption>| e.map_or("unseen", |e| e.as_str());
+    let mut evidence = format!(
+        "SQL Server (TDS) session in clear: client ENCRYPTION {}, server {}",
+        opt(m.client_encryption),
+        opt(m.server_encryption)
+    );
+    if let Some(n) = m.negotiated {
+        evidence += &format!(", negotiated {}", n.as_str());
+    }
+    let mut seen = Vec::new();
+    if m.login7_in_clear {
+        seen.push("LOGIN7");
+    }
+    if m.sql_in_clear {
+        seen.push("SQL requests");
+    }
+    if seen.is_empty() {
+        evidence += " (queries and results travel in clear)";
+    } else {
+        evidence += &format!(" ({} seen in clear)", seen.join(" and "));
+    }
+    raise(out, entry!("tds.cleartext"), rule!(p.profile, "encrypt-database-sessions"), evidence);
 }
 
 /// The protocol with its metadata, e.g. "HL7 v2 ADT^A01 (2.3)".

@@ -11,6 +11,7 @@ use crate::inspect::plaintext::{
     Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta, XmppMeta,
 };
 use crate::inspect::quic::QuicFacts;
+use crate::inspect::tds::TdsMeta;
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::certreq::cert_type_name;
 use crate::inspect::tls::hello::is_grease;
@@ -38,6 +39,9 @@ pub struct Event<'a> {
     /// Only on DTLS handshakes: the DTLS layer's facts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dtls: Option<Dtls>,
+    /// Only on SQL Server sessions (TLS carried by TDS): the PRELOGIN facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tds: Option<&'a TdsMeta>,
     /// Only on `probe` events: what the prober did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe<'a>>,
@@ -112,6 +116,8 @@ pub struct Plain<'a> {
     pub credentials: &'a [Credential],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub starttls: Option<StartTls>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tds: Option<&'a TdsMeta>,
 }
 
 /// Either kind of event, serialized as itself (built and written at once: not worth a box).
@@ -155,6 +161,7 @@ pub fn any_event(o: &Output) -> AnyEvent<'_> {
                 });
             }
             ev.tls.starttls = upgrade.as_ref().and_then(|u| u.protocol).map(|p| p.as_str());
+            ev.tds = upgrade.as_ref().and_then(|u| u.tds.as_ref());
             AnyEvent::Tls(ev)
         }
         Observed::Plaintext(p) => AnyEvent::Plaintext(plain_event(p, &o.findings)),
@@ -180,6 +187,7 @@ pub fn plain_event<'a>(p: &'a PlainFlow, findings: &'a [Finding]) -> PlainEvent<
             xmpp: f.xmpp,
             credentials: &f.credentials,
             starttls: f.starttls,
+            tds: f.tds.as_ref(),
         },
         findings,
     }
@@ -510,6 +518,7 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         tls,
         quic: hs.quic.as_ref().map(quic),
         dtls: hs.dtls.as_ref().map(dtls),
+        tds: None,
         probe: None,
         findings,
     }

@@ -24,11 +24,13 @@ pub enum Protocol {
     Mysql,
     Xmpp,
     Irc,
+    /// SQL Server (TDS 7.x): PRELOGIN in clear, whatever it negotiates.
+    Tds,
 }
 
 impl Protocol {
     /// Every protocol, in declaration order (the label set of metrics).
-    pub const ALL: [Protocol; 16] = [
+    pub const ALL: [Protocol; 17] = [
         Protocol::Hl7,
         Protocol::Dicom,
         Protocol::Fhir,
@@ -45,6 +47,7 @@ impl Protocol {
         Protocol::Mysql,
         Protocol::Xmpp,
         Protocol::Irc,
+        Protocol::Tds,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl Protocol {
             Protocol::Mysql => "mysql",
             Protocol::Xmpp => "xmpp",
             Protocol::Irc => "irc",
+            Protocol::Tds => "tds",
         }
     }
 
@@ -119,6 +123,8 @@ pub enum Credential {
     IrcPass,
     /// IRC SASL `AUTHENTICATE PLAIN` (IRCv3).
     IrcSaslPlain,
+    /// A TDS LOGIN7 with a SQL Server password (obfuscated, not encrypted) in clear.
+    TdsLogin7,
 }
 
 impl Credential {
@@ -139,6 +145,7 @@ impl Credential {
             Credential::XmppIqAuthPassword => "xmpp-iq-auth-password",
             Credential::IrcPass => "irc-pass",
             Credential::IrcSaslPlain => "irc-sasl-plain",
+            Credential::TdsLogin7 => "tds-login7",
         }
     }
 }
@@ -238,6 +245,8 @@ pub struct PlainFacts {
     /// Distinct, in order of appearance.
     pub credentials: Vec<Credential>,
     pub starttls: Option<StartTls>,
+    /// SQL Server: the PRELOGIN ENCRYPTION options and what went in clear.
+    pub tds: Option<crate::inspect::tds::TdsMeta>,
 }
 
 /// What a session protocol (mail, FTP, LDAP, databases, XMPP, IRC) showed: upgrade and credentials.

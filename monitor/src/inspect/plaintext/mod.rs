@@ -1,6 +1,7 @@
 //! Inspect, plaintext: what a flow that is not (or not yet) TLS carries — health protocols
 //! (HL7 v2, DICOM UL, FHIR/DICOMweb/CDA over HTTP, X12), clear credentials, STARTTLS offers
-//! (mail, FTP, LDAP, databases, XMPP, IRC).
+//! (mail, FTP, LDAP, databases, XMPP, IRC), SQL Server's PRELOGIN encryption options (from
+//! `inspect::tds`).
 //! Works on the bounded flow heads of both directions. Must never keep or return a value taken
 //! from the payload except through a closed table or a strict validator (charset and length):
 //! no names, identifiers, dates, paths, user names or message bodies, ever.
@@ -68,6 +69,16 @@ pub fn inspect(client: &[u8], server: &[u8], server_port: u16) -> PlainFacts {
     }
     if http.is_some() {
         pick(&mut f, Protocol::Http, None);
+    }
+    if let Some(meta) = crate::inspect::tds::analyse(client, server) {
+        // SQL Server: the PRELOGIN exchange decides what is encrypted; judged by `tds.cleartext`
+        // (not as a STARTTLS offer), the LOGIN7 password as a credential.
+        pick(&mut f, Protocol::Tds, None);
+        if meta.login7_password {
+            push_distinct(&mut f.credentials, Credential::TdsLogin7);
+        }
+        f.tds = Some(meta);
+        return f;
     }
     let session = irc::detect(client, server, server_port)
         .or_else(|| lines::detect(client, server, server_port))

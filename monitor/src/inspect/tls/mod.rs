@@ -170,6 +170,14 @@ impl TlsStream {
         self.record(CT_HANDSHAKE, data);
     }
 
+    /// The carrier says this direction goes on in clear before any TLS (a TDS LOGIN7 or query
+    /// after PRELOGIN): nothing to wait for.
+    pub fn mark_clear(&mut self) {
+        if self.state == State::Start {
+            self.state = State::NotTls;
+        }
+    }
+
     /// Record a malformed-traffic observation found by a caller (at most a few per direction).
     pub fn note_anomaly(&mut self, id: &'static str, detail: String) {
         self.anomaly(id, detail);
