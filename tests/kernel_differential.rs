@@ -57,9 +57,35 @@ struct KernelRun {
     bad_records: u64,
 }
 
+thread_local! {
+    /// Programs loaded per configuration, reused by this test thread's captures (flows
+    /// forgotten between them): a load costs the verifier about a second per program.
+    static MODELS: std::cell::RefCell<Vec<(KernelConfig, KernelModel)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The capture through the kernel program `hook`, then the pipeline.
 fn through_kernel(path: &Path, hook: Hook, cfg: &KernelConfig) -> KernelRun {
-    let mut k = KernelModel::load(cfg).unwrap_or_else(|e| panic!("{:?}", anyhow::Error::from(e)));
+    MODELS.with_borrow_mut(|models| {
+        let i = match models.iter().position(|(c, _)| c == cfg) {
+            Some(i) => i,
+            None => {
+                let k = KernelModel::load(cfg).unwrap_or_else(|e| panic!("{:?}", anyhow::Error::from(e)));
+                models.push((*cfg, k));
+                models.len() - 1
+            }
+        };
+        let k = &mut models[i].1;
+        k.forget_flows().expect("forget the last capture's flows");
+        let before = k.counters().expect("counters");
+        let mut run = through_model(k, path, hook);
+        for (c, b) in run.counters.iter_mut().zip(before) {
+            *c -= b;
+        }
+        run
+    })
+}
+
+fn through_model(k: &mut KernelModel, path: &Path, hook: Hook) -> KernelRun {
     let mut pipeline = Pipeline::new(Default::default());
     let mut outputs = Vec::new();
     let mut frames = Vec::new();

@@ -28,7 +28,7 @@ fn first_client_flight(name: &str) -> Vec<u8> {
             client = Some((p.src, p.src_port));
         }
         if client == Some((p.src, p.src_port)) && !p.payload.is_empty() {
-            head.insert(p.seq, p.payload, &mut |b| out.extend_from_slice(b));
+            head.insert(p.seq, p.payload, false, &mut |b| out.extend_from_slice(b));
         }
     })
     .expect("capture reads");

@@ -130,7 +130,7 @@ where
 #[inline(always)]
 fn step(h: [u8; 5], next: &mut u32) -> Option<WalkEnd> {
     let ct = h[0];
-    if h[1] != 3 || ct < tls_content::CHANGE_CIPHER_SPEC || ct > tls_content::HEARTBEAT {
+    if h[1] != 3 || !(tls_content::CHANGE_CIPHER_SPEC..=tls_content::HEARTBEAT).contains(&ct) {
         return Some(WalkEnd::NotTls);
     }
     // Application data: encrypted from here on. Not ChangeCipherSpec: TLS 1.3 sends a

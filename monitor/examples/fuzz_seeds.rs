@@ -283,7 +283,7 @@ fn head(segs: &[Seg], dir: usize, limit: usize) -> Vec<u8> {
             h.syn(s.seq);
         }
         if !s.payload.is_empty() {
-            h.insert(s.seq, &s.payload, &mut |b| out.extend_from_slice(b));
+            h.insert(s.seq, &s.payload, false, &mut |b| out.extend_from_slice(b));
         }
     }
     out

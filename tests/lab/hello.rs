@@ -3,7 +3,7 @@
 //! and the SNI as the very last extension) sent to the modern server from the client
 //! namespace. It is larger than the lab MTU (1500), so it spans several TCP segments; tlsmon
 //! has only seen all of it if the event shows both key shares and the SNI. The huge one is
-//! 60 KiB in four records. The big-flight server sends a certificate of some 240 KB (8 000
+//! 60 KiB in four records. The big-flight server sends a certificate of some 160 KB (8 000
 //! names) before its ServerKeyExchange: tlsmon has only followed it if the event shows the
 //! certificate and the curve.
 //! Must never connect anywhere but the lab's servers.
@@ -22,7 +22,7 @@ use super::{servers::modern, Family, Lab};
 /// [`BIG_NAMES`] subject alternative names, on this port of the server namespace.
 pub const BIG_FLIGHT_PORT: u16 = 4436;
 pub const BIG_FLIGHT_SNI: &str = "big.lab.test";
-/// DNS names in its certificate (about 30 bytes each in DER: some 240 KB).
+/// DNS names in its certificate (about 20 bytes each in DER: some 160 KB).
 const BIG_NAMES: usize = 8_000;
 
 /// What the big-flight client got.

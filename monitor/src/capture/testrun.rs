@@ -106,7 +106,8 @@ impl KernelModel {
         [TC_PROGRAM, XDP_PROGRAM]
             .into_iter()
             .map(|name| {
-                let count = self.ebpf.program(name).and_then(|p| p.info().ok()).and_then(|i| i.verified_instruction_count());
+                let count =
+                    self.ebpf.program(name).and_then(|p| p.info().ok()).and_then(|i| i.verified_instruction_count());
                 (name, count)
             })
             .collect()
@@ -177,6 +178,26 @@ impl KernelModel {
             *slot = per_cpu.iter().sum();
         }
         Ok(out)
+    }
+
+    /// Forget every flow in both flow maps, so the next capture starts as on a fresh load: a
+    /// test that runs many captures loads the programs once (each load costs the verifier's
+    /// time, about a second per program here).
+    pub fn forget_flows(&mut self) -> Result<(), TestRunError> {
+        let err = |name| move |source| TestRunError::Map { name, source };
+        let map = self.ebpf.map_mut(FLOWS_MAP).ok_or(TestRunError::MissingMap(FLOWS_MAP))?;
+        let mut flows = HashMap::<_, FlowKey, FlowValue>::try_from(map).map_err(err(FLOWS_MAP))?;
+        let keys: Vec<FlowKey> = flows.keys().collect::<Result<_, _>>().map_err(err(FLOWS_MAP))?;
+        for k in keys {
+            flows.remove(&k).map_err(err(FLOWS_MAP))?;
+        }
+        let map = self.ebpf.map_mut(FLOWS4_MAP).ok_or(TestRunError::MissingMap(FLOWS4_MAP))?;
+        let mut flows4 = HashMap::<_, FlowKey4, FlowValue>::try_from(map).map_err(err(FLOWS4_MAP))?;
+        let keys: Vec<FlowKey4> = flows4.keys().collect::<Result<_, _>>().map_err(err(FLOWS4_MAP))?;
+        for k in keys {
+            flows4.remove(&k).map_err(err(FLOWS4_MAP))?;
+        }
+        Ok(())
     }
 
     /// Entries now in the IPv6 and the IPv4 flow map, counted as the live capture's census
