@@ -26,10 +26,6 @@ type Known = BTreeMap<(&'static str, &'static str, &'static str, &'static str), 
 fn known() -> Known {
     BTreeMap::from([
         (
-            ("zeek__tls-fragmented-handshake.pcap", "zeek", "curve", "secp256r1"),
-            (None, "the ServerKeyExchange follows a 340 KB Certificate message, far past the 16 KiB server head budget of the kernel contract; tlsmon reports no group rather than guess"),
-        ),
-        (
             ("ndpi__tls_alert.pcapng", "ndpi", "tls_version", "tls1.0"),
             (None, "no ServerHello (tshark: serverhellos []), the server sent a fatal protocol_version alert; nDPI prints the ClientHello's version"),
         ),
@@ -250,13 +246,15 @@ fn split_and_oversized_handshakes_parse_completely() {
     // 300-byte MTU: the ClientHello spans many segments (Suricata).
     let ev = events_of("suricata__tls-client-hello-frag-mtu300.pcap");
     assert!(ev.iter().any(|e| e["tls"]["client"]["server_name"].is_string() && e["tls"]["client"]["ja3"].is_string()));
-    // A single 340 KB certificate in 21 full-size records: the hellos are read, the certificate
-    // lies past the 16 KiB head and is reported absent, never half-parsed.
+    // A single 340 KB certificate in 21 full-size records: the record walk follows the flight
+    // past the 16 KiB budget, so the certificate and the ServerKeyExchange's curve after it are
+    // read whole.
     let ev = events_of("zeek__tls-fragmented-handshake.pcap");
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["tls"]["cipher"], "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384");
     assert_eq!(ev[0]["tls"]["client"]["server_name"], "104.236.167.107");
-    assert!(ev[0]["tls"]["server"].get("x509").is_none());
+    assert_eq!(ev[0]["tls"]["server"]["x509"]["subject"]["common_name"], "Bro");
+    assert_eq!(ev[0]["tls"]["curve"], "secp256r1");
     // Post-quantum hybrids negotiated.
     // Post-quantum key shares (1.2 KB each) offered; the server picks x25519 here...
     let ev = events_of("suricata__tls13-x25519mlkem768.pcap");
