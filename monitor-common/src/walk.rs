@@ -125,6 +125,22 @@ where
     end
 }
 
+/// [`walk_segment`] over a segment held in memory (the agent's side): copies from `seg`.
+pub fn walk_slice(w: &mut Walk, seg_off: u32, seg: &[u8], cap: u32) -> WalkEnd {
+    let mut load = |at: u32, dst: &mut [u8; 8], n: u32| {
+        let (at, n) = (at as usize, n as usize);
+        match seg.get(at..at.saturating_add(n)) {
+            Some(b) if n <= 5 => {
+                dst[..n].copy_from_slice(b);
+                true
+            }
+            _ => false,
+        }
+    };
+    let avail = u32::try_from(seg.len()).unwrap_or(u32::MAX);
+    walk_segment(w, seg_off, avail, cap, &mut load)
+}
+
 /// One record header at `next`: the end of the walk (not TLS, or encrypted), or on to the
 /// next header.
 #[inline(always)]
@@ -148,7 +164,7 @@ mod tests {
     extern crate std;
     use std::{vec, vec::Vec};
 
-    use super::{grant, walk_segment, Walk, WalkEnd, MAX_RECORD_WALK};
+    use super::{grant, walk_segment, walk_slice, Walk, WalkEnd, MAX_RECORD_WALK};
 
     /// Walk `stream` cut at `cuts` (segment boundaries), returning the end of each walk.
     fn walk(stream: &[u8], cuts: &[usize], cap: u32) -> (Walk, Vec<WalkEnd>) {
@@ -158,18 +174,7 @@ mod tests {
         bounds.extend_from_slice(cuts);
         bounds.push(stream.len());
         for pair in bounds.windows(2) {
-            let seg = &stream[pair[0]..pair[1]];
-            let mut load = |off: u32, dst: &mut [u8; 8], n: u32| {
-                let (off, n) = (off as usize, n as usize);
-                match seg.get(off..off + n) {
-                    Some(b) if n <= 5 => {
-                        dst[..n].copy_from_slice(b);
-                        true
-                    }
-                    _ => false,
-                }
-            };
-            ends.push(walk_segment(&mut w, pair[0] as u32, seg.len() as u32, cap, &mut load));
+            ends.push(walk_slice(&mut w, pair[0] as u32, &stream[pair[0]..pair[1]], cap));
         }
         (w, ends)
     }

@@ -5,7 +5,7 @@
 //! followed, up to the cap, and nothing past the first application-data header.
 //! Must never hold more than that limit nor more than `MAX_PENDING` segments (and `limit`
 //! bytes) out of order; what it refuses is counted.
-use monitor_common::walk::{grant, walk_segment, Walk, WalkEnd};
+use monitor_common::walk::{grant, walk_slice, Walk, WalkEnd};
 
 /// Most out-of-order segments held per direction.
 pub const MAX_PENDING: usize = 32;
@@ -151,18 +151,7 @@ impl Head {
     /// The kernel's record walk over one segment at stream offset `off`.
     fn walk_records(&mut self, off: u32, data: &[u8]) {
         let w = self.walk.get_or_insert_with(Walk::default);
-        let mut load = |at: u32, dst: &mut [u8; 8], n: u32| {
-            let (at, n) = (at as usize, n as usize);
-            match data.get(at..at + n) {
-                Some(b) if n <= 5 => {
-                    dst[..n].copy_from_slice(b);
-                    true
-                }
-                _ => false,
-            }
-        };
-        let avail = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        match walk_segment(w, off, avail, self.cap, &mut load) {
+        match walk_slice(w, off, data, self.cap) {
             WalkEnd::More => {}
             WalkEnd::NotTls => self.no_walk = true,
             WalkEnd::Encrypted { header } => self.stop = Some(header.saturating_add(5)),
