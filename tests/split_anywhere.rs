@@ -64,6 +64,7 @@ fn packet(src: u16, seq: u32, syn: bool, payload: &[u8]) -> Packet<'_> {
         seq,
         payload,
         truncated: false,
+        local: None,
     }
 }
 
@@ -184,5 +185,6 @@ fn ssh_packet(from_client: bool, seq: u32, syn: bool, payload: &[u8]) -> Packet<
         seq,
         payload,
         truncated: false,
+        local: None,
     }
 }

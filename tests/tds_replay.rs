@@ -216,6 +216,7 @@ fn run_cut(segs: &[Seg], client_side: bool, cut: usize) -> String {
             seq: *seq,
             payload,
             truncated: false,
+            local: None,
         };
         p.packet(1_000_000_000, &pkt);
     }
@@ -278,6 +279,7 @@ fn strict_tds8_on_1433_is_plain_tls() {
             seq: seq[side],
             payload: bytes,
             truncated: false,
+            local: None,
         };
         seq[side] = seq[side].wrapping_add(bytes.len() as u32);
         p.packet(1_000_000_000 + i as u64, &pkt);

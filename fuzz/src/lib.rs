@@ -128,6 +128,7 @@ pub fn packets(data: &[u8], mut f: impl FnMut(u64, &Packet<'_>)) {
             seq,
             payload,
             truncated: false,
+            local: None,
         };
         f(ts, &p);
     }
@@ -220,6 +221,7 @@ mod tests {
             seq,
             payload,
             truncated: false,
+            local: None,
         };
         let mut w = PacketWriter::new(443);
         w.push(5 * S, false, &mk(b"", 99, true));

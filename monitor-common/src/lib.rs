@@ -34,7 +34,7 @@ pub const MAX_RECORDS_PER_PACKET: usize = 32;
 /// Magic at the start of every record ("TLSM" little-endian).
 pub const RECORD_MAGIC: u32 = 0x4d53_4c54;
 /// Version of the record layout; bump on any change to the structs below.
-pub const RECORD_VERSION: u16 = 2;
+pub const RECORD_VERSION: u16 = 3;
 
 /// Record kinds.
 pub mod kind {
@@ -107,12 +107,19 @@ pub struct RecordHeader {
     pub _pad2: [u8; 4],
     /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the packet was seen.
     pub timestamp_ns: u64,
+    /// The sending socket's cookie (`bpf_get_socket_cookie`) when the packet leaves a socket of
+    /// this host (TC egress); 0 otherwise (ingress, XDP, forwarded traffic). The key of
+    /// [`OWNERS_MAP`]: unique per socket for the kernel's lifetime, never reused.
+    pub socket_cookie: u64,
+    /// The sending socket's cgroup v2 id (`bpf_skb_cgroup_id`), with the same rule; 0 otherwise.
+    pub cgroup_id: u64,
 }
 
 /// Size of [`RecordHeader`] on the wire.
-pub const HEADER_LEN: usize = 72;
+pub const HEADER_LEN: usize = 88;
 const _: () = assert!(core::mem::size_of::<RecordHeader>() == HEADER_LEN);
 const _: () = assert!(core::mem::offset_of!(RecordHeader, timestamp_ns) == 64);
+const _: () = assert!(core::mem::offset_of!(RecordHeader, socket_cookie) == 72);
 
 /// Header plus a full payload slot: the staging area the kernel fills before output.
 #[repr(C)]
@@ -280,6 +287,49 @@ pub const FLOWS_MAP: &str = "FLOWS";
 pub const FLOWS4_MAP: &str = "FLOWS4";
 /// Entries of each LRU flow map.
 pub const FLOWS_MAX: u32 = 65_536;
+/// Name of the LRU map from socket cookie to the process that opened, accepted or sent on the
+/// socket ([`Owner`]).
+pub const OWNERS_MAP: &str = "OWNERS";
+/// Entries of [`OWNERS_MAP`]: sockets opened since the agent started (and those found at
+/// start), least recently written first out.
+pub const OWNERS_MAX: u32 = 16_384;
+
+/// Who owns a socket: the task that connected it (`tcp_connect`), accepted it
+/// (`inet_csk_accept`) or first sent a datagram on it (`udp_sendmsg`, `udpv6_sendmsg`), as
+/// the kernel saw it then; or, for sockets that existed before the agent started, the agent's
+/// own scan of `/proc` and `sock_diag` ([`owner_source`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    /// Process id (thread group id) in the initial PID namespace.
+    pub tgid: u32,
+    /// Thread id.
+    pub pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The task's cgroup v2 id at that moment (`bpf_get_current_cgroup_id`).
+    pub cgroup_id: u64,
+    /// The task's `comm` (thread name, NUL-padded).
+    pub comm: [u8; 16],
+    /// [`owner_source`] value.
+    pub source: u8,
+    pub _pad: [u8; 7],
+}
+
+const _: () = assert!(core::mem::size_of::<Owner>() == 48);
+
+/// Where an [`Owner`] entry came from.
+pub mod owner_source {
+    pub const CONNECT: u8 = 1;
+    pub const ACCEPT: u8 = 2;
+    pub const UDP_SEND: u8 = 3;
+    /// The agent's scan of sockets that existed before it started.
+    pub const SCAN: u8 = 4;
+}
+
+// SAFETY: #[repr(C)], integers and byte arrays only, explicit padding (the size assert).
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Owner {}
 
 /// Key of the kernel's IPv6 LRU flow map: the two endpoints in canonical order (`a` is the one
 /// with the smaller address, then port), so both directions of a flow share one entry.
@@ -422,7 +472,12 @@ pub mod counter {
     pub const FLOWS_CLOSED: u32 = 20;
     /// UDP datagrams of clear DTLS records forwarded.
     pub const DTLS_RECORDS: u32 = 21;
-    pub const COUNT: u32 = 22;
+    /// Socket owners written to the owners map by the socket hooks (connect, accept, first
+    /// datagram sent).
+    pub const OWNERS_RECORDED: u32 = 22;
+    /// Socket owners the hooks could not write (no cookie, map update failed).
+    pub const OWNER_FAILED: u32 = 23;
+    pub const COUNT: u32 = 24;
 
     /// Stable names (Prometheus label values, `--stats`), indexed like the constants.
     pub const NAMES: [&str; COUNT as usize] = [
@@ -448,6 +503,8 @@ pub mod counter {
         "flows_opened",
         "flows_closed",
         "dtls_records",
+        "owners_recorded",
+        "owner_failed",
     ];
 
     /// Figures the agent derives from these counters and the flow maps, exported beside

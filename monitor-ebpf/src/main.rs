@@ -6,11 +6,12 @@
 #![no_main]
 
 mod capture;
+mod owner;
 mod parse;
 
 use aya_ebpf::{
     bindings::xdp_action::XDP_PASS,
-    helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
+    helpers::generated::{bpf_get_socket_cookie, bpf_skb_cgroup_id, bpf_skb_load_bytes, bpf_xdp_load_bytes},
     macros::{classifier, map, xdp},
     maps::{LruHashMap, PerCpuArray, RingBuf},
     programs::{TcContext, XdpContext},
@@ -67,6 +68,9 @@ pub trait Packet {
     fn direction(&self) -> u8;
     /// Copy `len` bytes (1..=2048, checked by the caller) at `off` into `dst`; 0 on success.
     fn load(&self, off: u32, dst: *mut u8, len: u32) -> i64;
+    /// (cookie, cgroup v2 id) of the local socket that sent the packet, (0, 0) when none did or
+    /// the hook cannot tell.
+    fn socket(&self) -> (u64, u64);
 }
 
 /// What the TC programs return: TC_ACT_UNSPEC, which is TCX_NEXT on a TCX link (the next
@@ -109,6 +113,18 @@ impl Packet for Tc<'_> {
         // SAFETY: `dst` points into a map value (or stack buffer) of at least `len` bytes.
         unsafe { bpf_skb_load_bytes(self.0.skb.skb as *const _, off, dst.cast(), len) }
     }
+    /// On egress the skb still belongs to the socket that sent it; on ingress it belongs to none
+    /// yet (the stack finds the socket after TC), and a packet forwarded or crossing a network
+    /// namespace was orphaned on the way, so both helpers return 0 there.
+    #[inline(always)]
+    fn socket(&self) -> (u64, u64) {
+        if self.direction() != dir::EGRESS {
+            return (0, 0);
+        }
+        let skb = self.0.skb.skb;
+        // SAFETY: both helpers take the program's own context and only read `skb->sk`.
+        unsafe { (bpf_get_socket_cookie(skb.cast()), bpf_skb_cgroup_id(skb)) }
+    }
 }
 
 struct Xdp<'a>(&'a XdpContext);
@@ -134,6 +150,11 @@ impl Packet for Xdp<'_> {
     fn load(&self, off: u32, dst: *mut u8, len: u32) -> i64 {
         // SAFETY: `dst` points into a map value (or stack buffer) of at least `len` bytes.
         unsafe { bpf_xdp_load_bytes(self.0.ctx, off, dst.cast(), len) }
+    }
+    /// XDP runs before any socket is involved.
+    #[inline(always)]
+    fn socket(&self) -> (u64, u64) {
+        (0, 0)
     }
 }
 

@@ -238,6 +238,7 @@ fn flow_seeds(
             seq: s.seq,
             payload: &s.payload,
             truncated: false,
+            local: None,
         };
         if packets.len() + s.payload.len() < max_len {
             packets.push(s.ts, s.dir == server, &p);

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use monitor::attribution::cgroup::CgroupIndex;
+use monitor::attribution::Attributor;
 use monitor::capture::ebpf::{privileges, AttachMode, Capture, CaptureConfig};
 use monitor::capture::files::FileSource;
 use monitor::capture::{Progress, Source};
@@ -438,6 +440,15 @@ async fn live_run<W: Write>(
         Stopper::new(true, a.duration.map(Duration::from_secs)).context("installing the SIGINT/SIGTERM handlers")?;
     let mut capture = Capture::open(capture_cfg)?;
     eprintln!("tlsmon: live: {}", capture.describe());
+    if let Some(owners) = capture.take_owners() {
+        let hooks = owners.attached.len();
+        eprintln!(
+            "tlsmon: live: process attribution: {hooks}/{} socket hooks, {} existing sockets named",
+            monitor::capture::ebpf::owners::HOOKS.len(),
+            owners.scan.owned
+        );
+        em.attributor = Some(Attributor::new(Box::new(move |c| owners.get(c)), CgroupIndex::new()));
+    }
     // Attached: from here on no capability is needed (STYLE: no full root after attach).
     if !privileges::links_are_descriptors() {
         tracing::info!("kernel before 6.6: keeping CAP_NET_ADMIN to detach the netlink TC filters at exit");
@@ -453,6 +464,9 @@ async fn live_run<W: Write>(
         let m = &published.metrics;
         m.pipeline(&pipeline.stats);
         m.reader(capture.stats.records, capture.stats.bad_records);
+        if let Some(a) = &em.attributor {
+            m.attribution(&a.stats);
+        }
         match capture.counters() {
             Ok(c) => {
                 m.kernel(c.named());

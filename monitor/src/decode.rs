@@ -62,6 +62,14 @@ impl Addr {
     }
 }
 
+/// The socket of this host that sent a packet: its cookie (unique per socket for the kernel's
+/// lifetime) and cgroup v2 id. Only live capture knows it (TC egress); replay never does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LocalSocket {
+    pub cookie: u64,
+    pub cgroup_id: u64,
+}
+
 /// What decode hands to the flow stage: borrowed from the frame, no copies.
 #[derive(Debug)]
 pub struct Packet<'a> {
@@ -78,6 +86,8 @@ pub struct Packet<'a> {
     pub payload: &'a [u8],
     /// The frame was cut before the end of the payload (snap length): bytes are missing.
     pub truncated: bool,
+    /// The local socket that sent it (live capture on egress only).
+    pub local: Option<LocalSocket>,
 }
 
 /// Why a frame gave no packet. Counted, never fatal.
@@ -201,6 +211,7 @@ fn decode_depth(linktype: u32, frame: &[u8], depth: u8) -> Result<Packet<'_>, Sk
             seq: tcp.sequence_number(),
             payload: tcp.payload(),
             truncated,
+            local: None,
         }),
         Some(TransportSlice::Udp(udp)) => {
             let (sp, dp) = (udp.source_port(), udp.destination_port());
@@ -222,6 +233,7 @@ fn decode_depth(linktype: u32, frame: &[u8], depth: u8) -> Result<Packet<'_>, Sk
                 seq: 0,
                 payload: udp.payload(),
                 truncated,
+                local: None,
             })
         }
         _ if sliced.stop_err.is_some() => Err(Skip::Malformed),

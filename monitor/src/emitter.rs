@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use monitor::attribution::Attributor;
 use monitor::cli::Format;
 use monitor::observation::Output;
 use monitor::policy::Severity;
@@ -40,6 +41,8 @@ pub struct Emitter<W: Write> {
     pub prober: Option<Prober>,
     /// The prober's counters when it stopped.
     probe_final: Option<ProbeStats>,
+    /// Live: names the processes of each output's local sockets before anything is written.
+    pub attributor: Option<Attributor>,
 }
 
 impl<W: Write> Emitter<W> {
@@ -60,6 +63,7 @@ impl<W: Write> Emitter<W> {
             alerter,
             prober,
             probe_final,
+            attributor: None,
         }
     }
 
@@ -161,7 +165,10 @@ impl<W: Write> Emitter<W> {
 }
 
 impl<W: Write> Sink for Emitter<W> {
-    fn emit(&mut self, o: Output) {
+    fn emit(&mut self, mut o: Output) {
+        if let Some(a) = &mut self.attributor {
+            a.enrich(&mut o);
+        }
         self.write(o);
     }
 

@@ -1,6 +1,7 @@
 //! tlsmon: a passive TLS and plaintext-PHI monitor proving HIPAA transmission security from
 //! the wire. The library is the sans-IO core (decode → flow → inspect → policy) plus sinks;
 //! the `tlsmon` binary wires it to captures.
+pub mod attribution;
 pub mod capture;
 pub mod cli;
 pub mod config;

@@ -13,7 +13,7 @@ use crate::parse::Meta;
 use crate::{Packet, COUNTERS, EVENTS, STAGE};
 
 #[inline(always)]
-pub(super) fn bump(index: u32) {
+pub(crate) fn bump(index: u32) {
     add(index, 1);
 }
 
@@ -165,6 +165,11 @@ pub(super) fn emit<P: Packet>(p: &P, m: &Meta, o: &Out) {
     // SAFETY: a helper without arguments or side effects; read only for packets that produce
     // a record (about 20 ns).
     h.timestamp_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    // Which local socket sent the packet (0, 0 when none did): two helpers, only for packets
+    // that produce a record.
+    let (cookie, cgroup) = p.socket();
+    h.socket_cookie = cookie;
+    h.cgroup_id = cgroup;
     let size = if n == 0 {
         HEADER_LEN
     } else {

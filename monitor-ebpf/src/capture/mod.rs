@@ -16,7 +16,8 @@ use monitor_common::{counter, FlowKey, FlowKey4, KernelConfig};
 
 use crate::parse::{parse_frame, Meta, Skip, IPPROTO_UDP};
 use crate::{Packet, SCRATCH, TLSMON_CONFIG};
-use emit::{add, bump, Out};
+pub(crate) use emit::bump;
+use emit::{add, Out};
 use flows::{V4, V6};
 
 /// Per-packet working state, kept in a per-CPU map: the 512-byte stack cannot hold it.

@@ -2,9 +2,9 @@
 //! produces, and the kernel's monotonic timestamps → wall-clock time.
 //! Must never read past the record's checked payload nor trust a field `parse_record` did not check.
 use monitor_common::decode::RecordRef;
-use monitor_common::{kind, record_flags, tcp_flags};
+use monitor_common::{dir, kind, record_flags, tcp_flags};
 
-use crate::decode::{Addr, Packet, Transport};
+use crate::decode::{Addr, LocalSocket, Packet, Transport};
 
 /// The packet a record describes, borrowing its payload.
 ///
@@ -34,6 +34,8 @@ pub fn packet<'a>(r: &RecordRef<'a>) -> Packet<'a> {
         seq: if tcp { h.seq } else { 0 },
         payload: r.payload,
         truncated: h.flags & record_flags::TRUNCATED != 0,
+        local: (h.direction == dir::EGRESS && h.socket_cookie != 0)
+            .then_some(LocalSocket { cookie: h.socket_cookie, cgroup_id: h.cgroup_id }),
     }
 }
 

@@ -3,11 +3,13 @@
 //! never the pipeline. Plain data: must never hold payload bytes, only parsed facts.
 pub mod finding;
 mod handshake;
+mod local;
 mod stats;
 
 pub use crate::flow::Endpoint;
 pub use finding::{Acceptance, Finding, Severity};
 pub use handshake::{client_dir, Handshake, ProbeFacts, VersionTry};
+pub use local::{Local, Process};
 pub use stats::{losses, DecodeStats, Loss, MemoryStats, PipelineStats};
 
 use crate::inspect::plaintext::PlainFacts;
@@ -51,6 +53,8 @@ pub enum Observed {
 pub struct Output {
     pub observed: Observed,
     pub findings: Vec<Finding>,
+    /// The flow's sockets and processes on this host (live capture only).
+    pub local: Local,
 }
 
 impl Output {

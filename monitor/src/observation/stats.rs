@@ -30,6 +30,9 @@ pub struct DecodeStats {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PipelineStats {
     pub udp_packets: u64,
+    /// Open flows judged early because another local socket (a new cookie) sent on their
+    /// 4-tuple: a new connection reused the port of one not yet judged (live capture).
+    pub socket_reuse: u64,
     pub truncated_packets: u64,
     pub handshakes: u64,
     /// Flows judged as plaintext candidates (first payload on a candidate port or signature).

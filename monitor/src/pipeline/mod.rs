@@ -16,7 +16,7 @@ use crate::inspect::ssh;
 use crate::inspect::tds;
 use crate::inspect::tls::trust::TrustStore;
 use crate::inspect::tls::State;
-use crate::observation::{client_dir, Handshake, Observed, Output, PipelineStats, PlainFlow, SshFlow};
+use crate::observation::{client_dir, Handshake, Local, Observed, Output, PipelineStats, PlainFlow, SshFlow};
 use crate::policy::Policy;
 use state::{a_closed, add_head_stats, Dir, FlowState};
 use std::sync::Arc;
@@ -176,6 +176,19 @@ impl Pipeline {
         self.finalize_all(gone);
         let Some(entry) = self.table.get_mut(&key) else { return };
         entry.last_ns = ts_ns;
+        if let (Some(now), FlowState::Active(a)) = (p.local, &entry.state) {
+            if a.dirs[dir].local.is_some_and(|before| before.cookie != now.cookie) {
+                // Another socket sends on this 4-tuple: a new connection reused it (the port
+                // of a closed one) before the old flow was judged. Judge the old one now, so
+                // neither its facts nor its process leak into the new one.
+                let (first_ns, old) =
+                    (entry.first_ns, std::mem::replace(&mut entry.state, FlowState::new(&self.cfg, &key)));
+                entry.first_ns = ts_ns;
+                self.stats.socket_reuse += 1;
+                self.judge(key, first_ns, old);
+            }
+        }
+        let Some(entry) = self.table.get_mut(&key) else { return };
         if p.syn && !p.ack && matches!(entry.state, FlowState::Done) {
             // The 4-tuple is reused by a new connection.
             entry.first_ns = ts_ns;
@@ -187,6 +200,9 @@ impl Pipeline {
             }
             return;
         };
+        if p.local.is_some() {
+            a.dirs[dir].local = p.local;
+        }
         let cfg = &self.cfg;
         let new_head = |client: bool| {
             if client {
@@ -330,9 +346,13 @@ impl Pipeline {
         }
         let endpoints = [key.lo, key.hi];
         let dirs = [&a.dirs[0].tls.facts, &a.dirs[1].tls.facts];
+        // The local sockets, client's first once the client is known.
+        let local =
+            |client: Endpoint| Local { sockets: a.sockets(usize::from(client != endpoints[0])), ..Local::default() };
         if let Some(flow) = ssh_flow(&a, endpoints, first_ns) {
             let findings = self.cfg.policy.evaluate_ssh(&flow);
-            self.out.push(Output { observed: Observed::Ssh(flow), findings });
+            let local = local(flow.client);
+            self.out.push(Output { observed: Observed::Ssh(flow), findings, local });
             return;
         }
         // The clear bytes of a candidate flow, client's first.
@@ -348,7 +368,8 @@ impl Pipeline {
             let upgrade = plain.map(|(_, _, facts)| facts).filter(|f| f.protocol.is_some());
             let findings = self.cfg.policy.evaluate_upgraded(&hs, upgrade.as_ref());
             self.stats.handshakes += 1;
-            self.out.push(Output { observed: Observed::Tls { handshake: hs, upgrade }, findings });
+            let local = local(hs.client);
+            self.out.push(Output { observed: Observed::Tls { handshake: hs, upgrade }, findings, local });
             return;
         }
         let Some((client, server, facts)) = plain else { return };
@@ -362,7 +383,8 @@ impl Pipeline {
         };
         if reported {
             self.stats.plaintext_flows += 1;
-            self.out.push(Output { observed: Observed::Plaintext(flow), findings });
+            let local = local(flow.client);
+            self.out.push(Output { observed: Observed::Plaintext(flow), findings, local });
         }
     }
 

@@ -3,12 +3,12 @@
 //! judged like TCP's, with JA4's `q` or `d`. Must never open a flow for a datagram that is not
 //! a QUIC long header (any on port 443, a known version elsewhere) or a DTLS handshake record,
 //! nor keep more than the inspector's bounds per flow.
-use crate::decode::Packet;
+use crate::decode::{LocalSocket, Packet};
 use crate::flow::{Endpoint, FlowKey};
 use crate::inspect::dtls::{self, DtlsConn};
 use crate::inspect::fingerprint::Ja4Transport;
 use crate::inspect::quic::{packet, QuicConn};
-use crate::observation::{Handshake, Observed, Output};
+use crate::observation::{Handshake, Local, Observed, Output};
 
 use super::state::FlowState;
 use super::Pipeline;
@@ -22,6 +22,8 @@ pub(super) struct QuicFlow {
     pub(super) conn: QuicConn,
     /// Bytes charged to the memory budget (its last `held`).
     pub(super) charged: usize,
+    /// The local socket that sent each direction's datagrams (live capture, egress).
+    pub(super) local: [Option<LocalSocket>; 2],
 }
 
 impl QuicFlow {
@@ -36,6 +38,8 @@ pub(super) struct DtlsFlow {
     pub(super) conn: DtlsConn,
     /// Bytes charged to the memory budget (its last `held`).
     pub(super) charged: usize,
+    /// The local socket that sent each direction's datagrams (live capture, egress).
+    pub(super) local: [Option<LocalSocket>; 2],
 }
 
 impl DtlsFlow {
@@ -74,6 +78,7 @@ impl Pipeline {
         }
         let done = match &mut entry.state {
             FlowState::Quic(q) => {
+                q.local[dir] = p.local.or(q.local[dir]);
                 q.conn.datagram(dir, p.payload, ts_ns);
                 let held = q.held();
                 self.charged = self.charged - q.charged + held;
@@ -81,6 +86,7 @@ impl Pipeline {
                 q.conn.done()
             }
             FlowState::Dtls(d) => {
+                d.local[dir] = p.local.or(d.local[dir]);
                 d.conn.datagram(dir, p.payload, ts_ns);
                 let held = d.held();
                 self.charged = self.charged - d.charged + held;
@@ -109,7 +115,8 @@ impl Pipeline {
         hs.quic = Some(q.conn.facts.clone());
         let findings = self.cfg.policy.evaluate(&hs);
         self.stats.handshakes += 1;
-        self.out.push(Output { observed: Observed::Tls { handshake: hs, upgrade: None }, findings });
+        let local = local_of(q.local, hs.client == key.lo);
+        self.out.push(Output { observed: Observed::Tls { handshake: hs, upgrade: None }, findings, local });
     }
 
     /// A DTLS flow's handshake, judged like a TCP one; its counters are folded in.
@@ -125,6 +132,13 @@ impl Pipeline {
         hs.dtls = Some(d.conn.facts.clone());
         let findings = self.cfg.policy.evaluate(&hs);
         self.stats.handshakes += 1;
-        self.out.push(Output { observed: Observed::Tls { handshake: hs, upgrade: None }, findings });
+        let local = local_of(d.local, hs.client == key.lo);
+        self.out.push(Output { observed: Observed::Tls { handshake: hs, upgrade: None }, findings, local });
     }
+}
+
+/// The flow's local sockets, client's first (`lo_is_client`: the key's low end is the client).
+fn local_of(by_dir: [Option<LocalSocket>; 2], lo_is_client: bool) -> Local {
+    let c = usize::from(!lo_is_client);
+    Local { sockets: [by_dir[c], by_dir[1 - c]], ..Local::default() }
 }

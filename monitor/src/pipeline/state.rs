@@ -4,6 +4,7 @@
 use monitor_common::{flow_kind, STARTTLS_PORTS};
 
 use super::PipelineConfig;
+use crate::decode::LocalSocket;
 use crate::flow::reassembly::{Head, HeadStats};
 use crate::flow::FlowKey;
 use crate::inspect::tds::Unwrap;
@@ -20,11 +21,21 @@ pub(super) struct Dir {
     /// TDS 7.x flows: the unwrapper between the stream and `tls` (the handshake travels in
     /// PRELOGIN packets).
     pub(super) tds: Option<Unwrap>,
+    /// The local socket that sent this direction's packets (live capture, egress).
+    pub(super) local: Option<LocalSocket>,
 }
 
 impl Dir {
     pub(super) fn new() -> Self {
-        Dir { head: None, tls: TlsStream::default(), closed: false, plain: Vec::new(), plain_full: false, tds: None }
+        Dir {
+            head: None,
+            tls: TlsStream::default(),
+            closed: false,
+            plain: Vec::new(),
+            plain_full: false,
+            tds: None,
+            local: None,
+        }
     }
 
     /// Heap bytes this direction holds: out-of-order segments, partial TLS records and
@@ -61,6 +72,11 @@ impl Active {
 
     pub(super) fn candidate(&self) -> bool {
         self.class == Some(flow_kind::PLAINTEXT)
+    }
+
+    /// The local sockets of the client's and the server's direction (client direction `c`).
+    pub(super) fn sockets(&self, c: usize) -> [Option<LocalSocket>; 2] {
+        [self.dirs[c].local, self.dirs[1 - c].local]
     }
 }
 

@@ -30,6 +30,7 @@ fn pkt(payload: &[u8], syn: bool, seq: u32) -> Packet<'_> {
         seq,
         payload,
         truncated: false,
+        local: None,
     }
 }
 

@@ -406,7 +406,7 @@ pub fn judge(t: &Target, rec: &Record, versions: Vec<VersionTry>, at_ns: u64, cf
         versions,
     }));
     let findings = cfg.policy.evaluate(&hs);
-    Output { observed: Observed::Tls { handshake: hs, upgrade: None }, findings }
+    Output { observed: Observed::Tls { handshake: hs, upgrade: None }, findings, local: Default::default() }
 }
 
 #[cfg(test)]

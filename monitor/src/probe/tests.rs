@@ -90,7 +90,7 @@ fn passive_tls13(ip: IpAddr, port: u16) -> Output {
         server_hello: Some(ServerHello { version: 0x0303, selected_version: Some(0x0304), ..Default::default() }),
         ..Default::default()
     };
-    Output { observed: Observed::Tls { handshake: hs, upgrade: None }, findings: Vec::new() }
+    Output { observed: Observed::Tls { handshake: hs, upgrade: None }, findings: Vec::new(), local: Default::default() }
 }
 
 #[test]
@@ -114,7 +114,11 @@ fn wanted_servers_showed_no_certificate() {
         handshake.quic = Some(Default::default());
     }
     assert!(wanted(&quic, true).is_none(), "QUIC: the prober speaks TLS over TCP only");
-    let none = Output { observed: Observed::Tls { handshake: Handshake::default(), upgrade: None }, findings: vec![] };
+    let none = Output {
+        observed: Observed::Tls { handshake: Handshake::default(), upgrade: None },
+        findings: vec![],
+        local: Default::default(),
+    };
     assert!(wanted(&none, true).is_none(), "no ServerHello: no TLS server answered");
 }
 

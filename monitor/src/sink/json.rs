@@ -5,6 +5,7 @@
 //! sets), never payload.
 use serde::Serialize;
 
+use super::local_event::{owned, Owned};
 use crate::inspect::dtls::DtlsFacts;
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
 use crate::inspect::plaintext::{
@@ -46,6 +47,9 @@ pub struct Event<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe<'a>>,
     pub findings: &'a [Finding],
+    /// Live: the local process, container, unit and pod ([`super::local_event`]).
+    #[serde(flatten)]
+    pub owned: Owned<'a>,
 }
 
 /// `probe.*`: how the probe went, the whole chain as the server sent it, the version sweep.
@@ -94,6 +98,9 @@ pub struct PlainEvent<'a> {
     pub destination: Host,
     pub plaintext: Plain<'a>,
     pub findings: &'a [Finding],
+    /// Live: the local process, container, unit and pod ([`super::local_event`]).
+    #[serde(flatten)]
+    pub owned: Owned<'a>,
 }
 
 /// `plaintext.*`: the protocol and its metadata.
@@ -162,10 +169,16 @@ pub fn any_event(o: &Output) -> AnyEvent<'_> {
             }
             ev.tls.starttls = upgrade.as_ref().and_then(|u| u.protocol).map(|p| p.as_str());
             ev.tds = upgrade.as_ref().and_then(|u| u.tds.as_ref());
+            ev.owned = owned(&o.local);
             AnyEvent::Tls(ev)
         }
-        Observed::Plaintext(p) => AnyEvent::Plaintext(plain_event(p, &o.findings)),
-        Observed::Ssh(s) => AnyEvent::Ssh(super::ssh_event::ssh_event(s, &o.findings)),
+        Observed::Plaintext(p) => {
+            AnyEvent::Plaintext(PlainEvent { owned: owned(&o.local), ..plain_event(p, &o.findings) })
+        }
+        Observed::Ssh(s) => AnyEvent::Ssh(super::ssh_event::SshEvent {
+            owned: owned(&o.local),
+            ..super::ssh_event::ssh_event(s, &o.findings)
+        }),
     }
 }
 
@@ -190,6 +203,7 @@ pub fn plain_event<'a>(p: &'a PlainFlow, findings: &'a [Finding]) -> PlainEvent<
             tds: f.tds.as_ref(),
         },
         findings,
+        owned: Owned::default(),
     }
 }
 
@@ -521,6 +535,7 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         tds: None,
         probe: None,
         findings,
+        owned: Owned::default(),
     }
 }
 

@@ -4,6 +4,7 @@ pub mod alertmanager;
 pub mod audit;
 pub mod inventory;
 pub mod json;
+pub mod local_event;
 pub mod metrics;
 pub mod published;
 pub mod report;

@@ -19,6 +19,9 @@ pub struct SshEvent<'a> {
     pub destination: Host,
     pub ssh: Ssh<'a>,
     pub findings: &'a [Finding],
+    /// Live: the local process, container, unit and pod ([`super::local_event`]).
+    #[serde(flatten)]
+    pub owned: super::local_event::Owned<'a>,
 }
 
 /// `ssh.*`.
@@ -113,6 +116,7 @@ pub fn ssh_event<'a>(s: &'a SshFlow, findings: &'a [Finding]) -> SshEvent<'a> {
             anomalies: &f.anomalies,
         },
         findings,
+        owned: Default::default(),
     }
 }
 

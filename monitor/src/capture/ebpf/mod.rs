@@ -6,7 +6,9 @@
 pub mod census;
 mod counters;
 mod error;
+pub mod owners;
 pub mod privileges;
+pub mod scan;
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -97,6 +99,8 @@ pub struct Capture {
     counters: PerCpuArray<MapData, u64>,
     flows: HashMap<MapData, FlowKey, FlowValue>,
     flows4: HashMap<MapData, FlowKey4, FlowValue>,
+    /// The socket hooks' map, until the agent takes it ([`Capture::take_owners`]).
+    owners: Option<owners::Owners>,
     census: Cell<census::Census>,
     _ebpf: Ebpf,
     clock: Clock,
@@ -129,6 +133,10 @@ impl Capture {
         let counters = take_map(&mut ebpf, COUNTERS_MAP, PerCpuArray::<MapData, u64>::try_from)?;
         let flows = take_map(&mut ebpf, FLOWS_MAP, HashMap::try_from)?;
         let flows4 = take_map(&mut ebpf, FLOWS4_MAP, HashMap::try_from)?;
+        // Socket hooks before the scan, the scan before the capture: a socket opened while the
+        // scan runs is seen by a hook, and every one that existed is in the map before its
+        // first captured packet could need it.
+        let owners = attach_owners(&mut ebpf)?;
         let links = match cfg.mode {
             AttachMode::Tc => attach_tc(&mut ebpf, &cfg.ifaces)?,
             AttachMode::XdpSkb => attach_xdp(&mut ebpf, &cfg.ifaces, XdpMode::Skb)?,
@@ -144,6 +152,7 @@ impl Capture {
             counters,
             flows,
             flows4,
+            owners: Some(owners),
             census: Cell::new(census::Census::default()),
             _ebpf: ebpf,
             clock: Clock::new(),
@@ -152,6 +161,11 @@ impl Capture {
             ifaces: cfg.ifaces.clone(),
             stats: ReaderStats::default(),
         })
+    }
+
+    /// The socket owners map and hooks' state, for the attribution stage (once).
+    pub fn take_owners(&mut self) -> Option<owners::Owners> {
+        self.owners.take()
     }
 
     /// `attached tc to lo,eth0 (ingress+egress)`: what is attached where.
@@ -314,6 +328,36 @@ fn take_map<M>(
 ) -> Result<M, CaptureError> {
     let map = ebpf.take_map(name).ok_or_else(|| CaptureError::ObjectMismatch { name: name.to_string() })?;
     convert(map).map_err(|e| CaptureError::Load { what: format!("opening map {name}"), source: Box::new(e) })
+}
+
+/// Attach the socket hooks (failing open: a hook the kernel refuses is said once) and seed
+/// the owners map with the sockets that exist now.
+fn attach_owners(ebpf: &mut Ebpf) -> Result<owners::Owners, CaptureError> {
+    let mut o = owners::Owners::attach(ebpf).map_err(|name| CaptureError::ObjectMismatch { name })?;
+    for why in &o.missing {
+        tracing::warn!("process attribution: socket hook not attached ({why}); flows it would name stay unnamed");
+    }
+    match scan::existing_sockets() {
+        Ok((found, stats)) => {
+            let mut failed = 0;
+            for (cookie, owner) in &found {
+                if o.seed(*cookie, owner).is_err() {
+                    failed += 1;
+                }
+            }
+            o.scan = stats;
+            tracing::info!(
+                sockets = stats.sockets,
+                owned = stats.owned,
+                unreadable = stats.unreadable,
+                over_bounds = stats.over_bounds,
+                failed,
+                "process attribution: existing sockets scanned"
+            );
+        }
+        Err(e) => tracing::warn!("process attribution: existing sockets not scanned: {e}"),
+    }
+    Ok(o)
 }
 
 fn attach_tc(ebpf: &mut Ebpf, ifaces: &[String]) -> Result<Vec<AttachedLink>, CaptureError> {

@@ -31,7 +31,11 @@ fn out(ip: [u8; 4], port: u16, sni: Option<&str>, version: u16, cipher: u16, ts_
         server_hello: Some(ServerHello { version, cipher, ..Default::default() }),
         ..Default::default()
     };
-    Output { observed: crate::observation::Observed::Tls { handshake: hs, upgrade: None }, findings: f }
+    Output {
+        observed: crate::observation::Observed::Tls { handshake: hs, upgrade: None },
+        findings: f,
+        local: Default::default(),
+    }
 }
 
 #[test]
@@ -152,7 +156,7 @@ fn ssh_sessions_per_server() {
     };
     let findings = crate::policy::Policy::default().evaluate_ssh(&flow);
     let mut inv = Inventory::default();
-    inv.add(&Output { observed: crate::observation::Observed::Ssh(flow), findings });
+    inv.add(&Output { observed: crate::observation::Observed::Ssh(flow), findings, local: Default::default() });
     inv.add(&out([10, 0, 0, 5], 443, None, 0x0304, 0x1301, 40, vec![]));
     let key = ServerKey { ip: "10.0.0.22".parse().unwrap(), port: 22, sni: "-".into() };
     let p = &inv.servers[&key];

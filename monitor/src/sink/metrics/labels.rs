@@ -59,6 +59,9 @@ pub const PROBE_RESULTS: &[&str] = &["ok", "unreachable", "timeout", "failed"];
 /// `tlsmon_probe_targets_total{outcome}`: what the prober did with a server offered to it
 /// (queue drops are under `tlsmon_dropped_total{what="probe_queue_full"}`).
 pub const PROBE_TARGETS: &[&str] = &["queued", "recent", "out_of_scope"];
+/// `tlsmon_attribution_total{result}`: local sockets of flows (live) named by their process,
+/// without an owner in the kernel's map, or named but with a cgroup id no path was found for.
+pub const ATTRIBUTION_RESULTS: &[&str] = &["attributed", "owner_missing", "cgroup_unresolved"];
 /// `tlsmon_probe_queue{state}`.
 pub const PROBE_QUEUE: &[&str] = &["pending", "in_flight"];
 /// `tlsmon_pipeline_memory_bytes{of}`: what open flows hold now, the most they held, the budget.

@@ -62,6 +62,7 @@ pub struct Metrics {
     probes: IntCounterVec,
     probe_targets: IntCounterVec,
     probe_queue: IntGaugeVec,
+    attribution: IntCounterVec,
 }
 
 fn counter_vec(r: &Registry, name: &str, help: &str, label: &[&str], values: &[&[&str]]) -> IntCounterVec {
@@ -279,6 +280,13 @@ impl Metrics {
                 &r,
                 "tlsmon_certificates_expired",
                 "Servers whose leaf certificate had expired when last seen",
+            ),
+            attribution: counter_vec(
+                &r,
+                "tlsmon_attribution_total",
+                "Local sockets of judged flows (live): named by their process, without an owner in the kernel's map, or named with a cgroup no path was found for",
+                &["result"],
+                &[ATTRIBUTION_RESULTS],
             ),
             probes: counter_vec(
                 &r,

@@ -4,7 +4,9 @@
 //! sets, nor lower a counter.
 use prometheus::core::{AtomicU64 as PromU64, GenericCounter};
 
-use super::{handshake_labels, Metrics, EXPIRY_WINDOWS, PROBE_RESULTS, PROBE_TARGETS, SKIP_REASONS};
+use super::{
+    handshake_labels, Metrics, ATTRIBUTION_RESULTS, EXPIRY_WINDOWS, PROBE_RESULTS, PROBE_TARGETS, SKIP_REASONS,
+};
 use crate::observation::{DecodeStats, Output, PipelineStats};
 use crate::sink::inventory::Inventory;
 
@@ -138,6 +140,13 @@ impl Metrics {
         }
         self.cert_expired.set(expired);
         mirror(&self.dropped.with_label_values(&["inventory_full"]), inv.servers_dropped);
+    }
+
+    /// Process attribution's counters (live).
+    pub fn attribution(&self, s: &crate::attribution::AttributionStats) {
+        for (result, n) in ATTRIBUTION_RESULTS.iter().zip([s.attributed, s.owner_missing, s.cgroup_unresolved]) {
+            mirror(&self.attribution.with_label_values(&[result]), n);
+        }
     }
 
     /// The prober's counters (`--probe`).
