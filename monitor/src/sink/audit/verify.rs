@@ -175,13 +175,15 @@ impl std::fmt::Display for SignedVerdict {
             }
         };
         match &self.signatures {
-            Signatures::NotChecked => {
-                write!(f, "\nsignatures: NOT checked (no --key given); ")?;
-                match &last {
-                    None => write!(f, "the log has no checkpoints"),
-                    Some(l) => write!(f, "{} checkpoints, the last at {l}", self.checkpoints),
-                }
-            }
+            // An unsigned log checked without a key: the chain verdict alone, as ever.
+            Signatures::NotChecked => match &last {
+                None => Ok(()),
+                Some(l) => write!(
+                    f,
+                    "\nsignatures: NOT checked (no --key given); {} checkpoints, the last at {l}",
+                    self.checkpoints
+                ),
+            },
             Signatures::Checked { key_ids } => {
                 let keys = key_ids.join(", ");
                 match &last {

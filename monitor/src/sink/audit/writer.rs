@@ -78,8 +78,9 @@ struct Signing {
     last: Instant,
     /// Bytes a checkpoint line can take at most (kept free under `max_bytes`).
     line_max: u64,
-    /// `seq` signed by the last checkpoint written or found at open.
-    signed_seq: Option<u64>,
+    /// `seq` signed by the last checkpoint written or found at open, and when it was written
+    /// by this process (Unix seconds; `None` for one found at open).
+    signed: Option<(u64, Option<i64>)>,
 }
 
 /// How often, and how long apart, opening retries a locked log before giving up (0.5 s).
@@ -153,15 +154,25 @@ impl AuditLog {
         .map_or(1024, |l| l.len());
         // The line as written (`,"hash":"<64>"}\n`), with room for a longer time or reason.
         let line_max = (line + HASH_KEY.len() + 64 + 3 + 16) as u64;
-        let signed_seq = self.head_checkpoint.map(|_| self.seq.saturating_sub(1));
-        self.signing = Some(Signing { signer, every, last: Instant::now(), line_max, signed_seq });
+        let signed = self.head_checkpoint.map(|_| (self.seq.saturating_sub(1), None));
+        self.signing = Some(Signing { signer, every, last: Instant::now(), line_max, signed });
         self
     }
 
-    /// `seq` of the line signed by the latest checkpoint written (or found at the end of the
-    /// log at open); `None` when not signing or nothing was signed yet.
-    pub fn signed_seq(&self) -> Option<u64> {
-        self.signing.as_ref().and_then(|s| s.signed_seq)
+    /// `seq` of the line signed by the latest checkpoint, and when this process signed it
+    /// (Unix seconds; `None` for a checkpoint found at the end of the log at open); `None`
+    /// when not signing or nothing was signed yet.
+    pub fn signed(&self) -> Option<(u64, Option<i64>)> {
+        self.signing.as_ref().and_then(|s| s.signed)
+    }
+
+    /// Sign the exit checkpoint unless the log already ends with one (done by
+    /// [`close`](AuditLog::close); call it first to learn what was signed).
+    pub fn seal(&mut self) -> Result<(), AuditError> {
+        if self.head_checkpoint != Some(Reason::Exit) {
+            self.checkpoint(Reason::Exit)?;
+        }
+        Ok(())
     }
 
     /// Append a signed checkpoint of the head now (nothing on an empty log or without a key).
@@ -175,7 +186,7 @@ impl AuditLog {
         self.head_checkpoint = Some(reason);
         if let Some(s) = &mut self.signing {
             s.last = Instant::now();
-            s.signed_seq = Some(cp.seq);
+            s.signed = Some((cp.seq, Some(time::OffsetDateTime::now_utc().unix_timestamp())));
         }
         self.sync()
     }
@@ -313,9 +324,7 @@ impl AuditLog {
     /// Sign the exit checkpoint (when signing, unless the log already ends with one), flush,
     /// fsync and release the file; returns the last `seq` written.
     pub fn close(mut self) -> Result<u64, AuditError> {
-        if self.head_checkpoint != Some(Reason::Exit) {
-            self.checkpoint(Reason::Exit)?;
-        }
+        self.seal()?;
         self.sync()?;
         Ok(self.seq)
     }
