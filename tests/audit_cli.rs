@@ -412,6 +412,6 @@ fn group_readable_signing_key_is_refused() {
         pcap.to_str().unwrap(),
     ]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("readable by group or others (mode 0640)") && err.contains("chmod 600"), "{err}");
+    assert!(err.contains("readable or writable by group or others (mode 0640)") && err.contains("chmod 600"), "{err}");
     assert_eq!(std::fs::read(&log).unwrap(), before, "the log is not touched");
 }

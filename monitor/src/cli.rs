@@ -151,7 +151,7 @@ pub enum AuditCommand {
     ///
     /// The agent creates its --audit-sign-key on first use too; creating it beforehand lets
     /// you hand KEY.pub to the auditor before the first event is logged. The private key is
-    /// PKCS#8 PEM, written with mode 0600 (keep it so: a key readable by group or others is
+    /// PKCS#8 PEM, written with mode 0600 (keep it so: a key open to group or others is
     /// refused); the public key is written to KEY.pub (PEM). An existing key is not replaced.
     ///
     /// Examples:
@@ -189,7 +189,7 @@ pub struct AuditArgs {
     /// Sign checkpoints of the audit log with this Ed25519 key (PKCS#8 PEM or DER), so that a
     /// rewritten log or a cut tail can be told from the real one: `tlsmon audit verify --key
     /// KEY.pub`. Created on first use if missing (mode 0600, public key in KEY.pub: hand that
-    /// to the auditor); a key readable by group or others is refused. E.g.
+    /// to the auditor); a key readable or writable by group or others is refused. E.g.
     /// --audit-sign-key /var/lib/tlsmon/audit.key
     #[arg(long, value_name = "KEY")]
     pub audit_sign_key: Option<PathBuf>,

@@ -2,7 +2,7 @@
 //! file (created on first use, mode 0600, PKCS#8 PEM), the public key an auditor is handed
 //! (`KEY.pub`, PEM SubjectPublicKeyInfo) and the exact bytes a checkpoint signature covers.
 //! All cryptography is `ring`'s; must never write a private key readable by anyone but its
-//! owner, nor use a key file that group or others can read.
+//! owner, nor use a key file that group or others can read or write.
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -102,7 +102,7 @@ pub enum KeyError {
         source: std::io::Error,
     },
     #[error(
-        "audit signing key {}: readable by group or others (mode {mode:04o}); a private key must be mode 0600: run `chmod 600 {}` (and consider the key exposed)",
+        "audit signing key {}: readable or writable by group or others (mode {mode:04o}); a private key must be mode 0600: run `chmod 600 {}` (and consider the key exposed)",
         path.display(),
         path.display()
     )]
@@ -128,7 +128,7 @@ impl Signer {
     /// Load the PKCS#8 Ed25519 key at `path` (PEM `PRIVATE KEY` or raw DER, e.g. from `openssl
     /// genpkey -algorithm ed25519`), or create it when the file does not exist: a new key is
     /// written with mode 0600 from its creation, and its public key to `path.pub`. An existing
-    /// key readable by group or others is refused. `path.pub` is (re)written when missing.
+    /// key readable or writable by group or others is refused. `path.pub` is (re)written when missing.
     /// Returns the signer and whether the key was created.
     pub fn load_or_create(path: &Path) -> Result<(Signer, bool), KeyError> {
         let io = |op| move |source| KeyError::Io { path: path.to_owned(), op, source };

@@ -199,6 +199,24 @@ fn cut_tail_is_not_covered() {
 }
 
 #[test]
+fn unsigned_log_without_a_key_prints_the_chain_verdict_alone() {
+    let p = tmp("unsigned.jsonl");
+    let mut log = AuditLog::open(&p, SyncPolicy::default()).expect("open");
+    log.append(&ev(0)).expect("append");
+    log.append(&ev(1)).expect("append");
+    log.close().expect("close");
+    let v = keyed(&p, &[]);
+    assert_eq!((v.to_string(), v.exit_code()), (verify(&p).expect("verify").to_string(), 0));
+    let text = std::fs::read_to_string(&p).expect("read").replacen("\"n\":1", "\"n\":2", 1);
+    std::fs::write(&p, text).expect("write");
+    let v = keyed(&p, &[]);
+    assert_eq!(
+        (v.to_string(), v.exit_code()),
+        ("FAILED: line 2 was edited: its hash does not match its content".into(), 1)
+    );
+}
+
+#[test]
 fn checkpoint_of_another_key_is_named() {
     let p = tmp("wrongkey.jsonl");
     write_signed(&p, 0, 2, None);

@@ -164,6 +164,10 @@ impl std::fmt::Display for SignedVerdict {
         let last = self.last_checkpoint.as_ref().map(at);
         let lines = match &self.chain {
             SeriesVerdict::Intact { lines, .. } => *lines,
+            // An unsigned log checked without a key: the chain verdict alone, as ever.
+            SeriesVerdict::Broken { .. } if self.signatures == Signatures::NotChecked && self.checkpoints == 0 => {
+                return Ok(());
+            }
             SeriesVerdict::Broken { file, line, problem } => {
                 let since = last.map_or_else(|| "none".to_owned(), |l| l.to_string());
                 write!(f, "\nlast verified checkpoint: {since}")?;
