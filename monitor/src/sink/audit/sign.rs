@@ -379,6 +379,38 @@ mod tests {
         assert!(!k.verifies(&forged));
     }
 
+    /// A throwaway test key made by `openssl genpkey -algorithm ed25519` (OpenSSL 3.0.19:
+    /// PKCS#8 v1, no public key inside), and what `openssl pkey -pubout` says its public key is.
+    const OPENSSL_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEID5kUSxX38NZ4pmg/dw3S94fmthM7Xsn/X4w6da5mkBL
+-----END PRIVATE KEY-----
+";
+    const OPENSSL_PUB: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAQTJcRP/aDDn2AQgf0P/aAmlsOXBYip82gXOrf+PqOvo=
+-----END PUBLIC KEY-----
+";
+
+    #[test]
+    fn openssl_key_loads_pem_and_der_and_gets_its_public_key_written() {
+        let want = PublicKey::parse(OPENSSL_PUB).expect("pub");
+        assert_eq!(want.to_pem(), OPENSSL_PUB, "KEY.pub is what openssl writes");
+        let der = unpem(OPENSSL_KEY, "PRIVATE KEY").expect("pem");
+        for (name, bytes) in [("k6.key", OPENSSL_KEY.as_bytes()), ("k7.der", &der[..])] {
+            let p = tmp(name);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)
+                .and_then(|mut f| f.write_all(bytes))
+                .expect("write");
+            let (s, created) = Signer::load_or_create(&p).expect("load");
+            assert!(!created);
+            assert_eq!(s.public_key(), &want, "{name}");
+            assert_eq!(std::fs::read_to_string(pub_path(&p)).expect("pub"), OPENSSL_PUB);
+        }
+    }
+
     #[test]
     fn public_key_parses_pem_and_hex() {
         let p = tmp("k5.key");
