@@ -122,8 +122,8 @@ pub enum AuditCommand {
     ///      a running agent, and after a crash or kill; otherwise the tail was cut off or lines
     ///      were appended. Trust the lines up to the last verified checkpoint, and compare its
     ///      time with when the agent stopped.
-    /// Without --key, signatures are not checked (said so on the output) and 0 means the chain
-    /// is intact.
+    /// Without --key, signatures are not checked (said so when the log has checkpoints) and 0
+    /// means the chain is intact.
     ///
     /// Several files (a log rolled over by --audit-rotate-mb / --audit-rotate-daily, e.g. a
     /// shell glob) are checked as one chain, put in order by the seq of their first lines:

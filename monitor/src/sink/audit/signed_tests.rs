@@ -193,9 +193,14 @@ fn cut_tail_is_not_covered() {
     assert!(v.to_string().contains("WARNING: lines 4 onwards (seq 4 to 5) are not covered by a signature"), "{v}");
     // No checkpoint at all: nothing is covered.
     std::fs::write(&p, keep[..2].iter().map(|l| format!("{l}\n")).collect::<String>()).expect("write");
-    let v = keyed(&p, &[key]);
+    let v = keyed(&p, std::slice::from_ref(&key));
     assert_eq!((v.exit_code(), v.checkpoints), (3, 0));
     assert!(v.to_string().contains("WARNING: no checkpoint"), "{v}");
+    // Cut to nothing.
+    std::fs::write(&p, "").expect("write");
+    let v = keyed(&p, &[key]);
+    assert_eq!(v.exit_code(), 3);
+    assert!(v.to_string().starts_with("OK: 0 lines (empty log)\nWARNING: empty log"), "{v}");
 }
 
 #[test]

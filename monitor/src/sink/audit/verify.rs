@@ -191,7 +191,7 @@ impl std::fmt::Display for SignedVerdict {
             Signatures::Checked { key_ids } => {
                 let keys = key_ids.join(", ");
                 match &last {
-                    None if lines == 0 => write!(f, "\nsignatures: none (empty log)"),
+                    None if lines == 0 => write!(f, "\nWARNING: empty log: nothing is signed (a log cut to nothing looks the same)"),
                     None => write!(
                         f,
                         "\nWARNING: no checkpoint: none of the {lines} lines is covered by a signature (written without --audit-sign-key, or rewritten without its checkpoints)"
