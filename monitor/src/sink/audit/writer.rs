@@ -1,9 +1,9 @@
 //! Sink, audit log, the writer: appends each event as the next hash-chained line, continuing
 //! an existing log after checking its last line, syncs on a schedule, and rolls the file over
 //! (by size or UTC day) without breaking the chain; with a signing key, appends signed
-//! checkpoints (on a schedule, before a roll-over, at close). Must never rewrite or truncate a line
-//! already written, append after a tail it cannot verify, overwrite a rolled file, or share the
-//! file with a second writer.
+//! checkpoints (on a schedule, before a roll-over, at close). Must never rewrite or truncate a
+//! line already written, append after a tail it cannot verify, overwrite a rolled file, or
+//! share the file with a second writer.
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
