@@ -239,3 +239,179 @@ fn removed_or_edited_middle_file_is_named() {
     );
     assert!(out.starts_with(&expect), "{out}");
 }
+
+/// A log written by two replays with `--audit-sign-key` (the key created by the first), and
+/// the key file.
+fn build_signed_log(name: &str) -> (PathBuf, PathBuf) {
+    let log = tmp(name);
+    let key = tmp(&format!("{name}.key"));
+    let _ = std::fs::remove_file(format!("{}.pub", key.display()));
+    for c in CAPTURES {
+        let pcap = corpus(c);
+        let args = ["replay", "--format", "none", "--audit-log", log.to_str().unwrap(), "--audit-sign-key"];
+        let (code, out, err) = tlsmon(&[&args[..], &[key.to_str().unwrap(), pcap.to_str().unwrap()]].concat());
+        assert_eq!((code, out.as_str()), (0, ""), "stderr: {err}");
+    }
+    (log, key)
+}
+
+fn pub_of(key: &Path) -> String {
+    format!("{}.pub", key.display())
+}
+
+fn verify_keyed(p: &Path, key: &str) -> (i32, String) {
+    let (code, out, err) = tlsmon(&["audit", "verify", "--key", key, p.to_str().unwrap()]);
+    (code, format!("{out}{err}"))
+}
+
+/// Re-serialize lines `from..` (0-based) with every hash recomputed: what someone with the
+/// file but not the key can do. `edit` changes the parsed lines first.
+fn rechain(lines: &[String], from: usize, edit: impl Fn(&mut [serde_json::Value])) -> Vec<String> {
+    let mut values: Vec<serde_json::Value> = lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    edit(&mut values);
+    let mut out = lines[..from].to_vec();
+    let mut prev =
+        if from == 0 { vec![0u8; 32] } else { hex::decode(values[from - 1]["hash"].as_str().unwrap()).unwrap() };
+    for v in &mut values[from..] {
+        let obj = v.as_object_mut().unwrap();
+        obj.remove("hash");
+        obj.insert("prev".into(), hex::encode(&prev).into());
+        let body = serde_json::to_string(v).unwrap();
+        prev = Sha256::new().chain_update(&prev).chain_update(body.as_bytes()).finalize().to_vec();
+        out.push(format!("{},\"hash\":\"{}\"}}", &body[..body.len() - 1], hex::encode(&prev)));
+    }
+    out
+}
+
+#[test]
+fn signed_log_verifies_with_its_key_and_is_sealed() {
+    use std::os::unix::fs::PermissionsExt;
+    let (log, key) = build_signed_log("signed.jsonl");
+    // The key was created on first use, 0600, with its public key next to it.
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(pub_of(&key)).unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+    // Each run ends with its exit checkpoint, which signs the line before it.
+    let got = lines(&log);
+    let v: Vec<serde_json::Value> = got.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(got.len(), 6, "1 + 3 handshakes and two exit checkpoints");
+    for i in [1, 5] {
+        assert_eq!(v[i]["type"], "checkpoint");
+        assert_eq!(v[i]["checkpoint"]["reason"], "exit");
+        assert_eq!(v[i]["checkpoint"]["hash"], v[i - 1]["hash"]);
+        assert_eq!(v[i]["checkpoint"]["seq"], v[i - 1]["seq"]);
+    }
+    let (code, out) = verify_keyed(&log, &pub_of(&key));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("OK: 6 lines, chain intact (last seq 6"), "{out}");
+    assert!(out.contains("signatures: OK: 2 checkpoints valid"), "{out}");
+    assert!(out.contains("last verified checkpoint: line 6 (signs seq 5, exit at "), "{out}");
+    assert!(out.contains("\nsealed: "), "{out}");
+    // Without a key: the chain only, and said so.
+    let (code, out) = verify(&log);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("signatures: NOT checked (no --key given); 2 checkpoints"), "{out}");
+    // `tlsmon audit key` on the existing key names the same key id and keeps the key.
+    let before = std::fs::read(&key).unwrap();
+    let (code, out, _) = tlsmon(&["audit", "key", "--out", key.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("exists: ") && out.contains(v[5]["checkpoint"]["key_id"].as_str().unwrap()), "{out}");
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+}
+
+#[test]
+fn rewritten_signed_log_fails_at_the_checkpoint_after_the_change() {
+    let (log, key) = build_signed_log("rewritten.jsonl");
+    let good = lines(&log);
+    // Line 4 (the second event of the second run) edited, every hash from it on recomputed:
+    // the chain checks out, the exit checkpoint at line 6 no longer signs its line 5.
+    let t = rechain(&good, 3, |v| v[3]["timestamp"] = "2023-08-09T01:51:52.000000Z".into());
+    let p = tmp("rewritten-1.jsonl");
+    write_lines(&p, &t);
+    let (code, out) = verify_keyed(&p, &pub_of(&key));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.starts_with("FAILED: line 6 is a checkpoint whose signed hash is not the hash of the line before it"),
+        "{out}"
+    );
+    assert!(out.contains("last verified checkpoint: line 2 (signs seq 1"), "{out}");
+    assert!(out.contains("among lines 3 to 6"), "{out}");
+    // The checkpoint's seq/hash forged too: only the signature tells, and it does.
+    let t = rechain(&good, 3, |v| {
+        v[3]["timestamp"] = "2023-08-09T01:51:52.000000Z".into();
+    });
+    let t5: serde_json::Value = serde_json::from_str(&t[4]).unwrap();
+    let t = rechain(&t, 5, |v| v[5]["checkpoint"]["hash"] = t5["hash"].clone());
+    write_lines(&p, &t);
+    assert_eq!(verify(&p).0, 0, "the chain alone cannot tell");
+    let (code, out) = verify_keyed(&p, &pub_of(&key));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("FAILED: line 6 is a checkpoint whose signature does not verify with key "), "{out}");
+}
+
+#[test]
+fn cut_tail_is_reported_as_not_covered() {
+    let (log, key) = build_signed_log("cut.jsonl");
+    let good = lines(&log);
+    // The exit checkpoint and the last event cut off (whole lines: the chain is intact).
+    let p = tmp("cut-1.jsonl");
+    write_lines(&p, &good[..4]);
+    assert_eq!(verify(&p).0, 0, "the chain alone cannot tell");
+    let (code, out) = verify_keyed(&p, &pub_of(&key));
+    assert_eq!(code, 3, "{out}");
+    assert!(out.starts_with("OK: 4 lines, chain intact"), "{out}");
+    assert!(out.contains("last verified checkpoint: line 2 (signs seq 1, exit"), "{out}");
+    assert!(out.contains("WARNING: lines 3 onwards (seq 3 to 4) are not covered by a signature"), "{out}");
+    // A log without any checkpoint given to verify --key: nothing is covered.
+    let (plain, _) = build_log("unsigned.jsonl");
+    let (code, out) = verify_keyed(&plain, &pub_of(&key));
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("WARNING: no checkpoint: none of the 4 lines is covered by a signature"), "{out}");
+}
+
+#[test]
+fn checkpoint_signed_with_another_key_is_named() {
+    let (log, key) = build_signed_log("wrongkey.jsonl");
+    let other = tmp("other.key");
+    let _ = std::fs::remove_file(pub_of(&other));
+    let (code, out, err) = tlsmon(&["audit", "key", "--out", other.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("created: "), "{out}");
+    let (code, out) = verify_keyed(&log, &pub_of(&other));
+    let id = serde_json::from_str::<serde_json::Value>(&lines(&log)[1]).unwrap()["checkpoint"]["key_id"].clone();
+    assert_eq!(code, 1, "{out}");
+    let expect = format!(
+        "FAILED: line 2 is a checkpoint signed with key {}, which is not a key given with --key",
+        id.as_str().unwrap()
+    );
+    assert!(out.starts_with(&expect), "{out}");
+    // Both keys (a key change): fine.
+    let (code, out, _) =
+        tlsmon(&["audit", "verify", "--key", &pub_of(&other), "--key", &pub_of(&key), log.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    // A key file that is not a key: exit 2, naming it.
+    let (code, _, err) = tlsmon(&["audit", "verify", "--key", log.to_str().unwrap(), log.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not an Ed25519 public key"), "{err}");
+}
+
+#[test]
+fn group_readable_signing_key_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let (log, key) = build_signed_log("perm.jsonl");
+    let before = std::fs::read(&log).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let pcap = corpus(CAPTURES[0]);
+    let (code, _, err) = tlsmon(&[
+        "replay",
+        "--format",
+        "none",
+        "--audit-log",
+        log.to_str().unwrap(),
+        "--audit-sign-key",
+        key.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("readable or writable by group or others (mode 0640)") && err.contains("chmod 600"), "{err}");
+    assert_eq!(std::fs::read(&log).unwrap(), before, "the log is not touched");
+}

@@ -38,7 +38,7 @@ fn man_dir() -> PathBuf {
 #[test]
 fn bash_completion_knows_the_flags() {
     let (_, script) = tlsmon(&["completions", "bash"]);
-    for flag in ["--probe-allow", "--iface", "--audit-log", "--fail-on"] {
+    for flag in ["--probe-allow", "--iface", "--audit-log", "--audit-sign-key", "--fail-on"] {
         assert!(script.contains(flag), "{flag} missing from the bash completion");
     }
     for shell in ["zsh", "fish", "elvish", "powershell"] {
@@ -54,6 +54,7 @@ fn man_pages_carry_every_long_flag_of_help() {
         (&["live"][..], "tlsmon-live.8"),
         (&["replay"][..], "tlsmon-replay.8"),
         (&["audit", "verify"][..], "tlsmon-audit-verify.8"),
+        (&["audit", "key"][..], "tlsmon-audit-key.8"),
     ] {
         let mut args = sub.to_vec();
         args.push("--help");

@@ -91,15 +91,25 @@ fn no_output_carries_phi() {
     let audit_s = audit.to_string_lossy().into_owned();
     let metrics = tmp.join("metrics.prom");
     let metrics_s = metrics.to_string_lossy().into_owned();
+    // Signed (checkpoints at exit only, the replay being short): the checkpoint lines (host,
+    // time, hashes, key id, signature), the public key and verify's report of them are checked
+    // like every other output.
+    let key = tmp.join("audit.key");
+    let _ = std::fs::remove_file(&key);
+    let _ = std::fs::remove_file(tmp.join("audit.key.pub"));
+    let key_s = key.to_string_lossy().into_owned();
+    let pub_s = format!("{key_s}.pub");
+    let signed = ["--audit-log", &audit_s, "--audit-sign-key", &key_s, "--audit-checkpoint-mins", "0"];
     let mut outputs = vec![
-        ("json events + audit log", tlsmon(&["replay", "--format", "json", "--audit-log", &audit_s], &files)),
+        ("json events + audit log", tlsmon(&[&["replay", "--format", "json"][..], &signed[..]].concat(), &files)),
         ("text summary", tlsmon(&["replay", "--format", "text"], &files)),
         ("report text", tlsmon(&["replay", "--report", "text"], &files)),
         ("report json", tlsmon(&["replay", "--report", "json"], &files)),
         ("report markdown", tlsmon(&["replay", "--report", "markdown"], &files)),
-        ("audit verify", tlsmon(&["audit", "verify", &audit_s], &[])),
+        ("audit verify", tlsmon(&["audit", "verify", "--key", &pub_s, &audit_s], &[])),
     ];
     outputs.push(("audit log", std::fs::read_to_string(&audit).unwrap()));
+    outputs.push(("audit public key", std::fs::read_to_string(&pub_s).unwrap()));
     tlsmon(&["replay", "--format", "none", "--metrics-out", &metrics_s], &files);
     outputs.push(("metrics", std::fs::read_to_string(&metrics).unwrap()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -120,8 +130,15 @@ fn no_output_carries_phi() {
     }
     assert!(outputs[2].1.contains("carry the health data on"), "the text report has the plaintext.phi fix");
     assert!(outputs[6].1.lines().count() > 20, "the audit log has the events");
-    assert!(outputs[7].1.contains(r#"tlsmon_plaintext_phi_flows_total{protocol="hl7"} "#), "the metrics are there");
-    assert!(!outputs[7].1.contains(r#"tlsmon_plaintext_phi_flows_total{protocol="hl7"} 0"#), "and count the HL7 flows");
+    let checkpoints: Vec<&str> = outputs[6].1.lines().filter(|l| l.contains(r#""type":"checkpoint""#)).collect();
+    assert!(
+        checkpoints.last().is_some_and(|l| l.contains(r#""reason":"exit""#))
+            && outputs[6].1.lines().last() == checkpoints.last().copied(),
+        "the audit log is signed and ends with its exit checkpoint"
+    );
+    assert!(outputs[5].1.contains("sealed: every line is covered"), "verify checked it: {}", outputs[5].1);
+    assert!(outputs[8].1.contains(r#"tlsmon_plaintext_phi_flows_total{protocol="hl7"} "#), "the metrics are there");
+    assert!(!outputs[8].1.contains(r#"tlsmon_plaintext_phi_flows_total{protocol="hl7"} 0"#), "and count the HL7 flows");
 
     let mut leaks = Vec::new();
     for (what, text) in &outputs {

@@ -35,29 +35,40 @@ pub fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Command::Replay(a) => replay(a),
         Command::Live(a) => live(a),
-        Command::Audit(AuditCommand::Verify { files }) => audit_verify(&files),
+        Command::Audit(AuditCommand::Verify { keys, files }) => audit_verify(&keys, &files),
+        Command::Audit(AuditCommand::Key { out }) => audit_key(&out),
         Command::Completions { shell } => crate::manual::completions(shell),
         Command::Man { out } => crate::manual::man(&out),
     }
 }
 
-/// `tlsmon audit verify FILE…`: the verdict on stdout; 0 intact, 1 broken (2 on I/O errors).
-/// One file keeps its one-file verdict; several are checked as one rolled series.
-fn audit_verify(files: &[std::path::PathBuf]) -> Result<i32> {
-    if let [file] = files {
-        let verdict = audit::verify(file)?;
-        println!("{verdict}");
-        return Ok(match verdict {
-            audit::Verdict::Intact { .. } => 0,
-            audit::Verdict::Broken { .. } => 1,
-        });
-    }
-    let verdict = audit::verify_series(files)?;
+/// `tlsmon audit verify [--key PUB]… FILE…`: the verdict on stdout; 0 intact (and sealed, with
+/// keys), 1 broken, 3 signed but not sealed (2 on I/O and key errors). One file keeps its
+/// one-file verdict line; several are checked as one rolled series.
+fn audit_verify(keys: &[std::path::PathBuf], files: &[std::path::PathBuf]) -> Result<i32> {
+    let keys = keys
+        .iter()
+        .map(|k| audit::PublicKey::from_file(k))
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the public key (--key)")?;
+    let verdict = audit::verify_series_keyed(files, &keys)?;
     println!("{verdict}");
-    Ok(match verdict {
-        audit::SeriesVerdict::Intact { .. } => 0,
-        audit::SeriesVerdict::Broken { .. } => 1,
-    })
+    Ok(verdict.exit_code())
+}
+
+/// `tlsmon audit key --out FILE`: create (or read) the signing key; say where its public key is.
+fn audit_key(out: &std::path::Path) -> Result<i32> {
+    let (signer, created) = audit::Signer::load_or_create(out)?;
+    let public = audit::pub_path(out);
+    let what = if created { "created" } else { "exists" };
+    println!(
+        "{what}: {} (key id {}); public key: {} (give it to whoever verifies the log: tlsmon audit verify --key {} FILE…)",
+        out.display(),
+        signer.public_key().key_id(),
+        public.display(),
+        public.display()
+    );
+    Ok(0)
 }
 
 /// The audit log asked for on the command line, opened (and its tail checked) before any work.
@@ -66,7 +77,26 @@ fn open_audit(a: &AuditArgs) -> Result<Option<AuditLog>> {
     let policy = SyncPolicy { every: Duration::from_secs(a.audit_fsync_secs), ..Default::default() };
     let rotate =
         RotatePolicy { max_bytes: a.audit_rotate_mb.map(|mb| mb.saturating_mul(1 << 20)), daily: a.audit_rotate_daily };
-    Ok(Some(AuditLog::open_rotating(path, policy, rotate)?))
+    // The key first: a refused key stops the run before the log is touched.
+    let signer = match &a.audit_sign_key {
+        None => None,
+        Some(key) => {
+            let (signer, created) = audit::Signer::load_or_create(key)?;
+            if created {
+                eprintln!(
+                    "tlsmon: created the audit signing key {} (key id {}); give {} to the auditor",
+                    key.display(),
+                    signer.public_key().key_id(),
+                    audit::pub_path(key).display()
+                );
+            }
+            Some(signer)
+        }
+    };
+    let log = AuditLog::open_rotating(path, policy, rotate)?;
+    let Some(signer) = signer else { return Ok(Some(log)) };
+    let every = (a.audit_checkpoint_mins > 0).then(|| Duration::from_secs(a.audit_checkpoint_mins.saturating_mul(60)));
+    Ok(Some(log.sign(signer, every)))
 }
 
 /// The pipeline settings both commands take from the command line (the CA bundle is read here),

@@ -88,7 +88,8 @@ pub enum Command {
 /// `tlsmon audit …` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Check an audit log's hash chain from the first line to the last.
+    /// Check an audit log's hash chain from the first line to the last, and with --key the
+    /// signatures of its checkpoints.
     ///
     /// Every line carries `seq` (1, 2, 3 …), `prev` (the hash of the line before) and `hash`
     /// (SHA-256 over `prev` and the line's own bytes). Verify recomputes each hash and follows
@@ -96,8 +97,33 @@ pub enum AuditCommand {
     /// gap, prev mismatch), a truncated last line (no final newline, not JSON), and a line
     /// inserted with a recomputed hash (its prev does not chain).
     ///
-    /// Prints "OK: N lines, chain intact (…)" and exits 0, or names the first bad line and
-    /// what is wrong with it and exits 1. Exits 2 when the file cannot be read.
+    /// A chain alone cannot tell a file rewritten with every hash recomputed, or cut short
+    /// after a whole line, from the original. A log written with --audit-sign-key also holds
+    /// checkpoint lines: the agent's Ed25519 signature over the head of the chain (seq, hash,
+    /// time, host), every --audit-checkpoint-mins, as the last line of each rolled file and as
+    /// the last line at a clean shutdown (reason "exit"). With --key KEY.pub verify checks each
+    /// of them: a checkpoint that does not sign the hash of the line before it, or whose
+    /// signature fails, means the lines before it were rewritten; one signed by a key not
+    /// given is named with its key id. It then says which checkpoint verified last, and which
+    /// lines at the end no signature covers.
+    ///
+    /// Output: the chain verdict ("OK: N lines, chain intact (…)" or "FAILED: line N …"), then
+    /// what the signatures say ("signatures: …", "sealed: …" or "WARNING: …").
+    ///
+    /// Exit status:
+    ///   0  chain intact; with --key also every checkpoint valid, every line covered by a
+    ///      signature and the log closed by its exit checkpoint ("sealed")
+    ///   1  tampering: a bad line, or a checkpoint that does not match the chain or whose
+    ///      signature fails or is by another key (the line is named)
+    ///   2  a file cannot be read, or a key file cannot be used
+    ///   3  (--key only) WARNING: chain and signatures valid, but the log is not sealed: lines
+    ///      after the last checkpoint (or all lines: no checkpoint) are not covered by a
+    ///      signature, or the last checkpoint is not an exit one. Normal for the live file of
+    ///      a running agent, and after a crash or kill; otherwise the tail was cut off or lines
+    ///      were appended. Trust the lines up to the last verified checkpoint, and compare its
+    ///      time with when the agent stopped.
+    /// Without --key, signatures are not checked (said so when the log has checkpoints) and 0
+    /// means the chain is intact.
     ///
     /// Several files (a log rolled over by --audit-rotate-mb / --audit-rotate-daily, e.g. a
     /// shell glob) are checked as one chain, put in order by the seq of their first lines:
@@ -107,11 +133,35 @@ pub enum AuditCommand {
     /// Examples:
     ///   tlsmon audit verify /var/lib/tlsmon/audit.jsonl
     ///   tlsmon audit verify /var/lib/tlsmon/audit.jsonl*    the live file and its rolled ones
+    ///   tlsmon audit verify --key audit.key.pub audit.jsonl*   signatures too (from the auditor's copy of the .pub)
+    ///   tlsmon audit verify --key old.pub --key new.pub audit.jsonl*   a log signed before and after a key change
     #[command(verbatim_doc_comment)]
     Verify {
+        /// Public key to check checkpoint signatures with: the KEY.pub written next to the
+        /// agent's --audit-sign-key (PEM, or 64 hex digits). Repeat for a log signed by
+        /// several keys (a key change). Without it, signatures are not checked.
+        #[arg(long = "key", value_name = "PUB")]
+        keys: Vec<PathBuf>,
         /// The audit log to check, or every file of a rolled series.
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Create the audit signing key (or read an existing one) and print its key id and where
+    /// its public key is.
+    ///
+    /// The agent creates its --audit-sign-key on first use too; creating it beforehand lets
+    /// you hand KEY.pub to the auditor before the first event is logged. The private key is
+    /// PKCS#8 PEM, written with mode 0600 (keep it so: a key open to group or others is
+    /// refused); the public key is written to KEY.pub (PEM). An existing key is not replaced.
+    ///
+    /// Examples:
+    ///   tlsmon audit key --out /var/lib/tlsmon/audit.key     then copy audit.key.pub to the auditor
+    ///   openssl pkey -pubin -in /var/lib/tlsmon/audit.key.pub -noout -text
+    #[command(verbatim_doc_comment)]
+    Key {
+        /// The private key file to create (its public key goes to FILE.pub).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -136,6 +186,17 @@ pub struct AuditArgs {
     /// Roll the audit log over at the first event of each new UTC day (as --audit-rotate-mb).
     #[arg(long)]
     pub audit_rotate_daily: bool,
+    /// Sign checkpoints of the audit log with this Ed25519 key (PKCS#8 PEM or DER), so that a
+    /// rewritten log or a cut tail can be told from the real one: `tlsmon audit verify --key
+    /// KEY.pub`. Created on first use if missing (mode 0600, public key in KEY.pub: hand that
+    /// to the auditor); a key readable or writable by group or others is refused. E.g.
+    /// --audit-sign-key /var/lib/tlsmon/audit.key
+    #[arg(long, value_name = "KEY")]
+    pub audit_sign_key: Option<PathBuf>,
+    /// With --audit-sign-key: sign a checkpoint at least this often while events come in (also
+    /// before each roll-over and at exit); 0 signs only at roll-over and exit.
+    #[arg(long, value_name = "MINS", default_value_t = 5)]
+    pub audit_checkpoint_mins: u64,
 }
 
 #[derive(clap::Args, Debug)]

@@ -93,6 +93,8 @@ pub struct AuditSection {
     pub audit_fsync_secs: Option<u64>,
     pub audit_rotate_mb: Option<u64>,
     pub audit_rotate_daily: Option<bool>,
+    pub audit_sign_key: Option<PathBuf>,
+    pub audit_checkpoint_mins: Option<u64>,
 }
 
 /// `[report]`: the posture report (replay).
@@ -464,6 +466,8 @@ impl Config {
         take(m, "audit_fsync_secs", &mut a.audit_fsync_secs, self.audit.audit_fsync_secs);
         take(m, "audit_rotate_mb", &mut a.audit_rotate_mb, self.audit.audit_rotate_mb.map(Some));
         take(m, "audit_rotate_daily", &mut a.audit_rotate_daily, self.audit.audit_rotate_daily);
+        take(m, "audit_sign_key", &mut a.audit_sign_key, self.audit.audit_sign_key.clone().map(Some));
+        take(m, "audit_checkpoint_mins", &mut a.audit_checkpoint_mins, self.audit.audit_checkpoint_mins);
     }
 }
 
@@ -554,10 +558,21 @@ pub fn merge(file: &Config, mut cli: Cli, matches: &ArgMatches) -> Result<Cli, C
     if audit.audit_log.is_none() && on_cli(sub, "audit_fsync_secs") {
         return conflict("audit-fsync-secs", "needs an audit log (--audit-log, or `audit-log` in [audit])");
     }
-    for (key, id) in [("audit-rotate-mb", "audit_rotate_mb"), ("audit-rotate-daily", "audit_rotate_daily")] {
+    for (key, id) in [
+        ("audit-rotate-mb", "audit_rotate_mb"),
+        ("audit-rotate-daily", "audit_rotate_daily"),
+        ("audit-sign-key", "audit_sign_key"),
+        ("audit-checkpoint-mins", "audit_checkpoint_mins"),
+    ] {
         if audit.audit_log.is_none() && on_cli(sub, id) {
             return conflict(key, "needs an audit log (--audit-log, or `audit-log` in [audit])");
         }
+    }
+    if audit.audit_sign_key.is_none() && on_cli(sub, "audit_checkpoint_mins") {
+        return conflict(
+            "audit-checkpoint-mins",
+            "needs a signing key (--audit-sign-key, or `audit-sign-key` in [audit])",
+        );
     }
     if audit.audit_rotate_mb == Some(0) {
         return conflict("audit-rotate-mb", "must be at least 1 (MiB)");

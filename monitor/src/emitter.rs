@@ -114,6 +114,14 @@ impl<W: Write> Emitter<W> {
         }
         if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
             self.audit_err = log.sync_if_due().err();
+            self.checkpoint_metric();
+        }
+    }
+
+    /// The latest audit checkpoint into the metrics.
+    fn checkpoint_metric(&self) {
+        if let Some((seq, at)) = self.audit.as_ref().and_then(AuditLog::signed) {
+            self.published.metrics.audit_checkpoint(seq, at);
         }
     }
 
@@ -144,6 +152,10 @@ impl<W: Write> Emitter<W> {
         if let Some(e) = self.audit_err.take() {
             return Err(e).context("writing the audit log");
         }
+        if let Some(log) = &mut self.audit {
+            log.seal().context("signing the audit log's exit checkpoint")?;
+        }
+        self.checkpoint_metric();
         if let Some(log) = self.audit.take() {
             log.close().context("closing the audit log")?;
         }

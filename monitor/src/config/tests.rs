@@ -517,3 +517,17 @@ fn metrics_and_alerts_sections_fill_flags_and_check_pairs() {
     assert!(err(p("[alerts]\nalert-queue = 0\n").and_then(|c| c.validate(Path::new("t.toml")).map(|_| c)))
         .contains("alert-queue"));
 }
+
+#[test]
+fn audit_signing_from_file_and_flags() {
+    let a = replay("[audit]\naudit-log = \"a.jsonl\"\naudit-sign-key = \"k.key\"\naudit-checkpoint-mins = 15\n", &[]);
+    assert_eq!((a.audit.audit_sign_key.as_deref(), a.audit.audit_checkpoint_mins), (Some(Path::new("k.key")), 15));
+    assert_eq!((replay("", &[]).audit.audit_sign_key, replay("", &[]).audit.audit_checkpoint_mins), (None, 5));
+    // Flags win over the file.
+    let a = replay("[audit]\naudit-log = \"a.jsonl\"\naudit-sign-key = \"k.key\"\n", &["--audit-checkpoint-mins", "0"]);
+    assert_eq!(a.audit.audit_checkpoint_mins, 0);
+    assert!(err(live("", &["--iface", "lo", "--audit-sign-key", "k.key"]))
+        .starts_with("`audit-sign-key` needs an audit log"));
+    assert!(err(live("", &["--iface", "lo", "--audit-log", "a.jsonl", "--audit-checkpoint-mins", "1"]))
+        .starts_with("`audit-checkpoint-mins` needs a signing key"));
+}

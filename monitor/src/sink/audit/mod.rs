@@ -34,6 +34,25 @@
 //! A log rolled over (by size or UTC day, [`RotatePolicy`]) is renamed `<log>.<first seq, 10
 //! digits>` and the chain goes on in a new `<log>`: its first line has the next `seq` and the
 //! rolled file's last hash as `prev`. [`verify_series`] checks such files as one chain.
+//!
+//! # Checkpoints
+//!
+//! With a signing key ([`AuditLog::sign`], `--audit-sign-key`), the writer appends checkpoint
+//! lines: ordinary lines of the chain whose event is
+//!
+//! ```text
+//! {"seq":9,"prev":"<hash of line 8>","type":"checkpoint","checkpoint":{"seq":8,"hash":"<hash of line 8>",
+//!  "time":"2026-12-03T07:50:00Z","host":"db1","reason":"interval","key_id":"<16 hex>","sig":"<128 hex>"},"hash":"…"}
+//! ```
+//!
+//! `sig` is Ed25519 over [`Checkpoint::message`] (every field of the checkpoint but `sig`),
+//! so it vouches for the head of the chain (and, through the chain, every line before it).
+//! They are written every `--audit-checkpoint-mins` while lines come in (`reason` "interval"),
+//! as the last line of a file about to roll over ("rotate") and as the last line at a clean
+//! shutdown ("exit"). [`verify_series_keyed`] checks them with the public key.
+mod sign;
+#[cfg(test)]
+mod signed_tests;
 mod verify;
 mod writer;
 
@@ -41,7 +60,11 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-pub use verify::{verify, verify_series, SeriesVerdict, Verdict};
+pub use sign::{pub_path, Checkpoint, KeyError, PublicKey, Reason, Signer, CHECKPOINT_TYPE};
+pub use verify::{
+    verify, verify_series, verify_series_keyed, CheckpointAt, SeriesVerdict, Signatures, SignedVerdict, Uncovered,
+    Verdict,
+};
 pub use writer::{rolled_name, AuditLog, RotatePolicy, SyncPolicy};
 
 /// Longest line the writer's tail check and the verifier will read (events are a few KiB).
@@ -107,14 +130,30 @@ pub enum Problem {
         "has a prev that is not the last hash of the file before it ({0}): one of the two was edited, cut or replaced"
     )]
     PrevFile(String),
+    #[error("is a checkpoint for seq {signed} but follows seq {chain}: it was moved or copied from elsewhere")]
+    CheckpointSeq { signed: u64, chain: u64 },
+    #[error(
+        "is a checkpoint whose signed hash is not the hash of the line before it: the lines before it were rewritten (hashes recomputed) after it was signed"
+    )]
+    CheckpointHash,
+    #[error(
+        "is a checkpoint signed with key {0}, which is not a key given with --key: signed by another key, or forged"
+    )]
+    CheckpointKey(String),
+    #[error(
+        "is a checkpoint whose signature does not verify with key {0}: the checkpoint was forged or altered, i.e. the file was rewritten"
+    )]
+    CheckpointSig(String),
 }
 
-/// A line checked on its own: its seq, prev and hash (raw bytes), the hash verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A line checked on its own: its seq, prev and hash (raw bytes), the hash verified; its
+/// checkpoint when it is one (its signature not checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Checked {
     seq: u64,
     prev: [u8; 32],
     hash: [u8; 32],
+    checkpoint: Option<Checkpoint>,
 }
 
 fn digest(prev: &[u8; 32], body: &[u8]) -> [u8; 32] {
@@ -159,7 +198,22 @@ fn check_line(line: &[u8]) -> Result<Checked, Problem> {
     if digest(&prev, &body) != hash {
         return Err(Problem::HashMismatch);
     }
-    Ok(Checked { seq, prev, hash })
+    let checkpoint = match v.get("type").and_then(|t| t.as_str()) {
+        Some(CHECKPOINT_TYPE) => Some(checkpoint_of(&v)?),
+        _ => None,
+    };
+    Ok(Checked { seq, prev, hash, checkpoint })
+}
+
+/// The `checkpoint` member of a checkpoint line, its hash and signature well formed.
+fn checkpoint_of(v: &serde_json::Value) -> Result<Checkpoint, Problem> {
+    let raw = v.get("checkpoint").ok_or(Problem::BadField("checkpoint"))?;
+    let cp: Checkpoint = serde_json::from_value(raw.clone()).map_err(|_| Problem::BadField("checkpoint"))?;
+    hex32(raw, "hash").map_err(|_| Problem::BadField("checkpoint.hash"))?;
+    if cp.sig.len() != 128 || !cp.sig.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(Problem::BadField("checkpoint.sig"));
+    }
+    Ok(cp)
 }
 
 #[cfg(test)]

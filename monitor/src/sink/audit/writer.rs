@@ -1,8 +1,9 @@
 //! Sink, audit log, the writer: appends each event as the next hash-chained line, continuing
 //! an existing log after checking its last line, syncs on a schedule, and rolls the file over
-//! (by size or UTC day) without breaking the chain. Must never rewrite or truncate a line
-//! already written, append after a tail it cannot verify, overwrite a rolled file, or share the
-//! file with a second writer.
+//! (by size or UTC day) without breaking the chain; with a signing key, appends signed
+//! checkpoints (on a schedule, before a roll-over, at close). Must never rewrite or truncate a
+//! line already written, append after a tail it cannot verify, overwrite a rolled file, or
+//! share the file with a second writer.
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::sign::{now_rfc3339, Checkpoint, CheckpointEvent, Reason, Signer, CHECKPOINT_TYPE};
 use super::{check_line, digest, AuditError, Problem, GENESIS, HASH_KEY, MAX_LINE};
 
 /// When buffered lines are flushed and fsynced: at least every `every`, after at most
@@ -63,6 +65,22 @@ pub struct AuditLog {
     first_seq: u64,
     /// UTC day (days since the epoch) the current file belongs to.
     day: u64,
+    /// The last line's checkpoint reason, when the last line is a checkpoint.
+    head_checkpoint: Option<Reason>,
+    signing: Option<Signing>,
+}
+
+/// The signer of an [`AuditLog`] and when it last signed.
+struct Signing {
+    signer: Signer,
+    /// Checkpoint this often while lines come in (`None`: only before a roll-over and at close).
+    every: Option<Duration>,
+    last: Instant,
+    /// Bytes a checkpoint line can take at most (kept free under `max_bytes`).
+    line_max: u64,
+    /// `seq` signed by the last checkpoint written or found at open, and when it was written
+    /// by this process (Unix seconds; `None` for one found at open).
+    signed: Option<(u64, Option<i64>)>,
 }
 
 /// How often, and how long apart, opening retries a locked log before giving up (0.5 s).
@@ -83,8 +101,8 @@ impl AuditLog {
         let io = |op| move |source| AuditError::Io { path: path.to_owned(), op, source };
         let mut file = open_locked(path)?;
         let size = file.metadata().map_err(io("cannot read the size of"))?.len();
-        let (seq, prev) = match last_line(&mut file, path)? {
-            Some(c) => (c.seq, c.hash),
+        let last = match last_line(&mut file, path)? {
+            Some(c) => Some(c),
             None => match latest_rolled(path).map_err(io("cannot list the rolled files of"))? {
                 // Rolled over, then stopped before the next line: continue the rolled chain.
                 Some(rolled) => {
@@ -93,11 +111,13 @@ impl AuditLog {
                         op: "cannot open",
                         source,
                     })?;
-                    last_line(&mut f, &rolled)?.map_or((0, GENESIS), |c| (c.seq, c.hash))
+                    last_line(&mut f, &rolled)?
                 }
-                None => (0, GENESIS),
+                None => None,
             },
         };
+        let (seq, prev) = last.as_ref().map_or((0, GENESIS), |c| (c.seq, c.hash));
+        let head_checkpoint = last.and_then(|c| c.checkpoint).map(|cp| cp.reason);
         let first_seq = if size == 0 { seq + 1 } else { first_seq(&mut file).map_err(io("cannot read"))?.unwrap_or(0) };
         let day = if size == 0 {
             utc_day(std::time::SystemTime::now())
@@ -116,7 +136,59 @@ impl AuditLog {
             size,
             first_seq,
             day,
+            head_checkpoint,
+            signing: None,
         })
+    }
+
+    /// Sign checkpoints of the chain head with `signer`: every `every` while lines come in
+    /// (`None`: never on a schedule), as the last line of a file about to roll over, and as
+    /// the last line at [`close`](AuditLog::close) — unless the log already ends with one.
+    pub fn sign(mut self, signer: Signer, every: Option<Duration>) -> Self {
+        let probe = signer.checkpoint(u64::MAX, &[0; 32], Reason::Interval, now_rfc3339());
+        let line = serde_json::to_string(&Line {
+            seq: u64::MAX,
+            prev: &hex::encode([0u8; 32]),
+            event: &CheckpointEvent { kind: CHECKPOINT_TYPE, checkpoint: &probe },
+        })
+        .map_or(1024, |l| l.len());
+        // The line as written (`,"hash":"<64>"}\n`), with room for a longer time or reason.
+        let line_max = (line + HASH_KEY.len() + 64 + 3 + 16) as u64;
+        let signed = self.head_checkpoint.map(|_| (self.seq.saturating_sub(1), None));
+        self.signing = Some(Signing { signer, every, last: Instant::now(), line_max, signed });
+        self
+    }
+
+    /// `seq` of the line signed by the latest checkpoint, and when this process signed it
+    /// (Unix seconds; `None` for a checkpoint found at the end of the log at open); `None`
+    /// when not signing or nothing was signed yet.
+    pub fn signed(&self) -> Option<(u64, Option<i64>)> {
+        self.signing.as_ref().and_then(|s| s.signed)
+    }
+
+    /// Sign the exit checkpoint unless the log already ends with one (done by
+    /// [`close`](AuditLog::close); call it first to learn what was signed).
+    pub fn seal(&mut self) -> Result<(), AuditError> {
+        if self.head_checkpoint != Some(Reason::Exit) {
+            self.checkpoint(Reason::Exit)?;
+        }
+        Ok(())
+    }
+
+    /// Append a signed checkpoint of the head now (nothing on an empty log or without a key).
+    pub fn checkpoint(&mut self, reason: Reason) -> Result<(), AuditError> {
+        let Some(s) = &self.signing else { return Ok(()) };
+        if self.seq == 0 {
+            return Ok(());
+        }
+        let cp: Checkpoint = s.signer.checkpoint(self.seq, &self.prev, reason, now_rfc3339());
+        self.write_line(&CheckpointEvent { kind: CHECKPOINT_TYPE, checkpoint: &cp }, false)?;
+        self.head_checkpoint = Some(reason);
+        if let Some(s) = &mut self.signing {
+            s.last = Instant::now();
+            s.signed = Some((cp.seq, Some(time::OffsetDateTime::now_utc().unix_timestamp())));
+        }
+        self.sync()
     }
 
     /// Roll over before a line of `len` bytes if the policy says so.
@@ -124,7 +196,8 @@ impl AuditLog {
         if self.size == 0 {
             return Ok(());
         }
-        let full = self.rotate.max_bytes.is_some_and(|max| self.size + len > max);
+        let reserve = self.signing.as_ref().map_or(0, |s| s.line_max);
+        let full = self.rotate.max_bytes.is_some_and(|max| self.size + len + reserve > max);
         let new_day = self.rotate.daily && utc_day(std::time::SystemTime::now()) != self.day;
         if full || new_day {
             self.roll_over()?;
@@ -134,8 +207,11 @@ impl AuditLog {
 
     /// Sync, rename the current file to its rolled name, and go on in a new file at `path`.
     /// The chain state (`seq`, `prev`) carries over, so the new first line chains to the
-    /// rolled file's last one.
+    /// rolled file's last one. When signing, the rolled file ends with a checkpoint.
     pub fn roll_over(&mut self) -> Result<(), AuditError> {
+        if self.head_checkpoint.is_none() {
+            self.checkpoint(Reason::Rotate)?;
+        }
         self.sync()?;
         let rolled = rolled_name(&self.path, self.first_seq);
         let io = |op| {
@@ -165,6 +241,40 @@ impl AuditLog {
 
     /// Append one event (any object; tlsmon passes `sink::json::event(..)`) as the next line.
     pub fn append<E: Serialize>(&mut self, event: &E) -> Result<(), AuditError> {
+        self.write_line(event, true)?;
+        self.head_checkpoint = None;
+        if self.unsynced >= self.policy.max_lines {
+            self.sync()
+        } else {
+            self.sync_if_due()
+        }
+    }
+
+    /// Write `event` as the next line (rolling over first if due and `may_roll`).
+    fn write_line<E: Serialize>(&mut self, event: &E, may_roll: bool) -> Result<(), AuditError> {
+        let (mut line, mut hash) = self.encode(event)?;
+        if may_roll {
+            let before = self.seq;
+            self.rotate_if_due(line.len() as u64)?;
+            // A checkpoint closed the rolled file: the line follows it.
+            if self.seq != before {
+                (line, hash) = self.encode(event)?;
+            }
+        }
+        self.out.write_all(line.as_bytes()).map_err(|source| AuditError::Io {
+            path: self.path.clone(),
+            op: "cannot write",
+            source,
+        })?;
+        self.seq += 1;
+        self.prev = hash;
+        self.size += line.len() as u64;
+        self.unsynced += 1;
+        Ok(())
+    }
+
+    /// `event` as the next line of the chain (`\n` included), and its hash.
+    fn encode<E: Serialize>(&self, event: &E) -> Result<(String, [u8; 32]), AuditError> {
         let seq = self.seq + 1;
         let prev = hex::encode(self.prev);
         let body = serde_json::to_string(&Line { seq, prev: &prev, event })
@@ -177,29 +287,22 @@ impl AuditLog {
             });
         };
         let hash = digest(&self.prev, body.as_bytes());
-        let hash_hex = hex::encode(hash);
-        let len = (open.len() + HASH_KEY.len() + hash_hex.len() + 3) as u64;
-        self.rotate_if_due(len)?;
-        let w = &mut self.out;
-        w.write_all(open.as_bytes())
-            .and_then(|_| w.write_all(HASH_KEY))
-            .and_then(|_| w.write_all(hash_hex.as_bytes()))
-            .and_then(|_| w.write_all(b"\"}\n"))
-            .map_err(|source| AuditError::Io { path: self.path.clone(), op: "cannot write", source })?;
-        self.seq = seq;
-        self.prev = hash;
-        self.size += len;
-        self.unsynced += 1;
-        if self.unsynced >= self.policy.max_lines {
-            self.sync()?;
-        } else {
-            self.sync_if_due()?;
-        }
-        Ok(())
+        let mut line = String::with_capacity(body.len() + HASH_KEY.len() + 67);
+        line.push_str(open);
+        line.push_str(",\"hash\":\"");
+        line.push_str(&hex::encode(hash));
+        line.push_str("\"}\n");
+        Ok((line, hash))
     }
 
-    /// Flush and fsync if lines are waiting and the interval has passed.
+    /// Sign a checkpoint if one is due; flush and fsync if lines are waiting and the interval
+    /// has passed.
     pub fn sync_if_due(&mut self) -> Result<(), AuditError> {
+        let due = self.head_checkpoint.is_none()
+            && self.signing.as_ref().is_some_and(|s| s.every.is_some_and(|every| s.last.elapsed() >= every));
+        if due {
+            self.checkpoint(Reason::Interval)?;
+        }
         if self.unsynced > 0 && self.last_sync.elapsed() >= self.policy.every {
             self.sync()?;
         }
@@ -218,8 +321,10 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Flush, fsync and release the file; returns the last `seq` written.
+    /// Sign the exit checkpoint (when signing, unless the log already ends with one), flush,
+    /// fsync and release the file; returns the last `seq` written.
     pub fn close(mut self) -> Result<u64, AuditError> {
+        self.seal()?;
         self.sync()?;
         Ok(self.seq)
     }

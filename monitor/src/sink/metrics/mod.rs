@@ -55,6 +55,8 @@ pub struct Metrics {
     alerts_sent: IntCounter,
     alert_errors: IntCounter,
     alerts_active: IntGauge,
+    audit_checkpoint_seq: IntGauge,
+    audit_checkpoint_time: IntGauge,
     http: IntCounterVec,
     servers: IntGaugeVec,
     cert_expiring: IntGaugeVec,
@@ -254,6 +256,16 @@ impl Metrics {
             alerts_sent: counter(&r, "tlsmon_alerts_sent_total", "Alerts posted to Alertmanager (each alert of a batch)"),
             alert_errors: counter(&r, "tlsmon_alert_post_errors_total", "Failed attempts to post alerts to Alertmanager"),
             alerts_active: gauge(&r, "tlsmon_alerts_active", "(server, finding) alerts currently active at Alertmanager"),
+            audit_checkpoint_seq: gauge(
+                &r,
+                "tlsmon_audit_checkpoint_seq",
+                "seq of the audit log line signed by the latest checkpoint (--audit-sign-key); 0 before the first",
+            ),
+            audit_checkpoint_time: gauge(
+                &r,
+                "tlsmon_audit_checkpoint_time_seconds",
+                "When this process last signed an audit log checkpoint, in Unix seconds; 0 before the first",
+            ),
             http: counter_vec(
                 &r,
                 "tlsmon_http_requests_total",

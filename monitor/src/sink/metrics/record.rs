@@ -190,6 +190,14 @@ impl Metrics {
         self.alerts_active.set(active as i64);
     }
 
+    /// The latest signed audit checkpoint: the `seq` it signs, and when this process signed it.
+    pub fn audit_checkpoint(&self, seq: u64, signed_at: Option<i64>) {
+        self.audit_checkpoint_seq.set(i64::try_from(seq).unwrap_or(i64::MAX));
+        if let Some(t) = signed_at {
+            self.audit_checkpoint_time.set(t);
+        }
+    }
+
     /// The HTTP endpoint's request counts by (route, code).
     pub fn http(&self, requests: impl IntoIterator<Item = (&'static str, u16, u64)>) {
         for (route, code, n) in requests {
