@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["observation"],
     &["policy"],
     &["pipeline"],
+    &["attribution"],
     &["capture", "probe"],
     &["run"],
     &["cli"],

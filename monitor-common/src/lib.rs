@@ -294,10 +294,10 @@ pub const OWNERS_MAP: &str = "OWNERS";
 /// start), least recently written first out.
 pub const OWNERS_MAX: u32 = 16_384;
 
-/// Who owns a socket: the task that connected it (`tcp_connect`), accepted it
-/// (`inet_csk_accept`) or first sent a datagram on it (`udp_sendmsg`, `udpv6_sendmsg`), as
-/// the kernel saw it then; or, for sockets that existed before the agent started, the agent's
-/// own scan of `/proc` and `sock_diag` ([`owner_source`]).
+/// Who owns a socket: the task that connected it, bound it or first sent a datagram on it from
+/// an unconnected socket, as the kernel saw it then; for an accepted connection, the owner of
+/// the listener; for sockets that existed before the agent started, the agent's own scan of
+/// `/proc` and `sock_diag` ([`owner_source`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Owner {
@@ -321,11 +321,37 @@ const _: () = assert!(core::mem::size_of::<Owner>() == 48);
 /// Where an [`Owner`] entry came from.
 pub mod owner_source {
     pub const CONNECT: u8 = 1;
+    /// An accepted connection: the owner of the listener bound to its port.
     pub const ACCEPT: u8 = 2;
     pub const UDP_SEND: u8 = 3;
     /// The agent's scan of sockets that existed before it started.
     pub const SCAN: u8 = 4;
+    /// bind(): a listener, or a client bound to a fixed port.
+    pub const BIND: u8 = 5;
 }
+
+/// Name of the LRU map from (network namespace, TCP port) to the owner of the socket bound to
+/// it: accepted connections take their listener's owner from it.
+pub const LISTENERS_MAP: &str = "LISTENERS";
+/// Entries of [`LISTENERS_MAP`].
+pub const LISTENERS_MAX: u32 = 4096;
+
+/// Key of [`LISTENERS_MAP`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ListenerKey {
+    /// `bpf_get_netns_cookie` / `SO_NETNS_COOKIE`.
+    pub netns: u64,
+    /// Local TCP port, host byte order.
+    pub port: u16,
+    pub _pad: [u8; 6],
+}
+
+const _: () = assert!(core::mem::size_of::<ListenerKey>() == 16);
+
+// SAFETY: #[repr(C)], integers and byte arrays only, explicit padding (the size assert).
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for ListenerKey {}
 
 // SAFETY: #[repr(C)], integers and byte arrays only, explicit padding (the size assert).
 #[cfg(feature = "user")]
@@ -472,10 +498,11 @@ pub mod counter {
     pub const FLOWS_CLOSED: u32 = 20;
     /// UDP datagrams of clear DTLS records forwarded.
     pub const DTLS_RECORDS: u32 = 21;
-    /// Socket owners written to the owners map by the socket hooks (connect, accept, first
-    /// datagram sent).
+    /// Socket owners written to the owners map by the socket hooks (connect, bind, accept,
+    /// first datagram sent).
     pub const OWNERS_RECORDED: u32 = 22;
-    /// Socket owners the hooks could not write (no cookie, map update failed).
+    /// Socket owners the hooks could not write (no cookie, map update failed), and accepted
+    /// connections whose listener had no known owner.
     pub const OWNER_FAILED: u32 = 23;
     pub const COUNT: u32 = 24;
 

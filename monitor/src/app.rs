@@ -470,14 +470,15 @@ async fn live_run<W: Write>(
         Stopper::new(true, a.duration.map(Duration::from_secs)).context("installing the SIGINT/SIGTERM handlers")?;
     let mut capture = Capture::open(capture_cfg)?;
     eprintln!("tlsmon: live: {}", capture.describe());
-    if let Some(owners) = capture.take_owners() {
-        let hooks = owners.attached.len();
+    if let Some(mut owners) = capture.take_owners() {
         eprintln!(
-            "tlsmon: live: process attribution: {hooks}/{} socket hooks, {} existing sockets named",
+            "tlsmon: live: process attribution: {}/{} socket hooks, {} existing sockets named",
+            owners.attached,
             monitor::capture::ebpf::owners::HOOKS.len(),
             owners.scan.owned
         );
-        em.attributor = Some(Attributor::new(Box::new(move |c| owners.get(c)), CgroupIndex::new()));
+        let cgroups = owners.cgroup_root.take().map_or_else(CgroupIndex::new, CgroupIndex::open_dir);
+        em.attributor = Some(Attributor::new(Box::new(move |c| owners.get(c)), cgroups));
     }
     // Attached: from here on no capability is needed (STYLE: no full root after attach).
     if !privileges::links_are_descriptors() {

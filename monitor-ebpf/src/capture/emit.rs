@@ -166,8 +166,10 @@ pub(super) fn emit<P: Packet>(p: &P, m: &Meta, o: &Out) {
     // a record (about 20 ns).
     h.timestamp_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
     // Which local socket sent the packet (0, 0 when none did): two helpers, only for packets
-    // that produce a record.
-    let (cookie, cgroup) = p.socket();
+    // that produce a record. A SYN-ACK leaves from the listener's request socket, not from
+    // the socket that carries the connection afterwards: it names none.
+    let syn_ack = tcp_flags::SYN | tcp_flags::ACK;
+    let (cookie, cgroup) = if tcp_flags & syn_ack == syn_ack { (0, 0) } else { p.socket() };
     h.socket_cookie = cookie;
     h.cgroup_id = cgroup;
     let size = if n == 0 {

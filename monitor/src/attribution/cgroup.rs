@@ -102,6 +102,9 @@ fn pod_uid(part: &str) -> Option<String> {
 /// cgroup id → path under the cgroup v2 root, from walks of that root.
 pub struct CgroupIndex {
     root: Option<PathBuf>,
+    /// The root directory held open, when given as a descriptor: walked through
+    /// `/proc/self/fd/N`, which needs no capability (`/proc/1/root/…` would).
+    _dir: Option<fs::File>,
     paths: HashMap<u64, String>,
     last_walk: Option<Instant>,
     /// Walks of the tree, and directories past the bounds (not indexed).
@@ -117,7 +120,14 @@ impl CgroupIndex {
     }
 
     pub fn at(root: Option<PathBuf>) -> Self {
-        CgroupIndex { root, paths: HashMap::new(), last_walk: None, walks: 0, over_bounds: 0 }
+        CgroupIndex { root, _dir: None, paths: HashMap::new(), last_walk: None, walks: 0, over_bounds: 0 }
+    }
+
+    /// The index of the hierarchy whose root directory `dir` is (opened while privileged).
+    pub fn open_dir(dir: fs::File) -> Self {
+        use std::os::fd::AsRawFd as _;
+        let root = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+        CgroupIndex { _dir: Some(dir), ..CgroupIndex::at(Some(root)) }
     }
 
     /// Is a cgroup v2 hierarchy visible to the agent? (Not under `ip netns exec`, which mounts
@@ -170,17 +180,23 @@ impl Default for CgroupIndex {
     }
 }
 
-/// The mount point of the cgroup v2 hierarchy (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
-/// on a hybrid host).
-fn cgroup2_root() -> Option<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|l| {
-        // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPER"
-        let (left, right) = l.split_once(" - ")?;
-        if right.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        left.split_whitespace().nth(4).map(PathBuf::from)
+/// The cgroup v2 mount point: in this mount namespace, else in PID 1's (through
+/// `/proc/1/root`: `ip netns exec` runs the agent in a mount namespace without one).
+pub fn cgroup2_root() -> Option<PathBuf> {
+    let find = |mountinfo: &str| {
+        let info = fs::read_to_string(mountinfo).ok()?;
+        info.lines().find_map(|l| {
+            // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPER"
+            let (left, right) = l.split_once(" - ")?;
+            if right.split_whitespace().next()? != "cgroup2" {
+                return None;
+            }
+            left.split_whitespace().nth(4).map(PathBuf::from)
+        })
+    };
+    find("/proc/self/mountinfo").or_else(|| {
+        let p = find("/proc/1/mountinfo")?;
+        Some(PathBuf::from("/proc/1/root").join(p.strip_prefix("/").unwrap_or(&p)))
     })
 }
 

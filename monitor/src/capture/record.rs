@@ -34,7 +34,8 @@ pub fn packet<'a>(r: &RecordRef<'a>) -> Packet<'a> {
         seq: if tcp { h.seq } else { 0 },
         payload: r.payload,
         truncated: h.flags & record_flags::TRUNCATED != 0,
-        local: (h.direction == dir::EGRESS && h.socket_cookie != 0)
+        // A SYN-ACK leaves from a request socket, not the connection's (the kernel sends none).
+        local: (h.direction == dir::EGRESS && h.socket_cookie != 0 && !(flag(tcp_flags::SYN) && flag(tcp_flags::ACK)))
             .then_some(LocalSocket { cookie: h.socket_cookie, cgroup_id: h.cgroup_id }),
     }
 }

@@ -338,17 +338,19 @@ fn attach_owners(ebpf: &mut Ebpf) -> Result<owners::Owners, CaptureError> {
         tracing::warn!("process attribution: socket hook not attached ({why}); flows it would name stay unnamed");
     }
     match scan::existing_sockets() {
-        Ok((found, stats)) => {
+        Ok((found, listeners, stats)) => {
             let mut failed = 0;
             for (cookie, owner) in &found {
-                if o.seed(*cookie, owner).is_err() {
-                    failed += 1;
-                }
+                failed += usize::from(o.seed(*cookie, owner).is_err());
+            }
+            for (key, owner) in &listeners {
+                failed += usize::from(o.seed_listener(*key, owner).is_err());
             }
             o.scan = stats;
             tracing::info!(
                 sockets = stats.sockets,
                 owned = stats.owned,
+                listeners = listeners.len(),
                 unreadable = stats.unreadable,
                 over_bounds = stats.over_bounds,
                 failed,

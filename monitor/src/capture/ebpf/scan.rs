@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::fs;
 
-use monitor_common::{owner_source, Owner};
+use monitor_common::{owner_source, ListenerKey, Owner};
 use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
 use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
@@ -33,23 +33,61 @@ pub struct ScanStats {
     pub over_bounds: usize,
 }
 
-/// Every (cookie, owner) of the namespace's TCP and UDP sockets held by a process now.
-pub fn existing_sockets() -> Result<(Vec<(u64, Owner)>, ScanStats), String> {
+/// Every (cookie, owner) of the namespace's TCP and UDP sockets held by a process now, and
+/// the owners of its TCP listeners by (network namespace, port).
+#[allow(clippy::type_complexity)]
+pub fn existing_sockets() -> Result<(Vec<(u64, Owner)>, Vec<(ListenerKey, Owner)>, ScanStats), String> {
     let mut stats = ScanStats::default();
     let holders = socket_holders(&mut stats);
-    let mut found = Vec::new();
+    let netns = netns_cookie().map_err(|e| format!("SO_NETNS_COOKIE: {e}"))?;
+    let (mut found, mut listeners) = (Vec::new(), Vec::new());
     for (family, protocol) in
         [(AF_INET, IPPROTO_TCP), (AF_INET6, IPPROTO_TCP), (AF_INET, IPPROTO_UDP), (AF_INET6, IPPROTO_UDP)]
     {
-        for (cookie, inode) in dump(family, protocol)? {
+        for s in dump(family, protocol)? {
             stats.sockets += 1;
-            if let Some(owner) = holders.get(&inode) {
+            if let Some(owner) = holders.get(&s.inode) {
                 stats.owned += 1;
-                found.push((cookie, *owner));
+                found.push((s.cookie, *owner));
+                if protocol == IPPROTO_TCP && s.state == TCP_LISTEN {
+                    listeners.push((ListenerKey { netns, port: s.port, _pad: [0; 6] }, *owner));
+                }
             }
         }
     }
-    Ok((found, stats))
+    Ok((found, listeners, stats))
+}
+
+/// `TCP_LISTEN` in the kernel's TCP state numbering (what sock_diag reports).
+const TCP_LISTEN: u8 = 10;
+
+/// The cookie of the agent's network namespace (what `bpf_get_netns_cookie` gives the hooks).
+fn netns_cookie() -> std::io::Result<u64> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").or_else(|_| std::net::UdpSocket::bind("[::1]:0"))?;
+    let mut cookie = 0u64;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `cookie`, a valid u64.
+    let rc = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            libc::SOL_SOCKET,
+            libc::SO_NETNS_COOKIE,
+            (&raw mut cookie).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cookie)
+}
+
+/// One socket of a sock_diag dump.
+struct Diag {
+    cookie: u64,
+    inode: u64,
+    state: u8,
+    port: u16,
 }
 
 /// Socket inode → the process holding a descriptor for it (the first one found).
@@ -111,8 +149,8 @@ fn process_owner(tgid: u32) -> Owner {
     o
 }
 
-/// (cookie, inode) of every socket of one family and protocol, from a sock_diag dump.
-fn dump(family: u8, protocol: u8) -> Result<Vec<(u64, u64)>, String> {
+/// Every socket of one family and protocol, from a sock_diag dump.
+fn dump(family: u8, protocol: u8) -> Result<Vec<Diag>, String> {
     let fail = |what: &str, e: std::io::Error| format!("sock_diag {what}: {e}");
     let mut socket = Socket::new(NETLINK_SOCK_DIAG).map_err(|e| fail("socket", e))?;
     socket.bind_auto().map_err(|e| fail("bind", e))?;
@@ -146,7 +184,12 @@ fn dump(family: u8, protocol: u8) -> Result<Vec<(u64, u64)>, String> {
                     let c = r.header.socket_id.cookie;
                     let lo = u32::from_ne_bytes([c[0], c[1], c[2], c[3]]);
                     let hi = u32::from_ne_bytes([c[4], c[5], c[6], c[7]]);
-                    out.push(((u64::from(hi) << 32) | u64::from(lo), u64::from(r.header.inode)));
+                    out.push(Diag {
+                        cookie: (u64::from(hi) << 32) | u64::from(lo),
+                        inode: u64::from(r.header.inode),
+                        state: r.header.state,
+                        port: r.header.socket_id.source_port,
+                    });
                 }
                 NetlinkPayload::Done(_) => return Ok(out),
                 NetlinkPayload::Error(e) => return Err(format!("sock_diag: {e}")),
@@ -180,7 +223,12 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (_server, _) = listener.accept().unwrap();
-        let (found, stats) = existing_sockets().expect("sock_diag works without privileges");
+        let (found, listeners, stats) = existing_sockets().expect("sock_diag works without privileges");
+        let port = listener.local_addr().unwrap().port();
+        assert!(
+            listeners.iter().any(|(k, o)| k.port == port && o.tgid == std::process::id()),
+            "this test's listener on port {port} is found with its owner"
+        );
         let me = std::process::id();
         let mine = found.iter().filter(|(_, o)| o.tgid == me).count();
         assert!(mine >= 3, "listener, client and accepted sockets: {mine} of {stats:?}");
