@@ -5,6 +5,7 @@ pub mod audit;
 pub mod inventory;
 pub mod json;
 pub mod metrics;
+pub mod period;
 pub mod published;
 pub mod report;
 pub mod ssh_event;
