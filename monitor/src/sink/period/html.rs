@@ -37,7 +37,8 @@ h3{font-size:15px;margin:18px 0 6px}
 .sub,.note{color:var(--mute)}
 table{width:100%;border-collapse:collapse;margin:8px 0 16px}
 th,td{border:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
-th{background:var(--bg);font-weight:600}
+th{background:var(--bg);font-weight:600;overflow-wrap:normal}
+td.d{white-space:nowrap}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 code{font:12px/1.3 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
 .kv th{width:28%}
@@ -153,12 +154,12 @@ fn stamps(s: &mut String, p: &Period) {
         return;
     }
     s.push_str(r#"<p class="note">Each agent's log is checked line by line: every hash recomputed, every seq and prev followed across its rolled files. The reporting agent is named after the directory its log was collected in.</p>"#);
-    s.push_str("<table><thead><tr><th>Agent</th><th>Hash chain</th><th class=\"n\">Lines</th><th>First seq / hash</th><th>Last seq / hash</th><th>Signatures</th></tr></thead><tbody>");
+    s.push_str("<table><thead><tr><th style=\"width:19%\">Agent</th><th style=\"width:15%\">Hash chain</th><th class=\"n\" style=\"width:8%\">Lines</th><th style=\"width:23%\">First seq / hash</th><th style=\"width:23%\">Last seq / hash</th><th style=\"width:12%\">Signatures</th></tr></thead><tbody>");
     for (i, st) in p.stamps.iter().enumerate() {
         let chain = match &st.first_bad {
-            None => r#"<span class="good">intact</span>"#.to_string(),
+            None => format!(r#"<span class="good" data-k="agent.{i}.chain">intact</span>"#),
             Some(b) => format!(
-                r#"<span class="bad">BROKEN</span> at <code>{}</code> line {}: {}"#,
+                r#"<span class="bad" data-k="agent.{i}.chain">BROKEN</span> at <code>{}</code> line {}: {}"#,
                 esc(&b.file),
                 b.line,
                 esc(&b.problem)
@@ -179,7 +180,7 @@ fn stamps(s: &mut String, p: &Period) {
         };
         let _ = write!(
             s,
-            r#"<tr><td><b>{}</b><br><span class="note">{}</span></td><td data-k="agent.{i}.chain">{chain}</td>{}<td>{}</td><td>{}</td><td data-k="agent.{i}.signatures">{sig}</td></tr>"#,
+            r#"<tr><td><b>{}</b><br><span class="note">{}</span></td><td>{chain}</td>{}<td>{}</td><td>{}</td><td data-k="agent.{i}.signatures">{sig}</td></tr>"#,
             esc(&st.agent),
             files.join("<br>"),
             num(&format!("agent.{i}.lines"), st.lines),
@@ -190,12 +191,46 @@ fn stamps(s: &mut String, p: &Period) {
     s.push_str("</tbody></table></section>");
 }
 
+/// Longest period (days) whose days without events are drawn as empty bars.
+const MAX_FILLED_DAYS: i64 = 62;
+
+/// Days between the first and the last day with events that had none.
+fn gap_days(p: &Period) -> i64 {
+    let parse = |d: &String| super::fields::parse_time(d).map(|ns| (ns / 86_400_000_000_000) as i64);
+    match (p.days.keys().next().and_then(parse), p.days.keys().next_back().and_then(parse)) {
+        (Some(a), Some(b)) => b - a + 1 - p.days.len() as i64,
+        _ => 0,
+    }
+}
+
+/// The days the charts draw: every day from the first to the last when the span is short
+/// (the ones without events empty), else only the days with events.
+fn chart_days(p: &Period) -> (Vec<String>, Vec<super::Day>) {
+    let span = gap_days(p) + p.days.len() as i64;
+    let first = p.days.keys().next().and_then(|d| super::fields::parse_time(d));
+    match first {
+        Some(start) if span <= MAX_FILLED_DAYS => (0..span)
+            .map(|i| {
+                let name = day_name(start + i128::from(i) * 86_400_000_000_000);
+                let d = p.days.get(&name).cloned().unwrap_or_default();
+                (name, d)
+            })
+            .unzip(),
+        _ => p.days.iter().map(|(k, d)| (k.clone(), d.clone())).unzip(),
+    }
+}
+
 fn trend(s: &mut String, p: &Period) {
     s.push_str(r#"<section id="trend"><h2>2. Posture over time (per UTC day)</h2>"#);
-    let days: Vec<String> = p.days.keys().cloned().collect();
-    if days.is_empty() {
+    if p.days.is_empty() {
         s.push_str(r#"<p class="note">No events in the period.</p></section>"#);
         return;
+    }
+    let (days, chart_days) = chart_days(p);
+    if days.len() != p.days.len() {
+        s.push_str(r#"<p class="note">The charts show every day of the period, days without events empty.</p>"#);
+    } else if days.len() > 1 && gap_days(p) > 0 {
+        s.push_str(r#"<p class="note">The charts show only the days with events (the period is too long to draw every day).</p>"#);
     }
     let mut versions: Vec<&String> = p.days.values().flat_map(|d| d.versions.keys()).collect();
     versions.sort_by_key(|v| (version_rank(v), v.to_string()));
@@ -205,19 +240,19 @@ fn trend(s: &mut String, p: &Period) {
         .map(|v| Series {
             name: v.to_string(),
             color: version_color(v),
-            values: p.days.values().map(|d| d.versions.get(*v).copied().unwrap_or(0) as f64).collect(),
+            values: chart_days.iter().map(|d| d.versions.get(*v).copied().unwrap_or(0) as f64).collect(),
         })
         .collect();
     let shares = [
         Series {
             name: "forward secrecy".into(),
             color: "#1f77b4",
-            values: p.days.values().map(|d| share(d.pfs, d.negotiated)).collect(),
+            values: chart_days.iter().map(|d| share(d.pfs, d.negotiated)).collect(),
         },
         Series {
             name: "post-quantum group".into(),
             color: "#2ca02c",
-            values: p.days.values().map(|d| share(d.pq, d.negotiated)).collect(),
+            values: chart_days.iter().map(|d| share(d.pq, d.negotiated)).collect(),
         },
     ];
     let sev: Vec<Series> = SEVERITIES
@@ -225,7 +260,7 @@ fn trend(s: &mut String, p: &Period) {
         .map(|sv| Series {
             name: sv.as_str().into(),
             color: severity_color(*sv),
-            values: p.days.values().map(|d| d.findings.get(sv.as_str()).copied().unwrap_or(0) as f64).collect(),
+            values: chart_days.iter().map(|d| d.findings.get(sv.as_str()).copied().unwrap_or(0) as f64).collect(),
         })
         .collect();
     let _ = write!(
@@ -252,7 +287,7 @@ fn trend(s: &mut String, p: &Period) {
         let v: Vec<String> = d.versions.iter().map(|(k, n)| format!("{} ×{n}", esc(k))).collect();
         let _ = write!(
             s,
-            "<tr><td>{}</td>{}<td>{}</td>{}{}",
+            "<tr><td class=\"d\">{}</td>{}<td>{}</td>{}{}",
             esc(day),
             num(&format!("{day}.handshakes"), d.handshakes),
             v.join(", "),
