@@ -67,6 +67,8 @@ fn period_report(a: &monitor::cli::PeriodArgs) -> Result<i32> {
     let names: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
     let mut p = Period::new(Inventory::new("", a.max_servers), names, a.since, a.until);
     period::read_logs(&a.files, &mut p).context("reading the audit logs")?;
+    // The title names the agents; the stamps list their files.
+    p.sources = p.stamps.iter().map(|s| s.agent.clone()).collect();
     if p.inventory.profile.is_empty() {
         p.inventory.profile = "unknown (no finding names its rule)".into();
     }

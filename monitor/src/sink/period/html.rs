@@ -39,7 +39,10 @@ table{width:100%;border-collapse:collapse;margin:8px 0 16px}
 th,td{border:1px solid var(--line);padding:4px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
 th{background:var(--bg);font-weight:600;overflow-wrap:normal}
 td.d{white-space:nowrap}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n{white-space:nowrap}
+table.days td,table.days th{padding:3px 4px}
+table.days .v{min-width:9em}
 code{font:12px/1.3 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
 .kv th{width:28%}
 .verdict{font-weight:700}.bad{color:var(--bad)}.good{color:var(--good)}
@@ -59,6 +62,7 @@ footer{margin-top:32px;color:var(--mute);font-size:12px}
  section{break-before:page}
  section.first{break-before:auto}
  .server,figure,tr{break-inside:avoid}
+ table{font-size:8.5pt}
  thead{display:table-header-group}
  .sev{color:#000;background:none!important;border:1px solid #000}
 }
@@ -165,7 +169,10 @@ fn stamps(s: &mut String, p: &Period) {
                 esc(&b.problem)
             ),
         };
-        let files: Vec<String> = st.files.iter().map(|f| format!("<code>{}</code>", esc(f))).collect();
+        // File names only (the JSON report has the paths): the table stays readable.
+        let base =
+            |f: &String| std::path::Path::new(f).file_name().map_or(f.clone(), |n| n.to_string_lossy().into_owned());
+        let files: Vec<String> = st.files.iter().map(|f| format!("<code>{}</code>", esc(&base(f)))).collect();
         let seqhash = |seq: Option<u64>, hash: &Option<String>| {
             format!(
                 "{} <code>{}</code>",
@@ -278,16 +285,16 @@ fn trend(s: &mut String, p: &Period) {
         "<figure><figcaption>Findings by severity (accepted risks not counted)</figcaption>{}</figure>",
         bars("findings per day by severity", &days, &sev, true, false)
     );
-    s.push_str("<table><thead><tr><th>Day</th><th class=\"n\">Handshakes</th><th>Versions</th><th class=\"n\">PFS %</th><th class=\"n\">PQ %</th>");
+    s.push_str("<table class=\"days\"><thead><tr><th>Day (UTC)</th><th class=\"n\">Hand&shy;shakes</th><th class=\"v\">Versions</th><th class=\"n\">PFS %</th><th class=\"n\">PQ %</th>");
     for sv in SEVERITIES {
-        let _ = write!(s, "<th class=\"n\">{}</th>", sv.as_str());
+        let _ = write!(s, "<th class=\"n\" title=\"findings of severity {0}\">{0}</th>", sv.as_str());
     }
-    s.push_str("<th class=\"n\">Accepted</th><th class=\"n\">Plaintext flows</th></tr></thead><tbody>");
+    s.push_str("<th class=\"n\">Acc&shy;epted</th><th class=\"n\">Plain&shy;text flows</th></tr></thead><tbody>");
     for (day, d) in p.day_rows() {
         let v: Vec<String> = d.versions.iter().map(|(k, n)| format!("{} ×{n}", esc(k))).collect();
         let _ = write!(
             s,
-            "<tr><td class=\"d\">{}</td>{}<td>{}</td>{}{}",
+            "<tr><td class=\"d\">{}</td>{}<td class=\"v\">{}</td>{}{}",
             esc(day),
             num(&format!("{day}.handshakes"), d.handshakes),
             v.join(", "),
