@@ -208,3 +208,38 @@ fn thirty_megabytes_in_seconds() {
     assert!(secs < 60.0, "{secs:.1} s for {} MB", size >> 20);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// One source of truth for fix lines: the servers of `replay --report json` (built from the
+/// pipeline's outputs) and of `tlsmon report --format json` over the audit log the same replay
+/// wrote (built from the JSON events) are the same, field by field, fix lines included.
+#[test]
+fn audit_log_report_has_the_replay_servers() {
+    let dir = tmp("same");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("audit.jsonl");
+    let log_s = log.to_str().unwrap().to_string();
+    let (_, inv) = tlsmon(&["replay", "--report", "json", "--audit-log", &log_s], &captures());
+    let (code, rep) = tlsmon(&["report", "--format", "json", &log_s], &[]);
+    assert_eq!(code, 0);
+    let inv: Value = serde_json::from_str(&inv).unwrap();
+    let rep: Value = serde_json::from_str(&rep).unwrap();
+    let (a, b) = (inv["servers"].as_array().unwrap(), rep["servers"].as_array().unwrap());
+    assert!(a.len() >= 10, "{}", a.len());
+    assert_eq!(a.len(), b.len());
+    let mut fixes = 0;
+    for (x, y) in a.iter().zip(b) {
+        for (k, v) in x.as_object().unwrap() {
+            if k == "first_seen" || k == "last_seen" {
+                // The events carry microseconds.
+                assert_eq!(v.as_str().unwrap()[..26], y[k].as_str().unwrap()[..26], "{k}");
+            } else {
+                assert_eq!(v, &y[k], "server {} {}: {k}", x["ip"], x["sni"]);
+            }
+        }
+        fixes += x["findings"].as_array().unwrap().len();
+    }
+    assert!(fixes >= 20, "findings with fix lines compared: {fixes}");
+    assert_eq!(inv["verdict"], rep["verdict"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
