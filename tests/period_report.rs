@@ -193,7 +193,7 @@ fn thirty_megabytes_in_seconds() {
     log.close().unwrap();
     let size = std::fs::metadata(&path).unwrap().len();
     let start = std::time::Instant::now();
-    let (code, json) = tlsmon(&["report", "--format", "json", "--max-servers", "1000"], &[path.clone()]);
+    let (code, json) = tlsmon(&["report", "--format", "json", "--max-servers", "1000"], std::slice::from_ref(&path));
     let secs = start.elapsed().as_secs_f64();
     eprintln!("report over {} MB ({n} events): {secs:.1} s", size >> 20);
     assert_eq!(code, 0);

@@ -49,7 +49,7 @@ pub fn bars(label: &str, days: &[String], series: &[Series], stacked: bool, pct:
         per_day.fold(0.0, f64::max).max(1.0)
     };
     let slot = plot_w / n as f64;
-    let group_w = (slot * 0.7).min(48.0).max(1.0);
+    let group_w = (slot * 0.7).clamp(1.0, 48.0);
     let groups = if stacked { 1 } else { series.len().max(1) };
     let bar_w = group_w / groups as f64;
     let y = |v: f64| TOP + plot_h - v / max * plot_h;
