@@ -151,19 +151,62 @@ pub struct PeriodArgs {
     pub until: Option<i128>,
     /// "html" (one self-contained file), "markdown" or "json" (the same figures, stable names).
     #[arg(long, value_enum, default_value = "html", value_name = "FORMAT")]
-    pub format: crate::sink::period::PeriodFormat,
+    pub format: PeriodFormat,
     /// Write the report to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Most servers inventoried; events of further servers are counted, not kept.
-    #[arg(long, value_name = "N", default_value_t = crate::sink::inventory::MAX_SERVERS)]
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_servers: usize,
+}
+
+/// Parse the RFC 3339 UTC time the events carry ("2026-11-30T08:00:00.123456Z"), or a day
+/// ("2026-11-30", its midnight), to Unix nanoseconds.
+pub fn parse_time(s: &str) -> Option<i128> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let month = time::Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(num(0..4)?).ok()?, month, u8::try_from(num(8..10)?).ok()?).ok()?;
+    let (mut secs, mut frac_ns) = (0i64, 0i128);
+    if b.len() > 10 {
+        if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 20 || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if h > 23 || m > 59 || sec > 60 {
+            return None;
+        }
+        secs = h * 3600 + m * 60 + sec;
+        let rest = &s[19..];
+        let rest = match rest.strip_prefix('.') {
+            Some(f) => {
+                let digits: String = f.chars().take_while(char::is_ascii_digit).collect();
+                if digits.is_empty() || digits.len() > 9 {
+                    return None;
+                }
+                frac_ns = format!("{digits:0<9}").parse().ok()?;
+                &f[digits.len()..]
+            }
+            None => rest,
+        };
+        if !matches!(rest, "Z" | "z" | "+00:00") {
+            return None;
+        }
+    }
+    let midnight = date.midnight().assume_utc().unix_timestamp();
+    Some(i128::from(midnight + secs) * 1_000_000_000 + frac_ns)
 }
 
 /// `--since` / `--until`: an RFC 3339 UTC time or a day, to Unix nanoseconds.
 pub fn parse_report_time(s: &str) -> Result<i128, String> {
-    crate::sink::period::fields::parse_time(s)
-        .ok_or_else(|| format!("`{s}` is not a time: use 2026-11-01 or 2026-11-01T08:00:00Z (UTC)"))
+    parse_time(s).ok_or_else(|| format!("`{s}` is not a time: use 2026-11-01 or 2026-11-01T08:00:00Z (UTC)"))
 }
 
 /// The audit log: the same for live capture and replay.
@@ -469,6 +512,15 @@ pub enum ReportFormat {
     Json,
     Markdown,
     Html,
+}
+
+/// `tlsmon report --format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeriodFormat {
+    Html,
+    Markdown,
+    Json,
 }
 
 /// Documented default port (`--listen` alone means 127.0.0.1:9863).

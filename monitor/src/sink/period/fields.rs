@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+pub use crate::cli::parse_time;
 use crate::inspect::names::version_parts;
 use crate::policy::Severity;
 
@@ -31,50 +32,6 @@ fn code_of_label(label: &str) -> Option<u16> {
         return u16::from_str_radix(hex, 16).ok();
     }
     VERSION_CODES.into_iter().find(|&c| version_parts(c).is_some_and(|(p, n)| label == format!("{p}{n}")))
-}
-
-/// Parse the RFC 3339 UTC time the events carry ("2026-11-30T08:00:00.123456Z"), or a day
-/// ("2026-11-30", its midnight), to Unix nanoseconds.
-pub fn parse_time(s: &str) -> Option<i128> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let month = time::Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
-    let date =
-        time::Date::from_calendar_date(i32::try_from(num(0..4)?).ok()?, month, u8::try_from(num(8..10)?).ok()?).ok()?;
-    let (mut secs, mut frac_ns) = (0i64, 0i128);
-    if b.len() > 10 {
-        if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 20 || b[13] != b':' || b[16] != b':' {
-            return None;
-        }
-        let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if h > 23 || m > 59 || sec > 60 {
-            return None;
-        }
-        secs = h * 3600 + m * 60 + sec;
-        let rest = &s[19..];
-        let rest = match rest.strip_prefix('.') {
-            Some(f) => {
-                let digits: String = f.chars().take_while(char::is_ascii_digit).collect();
-                if digits.is_empty() || digits.len() > 9 {
-                    return None;
-                }
-                frac_ns = format!("{digits:0<9}").parse().ok()?;
-                &f[digits.len()..]
-            }
-            None => rest,
-        };
-        if !matches!(rest, "Z" | "z" | "+00:00") {
-            return None;
-        }
-    }
-    let midnight = date.midnight().assume_utc().unix_timestamp();
-    Some(i128::from(midnight + secs) * 1_000_000_000 + frac_ns)
 }
 
 /// One event (a line of the JSON sink or the audit log).

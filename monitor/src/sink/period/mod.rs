@@ -31,14 +31,7 @@ const MAX_KEYS: usize = 64;
 pub const SEVERITIES: [Severity; 5] =
     [Severity::Critical, Severity::High, Severity::Medium, Severity::Low, Severity::Info];
 
-/// `--report` / `--format` of the period report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PeriodFormat {
-    Html,
-    Markdown,
-    Json,
-}
+pub use crate::cli::PeriodFormat;
 
 /// The posture of one UTC day.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -356,5 +349,48 @@ pub fn render(format: PeriodFormat, p: &Period) -> String {
             s.push('\n');
             s
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn report_bound_defaults_to_the_inventory_bound() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["tlsmon", "report", "a.jsonl"]).expect("parses");
+        let crate::cli::Command::Report(a) = cli.cmd else { panic!("report") };
+        assert_eq!(a.max_servers, crate::sink::inventory::MAX_SERVERS);
+        assert_eq!(a.format, PeriodFormat::Html);
+    }
+
+    fn tls(ts: &str, version: &str, cipher: &str, curve: &str) -> Value {
+        json!({"type": "tls", "timestamp": ts, "destination": {"ip": "10.0.0.5", "port": 443},
+               "tls": {"version_protocol": "tls", "version": version, "cipher": cipher, "curve": curve},
+               "findings": [{"id": "tls.version.deprecated", "severity": "high", "rule": "hipaa/min-version", "evidence": "x"}]})
+    }
+
+    #[test]
+    fn days_count_versions_pfs_pq_and_skip_what_is_no_event() {
+        let since = fields::parse_time("2026-11-02");
+        let mut p = Period::new(Inventory::new("", 10), vec![], since, None);
+        p.add(&tls("2026-11-02T01:00:00.000000Z", "1.3", "TLS_AES_128_GCM_SHA256", "X25519MLKEM768"), None);
+        p.add(&tls("2026-11-02T23:59:59.999999Z", "1.2", "TLS_RSA_WITH_AES_128_GCM_SHA256", "x25519"), None);
+        p.add(&tls("2026-11-03T00:00:00.000000Z", "1.2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "x25519"), None);
+        p.add(&tls("2026-11-01T12:00:00.000000Z", "1.0", "x", "x"), None);
+        p.add(&json!({"type": "checkpoint", "seq": 9}), None);
+        p.add(&json!({"type": "tls", "timestamp": "garbage"}), None);
+        assert_eq!(p.days.len(), 2);
+        let d = &p.days["2026-11-02"];
+        assert_eq!((d.handshakes, d.negotiated, d.pfs, d.pq), (2, 2, 1, 1));
+        assert_eq!(d.versions.get("TLS 1.3"), Some(&1));
+        assert_eq!(d.findings.get("high"), Some(&2));
+        assert_eq!(share(d.pfs, d.negotiated), 50.0);
+        assert_eq!(p.days["2026-11-03"].pfs, 1);
+        assert_eq!((p.outside, p.unreadable, p.skipped.get("checkpoint")), (1, 1, Some(&1)));
+        assert_eq!(p.inventory.profile, "hipaa", "the profile is read off the findings' rule");
+        assert_eq!(p.inventory.handshakes, 3);
     }
 }
