@@ -8,6 +8,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod read;
+mod sections;
 mod svg;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
