@@ -241,5 +241,59 @@ fn audit_log_report_has_the_replay_servers() {
     }
     assert!(fixes >= 20, "findings with fix lines compared: {fixes}");
     assert_eq!(inv["verdict"], rep["verdict"]);
+    // `replay --report html` is the same model, built from the same events.
+    let (_, html) = tlsmon(&["replay", "--report", "html"], &captures());
+    for d in rep["days"].as_array().unwrap() {
+        let date = d["date"].as_str().unwrap();
+        for k in ["handshakes", "plaintext_flows", "high", "accepted"] {
+            let want = if k == "high" { d["findings"]["high"].to_string() } else { d[k].to_string() };
+            assert_eq!(html_key(&html, &format!("{date}.{k}")), Some(want), "{date}.{k}");
+        }
+    }
+    assert_eq!(html_key(&html, "total.servers"), Some(rep["totals"]["servers"].to_string()));
+    assert!(html.contains("No audit log: a replay of captures"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Accepted risks: an exception that held (its reason and expiry), and one that had expired,
+/// reach the period report from the audit log's events.
+#[test]
+fn accepted_risks_with_their_expiry() {
+    let dir = tmp("risks");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("lab")).unwrap();
+    let cap = corpus("zeek__tls1_1.pcap");
+    let (_, evs) = tlsmon(&["replay", "--format", "json"], std::slice::from_ref(&cap));
+    let ev: Value = serde_json::from_str(evs.lines().next().expect("one event")).unwrap();
+    let ip = ev["destination"]["ip"].as_str().unwrap();
+    let other = ev["findings"].as_array().unwrap().iter().find(|f| f["id"] != "tls.version.deprecated").unwrap();
+    let other = other["id"].as_str().unwrap();
+    let exc = |id: &str, reason: &str, expires: &str| {
+        format!("[[exception]]\nfinding = \"{id}\"\nserver = \"{ip}\"\nport = 443\nreason = \"{reason}\"\nexpires = \"{expires}\"\n")
+    };
+    let cfg = dir.join("c.toml");
+    let text =
+        exc("tls.version.deprecated", "legacy <lab> appliance", "2017-11-30") + &exc(other, "was fixed", "2017-11-29");
+    std::fs::write(&cfg, text).unwrap();
+    let log = dir.join("lab/audit.jsonl");
+    let (cfg_s, log_s) = (cfg.to_str().unwrap(), log.to_str().unwrap());
+    tlsmon(&["--config", cfg_s, "replay", "--format", "none", "--audit-log", log_s], &[cap]);
+    let (code, json) = tlsmon(&["report", "--format", "json", log_s], &[]);
+    assert_eq!(code, 0);
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    let risks = doc["accepted_risks"].as_array().unwrap();
+    assert_eq!(risks.len(), 2, "{risks:?}");
+    assert_eq!(risks[0]["id"], "tls.version.deprecated");
+    assert_eq!(risks[0]["state"], "accepted");
+    assert_eq!(risks[0]["reason"], "legacy <lab> appliance");
+    assert_eq!(risks[0]["expires"], "2017-11-30");
+    assert_eq!((risks[1]["id"].as_str(), &risks[1]["state"]), (Some(other), &Value::from("expired")));
+    assert_eq!(risks[1]["expires"], "2017-11-29");
+    assert_eq!(doc["days"][0]["accepted"], 1);
+    assert_eq!(html_key(&tlsmon(&["report", log_s], &[]).1, "2017-11-30.accepted"), Some("1".into()));
+    let html = tlsmon(&["report", log_s], &[]).1;
+    assert!(html.contains("legacy &lt;lab&gt; appliance</td><td>2017-11-30</td>"), "the HTML lists it with its expiry");
+    let md = tlsmon(&["report", "--format", "markdown", log_s], &[]).1;
+    assert!(md.contains("tls.version.deprecated (accepted): legacy \\<lab\\> appliance until 2017-11-30"), "{md}");
     let _ = std::fs::remove_dir_all(&dir);
 }
