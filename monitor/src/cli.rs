@@ -74,6 +74,9 @@ pub enum Command {
     /// events (e.g. signed checkpoints) are skipped and counted. The HTML has no script and
     /// fetches nothing; it prints to A4 with one section per page.
     ///
+    /// Exits 0 when every chain is intact, 1 when one is broken (the report is still written
+    /// and names the first bad file and line), 2 when a file cannot be read.
+    ///
     /// Examples:
     ///   tlsmon report --out posture.html /var/lib/tlsmon/audit.jsonl*
     ///   tlsmon report --since 2026-11-01 --until 2026-12-01 --out november.html audit.jsonl*
