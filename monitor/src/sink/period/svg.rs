@@ -72,7 +72,9 @@ pub fn bars(label: &str, days: &[String], series: &[Series], stacked: bool, pct:
             fmt_num(if pct { v } else { v.round() }, pct)
         );
     }
-    let step = n.div_ceil(12);
+    // Month-day labels within one year; whole dates (fewer of them) across years.
+    let one_year = days.first().zip(days.last()).is_none_or(|(a, b)| a.get(..4) == b.get(..4));
+    let step = n.div_ceil(if one_year { 12 } else { 7 });
     for (i, day) in days.iter().enumerate() {
         let x0 = LEFT + slot * i as f64 + (slot - group_w) / 2.0;
         let mut base = 0.0;
@@ -100,7 +102,7 @@ pub fn bars(label: &str, days: &[String], series: &[Series], stacked: bool, pct:
             );
         }
         if i % step == 0 {
-            let short = day.get(5..).unwrap_or(day);
+            let short = if one_year { day.get(5..).unwrap_or(day) } else { day };
             let _ = write!(
                 s,
                 r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10" fill="#444">{}</text>"##,
