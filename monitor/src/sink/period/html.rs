@@ -7,7 +7,6 @@ use std::fmt::Write;
 use super::{day_name, sections, share, Period};
 use crate::policy::Severity;
 use crate::sink::inventory::Verdict;
-use crate::sink::report::verdict_word;
 
 /// HTML-escape text and attribute values; control characters are dropped.
 pub fn esc(s: &str) -> String {
@@ -116,8 +115,7 @@ fn header(s: &mut String, p: &Period) {
     );
     let sum = |f: fn(&super::Day) -> u64| p.days.values().map(f).sum::<u64>();
     let (neg, pfs, pq) = (sum(|d| d.negotiated), sum(|d| d.pfs), sum(|d| d.pq));
-    let verdict = inv.verdict();
-    let class = if verdict == Verdict::Compliant { "good" } else { "bad" };
+    let class = if inv.verdict() == Verdict::Compliant && p.events > 0 { "good" } else { "bad" };
     let period = match (p.first_ns, p.last_ns) {
         (Some(a), Some(b)) => format!("{} to {} (UTC, event time)", day_name(a), day_name(b)),
         _ => "no events".into(),
@@ -138,7 +136,7 @@ fn header(s: &mut String, p: &Period) {
         esc(&title),
         esc(&period),
         esc(&inv.profile),
-        verdict_word(verdict),
+        p.verdict_word(),
         inv.servers.len(),
         inv.non_compliant(),
         p.events,

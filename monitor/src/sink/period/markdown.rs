@@ -30,7 +30,7 @@ pub fn render(p: &Period) -> String {
         to.as_deref().unwrap_or("-")
     );
     let _ = writeln!(s, "- Profile: `{}`", md(&inv.profile));
-    let _ = writeln!(s, "- Verdict: **{}**", verdict_word(inv.verdict()));
+    let _ = writeln!(s, "- Verdict: **{}**", p.verdict_word());
     let n = inv.servers.len();
     let _ = writeln!(s, "- Servers: {n}, {} non-compliant; events: {}", inv.non_compliant(), p.events);
 
@@ -82,7 +82,7 @@ pub fn render(p: &Period) -> String {
     let sorted = inv.sorted();
     let _ = writeln!(s, "\n## Servers (worst first)\n");
     if sorted.is_empty() {
-        let _ = writeln!(s, "none");
+        let _ = writeln!(s, "none\n");
     }
     for (k, post) in &sorted {
         let srv = k.addr();

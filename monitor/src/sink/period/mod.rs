@@ -238,6 +238,24 @@ impl Period {
         }
     }
 
+    /// The period's verdict in words: as the inventory's, but never "compliant" over no events.
+    pub fn verdict_word(&self) -> &'static str {
+        if self.events == 0 {
+            "NO EVENTS"
+        } else {
+            crate::sink::report::verdict_word(self.inventory.verdict())
+        }
+    }
+
+    /// The same for the JSON report: `compliant`, `non-compliant` or `no-events`.
+    pub fn verdict_id(&self) -> &'static str {
+        if self.events == 0 {
+            "no-events"
+        } else {
+            self.inventory.verdict().as_str()
+        }
+    }
+
     /// Days in order with their figures.
     pub fn day_rows(&self) -> impl Iterator<Item = (&String, &Day)> {
         self.days.iter()
@@ -393,5 +411,20 @@ mod tests {
         assert_eq!((p.outside, p.unreadable, p.skipped.get("checkpoint")), (1, 1, Some(&1)));
         assert_eq!(p.inventory.profile, "hipaa", "the profile is read off the findings' rule");
         assert_eq!(p.inventory.handshakes, 3);
+    }
+}
+
+#[cfg(test)]
+mod empty_tests {
+    use super::*;
+
+    /// No events is no evidence: never "compliant".
+    #[test]
+    fn no_events_is_not_compliant() {
+        let p = Period::new(Inventory::new("hipaa", 10), vec!["a".into()], None, None);
+        assert_eq!(p.verdict_id(), "no-events");
+        assert!(render(PeriodFormat::Markdown, &p).contains("- Verdict: **NO EVENTS**"));
+        assert!(render(PeriodFormat::Html, &p).contains(r#"data-k="verdict">NO EVENTS<"#));
+        assert!(render(PeriodFormat::Json, &p).contains(r#""verdict": "no-events""#));
     }
 }
