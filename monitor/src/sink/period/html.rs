@@ -54,7 +54,7 @@ svg.chart{width:100%;max-width:760px;height:auto;display:block}
 footer{margin-top:32px;color:var(--mute);font-size:12px}
 @page{size:A4;margin:12mm}
 @media print{
- body{font-size:9.5pt;max-width:none;padding:0}
+ body{font-size:9.5pt;max-width:none;padding:0 1px}
  h2{margin-top:0}
  section{break-before:page}
  section.first{break-before:auto}

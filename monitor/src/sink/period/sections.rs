@@ -253,9 +253,9 @@ pub(super) fn rest(s: &mut String, p: &Period) {
     if certs.is_empty() {
         s.push_str("<p>No certificate was seen.</p>");
     } else {
-        s.push_str("<table><thead><tr><th>Server</th><th>Subject CN</th><th>Not after</th><th class=\"n\">Days left</th><th>Source</th></tr></thead><tbody>");
+        s.push_str("<table><thead><tr><th>Server</th><th style=\"width:24%\">Subject CN</th><th style=\"width:13%\">Not after</th><th class=\"n\" style=\"width:8%\">Days left</th><th style=\"width:9%\">Source</th></tr></thead><tbody>");
         for c in certs {
-            let class = if c.days_left < 0 { " class=\"bad\"" } else { "" };
+            let class = if c.days_left < 0 { " class=\"d bad\"" } else { " class=\"d\"" };
             let _ = write!(
                 s,
                 "<tr><td>{}</td><td>{}</td><td{class}>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
