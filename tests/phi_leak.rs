@@ -1,5 +1,6 @@
 //! PHI never leaves tlsmon: every output of a replay (JSON events, the text summary, the
-//! per-server report in text, JSON and Markdown, the hash-chained audit log and what `audit
+//! per-server report in text, JSON, Markdown and HTML, the period report `tlsmon report` writes
+//! from the audit log in HTML, Markdown and JSON, the hash-chained audit log and what `audit
 //! verify` prints, the Prometheus metrics, the logs at trace level) over the PHI-bearing captures (the synthetic ones
 //! from `cargo xtask gen-phi`, nDPI's HL7 and IMAP captures) is searched for every patient
 //! name, identifier, date of birth, secret and message-body fragment those captures carry —
@@ -110,6 +111,10 @@ fn no_output_carries_phi() {
     ];
     outputs.push(("audit log", std::fs::read_to_string(&audit).unwrap()));
     outputs.push(("audit public key", std::fs::read_to_string(&pub_s).unwrap()));
+    outputs.push(("report html", tlsmon(&["replay", "--report", "html"], &files)));
+    outputs.push(("period report html", tlsmon(&["report", "--format", "html", &audit_s], &[])));
+    outputs.push(("period report markdown", tlsmon(&["report", "--format", "markdown", &audit_s], &[])));
+    outputs.push(("period report json", tlsmon(&["report", "--format", "json", &audit_s], &[])));
     tlsmon(&["replay", "--format", "none", "--metrics-out", &metrics_s], &files);
     outputs.push(("metrics", std::fs::read_to_string(&metrics).unwrap()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -137,8 +142,22 @@ fn no_output_carries_phi() {
         "the audit log is signed and ends with its exit checkpoint"
     );
     assert!(outputs[5].1.contains("sealed: every line is covered"), "verify checked it: {}", outputs[5].1);
-    assert!(outputs[8].1.contains(r#"tlsmon_plaintext_phi_flows_total{protocol="hl7"} "#), "the metrics are there");
-    assert!(!outputs[8].1.contains(r#"tlsmon_plaintext_phi_flows_total{protocol="hl7"} 0"#), "and count the HL7 flows");
+    // The HTML and Markdown reports are real: they count the HL7 flows carrying PHI.
+    for i in [8, 9] {
+        assert!(outputs[i].1.contains(r#"data-k="plaintext.hl7.phi_flows">"#), "{} counts HL7 PHI flows", outputs[i].0);
+        assert!(!outputs[i].1.contains(r#"data-k="plaintext.hl7.phi_flows">0<"#), "{}", outputs[i].0);
+    }
+    assert!(outputs[10].1.contains("| hl7 | "), "the Markdown period report counts HL7 flows");
+    assert!(outputs[9].1.contains(r#"data-k="agent.0.chain">intact<"#), "the period report verified the log");
+    let metrics = outputs.iter().position(|(w, _)| *w == "metrics").unwrap();
+    assert!(
+        outputs[metrics].1.contains(r#"tlsmon_plaintext_phi_flows_total{protocol="hl7"} "#),
+        "the metrics are there"
+    );
+    assert!(
+        !outputs[metrics].1.contains(r#"tlsmon_plaintext_phi_flows_total{protocol="hl7"} 0"#),
+        "and count the HL7 flows"
+    );
 
     let mut leaks = Vec::new();
     for (what, text) in &outputs {

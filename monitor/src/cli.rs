@@ -1,4 +1,4 @@
-//! Command line: `tlsmon live`, `tlsmon replay`, `tlsmon audit verify`, with help text that teaches. Parsing only; no work here.
+//! Command line: `tlsmon live`, `tlsmon replay`, `tlsmon audit verify`, `tlsmon report`, with help text that teaches. Parsing only; no work here.
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -39,6 +39,7 @@ pub enum Command {
     ///   tcpdump -w - -i eth0 port 443 | tlsmon replay -
     ///   tlsmon replay --fail-on high capture.pcap    exit 1 if any finding is high or worse
     ///   tlsmon replay --report markdown a.pcap > posture.md   per-server report with fixes
+    ///   tlsmon replay --report html --report-out incident.html a.pcap   the same, as one HTML file
     #[command(verbatim_doc_comment)]
     Replay(ReplayArgs),
     /// Capture live with eBPF on network interfaces and judge every TLS handshake as it
@@ -60,6 +61,29 @@ pub enum Command {
     /// Work with the tamper-evident audit log written by `--audit-log FILE`.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Write a period report from audit logs, for an auditor: one self-contained HTML file
+    /// (or Markdown, or JSON) with a verification stamp per agent, the posture per UTC day,
+    /// the servers worst first with the fix to apply and the HIPAA reference, plaintext flows
+    /// by protocol (counts only), certificates by expiry, accepted risks, and what could not
+    /// be seen.
+    ///
+    /// Give one log, a rolled series (`audit.jsonl*`), or the logs of many agents collected
+    /// in one directory per agent (`/srv/tlsmon/*/audit.jsonl*`): files are grouped by
+    /// directory and log name, each group is verified as one hash chain, and the agent is
+    /// named after its directory (the log lines carry no host name). Lines that are not
+    /// events (e.g. signed checkpoints) are skipped and counted. The HTML has no script and
+    /// fetches nothing; it prints to A4 with one section per page.
+    ///
+    /// Exits 0 when every chain is intact, 1 when one is broken (the report is still written
+    /// and names the first bad file and line), 2 when a file cannot be read.
+    ///
+    /// Examples:
+    ///   tlsmon report --out posture.html /var/lib/tlsmon/audit.jsonl*
+    ///   tlsmon report --since 2026-11-01 --until 2026-12-01 --out november.html audit.jsonl*
+    ///   tlsmon report --format markdown /srv/tlsmon/*/audit.jsonl* > fleet.md
+    ///   tlsmon report --format json audit.jsonl | jq '.days[] | {date, pfs_share}'
+    #[command(verbatim_doc_comment)]
+    Report(PeriodArgs),
     /// Print a shell completion script on stdout.
     ///
     /// Examples:
@@ -163,6 +187,79 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+/// `tlsmon report`: the period report over audit logs.
+#[derive(clap::Args, Debug)]
+pub struct PeriodArgs {
+    /// Audit logs: one file, a rolled series, or several agents' logs (one directory each).
+    #[arg(value_name = "AUDIT_LOG", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Leave out events before this time (event time, UTC): 2026-11-01 or
+    /// 2026-11-01T08:00:00Z.
+    #[arg(long, value_name = "TIME", value_parser = parse_report_time)]
+    pub since: Option<i128>,
+    /// Leave out events from this time on (exclusive; a day means its midnight UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_report_time)]
+    pub until: Option<i128>,
+    /// "html" (one self-contained file), "markdown" or "json" (the same figures, stable names).
+    #[arg(long, value_enum, default_value = "html", value_name = "FORMAT")]
+    pub format: PeriodFormat,
+    /// Write the report to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Most servers inventoried; events of further servers are counted, not kept.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_servers: usize,
+}
+
+/// Parse the RFC 3339 UTC time the events carry ("2026-11-30T08:00:00.123456Z"), or a day
+/// ("2026-11-30", its midnight), to Unix nanoseconds.
+pub fn parse_time(s: &str) -> Option<i128> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+    };
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let month = time::Month::try_from(u8::try_from(num(5..7)?).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(num(0..4)?).ok()?, month, u8::try_from(num(8..10)?).ok()?).ok()?;
+    let (mut secs, mut frac_ns) = (0i64, 0i128);
+    if b.len() > 10 {
+        if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 20 || b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        let (h, m, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        if h > 23 || m > 59 || sec > 60 {
+            return None;
+        }
+        secs = h * 3600 + m * 60 + sec;
+        let rest = &s[19..];
+        let rest = match rest.strip_prefix('.') {
+            Some(f) => {
+                let digits: String = f.chars().take_while(char::is_ascii_digit).collect();
+                if digits.is_empty() || digits.len() > 9 {
+                    return None;
+                }
+                frac_ns = format!("{digits:0<9}").parse().ok()?;
+                &f[digits.len()..]
+            }
+            None => rest,
+        };
+        if !matches!(rest, "Z" | "z" | "+00:00") {
+            return None;
+        }
+    }
+    let midnight = date.midnight().assume_utc().unix_timestamp();
+    Some(i128::from(midnight + secs) * 1_000_000_000 + frac_ns)
+}
+
+/// `--since` / `--until`: an RFC 3339 UTC time or a day, to Unix nanoseconds.
+pub fn parse_report_time(s: &str) -> Result<i128, String> {
+    parse_time(s).ok_or_else(|| format!("`{s}` is not a time: use 2026-11-01 or 2026-11-01T08:00:00Z (UTC)"))
 }
 
 /// The audit log: the same for live capture and replay.
@@ -424,7 +521,8 @@ pub struct ReplayArgs {
     pub format: Option<Format>,
     /// Write the per-server posture report (servers worst first, each finding with the fix to
     /// apply, a compliant / non-compliant verdict per server under the profile): "text",
-    /// "json" (one document) or "markdown". On stdout, it is the whole output unless --format
+    /// "json" (one document), "markdown", or "html" (the period report of `tlsmon report`,
+    /// one self-contained file with charts per UTC day, for incident responders). On stdout, it is the whole output unless --format
     /// is also given (then it follows the events); with --report-out it goes to that file.
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub report: Option<ReportFormat>,
@@ -477,6 +575,16 @@ pub enum ReportFormat {
     Text,
     Json,
     Markdown,
+    Html,
+}
+
+/// `tlsmon report --format` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeriodFormat {
+    Html,
+    Markdown,
+    Json,
 }
 
 /// Documented default port (`--listen` alone means 127.0.0.1:9863).

@@ -374,7 +374,7 @@ impl Config {
                     self.apply_live(a, m);
                 }
             }
-            Command::Audit(_) | Command::Completions { .. } | Command::Man { .. } => {}
+            Command::Audit(_) | Command::Report(_) | Command::Completions { .. } | Command::Man { .. } => {}
         }
     }
 

@@ -79,6 +79,7 @@ impl<W: Write> Emitter<W> {
         self.worst = self.worst.max(o.findings.iter().filter(|f| !f.is_accepted()).map(|f| f.severity).max());
         self.published.metrics.observe(&o);
         self.published.inventory().add(&o);
+        self.published.period_add(&o);
         if let Some(a) = &mut self.alerter {
             a.observe(&o);
         }

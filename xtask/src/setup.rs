@@ -27,7 +27,9 @@ use anyhow::{bail, Context as _, Result};
 /// `cargo xtask image`: podman, and runc (Debian's default crun refuses hosts with cgroup v1
 /// and v2 mounted side by side); python3-venv for the virtual environment of
 /// kubernetes-validate (tests/kubernetes.rs); tshark, whose dissectors check the synthetic
-/// captures built from protocol specifications (the SQL Server TDS captures, tests/tds_replay.rs).
+/// captures built from protocol specifications (the SQL Server TDS captures, tests/tds_replay.rs);
+/// chromium (headless) and poppler-utils (pdftoppm), which open, screenshot and print the HTML
+/// reports to A4 (tests/report_chromium.rs).
 const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "openssl",
@@ -55,6 +57,8 @@ const APT_PACKAGES: &[&str] = &[
     "runc",
     "python3-venv",
     "tshark",
+    "chromium",
+    "poppler-utils",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

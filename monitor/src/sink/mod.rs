@@ -6,6 +6,7 @@ pub mod inventory;
 pub mod json;
 pub mod local_event;
 pub mod metrics;
+pub mod period;
 pub mod published;
 pub mod report;
 pub mod ssh_event;

@@ -8,6 +8,7 @@ use crate::serve::{Provider, ServeStats};
 use crate::sink::alertmanager::AlertStats;
 use crate::sink::inventory::Inventory;
 use crate::sink::metrics::{Metrics, Mode};
+use crate::sink::period::Period;
 use crate::sink::report::{self, ReportFormat};
 
 /// Seconds without a turn of the live loop after which /healthz answers 503.
@@ -26,6 +27,8 @@ pub struct Published {
     pub http: OnceLock<Arc<ServeStats>>,
     /// The Alertmanager sink's counters, when there is one.
     pub alerts: OnceLock<Arc<AlertStats>>,
+    /// The period report's model, fed every event, when `--report html` asked for it.
+    period: Mutex<Option<Period>>,
 }
 
 fn now_s() -> i64 {
@@ -43,6 +46,7 @@ impl Published {
             finished: AtomicBool::new(false),
             http: OnceLock::new(),
             alerts: OnceLock::new(),
+            period: Mutex::new(None),
         }
     }
 
@@ -50,6 +54,23 @@ impl Published {
     /// was held cannot leave it half-updated in a way that matters: take it anyway.
     pub fn inventory(&self) -> MutexGuard<'_, Inventory> {
         self.inventory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start feeding every output to a period report (`--report html`).
+    pub fn start_period(&self, period: Period) {
+        *self.period.lock().unwrap_or_else(|p| p.into_inner()) = Some(period);
+    }
+
+    /// Fold one output into the period report, when there is one.
+    pub fn period_add(&self, o: &crate::observation::Output) {
+        if let Some(p) = self.period.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            p.add_output(o);
+        }
+    }
+
+    /// The period report, taken at the end of the run.
+    pub fn take_period(&self) -> Option<Period> {
+        self.period.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// What the run could not inspect so far, for /inventory and the report.

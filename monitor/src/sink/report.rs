@@ -10,7 +10,7 @@ use crate::sink::inventory::{fix, FindingRow, Inventory, Posture, ServerKey, Ver
 pub use crate::cli::ReportFormat;
 
 /// Names that came off the wire, made safe for Markdown: no control characters, no markup.
-fn md(s: &str) -> String {
+pub(crate) fn md(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars().filter(|c| !c.is_control()) {
         if matches!(c, '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '|' | '#') {
@@ -26,7 +26,7 @@ fn plain(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).collect()
 }
 
-fn server_label(k: &ServerKey) -> String {
+pub(crate) fn server_label(k: &ServerKey) -> String {
     if k.sni == "-" {
         k.addr()
     } else {
@@ -45,7 +45,7 @@ fn counts(m: &std::collections::BTreeMap<String, u64>) -> String {
     v.iter().map(|(k, n)| format!("{k} ×{n}")).collect::<Vec<_>>().join(", ")
 }
 
-fn facts(p: &Posture) -> String {
+pub(crate) fn facts(p: &Posture) -> String {
     let mut parts = Vec::new();
     if p.handshakes > 0 || p.plaintext_flows + p.ssh_sessions == 0 {
         parts.push(plural(p.handshakes, "handshake"));
@@ -74,12 +74,12 @@ fn facts(p: &Posture) -> String {
     parts.join(" · ")
 }
 
-fn problems(p: &Posture) -> impl Iterator<Item = &FindingRow> {
+pub(crate) fn problems(p: &Posture) -> impl Iterator<Item = &FindingRow> {
     p.findings_sorted().into_iter().filter(|f| f.severity > Severity::Info)
 }
 
 /// " (exception expired 2026-01-31: reason)" for a finding whose exception no longer applied.
-fn expired_note(f: &FindingRow) -> String {
+pub(crate) fn expired_note(f: &FindingRow) -> String {
     match &f.acceptance {
         Some(Acceptance::Expired { reason, expired }) => format!(" (exception expired {expired}: {reason})"),
         _ => String::new(),
@@ -100,7 +100,7 @@ fn accepted_lines(p: &Posture) -> Vec<String> {
         .collect()
 }
 
-fn verdict_word(v: Verdict) -> &'static str {
+pub(crate) fn verdict_word(v: Verdict) -> &'static str {
     match v {
         Verdict::Compliant => "COMPLIANT",
         Verdict::NonCompliant => "NON-COMPLIANT",
@@ -201,6 +201,13 @@ pub fn render(format: ReportFormat, inv: &Inventory, captures: &[String]) -> Str
     match format {
         ReportFormat::Text => text(inv, captures),
         ReportFormat::Markdown => markdown(inv, captures),
+        // Without the events (a replay builds the period from them, see `Published`), the
+        // period report of the inventory alone: no per-day posture.
+        ReportFormat::Html => {
+            let mut p = crate::sink::period::Period::new(inv.clone(), captures.to_vec(), None, None);
+            p.inventory.losses = inv.losses.clone();
+            crate::sink::period::html::render(&p)
+        }
         ReportFormat::Json => {
             let mut s = serde_json::to_string_pretty(&inv.json_document(captures)).unwrap_or_default();
             s.push('\n');

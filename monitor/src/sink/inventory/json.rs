@@ -57,7 +57,7 @@ impl Serialize for Servers<'_> {
     }
 }
 
-fn server_json(k: &super::ServerKey, p: &super::Posture) -> serde_json::Value {
+pub(crate) fn server_json(k: &super::ServerKey, p: &super::Posture) -> serde_json::Value {
     let findings: Vec<serde_json::Value> = p
         .findings_sorted()
         .into_iter()

@@ -2,6 +2,7 @@
 //! facts, the findings and a verdict under the active profile, aggregated from judged
 //! handshakes. Bounded (servers, and keys per server); must never hold payload or PHI — only
 //! the handshake facts the JSON event already carries.
+mod event;
 mod fix;
 mod json;
 mod subject;
@@ -13,7 +14,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+pub use event::Added;
 pub use fix::fix;
+pub(crate) use json::server_json;
 pub use subject::leaf_cn;
 
 use crate::inspect::names::{group_label, version_name};
@@ -98,7 +101,7 @@ pub struct FindingRow {
     pub id: &'static str,
     pub severity: Severity,
     pub hipaa_ref: &'static str,
-    pub rule: &'static str,
+    pub rule: String,
     /// Handshakes that raised it.
     pub count: u64,
     /// The evidence of the first handshake that raised it.
@@ -118,7 +121,7 @@ impl FindingRow {
             id,
             severity,
             hipaa_ref: "-",
-            rule: "hipaa/test",
+            rule: "hipaa/test".into(),
             count: 1,
             evidence: String::new(),
             subjects: subjects.iter().map(|s| s.to_string()).collect(),
@@ -319,7 +322,7 @@ impl Inventory {
                 id: f.id,
                 severity: f.severity,
                 hipaa_ref: f.hipaa_ref,
-                rule: f.rule,
+                rule: f.rule.to_string(),
                 count: 0,
                 evidence: f.evidence.clone(),
                 subjects: Vec::new(),

@@ -1,0 +1,203 @@
+//! Sink, period report: the one place that names the fields of a JSON event as `sink::json`
+//! writes it (and the audit log carries it). Everything that reads an event from a log goes
+//! through these accessors, so a renamed field (ECS) is a change here only. Read-only; must
+//! never hand out anything but the metadata the event already carries.
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+pub use crate::cli::parse_time;
+use crate::inspect::names::version_parts;
+use crate::policy::Severity;
+
+/// Versions a label or a protocol/number pair can name, in code form.
+const VERSION_CODES: [u16; 9] = [0x0002, 0x0300, 0x0301, 0x0302, 0x0303, 0x0304, 0xfeff, 0xfefd, 0xfefc];
+
+fn path<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().try_fold(v, |v, k| v.get(k))
+}
+
+fn text<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
+    path(v, keys)?.as_str()
+}
+
+/// "tls" + "1.2" → 0x0303.
+fn code_of(proto: &str, num: &str) -> Option<u16> {
+    VERSION_CODES.into_iter().find(|&c| version_parts(c) == Some((proto, num)))
+}
+
+/// "tls1.2" (a ClientHello label) → 0x0303; "0x7f1c" → 0x7f1c.
+fn code_of_label(label: &str) -> Option<u16> {
+    if let Some(hex) = label.strip_prefix("0x") {
+        return u16::from_str_radix(hex, 16).ok();
+    }
+    VERSION_CODES.into_iter().find(|&c| version_parts(c).is_some_and(|(p, n)| label == format!("{p}{n}")))
+}
+
+/// One event (a line of the JSON sink or the audit log).
+#[derive(Clone, Copy)]
+pub struct Ev<'a>(pub &'a Value);
+
+/// One finding of an event.
+pub struct EvFinding<'a> {
+    pub id: &'a str,
+    pub severity: Option<Severity>,
+    pub rule: &'a str,
+    pub evidence: &'a str,
+    /// The exception that accepted it: (reason, expires).
+    pub accepted: Option<(&'a str, &'a str)>,
+    /// The exception that had expired: (reason, expired).
+    pub expired: Option<(&'a str, &'a str)>,
+}
+
+/// The server's leaf certificate as an event carries it (`tls.server.x509`).
+#[derive(Clone, Copy)]
+pub struct EvCert<'a>(&'a Value);
+
+impl<'a> EvCert<'a> {
+    pub fn not_after(&self) -> Option<&'a str> {
+        text(self.0, &["not_after"])
+    }
+    pub fn not_before(&self) -> Option<&'a str> {
+        text(self.0, &["not_before"])
+    }
+    pub fn subject_cn(&self) -> Option<&'a str> {
+        text(self.0, &["subject", "common_name"])
+    }
+    pub fn subject_dn(&self) -> &'a str {
+        text(self.0, &["subject", "distinguished_name"]).unwrap_or("")
+    }
+    pub fn issuer_cn(&self) -> Option<&'a str> {
+        text(self.0, &["issuer", "common_name"])
+    }
+    pub fn key_algorithm(&self) -> &'a str {
+        text(self.0, &["public_key_algorithm"]).unwrap_or("unknown")
+    }
+    pub fn key_size(&self) -> u32 {
+        path(self.0, &["public_key_size"]).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).unwrap_or(0)
+    }
+    pub fn signature_algorithm(&self) -> &'a str {
+        text(self.0, &["signature_algorithm"]).unwrap_or("")
+    }
+    pub fn self_signed(&self) -> bool {
+        path(self.0, &["self_signed"]).and_then(Value::as_bool).unwrap_or(false)
+    }
+}
+
+impl<'a> Ev<'a> {
+    /// `tls`, `probe`, `plaintext`, `ssh`, or a line that is no event (`checkpoint` …).
+    pub fn kind(&self) -> Option<&'a str> {
+        text(self.0, &["type"])
+    }
+    pub fn timestamp(&self) -> Option<&'a str> {
+        text(self.0, &["timestamp"])
+    }
+    /// The event's (packet) time in Unix nanoseconds.
+    pub fn time_ns(&self) -> Option<i128> {
+        self.timestamp().and_then(parse_time)
+    }
+    /// The server: the destination's address and port.
+    pub fn server(&self) -> Option<(IpAddr, u16)> {
+        let ip = text(self.0, &["destination", "ip"])?.parse().ok()?;
+        let port = path(self.0, &["destination", "port"])?.as_u64().and_then(|p| u16::try_from(p).ok())?;
+        Some((ip, port))
+    }
+    pub fn sni(&self) -> Option<&'a str> {
+        text(self.0, &["tls", "client", "server_name"])
+    }
+    /// The negotiated version's code (0x0303 for TLS 1.2).
+    pub fn version(&self) -> Option<u16> {
+        code_of(text(self.0, &["tls", "version_protocol"])?, text(self.0, &["tls", "version"])?)
+    }
+    /// The highest version the client offered (supported_versions, else the hello's version).
+    pub fn client_max_version(&self) -> Option<u16> {
+        let offered = path(self.0, &["tls", "client", "supported_versions"]).and_then(Value::as_array);
+        let max = offered
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().and_then(code_of_label))
+            .max_by_key(|v| crate::inspect::tls::hello::version_rank(*v));
+        max.or_else(|| text(self.0, &["tls", "client", "legacy_version"]).and_then(code_of_label))
+    }
+    pub fn cipher(&self) -> Option<&'a str> {
+        text(self.0, &["tls", "cipher"])
+    }
+    /// The key-exchange group, by name.
+    pub fn curve(&self) -> Option<&'a str> {
+        text(self.0, &["tls", "curve"])
+    }
+    pub fn cert(&self) -> Option<EvCert<'a>> {
+        path(self.0, &["tls", "server", "x509"]).filter(|v| v.is_object()).map(EvCert)
+    }
+    /// `udp` for QUIC and DTLS handshakes; absent over TCP.
+    pub fn transport(&self) -> Option<&'a str> {
+        text(self.0, &["network", "transport"])
+    }
+    /// `quic` or `dtls` over UDP.
+    pub fn network_protocol(&self) -> Option<&'a str> {
+        text(self.0, &["network", "protocol"])
+    }
+    /// A plaintext flow's protocol (`hl7`, `dicom`, `http` …).
+    pub fn plaintext_protocol(&self) -> Option<&'a str> {
+        text(self.0, &["plaintext", "protocol"])
+    }
+    /// An SSH server's software (its identification string).
+    pub fn ssh_software(&self) -> Option<&'a str> {
+        text(self.0, &["ssh", "server", "software"])
+    }
+    /// An SSH session's negotiated algorithm of one kind: `kex`, `host_key`, `cipher_c2s`,
+    /// `cipher_s2c`, `mac_c2s`, `mac_s2c`, `compression_c2s`.
+    pub fn ssh_negotiated(&self, what: &str) -> Option<&'a str> {
+        text(self.0, &["ssh", "negotiated", what])
+    }
+    pub fn has_ssh_negotiated(&self) -> bool {
+        path(self.0, &["ssh", "negotiated"]).is_some_and(Value::is_object)
+    }
+    pub fn findings(&self) -> impl Iterator<Item = EvFinding<'a>> {
+        let list = path(self.0, &["findings"]).and_then(Value::as_array);
+        list.into_iter().flatten().filter_map(|f| {
+            let pair = |k: &str, a: &str, b: &str| Some((text(f, &[k, a])?, text(f, &[k, b])?));
+            Some(EvFinding {
+                id: text(f, &["id"])?,
+                severity: path(f, &["severity"]).and_then(|s| serde_json::from_value(s.clone()).ok()),
+                rule: text(f, &["rule"]).unwrap_or(""),
+                evidence: text(f, &["evidence"]).unwrap_or(""),
+                accepted: pair("accepted", "reason", "expires"),
+                expired: pair("exception_expired", "reason", "expired"),
+            })
+        })
+    }
+}
+
+/// The chain fields of an audit line: `seq` and `hash`.
+pub fn audit_seq(v: &Value) -> Option<u64> {
+    v.get("seq").and_then(Value::as_u64)
+}
+
+pub fn audit_hash(v: &Value) -> Option<&str> {
+    v.get("hash").and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("2017-07-14T02:40:00.123456Z"), Some(1_500_000_000_123_456_000));
+        assert_eq!(parse_time("1970-01-02"), Some(86_400_000_000_000));
+        assert_eq!(parse_time("1970-01-01T00:00:01Z"), Some(1_000_000_000));
+        for bad in ["", "2017-13-01", "2017-07-14T02:40", "2017-07-14T02:40:00+02:00", "yesterday"] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn versions_from_labels() {
+        assert_eq!(code_of("tls", "1.2"), Some(0x0303));
+        assert_eq!(code_of_label("tls1.3"), Some(0x0304));
+        assert_eq!(code_of_label("ssl3.0"), Some(0x0300));
+        let v = serde_json::json!({"tls": {"client": {"supported_versions": ["tls1.2", "tls1.3"], "legacy_version": "tls1.2"}}});
+        assert_eq!(Ev(&v).client_max_version(), Some(0x0304));
+    }
+}
