@@ -180,11 +180,12 @@ impl Default for CgroupIndex {
     }
 }
 
-/// The cgroup v2 mount point: in this mount namespace, else in PID 1's (through
-/// `/proc/1/root`: `ip netns exec` runs the agent in a mount namespace without one).
+/// The cgroup v2 mount point: in this mount namespace, else in another process's, reached
+/// through `/proc/PID/root` (the parent's first: `ip netns exec` runs the agent in a mount
+/// namespace of its own without one). Only a path that can be read is returned.
 pub fn cgroup2_root() -> Option<PathBuf> {
-    let find = |mountinfo: &str| {
-        let info = fs::read_to_string(mountinfo).ok()?;
+    let find = |pid: &str| {
+        let info = fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
         info.lines().find_map(|l| {
             // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS... - FSTYPE SOURCE SUPER"
             let (left, right) = l.split_once(" - ")?;
@@ -194,11 +195,22 @@ pub fn cgroup2_root() -> Option<PathBuf> {
             left.split_whitespace().nth(4).map(PathBuf::from)
         })
     };
-    find("/proc/self/mountinfo").or_else(|| {
-        let p = find("/proc/1/mountinfo")?;
-        Some(PathBuf::from("/proc/1/root").join(p.strip_prefix("/").unwrap_or(&p)))
+    if let Some(p) = find("self") {
+        return Some(p);
+    }
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() }.to_string();
+    let others = fs::read_dir("/proc").into_iter().flatten().flatten().take(MAX_PROCESSES_TRIED);
+    let pids = [parent, "1".to_string()].into_iter().chain(others.filter_map(|e| e.file_name().into_string().ok()));
+    pids.filter(|p| p.bytes().all(|b| b.is_ascii_digit())).find_map(|pid| {
+        let mount = find(&pid)?;
+        let path = PathBuf::from(format!("/proc/{pid}/root")).join(mount.strip_prefix("/").unwrap_or(&mount));
+        fs::read_dir(&path).is_ok().then_some(path)
     })
 }
+
+/// Most processes whose mount namespace is tried by [`cgroup2_root`].
+const MAX_PROCESSES_TRIED: usize = 4096;
 
 /// The cgroup v2 path of a process (`0::/path` in /proc/PID/cgroup).
 pub fn process_cgroup(pid: u32) -> Option<String> {

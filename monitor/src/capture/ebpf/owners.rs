@@ -104,7 +104,10 @@ impl Owners {
 
 fn attach_one(ebpf: &mut Ebpf, prog: &str, root: &File) -> Result<(), String> {
     let p = ebpf.program_mut(prog).ok_or_else(|| format!("the eBPF object has no program {prog}"))?;
-    let mode = CgroupAttachMode::AllowMultiple;
+    // Through a BPF link (kernels >= 5.7, which aya uses) a cgroup program always runs beside
+    // the others attached there (the kernel's multi mode); the link refuses any flag, and
+    // `Single` is the one that passes none.
+    let mode = CgroupAttachMode::Single;
     let fd = root.as_fd();
     let load = |e: aya::programs::ProgramError| format!("loading {prog}: {e}");
     let attach = |e: aya::programs::ProgramError| format!("attaching {prog} to the cgroup v2 root: {e}");
