@@ -111,11 +111,16 @@ fn kustomization_lists_every_manifest_and_the_pod_matches_the_unit() {
     }
     let ds = read("deploy/kubernetes/daemonset.yaml");
     assert!(ds.contains("privileged: false") && !ds.contains("privileged: true"));
-    assert!(ds.contains("drop: [\"ALL\"]") && ds.contains("add: [\"BPF\", \"NET_ADMIN\", \"PERFMON\"]"));
+    assert!(
+        ds.contains("drop: [\"ALL\"]") && ds.contains("add: [\"BPF\", \"NET_ADMIN\", \"PERFMON\", \"SYS_PTRACE\"]")
+    );
     assert!(ds.contains("allowPrivilegeEscalation: false") && ds.contains("hostNetwork: true"));
     let unit = read("packaging/tlsmon.service");
-    assert!(unit.contains("\nAmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_PERFMON\n"));
-    assert!(unit.contains("\nCapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON\n"));
+    assert!(unit.contains("\nAmbientCapabilities=CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_PTRACE\n"));
+    assert!(unit.contains("\nCapabilityBoundingSet=CAP_BPF CAP_NET_ADMIN CAP_PERFMON CAP_SYS_PTRACE\n"));
+    // Attribution: the node's PIDs and cgroup tree (the config names the mount's path).
+    assert!(ds.contains("hostPID: true") && ds.contains("mountPath: /host/sys/fs/cgroup"));
+    assert!(read("deploy/kubernetes/tlsmon.toml").contains("cgroup-root = \"/host/sys/fs/cgroup\""));
     // The alert on a missing agent selects job "tlsmon", which the PodMonitor's jobLabel gives.
     assert!(read("dashboards/tlsmon-alerts.yml").contains("up{job=\"tlsmon\"}"));
     let pm = read("deploy/kubernetes/podmonitor.yaml");

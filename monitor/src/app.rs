@@ -473,7 +473,8 @@ fn live(a: LiveArgs) -> Result<i32> {
         (true, XdpModeArg::Native) => AttachMode::XdpNative,
     };
     // The kernel program is loaded with the settings the pipeline judges candidates by.
-    let capture_cfg = CaptureConfig { ifaces: a.ifaces.clone(), mode, kernel: cfg.candidates };
+    let capture_cfg =
+        CaptureConfig { ifaces: a.ifaces.clone(), mode, kernel: cfg.candidates, cgroup_root: a.cgroup_root.clone() };
     let rt = runtime()?;
     let audit = open_audit(&a.audit)?;
     // The inventory is always kept in live mode (served at /inventory, counted in /metrics).

@@ -325,6 +325,12 @@ pub struct LiveArgs {
     /// Stop after this many seconds (default: run until SIGINT / SIGTERM).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// The host's cgroup v2 root, where the socket hooks of process attribution attach (every
+    /// process is below it) and whose tree names cgroups, containers, units and pods. Default:
+    /// the cgroup2 mount of this mount namespace, else of the parent's (`ip netns exec`). In a
+    /// container give the host's, mounted in: e.g. --cgroup-root /host/sys/fs/cgroup
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
     #[command(flatten)]
     pub listen: ListenArgs,
     #[command(flatten)]

@@ -117,6 +117,7 @@ pub struct LiveSection {
     pub candidate_port: Option<Vec<u16>>,
     pub duration: Option<u64>,
     pub stats: Option<bool>,
+    pub cgroup_root: Option<PathBuf>,
 }
 
 /// `[metrics]`: the HTTP endpoint (replay and live) and the metrics file (replay).
@@ -399,6 +400,7 @@ impl Config {
         take(m, "xdp_mode", &mut a.xdp_mode, l.xdp_mode);
         take(m, "duration", &mut a.duration, l.duration.map(Some));
         take(m, "stats", &mut a.stats, l.stats);
+        take(m, "cgroup_root", &mut a.cgroup_root, l.cgroup_root.clone().map(Some));
         self.apply_pipeline(&mut a.pipeline, m);
         self.apply_audit(&mut a.audit, m);
         self.apply_listen(&mut a.listen, m);

@@ -110,7 +110,7 @@ fn unknown_key_in_a_section_is_named() {
     assert_eq!(
         err(p("[pipeline]\nmax-flows = 3\n\n[live]\nxdp = true\ninterface = [\"eth0\"]\n")),
         "config file t.toml: line 6, key `live.interface`: unknown field `interface`, expected one of `iface`, \
-`xdp`, `xdp-mode`, `candidate-port`, `duration`, `stats`"
+`xdp`, `xdp-mode`, `candidate-port`, `duration`, `stats`, `cgroup-root`"
     );
 }
 

@@ -51,14 +51,20 @@ pub struct Process {
 }
 
 impl Process {
-    /// `legacy-client (systemd unit hl7-bridge.service)`: how reports name it.
+    /// `` `legacy-client` (systemd unit hl7-bridge.service) ``: how reports name it.
     pub fn label(&self) -> String {
-        let mut s = format!("`{}`", self.name);
-        if let Some(unit) = &self.service {
-            s.push_str(&format!(" (systemd unit {unit})"));
-        } else if let Some(id) = &self.container_id {
-            s.push_str(&format!(" (container {})", &id[..id.len().min(12)]));
-        }
-        s
+        label(&self.name, self.service.as_deref(), self.container_id.as_deref())
+    }
+}
+
+/// How reports name a process: its task name, then its systemd unit or container. Backquotes
+/// are left out of the names (any process may choose its name): the only ones are the label's.
+pub fn label(name: &str, unit: Option<&str>, container: Option<&str>) -> String {
+    let clean = |s: &str| s.replace('`', "");
+    let (name, unit, container) = (clean(name), unit.map(clean), container.map(clean));
+    match (unit, container) {
+        (Some(unit), _) => format!("`{name}` (systemd unit {unit})"),
+        (None, Some(id)) => format!("`{name}` (container {})", &id[..id.len().min(12)]),
+        (None, None) => format!("`{name}`"),
     }
 }

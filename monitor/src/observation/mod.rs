@@ -9,7 +9,7 @@ mod stats;
 pub use crate::flow::Endpoint;
 pub use finding::{Acceptance, Finding, Severity};
 pub use handshake::{client_dir, Handshake, ProbeFacts, VersionTry};
-pub use local::{Local, Process};
+pub use local::{label as process_label, Local, Process};
 pub use stats::{losses, DecodeStats, Loss, MemoryStats, PipelineStats};
 
 use crate::inspect::plaintext::PlainFacts;

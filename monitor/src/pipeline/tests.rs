@@ -320,3 +320,41 @@ fn xmpp_starttls_split_anywhere() {
         assert!(up.xmpp.is_some_and(|x| x.tls_required), "cut {cut}");
     }
 }
+
+/// Live: a new socket (another cookie) sending on a 4-tuple whose flow is still open is a new
+/// connection that reused the port: the old flow is judged with its own socket, and the new
+/// one starts clean with the new socket; neither names the other's.
+#[test]
+fn another_socket_on_the_same_tuple_is_a_new_connection() {
+    use crate::decode::LocalSocket;
+    let mut p = Pipeline::new(PipelineConfig::default());
+    let hello = client_hello();
+    let (a, b) = (LocalSocket { cookie: 11, cgroup_id: 7 }, LocalSocket { cookie: 22, cgroup_id: 8 });
+    let from = |s: LocalSocket, syn: bool, payload: &'static [u8], seq: u32| Packet {
+        local: Some(s),
+        ..pkt(payload, syn, seq)
+    };
+    let hello: &'static [u8] = hello.leak();
+    p.packet(S, &from(a, true, &[], 999));
+    p.packet(S + 1, &from(a, false, hello, 1000));
+    // No FIN or RST of the first connection was seen; the port is taken again.
+    p.packet(2 * S, &from(b, true, &[], 5999));
+    p.packet(2 * S + 1, &from(b, false, hello, 6000));
+    let first: Vec<Output> = p.drain_outputs().collect();
+    assert_eq!(first.len(), 1, "the first connection is judged when the second begins");
+    assert_eq!(first[0].local.sockets, [Some(a), None]);
+    assert_eq!(p.stats.socket_reuse, 1);
+    p.finish();
+    let second: Vec<Output> = p.drain_outputs().collect();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].local.sockets, [Some(b), None]);
+    let h = second[0].handshake().expect("a handshake");
+    assert!(h.client_hello.is_some() && h.ts_ns == 2 * S + 1, "{:?} at {}", h.client_hello.is_some(), h.ts_ns);
+    // The same socket again changes nothing; records without a socket (ingress) neither.
+    let mut q = Pipeline::new(PipelineConfig::default());
+    q.packet(S, &from(a, true, &[], 999));
+    q.packet(S + 1, &pkt(&[], false, 1000));
+    q.packet(S + 2, &from(a, false, hello, 1000));
+    assert_eq!(q.drain_outputs().count(), 0);
+    assert_eq!(q.stats.socket_reuse, 0);
+}

@@ -74,6 +74,21 @@ pub(crate) fn facts(p: &Posture) -> String {
     parts.join(" · ")
 }
 
+/// " — on this host: in client `legacy-client` (systemd unit hl7-bridge.service), server
+/// `nginx`": the local processes that spoke to or served the server (live), most flows first,
+/// at most three. Names are task names and unit names (backquoted, never Markdown).
+pub(crate) fn local_note(p: &Posture) -> String {
+    if p.local.is_empty() {
+        return String::new();
+    }
+    let mut v: Vec<(&String, &u64)> = p.local.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    // The labels' own backquotes (the only ones: names lose theirs) stay code spans.
+    let names: Vec<String> = v.iter().take(3).map(|(k, _)| md(k).replace("\\`", "`")).collect();
+    let more = if v.len() > 3 { format!(" and {} more", v.len() - 3) } else { String::new() };
+    format!(" — on this host: in {}{more}", names.join(", "))
+}
+
 pub(crate) fn problems(p: &Posture) -> impl Iterator<Item = &FindingRow> {
     p.findings_sorted().into_iter().filter(|f| f.severity > Severity::Info)
 }
@@ -146,9 +161,11 @@ pub fn markdown(inv: &Inventory, captures: &[String]) -> String {
         let srv = k.addr();
         let _ = writeln!(s, "\n### {} — NON-COMPLIANT\n", md(&server_label(k)));
         let _ = writeln!(s, "{}\n", md(&facts(p)));
+        // Live: the processes of this host to fix, named on every fix line.
+        let on_host = local_note(p);
         for f in problems(p) {
             let note = md(&expired_note(f));
-            let _ = writeln!(s, "- {} — {} (`{}`){note}", md(&fix(f, &srv)), f.severity.as_str(), f.id);
+            let _ = writeln!(s, "- {}{on_host} — {} (`{}`){note}", md(&fix(f, &srv)), f.severity.as_str(), f.id);
         }
         for a in accepted_lines(p) {
             let _ = writeln!(s, "- {}", md(&a));

@@ -72,6 +72,8 @@ pub struct CaptureConfig {
     pub ifaces: Vec<String>,
     pub mode: AttachMode,
     pub kernel: KernelConfig,
+    /// Where the socket hooks attach (None: found, see `attribution::cgroup::cgroup2_root`).
+    pub cgroup_root: Option<std::path::PathBuf>,
 }
 
 /// What the record reader counted.
@@ -136,7 +138,7 @@ impl Capture {
         // Socket hooks before the scan, the scan before the capture: a socket opened while the
         // scan runs is seen by a hook, and every one that existed is in the map before its
         // first captured packet could need it.
-        let owners = attach_owners(&mut ebpf)?;
+        let owners = attach_owners(&mut ebpf, cfg.cgroup_root.as_deref())?;
         let links = match cfg.mode {
             AttachMode::Tc => attach_tc(&mut ebpf, &cfg.ifaces)?,
             AttachMode::XdpSkb => attach_xdp(&mut ebpf, &cfg.ifaces, XdpMode::Skb)?,
@@ -332,8 +334,8 @@ fn take_map<M>(
 
 /// Attach the socket hooks (failing open: a hook the kernel refuses is said once) and seed
 /// the owners map with the sockets that exist now.
-fn attach_owners(ebpf: &mut Ebpf) -> Result<owners::Owners, CaptureError> {
-    let mut o = owners::Owners::attach(ebpf).map_err(|name| CaptureError::ObjectMismatch { name })?;
+fn attach_owners(ebpf: &mut Ebpf, cgroup_root: Option<&std::path::Path>) -> Result<owners::Owners, CaptureError> {
+    let mut o = owners::Owners::attach(ebpf, cgroup_root).map_err(|name| CaptureError::ObjectMismatch { name })?;
     for why in &o.missing {
         tracing::warn!("process attribution: socket hook not attached ({why}); flows it would name stay unnamed");
     }

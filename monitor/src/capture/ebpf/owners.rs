@@ -7,6 +7,7 @@
 //! counted), never the capture.
 use std::fs::File;
 use std::os::fd::AsFd as _;
+use std::path::Path;
 
 use aya::maps::{HashMap, MapData};
 use aya::programs::{CgroupAttachMode, CgroupSock, CgroupSockAddr, SockOps};
@@ -45,10 +46,10 @@ pub struct Owners {
 impl Owners {
     /// Load and attach every hook the kernel allows; take the owners maps. Err only when a map
     /// is not in the object (a build mismatch).
-    pub fn attach(ebpf: &mut Ebpf) -> Result<Owners, String> {
+    pub fn attach(ebpf: &mut Ebpf, root: Option<&Path>) -> Result<Owners, String> {
         let mut missing = Vec::new();
         let mut attached = 0;
-        let cgroup_root = match cgroup2_root() {
+        let cgroup_root = match root.map(Path::to_path_buf).or_else(cgroup2_root) {
             Some(path) => match File::open(&path) {
                 Ok(f) => Some(f),
                 Err(e) => {

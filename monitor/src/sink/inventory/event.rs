@@ -113,6 +113,9 @@ impl Inventory {
             return Added::Dropped;
         }
         let p = self.servers.entry(key.clone()).or_default();
+        for local in ev.local_processes() {
+            bump(&mut p.local, local, &mut p.keys_dropped);
+        }
         if p.handshakes + p.plaintext_flows + p.ssh_sessions == 0 || ts_ns < p.first_ns {
             p.first_ns = ts_ns;
         }

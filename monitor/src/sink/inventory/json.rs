@@ -111,6 +111,10 @@ pub(crate) fn server_json(k: &super::ServerKey, p: &super::Posture) -> serde_jso
         v["ssh_sessions"] = serde_json::json!(p.ssh_sessions);
         v["ssh"] = serde_json::json!(p.ssh);
     }
+    // Live with process attribution only: the local processes that spoke to or served it.
+    if !p.local.is_empty() {
+        v["local_processes"] = serde_json::json!(p.local);
+    }
     v
 }
 

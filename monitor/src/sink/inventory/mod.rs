@@ -155,6 +155,9 @@ pub struct Posture {
     pub worst: Option<Severity>,
     pub first_ns: u64,
     pub last_ns: u64,
+    /// Processes of this host that spoke to the server (`client …`) or served it (`server …`),
+    /// by flows (live only: process attribution).
+    pub local: BTreeMap<String, u64>,
     /// Keys not kept because a per-server table was full.
     pub keys_dropped: u64,
 }
@@ -256,6 +259,11 @@ impl Inventory {
             return;
         }
         let p = self.servers.entry(key).or_default();
+        for (role, proc) in ["client", "server"].iter().zip(&o.local.processes) {
+            if let Some(proc) = proc {
+                bump(&mut p.local, format!("{role} {}", proc.label()), &mut p.keys_dropped);
+            }
+        }
         if p.handshakes + p.plaintext_flows + p.ssh_sessions == 0 || ts_ns < p.first_ns {
             p.first_ns = ts_ns;
         }

@@ -182,3 +182,52 @@ fn ssh_sessions_per_server() {
     let tls = servers.iter().find(|s| s["port"] == 443).unwrap();
     assert!(tls.get("ssh").is_none() && tls.get("ssh_sessions").is_none());
 }
+
+/// Live process attribution reaches the inventory and the Markdown report: the server's entry
+/// lists the local processes that spoke to it, and every fix line names them; the JSON events
+/// of the same flows (the audit log's) give the same entry.
+#[test]
+fn local_processes_are_named_on_fix_lines() {
+    use crate::observation::Process;
+    use std::sync::Arc;
+    let client = Arc::new(Process {
+        pid: 4242,
+        name: "legacy-`client".into(),
+        service: Some("hl7-bridge.service".into()),
+        ..Process::default()
+    });
+    let mut inv = Inventory::new("hipaa", 10);
+    for _ in 0..2 {
+        let mut o = out(
+            [10, 0, 0, 5],
+            443,
+            Some("ehr.example"),
+            0x0301,
+            0xc013,
+            1,
+            vec![finding("tls.version.deprecated", Severity::High)],
+        );
+        o.local.processes[0] = Some(client.clone());
+        inv.add(&o);
+    }
+    let (_, p) = inv.sorted()[0];
+    let label = "client `legacy-client` (systemd unit hl7-bridge.service)";
+    assert_eq!(p.local.get(label), Some(&2), "{:?}", p.local);
+    let md = crate::sink::report::markdown(&inv, &["live".into()]);
+    let line = md.lines().find(|l| l.contains("tls.version.deprecated")).expect("a fix line");
+    assert!(line.contains(&format!("— on this host: in {label}")), "{line}");
+    let json = inv.to_json(&[]);
+    assert_eq!(json["servers"][0]["local_processes"][label], 2, "{json}");
+    // Replay knows no process: no such line, no such field.
+    let mut replayed = Inventory::new("hipaa", 10);
+    replayed.add(&out(
+        [10, 0, 0, 5],
+        443,
+        Some("ehr.example"),
+        0x0301,
+        0xc013,
+        1,
+        vec![finding("tls.version.deprecated", Severity::High)],
+    ));
+    assert!(!crate::sink::report::markdown(&replayed, &[]).contains("on this host"));
+}

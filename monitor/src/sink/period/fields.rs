@@ -142,6 +142,23 @@ impl<'a> Ev<'a> {
         text(self.0, &["plaintext", "protocol"])
     }
     /// An SSH server's software (its identification string).
+    /// The local processes the event names (live), as the inventory keys them: `client
+    /// `name` (systemd unit …)` or `server …` (`tlsmon.local.side` says which end `process.*`
+    /// is; `tlsmon.local.server_process` is the server when both ends are local).
+    pub fn local_processes(&self) -> Vec<String> {
+        let Some(name) = text(self.0, &["process", "name"]) else { return Vec::new() };
+        let label = crate::observation::process_label(
+            name,
+            text(self.0, &["service", "name"]),
+            text(self.0, &["container", "id"]),
+        );
+        let side = text(self.0, &["tlsmon", "local", "side"]).unwrap_or("client");
+        let mut out = vec![format!("{} {label}", if side == "server" { "server" } else { "client" })];
+        if let Some(server) = text(self.0, &["tlsmon", "local", "server_process", "name"]) {
+            out.push(format!("server {}", crate::observation::process_label(server, None, None)));
+        }
+        out
+    }
     pub fn ssh_software(&self) -> Option<&'a str> {
         text(self.0, &["ssh", "server", "software"])
     }
