@@ -297,3 +297,38 @@ fn accepted_risks_with_their_expiry() {
     assert!(md.contains("tls.version.deprecated (accepted): legacy \\<lab\\> appliance until 2017-11-30"), "{md}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A log signed by the agent (`--audit-sign-key`): with its public key the stamp says the
+/// signatures are valid and the log sealed; with another key the checkpoint is named invalid
+/// and the chain broken; without a key, "not checked".
+#[test]
+fn signed_log_stamp_checks_the_signatures() {
+    let dir = tmp("signed");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (log, key, other) = (dir.join("audit.jsonl"), dir.join("audit.key"), dir.join("other.key"));
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+    tlsmon(&["replay", "--format", "none", "--audit-log", &s(&log), "--audit-sign-key", &s(&key)], &captures());
+    tlsmon(&["audit", "key", "--out", &s(&other)], &[]);
+    let stamp = |args: &[&str]| {
+        let mut all = vec!["report", "--format", "json"];
+        all.extend_from_slice(args);
+        let log_s = s(&log);
+        all.push(&log_s);
+        let (code, out) = tlsmon(&all, &[]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        (code, v["agents"][0].clone())
+    };
+    let (pub_s, other_pub) = (format!("{}.pub", s(&key)), format!("{}.pub", s(&other)));
+    let (code, st) = stamp(&["--key", &pub_s]);
+    assert_eq!(code, 0, "{st}");
+    let sig = st["signatures"].as_str().unwrap();
+    assert!(sig.starts_with("valid (key ") && sig.contains("sealed at a clean exit"), "{sig}");
+    let (code, st) = stamp(&["--key", &other_pub]);
+    assert_eq!(code, 1, "a checkpoint signed by a key not given breaks the chain: {st}");
+    assert!(st["signatures"].as_str().unwrap().starts_with("INVALID"), "{st}");
+    assert_eq!(st["chain"], "broken");
+    let (code, st) = stamp(&[]);
+    assert_eq!((code, st["signatures"].as_str()), (0, Some("not checked")), "{st}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,6 +4,9 @@
 //!                                       programs and ours, per kind of packet
 //!   kernel_bench mix FILE               ring-buffer bytes / wire bytes over a capture, and
 //!                                       handshakes judged through the kernel vs replay
+//!   kernel_bench hooks [--n N]          process attribution's socket hooks: ns per run (the
+//!                                       kernel's run-time statistics) and what a loopback
+//!                                       connect/accept and a UDP send cost with and without them
 //!
 //! Frames are built here (private addresses; they only go through BPF_PROG_TEST_RUN).
 //! Figures are the kernel's own per-run average, median of several trials.
@@ -33,7 +36,14 @@ fn main() -> Result<()> {
             packets(trials)
         }
         Some("mix") => mix(args.get(1).context("mix FILE")?),
-        _ => bail!("usage: kernel_bench packets [--trials N] | kernel_bench mix FILE"),
+        Some("hooks") => {
+            let n = match args.iter().position(|a| a == "--n") {
+                Some(i) => args.get(i + 1).context("--n N")?.parse().context("--n N")?,
+                None => 20_000,
+            };
+            hooks::run(n)
+        }
+        _ => bail!("usage: kernel_bench packets [--trials N] | kernel_bench mix FILE | kernel_bench hooks [--n N]"),
     }
 }
 
@@ -241,4 +251,112 @@ fn mix(path: &str) -> Result<()> {
     println!("  kernel counters: {}", line.join(" "));
     println!("  ({kernel_secs:.1} s through BPF_PROG_TEST_RUN, one syscall per frame)");
     Ok(())
+}
+
+/// Process attribution's socket hooks, attached to a cgroup made for the bench (this process
+/// moves into it, so only its own sockets run them; removed at the end).
+mod hooks {
+    use std::io::Write as _;
+    use std::net::{TcpListener, TcpStream, UdpSocket};
+    use std::path::PathBuf;
+    use std::time::Instant;
+
+    use anyhow::{bail, Context, Result};
+    use aya::sys::{enable_stats, Stats};
+    use aya::EbpfLoader;
+    use monitor::attribution::cgroup::cgroup2_root;
+    use monitor::capture::ebpf::owners::{Owners, HOOKS};
+    use monitor::ebpf_obj::EBPF_OBJECT;
+
+    /// A cgroup v2 directory this process lives in until dropped.
+    struct BenchCgroup {
+        root: PathBuf,
+        dir: PathBuf,
+    }
+
+    impl BenchCgroup {
+        fn enter() -> Result<BenchCgroup> {
+            let root = cgroup2_root().context("no cgroup v2 hierarchy")?;
+            let dir = root.join(format!("tlsmon-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(dir.join("cgroup.procs"), "0").context("moving into the bench cgroup")?;
+            Ok(BenchCgroup { root, dir })
+        }
+    }
+
+    impl Drop for BenchCgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.root.join("cgroup.procs"), "0");
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
+
+    /// ns per loopback TCP connect + accept + close, and per UDP send to an address.
+    fn workload(n: usize) -> Result<(f64, f64)> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let start = Instant::now();
+        for _ in 0..n {
+            let c = TcpStream::connect(addr)?;
+            let (s, _) = listener.accept()?;
+            drop((c, s));
+        }
+        let tcp = start.elapsed().as_nanos() as f64 / n as f64;
+        let sink = UdpSocket::bind("127.0.0.1:0")?;
+        let to = sink.local_addr()?;
+        let udp = UdpSocket::bind("127.0.0.1:0")?;
+        let start = Instant::now();
+        for _ in 0..n {
+            udp.send_to(b"x", to)?;
+        }
+        let per_send = start.elapsed().as_nanos() as f64 / n as f64;
+        Ok((tcp, per_send))
+    }
+
+    fn median3(mut f: impl FnMut() -> Result<(f64, f64)>) -> Result<(f64, f64)> {
+        let mut v = vec![f()?, f()?, f()?];
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let tcp = v[1].0;
+        v.sort_by(|a, b| a.1.total_cmp(&b.1));
+        Ok((tcp, v[1].1))
+    }
+
+    pub fn run(n: usize) -> Result<()> {
+        let cg = BenchCgroup::enter()?;
+        let (tcp0, udp0) = median3(|| workload(n))?;
+        let mut ebpf = EbpfLoader::new().load(EBPF_OBJECT).context("loading the eBPF object")?;
+        let owners = Owners::attach(&mut ebpf, Some(&cg.dir)).map_err(anyhow::Error::msg)?;
+        if owners.attached != HOOKS.len() {
+            bail!("hooks not attached: {:?}", owners.missing);
+        }
+        let _stats = enable_stats(Stats::RunTime).context("BPF_ENABLE_STATS")?;
+        let (tcp1, udp1) = median3(|| workload(n))?;
+        println!("attribution hooks: {n} loopback TCP connect+accept+close and {n} UDP sends per trial (median of 3)");
+        println!("  {:<28} {:>10} {:>12}", "hook", "runs", "ns per run");
+        for (prog, what) in HOOKS {
+            let info = ebpf.program(prog).context(prog)?.info()?;
+            let runs = info.run_count();
+            let ns = if runs == 0 { 0.0 } else { info.run_time().as_nanos() as f64 / runs as f64 };
+            println!("  {what:<28} {runs:>10} {ns:>12.0}");
+        }
+        println!(
+            "  {:<28} {:>10.0} ns without hooks, {:>8.0} ns with ({:+.0} ns)",
+            "TCP connect+accept+close",
+            tcp0,
+            tcp1,
+            tcp1 - tcp0
+        );
+        println!(
+            "  {:<28} {:>10.0} ns without hooks, {:>8.0} ns with ({:+.0} ns)",
+            "UDP send to an address",
+            udp0,
+            udp1,
+            udp1 - udp0
+        );
+        println!("  the TC/XDP programs' data-packet path runs no hook: see `kernel_bench packets`");
+        std::io::stdout().flush()?;
+        drop(ebpf);
+        drop(cg);
+        Ok(())
+    }
 }

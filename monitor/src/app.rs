@@ -79,7 +79,13 @@ fn period_report(a: &monitor::cli::PeriodArgs) -> Result<i32> {
     let started = Instant::now();
     let names: Vec<String> = a.files.iter().map(|f| f.display().to_string()).collect();
     let mut p = Period::new(Inventory::new("", a.max_servers), names, a.since, a.until);
-    period::read_logs(&a.files, &mut p).context("reading the audit logs")?;
+    let keys = a
+        .keys
+        .iter()
+        .map(|k| audit::PublicKey::from_file(k))
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading the public key (--key)")?;
+    period::read_logs(&a.files, &keys, &mut p).context("reading the audit logs")?;
     // The title names the agents; the stamps list their files.
     p.sources = p.stamps.iter().map(|s| s.agent.clone()).collect();
     if p.inventory.profile.is_empty() {

@@ -211,6 +211,11 @@ pub struct PeriodArgs {
     /// Most servers inventoried; events of further servers are counted, not kept.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_servers: usize,
+    /// Check the signed checkpoints of every log with this Ed25519 public key (the KEY.pub
+    /// written beside `--audit-sign-key`; repeat for a key change): the stamp then says whether
+    /// the signatures are valid and the log sealed. Without it: "not checked".
+    #[arg(long = "key", value_name = "PUB")]
+    pub keys: Vec<PathBuf>,
 }
 
 /// Parse the RFC 3339 UTC time the events carry ("2026-11-30T08:00:00.123456Z"), or a day

@@ -176,11 +176,11 @@ impl Pipeline {
         self.finalize_all(gone);
         let Some(entry) = self.table.get_mut(&key) else { return };
         entry.last_ns = ts_ns;
-        if let (Some(now), FlowState::Active(a)) = (p.local, &entry.state) {
+        if let (Some(now), FlowState::Active(a), true) = (p.local, &entry.state, p.syn && !p.ack) {
             if a.dirs[dir].local.is_some_and(|before| before.cookie != now.cookie) {
-                // Another socket sends on this 4-tuple: a new connection reused it (the port
-                // of a closed one) before the old flow was judged. Judge the old one now, so
-                // neither its facts nor its process leak into the new one.
+                // Another socket opens a connection on this 4-tuple: a new connection reused it
+                // (the port of a closed one) before the old flow was judged. Judge the old one
+                // now, so neither its facts nor its process leak into the new one.
                 let (first_ns, old) =
                     (entry.first_ns, std::mem::replace(&mut entry.state, FlowState::new(&self.cfg, &key)));
                 entry.first_ns = ts_ns;
@@ -200,7 +200,10 @@ impl Pipeline {
             }
             return;
         };
-        if p.local.is_some() {
+        // The connection's own socket sends its SYN and its payload; a bare ACK, FIN or RST
+        // may leave from the kernel's per-namespace control socket (replies in TIME_WAIT,
+        // resets), which names no process.
+        if p.local.is_some() && (p.syn || !p.payload.is_empty()) {
             a.dirs[dir].local = p.local;
         }
         let cfg = &self.cfg;

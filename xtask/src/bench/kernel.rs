@@ -1,6 +1,8 @@
 //! `cargo xtask bench kernel`: the kernel programs' cost per packet (BPF_PROG_TEST_RUN, ours
 //! against a no-op program) and the share of wire bytes that reaches userspace through the
-//! ring buffer on a generated mix. Runs monitor's `kernel_bench` example as root.
+//! ring buffer on a generated mix, and the cost of process attribution's socket hooks (per run,
+//! and on a loopback connect/accept and a UDP send). Runs monitor's `kernel_bench` example as
+//! root.
 //! Must never report a figure it did not measure: the example prints what the kernel returned.
 use std::process::Command;
 
@@ -47,6 +49,9 @@ pub fn run(a: KernelArgs) -> Result<()> {
     let mut cmd = Command::new(&bin);
     cmd.args(["packets", "--trials", &a.trials.to_string()]);
     check(run_pinned(&mut cmd, cpu)?.code, "kernel_bench packets")?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg("hooks");
+    check(run_pinned(&mut cmd, cpu)?.code, "kernel_bench hooks")?;
     if a.no_mix {
         return Ok(());
     }

@@ -45,8 +45,8 @@ pub struct Stamp {
     pub last_hash: Option<String>,
     /// Lines of type `checkpoint` (signed checkpoints) seen.
     pub checkpoint_lines: u64,
-    /// The keyed verification of the signed checkpoints: "not checked" until the keyed verifier
-    /// is wired in here.
+    /// The keyed verification of the signed checkpoints (`tlsmon report --key PUB`): "valid …",
+    /// "INVALID …" (the chain stamp names the line) or "not checked" without a key.
     pub signatures: String,
 }
 
@@ -57,8 +57,32 @@ pub struct BadLine {
     pub problem: String,
 }
 
-/// What `signatures` says until a keyed verification fills it.
+/// What `signatures` says without a public key.
 pub const SIGNATURES_NOT_CHECKED: &str = "not checked";
+
+/// The stamp's words for a keyed verification.
+fn signatures_word(v: &audit::SignedVerdict) -> String {
+    use audit::Signatures;
+    let keys = match &v.signatures {
+        Signatures::NotChecked => return SIGNATURES_NOT_CHECKED.to_string(),
+        Signatures::Checked { key_ids } => key_ids.join(", "),
+    };
+    if matches!(v.chain, SeriesVerdict::Broken { .. }) {
+        return format!("INVALID after {} good checkpoints (key {keys}): see the chain", v.checkpoints);
+    }
+    let Some(last) = &v.last_checkpoint else {
+        return "no checkpoint: nothing is signed".to_string();
+    };
+    let c = &last.checkpoint;
+    let head = format!("valid (key {keys}): {} checkpoints, the last signs seq {} at {}", v.checkpoints, c.seq, c.time);
+    match &v.uncovered {
+        _ if v.sealed() => format!("{head}; sealed at a clean exit, every line covered"),
+        Some(u) => format!("{head}; lines from seq {} to {} are not covered by a signature", u.first_seq, u.last_seq),
+        None => {
+            format!("{head}; the log does not end with an exit checkpoint (still open, or the agent stopped uncleanly)")
+        }
+    }
+}
 
 /// `audit.jsonl.0000000001` → `audit.jsonl` (a rolled file's log name).
 fn log_name(p: &Path) -> String {
@@ -125,9 +149,17 @@ fn chain_order(files: &[PathBuf]) -> Result<Vec<PathBuf>, ReportError> {
 }
 
 /// Verify and read one agent's series into `period`; its stamp.
-fn read_series(agent: String, files: &[PathBuf], idx: usize, period: &mut Period) -> Result<Stamp, ReportError> {
+fn read_series(
+    agent: String,
+    files: &[PathBuf],
+    keys: &[audit::PublicKey],
+    idx: usize,
+    period: &mut Period,
+) -> Result<Stamp, ReportError> {
     let files = chain_order(files)?;
-    let (chain, first_bad) = match audit::verify_series(&files)? {
+    let verdict = audit::verify_series_keyed(&files, keys)?;
+    let signatures = signatures_word(&verdict);
+    let (chain, first_bad) = match verdict.chain {
         SeriesVerdict::Intact { .. } => ("intact", None),
         SeriesVerdict::Broken { file, line, problem } => {
             ("broken", Some(BadLine { file: file.display().to_string(), line, problem: problem.to_string() }))
@@ -144,7 +176,7 @@ fn read_series(agent: String, files: &[PathBuf], idx: usize, period: &mut Period
         last_seq: None,
         last_hash: None,
         checkpoint_lines: 0,
-        signatures: SIGNATURES_NOT_CHECKED.to_string(),
+        signatures,
     };
     let mut buf = Vec::new();
     for p in &files {
@@ -174,9 +206,9 @@ fn read_series(agent: String, files: &[PathBuf], idx: usize, period: &mut Period
 
 /// Read the audit logs (one file, a rolled series, or the series of many agents, grouped by
 /// directory) into `period`, with one verification stamp per agent.
-pub fn read_logs(paths: &[PathBuf], period: &mut Period) -> Result<(), ReportError> {
+pub fn read_logs(paths: &[PathBuf], keys: &[audit::PublicKey], period: &mut Period) -> Result<(), ReportError> {
     for (idx, (agent, files)) in group(paths).into_iter().enumerate() {
-        let stamp = read_series(agent, &files, idx, period)?;
+        let stamp = read_series(agent, &files, keys, idx, period)?;
         period.stamps.push(stamp);
     }
     Ok(())
