@@ -1,5 +1,5 @@
-//! `tlsmon report` over audit logs spread over three UTC days and two agents (one rolled
-//! series with a signed-checkpoint line): the JSON report's per-day figures equal what the
+//! `tlsmon report` over audit logs spread over three UTC days and two agents (one a rolled,
+//! signed series): the JSON report's per-day figures equal what the
 //! test counts in the events it wrote, the HTML and Markdown carry the same figures, servers
 //! name the agents that reported them, a hostile SNI is escaped, --since/--until cut the
 //! period, a tampered log is named in its agent's stamp, and a ~30 MB log takes seconds.
@@ -63,12 +63,14 @@ fn multi_day_fleet_report_agrees_across_formats() {
         assert_eq!(a["first_hash"].as_str().map(str::len), Some(64));
     }
     assert!(agents[0]["files"].as_array().expect("files").len() >= 2, "ward-a is a rolled series");
-    assert_eq!(agents[0]["lines"], per_agent[0].len() as u64 + 1, "every event and the checkpoint");
-    assert_eq!(agents[0]["last_seq"], per_agent[0].len() as u64 + 1);
-    assert_eq!(agents[0]["checkpoint_lines"], 1);
+    let cps = checkpoint_lines(&files);
+    assert!(cps >= 2, "a checkpoint ends each rolled file and the log: {cps}");
+    assert_eq!(agents[0]["lines"], per_agent[0].len() as u64 + cps, "every event and the checkpoints");
+    assert_eq!(agents[0]["last_seq"], per_agent[0].len() as u64 + cps);
+    assert_eq!(agents[0]["checkpoint_lines"], cps);
     assert_eq!(agents[1]["lines"], per_agent[1].len() as u64);
     let skipped = doc["coverage"].as_array().expect("coverage").iter().find(|c| c["what"] == "skipped_checkpoint");
-    assert_eq!(skipped.expect("the checkpoint line is counted")["count"], 1);
+    assert_eq!(skipped.expect("the checkpoint lines are counted")["count"], cps);
 
     // Per-day figures: what the test wrote, both agents' events together.
     let all: Vec<&Value> = per_agent.iter().flatten().collect();
@@ -126,7 +128,8 @@ fn multi_day_fleet_report_agrees_across_formats() {
     assert_eq!(html_key(&html, "total.servers"), Some(doc["totals"]["servers"].to_string()));
     assert_eq!(html_key(&html, "plaintext.hl7.flows"), Some(doc["plaintext"]["hl7"]["flows"].to_string()));
     assert_eq!(html_key(&html, "agent.0.chain"), Some("intact".into()));
-    assert_eq!(html_key(&html, "agent.0.signatures").as_deref(), Some("not checked (1 checkpoint lines)"));
+    let cps = checkpoint_lines(&files);
+    assert_eq!(html_key(&html, "agent.0.signatures"), Some(format!("not checked ({cps} checkpoint lines)")));
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x"), "hostile SNI escaped");
     for banned in ["<script", "<img", "http://", "https://", "<link", "url(", "@import"] {
         assert!(!html.contains(banned), "the HTML carries {banned}");

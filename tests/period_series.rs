@@ -1,11 +1,11 @@
 //! Shared by the period-report tests: real events (replays of tests/captures and corpus
 //! captures) spread over three UTC days and written by the library's audit writer as two
-//! agents' logs, one of them rolled into a series and carrying a signed-checkpoint line.
+//! agents' logs, one of them rolled into a series and signed (checkpoint lines).
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use monitor::sink::audit::{AuditLog, RotatePolicy, SyncPolicy};
+use monitor::sink::audit::{AuditLog, RotatePolicy, Signer, SyncPolicy};
 use serde_json::Value;
 
 pub const DAYS: [&str; 3] = ["2026-11-02", "2026-11-03", "2026-11-05"];
@@ -66,7 +66,7 @@ pub fn spread(mut evs: Vec<Value>) -> Vec<Value> {
     evs
 }
 
-/// The logs: `dir/ward-a/audit.jsonl*` (every event, rolled by size, with a checkpoint line)
+/// The logs: `dir/ward-a/audit.jsonl*` (every event, rolled by size, signed: checkpoint lines)
 /// and `dir/ward-b/audit.jsonl` (every other event). The files, and the events per agent.
 pub fn write_logs(dir: &Path, evs: &[Value]) -> (Vec<PathBuf>, Vec<Vec<Value>>) {
     let _ = std::fs::remove_dir_all(dir);
@@ -74,15 +74,13 @@ pub fn write_logs(dir: &Path, evs: &[Value]) -> (Vec<PathBuf>, Vec<Vec<Value>>) 
     std::fs::create_dir_all(&a).expect("dir");
     std::fs::create_dir_all(&b).expect("dir");
     let rotate = RotatePolicy { max_bytes: Some(64 << 10), daily: false };
-    let mut log = AuditLog::open_rotating(&a.join("audit.jsonl"), SyncPolicy::default(), rotate).expect("open");
-    for (i, ev) in evs.iter().enumerate() {
+    // ward-a signs its chain (a checkpoint line ends every rolled file and the log).
+    let (signer, _) = Signer::load_or_create(&dir.join("ward-a.key")).expect("signing key");
+    let mut log = AuditLog::open_rotating(&a.join("audit.jsonl"), SyncPolicy::default(), rotate)
+        .expect("open")
+        .sign(signer, None);
+    for ev in evs {
         log.append(ev).expect("append");
-        if i == evs.len() / 2 {
-            // What the signing engineer's checkpoint line may look like: not an event.
-            let cp =
-                serde_json::json!({"type": "checkpoint", "key_id": "test", "signature": "00", "covers_seq": i + 1});
-            log.append(&cp).expect("append");
-        }
     }
     log.close().expect("close");
     let mut log = AuditLog::open(&b.join("audit.jsonl"), SyncPolicy::default()).expect("open");
@@ -115,4 +113,15 @@ pub fn html_key(html: &str, key: &str) -> Option<String> {
     let start = rest.find('>')? + 1;
     let end = rest[start..].find('<')? + start;
     Some(rest[start..end].to_string())
+}
+
+/// Checkpoint lines in `files`.
+pub fn checkpoint_lines(files: &[PathBuf]) -> u64 {
+    files
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(f).expect("log").lines().filter(|l| l.contains(r#""type":"checkpoint""#)).count()
+                as u64
+        })
+        .sum()
 }
