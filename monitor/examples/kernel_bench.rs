@@ -314,7 +314,7 @@ mod hooks {
     }
 
     fn median3(mut f: impl FnMut() -> Result<(f64, f64)>) -> Result<(f64, f64)> {
-        let mut v = vec![f()?, f()?, f()?];
+        let mut v = [f()?, f()?, f()?];
         v.sort_by(|a, b| a.0.total_cmp(&b.0));
         let tcp = v[1].0;
         v.sort_by(|a, b| a.1.total_cmp(&b.1));

@@ -79,6 +79,7 @@ pub enum Command {
     ///
     /// Examples:
     ///   tlsmon report --out posture.html /var/lib/tlsmon/audit.jsonl*
+    ///   tlsmon report --key audit.key.pub --out signed.html audit.jsonl*   checks the signatures
     ///   tlsmon report --since 2026-11-01 --until 2026-12-01 --out november.html audit.jsonl*
     ///   tlsmon report --format markdown /srv/tlsmon/*/audit.jsonl* > fleet.md
     ///   tlsmon report --format json audit.jsonl | jq '.days[] | {date, pfs_share}'

@@ -196,17 +196,13 @@ fn local_processes_are_named_on_fix_lines() {
         service: Some("hl7-bridge.service".into()),
         ..Process::default()
     });
+    let tls10 = || {
+        let f = vec![finding("tls.version.deprecated", Severity::High)];
+        out([10, 0, 0, 5], 443, Some("ehr.example"), 0x0301, 0xc013, 1, f)
+    };
     let mut inv = Inventory::new("hipaa", 10);
     for _ in 0..2 {
-        let mut o = out(
-            [10, 0, 0, 5],
-            443,
-            Some("ehr.example"),
-            0x0301,
-            0xc013,
-            1,
-            vec![finding("tls.version.deprecated", Severity::High)],
-        );
+        let mut o = tls10();
         o.local.processes[0] = Some(client.clone());
         inv.add(&o);
     }
@@ -220,14 +216,6 @@ fn local_processes_are_named_on_fix_lines() {
     assert_eq!(json["servers"][0]["local_processes"][label], 2, "{json}");
     // Replay knows no process: no such line, no such field.
     let mut replayed = Inventory::new("hipaa", 10);
-    replayed.add(&out(
-        [10, 0, 0, 5],
-        443,
-        Some("ehr.example"),
-        0x0301,
-        0xc013,
-        1,
-        vec![finding("tls.version.deprecated", Severity::High)],
-    ));
+    replayed.add(&tls10());
     assert!(!crate::sink::report::markdown(&replayed, &[]).contains("on this host"));
 }
