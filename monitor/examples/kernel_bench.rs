@@ -86,9 +86,11 @@ fn cases() -> Vec<Case> {
             captured: false,
         },
         Case {
-            name: "TCP data, ignored flow (SSH)",
-            frame: tcp(false, 22, 9_000, "AP", &[0x42; 1400]),
-            setup: vec![tcp(false, 22, 1, "AP", b"SSH-2.0-OpenSSH_9.2\r\n")],
+            // Port 5000, first payload neither TLS nor a plaintext signature: ignored from then
+            // on. (SSH on port 22, this case until issue 16, is a candidate now: captured.)
+            name: "TCP data, ignored flow (port 5000)",
+            frame: tcp(false, 5000, 9_000, "AP", &[0x42; 1400]),
+            setup: vec![tcp(false, 5000, 1, "AP", &[0x42; 100])],
             captured: false,
         },
         Case {
