@@ -125,6 +125,31 @@ impl<T> FlowTable<T> {
         self.map.remove(key)
     }
 
+    /// The entry of `key`; when there is none, a new flow with the state `new` gives (none:
+    /// no flow is made). Flows pushed out to make room go to `evicted`. One hash lookup when
+    /// the flow is known or the table has room.
+    pub fn get_or_insert(
+        &mut self,
+        key: FlowKey,
+        now_ns: u64,
+        new: impl FnOnce() -> Option<T>,
+        evicted: &mut impl FnMut(FlowKey, Entry<T>),
+    ) -> Option<&mut Entry<T>> {
+        if self.map.len() >= self.capacity && !self.map.contains_key(&key) {
+            let state = new()?;
+            self.insert(key, now_ns, state, evicted);
+            return self.map.get_mut(&key);
+        }
+        match self.map.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let state = new()?;
+                self.stats.created += 1;
+                Some(v.insert(Entry { first_ns: now_ns, last_ns: now_ns, state }))
+            }
+        }
+    }
+
     /// Insert a new flow; flows pushed out to make room go to `evicted`.
     pub fn insert(&mut self, key: FlowKey, now_ns: u64, state: T, evicted: &mut impl FnMut(FlowKey, Entry<T>)) {
         if self.map.len() >= self.capacity {

@@ -227,20 +227,31 @@ impl Pipeline {
         let (key, dir) = FlowKey::new(src, dst, false);
         let mut gone = Vec::new();
         self.table.expire(ts_ns, &mut |k, e| gone.push((k, e)));
-        if self.table.get_mut(&key).is_none() {
-            // Only a SYN or payload opens a flow; stray ACKs, FINs and RSTs do not.
-            if !p.syn && p.payload.is_empty() {
-                self.finalize_all(gone);
-                return;
-            }
-            let state = FlowState::new(&self.cfg, &key);
-            self.table.insert(key, ts_ns, state, &mut |k, e| gone.push((k, e)));
+        if !gone.is_empty() {
+            self.finalize_all(std::mem::take(&mut gone));
         }
-        self.finalize_all(gone);
-        let Some(entry) = self.table.get_mut(&key) else { return };
+        // Only a SYN or payload opens a flow; stray ACKs, FINs and RSTs do not. One lookup
+        // for a packet of a known flow.
+        let opens = p.syn || !p.payload.is_empty();
+        let cfg = &self.cfg;
+        let new = || opens.then(|| FlowState::new(cfg, &key));
+        let found = self.table.get_or_insert(key, ts_ns, new, &mut |k, e| gone.push((k, e)));
+        let entry = match found {
+            Some(entry) if gone.is_empty() => entry,
+            found => {
+                // Flows pushed out to make room are judged first.
+                let found = found.is_some();
+                self.finalize_all(gone);
+                if !found {
+                    return;
+                }
+                let Some(entry) = self.table.get_mut(&key) else { return };
+                entry
+            }
+        };
         entry.last_ns = ts_ns;
-        if let (Some(now), FlowState::Active(a)) = (p.local, &entry.state) {
-            if a.dirs[dir].local.is_some_and(|before| before.cookie != now.cookie) {
+        let entry = match (p.local, &entry.state) {
+            (Some(now), FlowState::Active(a)) if a.dirs[dir].local.is_some_and(|b| b.cookie != now.cookie) => {
                 // Another socket sends on this 4-tuple: a new connection reused it (the port
                 // of a closed one) before the old flow was judged. Judge the old one now, so
                 // neither its facts nor its process leak into the new one.
@@ -249,9 +260,11 @@ impl Pipeline {
                 entry.first_ns = ts_ns;
                 self.stats.socket_reuse += 1;
                 self.judge(key, first_ns, old);
+                let Some(entry) = self.table.get_mut(&key) else { return };
+                entry
             }
-        }
-        let Some(entry) = self.table.get_mut(&key) else { return };
+            _ => entry,
+        };
         if p.syn && !p.ack && matches!(entry.state, FlowState::Done) {
             // The 4-tuple is reused by a new connection.
             entry.first_ns = ts_ns;
