@@ -55,6 +55,8 @@ const APT_PACKAGES: &[&str] = &[
     "runc",
     "python3-venv",
     "tshark",
+    // ndpiReader, a peer in `cargo xtask bench compare`.
+    "libndpi-bin",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
