@@ -53,7 +53,7 @@ const WINDOW: usize = 1 << 20;
 /// claiming as much is refused (corrupt) before the window grows. Real records are far smaller
 /// (libpcap's largest snap length is 256 KiB), so the file header's snap length is not
 /// consulted: writers leave it 0 or wrong, and this cap binds first for every real one.
-const MAX_WINDOW: usize = 4 << 20;
+pub(super) const MAX_WINDOW: usize = 4 << 20;
 
 /// A reader that remembers the first I/O error (pcap-parser only reports "read error").
 struct TrackRead<R> {
@@ -151,6 +151,23 @@ impl<'r> PcapReader<'r> {
         })
     }
 
+    /// A classic pcap file read through a memory map (no copy), when `f` is one; `None`: read
+    /// it with [`PcapReader::new`].
+    pub fn mapped(f: &std::fs::File) -> Option<PcapReader<'static>> {
+        let reader = super::mapped::MappedPcap::open(f)?;
+        Some(PcapReader {
+            reader: Box::new(reader),
+            ifaces: Vec::new(),
+            legacy_linktype: 1,
+            legacy_nanos: false,
+            layout: None,
+            clock: Clock::default(),
+            offset: 0,
+            window: MAX_WINDOW,
+            stats: SourceStats::default(),
+        })
+    }
+
     /// Hand up to `limit` frames to `f`. `Ok(false)` at the end of the capture; an error means
     /// the frames before it have been handed on and nothing more will be.
     pub fn next_frames(&mut self, limit: usize, mut f: impl FnMut(&Frame<'_>)) -> Result<bool, SourceError> {
@@ -212,7 +229,8 @@ impl<'r> PcapReader<'r> {
                         f(&frame);
                     }
                     self.offset += len as u64;
-                    self.reader.consume(len);
+                    // The window shifts when it is refilled, not after every block.
+                    self.reader.consume_noshift(len);
                 }
                 Err(PcapError::Eof) => return Ok(false),
                 Err(PcapError::Incomplete(_)) => {
