@@ -10,6 +10,7 @@
 //!   each connection names its own process;
 //! - an inbound connection from the client namespace to an `openssl s_server` in mon: the
 //!   accepting server process is named (`tlsmon.local.side` = `server`).
+//!
 //! Must never be skipped: it needs root (CI runs as root) and fails loudly without it; the
 //! cgroups, processes and namespaces it made are removed on every exit path.
 mod lab;

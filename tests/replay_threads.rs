@@ -42,7 +42,12 @@ fn assert_same_for_any_n(what: &str, files: &[PathBuf], args: &[&str], min_event
     assert!(stats_one.iter().any(|l| l.starts_with("handshakes:")), "{what}: --stats shows handshakes");
     for n in [2, 4] {
         let (many, stats_many) = replay(n, files, args);
-        assert!(one == many, "{what}: --threads {n} wrote other bytes than --threads 1 ({} vs {} bytes)", many.len(), one.len());
+        assert!(
+            one == many,
+            "{what}: --threads {n} wrote other bytes than --threads 1 ({} vs {} bytes)",
+            many.len(),
+            one.len()
+        );
         assert_eq!(stats_one, stats_many, "{what}: --threads {n} counters");
     }
 }

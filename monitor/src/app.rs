@@ -391,8 +391,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let lost = with_probes(losses(&decoded, &stats, [], 0), &em);
     published.set_losses(lost.clone());
     let secs = start.elapsed().as_secs_f64();
-    let mut text =
-        (format == Format::Text).then(|| em.summary.render(&decoded, &stats, &lost, a.files.len(), secs));
+    let mut text = (format == Format::Text).then(|| em.summary.render(&decoded, &stats, &lost, a.files.len(), secs));
     if let Some(f) = a.report {
         let doc = report::render(f, &published.inventory(), &names);
         match &a.report_out {

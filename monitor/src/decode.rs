@@ -171,7 +171,11 @@ fn fast_ip(ether_type: u16, ip: &[u8]) -> Option<Packet<'_>> {
             })
         }
         17 => {
-            if usize::from(be16(body, 4)?) != body.len() || body.len() < 8 || src_port == GTP_U_PORT || dst_port == GTP_U_PORT {
+            if usize::from(be16(body, 4)?) != body.len()
+                || body.len() < 8
+                || src_port == GTP_U_PORT
+                || dst_port == GTP_U_PORT
+            {
                 return None;
             }
             Some(Packet {
@@ -448,7 +452,8 @@ mod tests {
                 }
                 if let Some(fast) = f.get(14..).and_then(|ip| fast_ip(be16(&f, 12)?, ip)) {
                     checked += 1;
-                    let lax = decode_lax(linktype::ETHERNET, &f, 0).expect("etherparse decodes what the fast path took");
+                    let lax =
+                        decode_lax(linktype::ETHERNET, &f, 0).expect("etherparse decodes what the fast path took");
                     assert_eq!(fields(&fast), fields(&lax), "frame {f:02x?}");
                 }
             }

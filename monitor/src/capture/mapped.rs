@@ -10,7 +10,9 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
-use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header, PcapHeader};
+use pcap_parser::pcap::{
+    parse_pcap_frame, parse_pcap_frame_be, parse_pcap_frame_modified, parse_pcap_header, PcapHeader,
+};
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 
@@ -30,7 +32,8 @@ unsafe impl Send for Map {}
 impl Map {
     fn new(f: &File, len: usize) -> Option<Map> {
         // SAFETY: a fresh read-only mapping of `len` bytes of an open file; checked below.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, f.as_raw_fd(), 0) };
+        let ptr =
+            unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, f.as_raw_fd(), 0) };
         if ptr == libc::MAP_FAILED {
             return None;
         }

@@ -63,7 +63,10 @@ impl Meta {
 
 enum Item {
     /// The idle sweep before the packet at `index`, at the input's time `now_ns`.
-    Sweep { index: u64, now_ns: u64 },
+    Sweep {
+        index: u64,
+        now_ns: u64,
+    },
     Packet(Meta),
 }
 
@@ -340,7 +343,11 @@ pub enum Engine {
 impl Engine {
     /// One pipeline for `threads` ≤ 1, else a [`Fanout`] of `threads` workers.
     pub fn new(cfg: PipelineConfig, threads: usize) -> std::io::Result<Self> {
-        Ok(if threads <= 1 { Engine::One(Box::new(Pipeline::new(cfg))) } else { Engine::Many(Fanout::new(&cfg, threads)?) })
+        Ok(if threads <= 1 {
+            Engine::One(Box::new(Pipeline::new(cfg)))
+        } else {
+            Engine::Many(Fanout::new(&cfg, threads)?)
+        })
     }
 }
 

@@ -5,7 +5,7 @@
 //! Must never print a figure it did not measure: a tool that is missing or fails shows why.
 use std::fs::{self, File};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -93,7 +93,9 @@ fn build_floor(root: &Path) -> Result<()> {
 }
 
 fn ensure_tool(bin: &str, package: &str) -> Result<bool> {
-    let present = |b: &str| Command::new("sh").args(["-c", &format!("command -v {b}")]).output().is_ok_and(|o| o.status.success());
+    let present = |b: &str| {
+        Command::new("sh").args(["-c", &format!("command -v {b}")]).output().is_ok_and(|o| o.status.success())
+    };
     if present(bin) {
         return Ok(true);
     }
@@ -126,7 +128,12 @@ fn measure(
             .stdout(File::create(&out_path).with_context(|| format!("creating {}", out_path.display()))?)
             .stderr(File::create(&err_path).with_context(|| format!("creating {}", err_path.display()))?);
         let r = run_pinned(&mut cmd, cpu)?;
-        eprintln!("  {name} run {i}: {:.3} s, peak RSS {:.1} MiB, exit {}", r.wall.as_secs_f64(), r.max_rss_kib as f64 / 1024.0, r.code);
+        eprintln!(
+            "  {name} run {i}: {:.3} s, peak RSS {:.1} MiB, exit {}",
+            r.wall.as_secs_f64(),
+            r.max_rss_kib as f64 / 1024.0,
+            r.code
+        );
         if !(0..=1).contains(&r.code) {
             let err = fs::read_to_string(&err_path).unwrap_or_default();
             row.note = format!("failed (exit {}): {}", r.code, err.lines().last().unwrap_or(""));
@@ -171,14 +178,27 @@ pub fn run(a: CompareArgs) -> Result<()> {
     }
     let cpu = default_cpu();
     let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    eprintln!("bench compare: {} ({:.1} MB), {} run(s) each; load average {}", file.display(), bytes as f64 / 1e6, a.runs, load.trim());
+    eprintln!(
+        "bench compare: {} ({:.1} MB), {} run(s) each; load average {}",
+        file.display(),
+        bytes as f64 / 1e6,
+        a.runs,
+        load.trim()
+    );
     let mut rows = Vec::new();
     let f = file.clone();
-    rows.push(measure("pcap record loop (floor)", &dir, a.runs, cpu, &|| {
-        let mut c = Command::new(&floor);
-        c.arg(&f);
-        c
-    }, |_, _| None)?);
+    rows.push(measure(
+        "pcap record loop (floor)",
+        &dir,
+        a.runs,
+        cpu,
+        &|| {
+            let mut c = Command::new(&floor);
+            c.arg(&f);
+            c
+        },
+        |_, _| None,
+    )?);
     let mut replays = vec![(1, "json"), (1, "none")];
     if threads > 1 {
         replays.extend([(threads, "json"), (threads, "none")]);
@@ -198,19 +218,40 @@ pub fn run(a: CompareArgs) -> Result<()> {
     if !a.no_peers {
         if ensure_tool("ndpiReader", "libndpi-bin")? {
             let f = file.clone();
-            rows.push(measure("ndpiReader", &dir, a.runs, cpu, &|| {
-                let mut c = Command::new("ndpiReader");
-                c.arg("-i").arg(&f);
-                c
-            }, ndpi_count)?);
+            rows.push(measure(
+                "ndpiReader",
+                &dir,
+                a.runs,
+                cpu,
+                &|| {
+                    let mut c = Command::new("ndpiReader");
+                    c.arg("-i").arg(&f);
+                    c
+                },
+                ndpi_count,
+            )?);
         }
         if ensure_tool("tshark", "tshark")? {
             let f = file.clone();
-            rows.push(measure("tshark (ServerHellos)", &dir, a.runs, cpu, &|| {
-                let mut c = Command::new("tshark");
-                c.args(["-n", "-r"]).arg(&f).args(["-Y", "tls.handshake.type == 2", "-T", "fields", "-e", "tcp.stream"]);
-                c
-            }, line_count)?);
+            rows.push(measure(
+                "tshark (ServerHellos)",
+                &dir,
+                a.runs,
+                cpu,
+                &|| {
+                    let mut c = Command::new("tshark");
+                    c.args(["-n", "-r"]).arg(&f).args([
+                        "-Y",
+                        "tls.handshake.type == 2",
+                        "-T",
+                        "fields",
+                        "-e",
+                        "tcp.stream",
+                    ]);
+                    c
+                },
+                line_count,
+            )?);
         }
     }
     print_table(&file, bytes, packets, &rows);
@@ -227,7 +268,10 @@ fn print_table(file: &Path, bytes: u64, packets: Option<u64>, rows: &[Row]) {
         packets.map_or(String::new(), |p| format!(", {p} packets")),
         rows.iter().map(|r| r.runs.len()).max().unwrap_or(0)
     );
-    println!("{:<40} {:>10} {:>8} {:>10} {:>11} {:>10} {:>10}", "command", "MB/s", "s", "RSS MiB", "handshakes", "×ndpi", "×tshark");
+    println!(
+        "{:<40} {:>10} {:>8} {:>10} {:>11} {:>10} {:>10}",
+        "command", "MB/s", "s", "RSS MiB", "handshakes", "×ndpi", "×tshark"
+    );
     for r in rows {
         let Some(s) = r.median_s() else {
             println!("{:<40} {}", r.name, if r.note.is_empty() { "not run" } else { &r.note });
