@@ -55,10 +55,6 @@ impl FileSource {
             match std::fs::File::open(path) {
                 Ok(f) => {
                     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-                    if let Some(reader) = PcapReader::mapped(&f) {
-                        self.current = Some(Open { name, size, reader });
-                        return Some(Ok(()));
-                    }
                     (Box::new(f), size)
                 }
                 Err(e) => return Some(Err(format!("cannot open {name}: {e}"))),

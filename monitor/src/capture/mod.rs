@@ -4,7 +4,6 @@
 //! Must never judge anything: sources decode and count, the pipeline decides.
 pub mod ebpf;
 pub mod files;
-mod mapped;
 pub mod pcap;
 pub mod record;
 #[cfg(feature = "testrun")]

@@ -53,7 +53,7 @@ const WINDOW: usize = 1 << 20;
 /// claiming as much is refused (corrupt) before the window grows. Real records are far smaller
 /// (libpcap's largest snap length is 256 KiB), so the file header's snap length is not
 /// consulted: writers leave it 0 or wrong, and this cap binds first for every real one.
-pub(super) const MAX_WINDOW: usize = 4 << 20;
+const MAX_WINDOW: usize = 4 << 20;
 
 /// A reader that remembers the first I/O error (pcap-parser only reports "read error").
 struct TrackRead<R> {
@@ -147,23 +147,6 @@ impl<'r> PcapReader<'r> {
             clock: Clock::default(),
             offset: 0,
             window: WINDOW,
-            stats: SourceStats::default(),
-        })
-    }
-
-    /// A classic pcap file read through a memory map (no copy), when `f` is one; `None`: read
-    /// it with [`PcapReader::new`].
-    pub fn mapped(f: &std::fs::File) -> Option<PcapReader<'static>> {
-        let reader = super::mapped::MappedPcap::open(f)?;
-        Some(PcapReader {
-            reader: Box::new(reader),
-            ifaces: Vec::new(),
-            legacy_linktype: 1,
-            legacy_nanos: false,
-            layout: None,
-            clock: Clock::default(),
-            offset: 0,
-            window: MAX_WINDOW,
             stats: SourceStats::default(),
         })
     }
