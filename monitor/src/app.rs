@@ -17,10 +17,11 @@ use monitor::cli::{
 };
 use monitor::inspect::tls::trust::TrustStore;
 use monitor::observation::{losses, DecodeStats, Loss, PipelineStats};
+use monitor::pipeline::fanout::Engine;
 use monitor::pipeline::{Pipeline, PipelineConfig};
 use monitor::probe::queue::QueueConfig;
 use monitor::probe::{ProbeConfig, Prober};
-use monitor::run::{self, Stop, Stopper};
+use monitor::run::{self, Stage, Stop, Stopper};
 use monitor::sink::alertmanager::{AlertStats, Alerter};
 use monitor::sink::audit::{self, AuditLog, RotatePolicy, SyncPolicy};
 use monitor::sink::inventory::Inventory;
@@ -375,7 +376,8 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let published = Arc::new(Published::new(Mode::Replay, inventory, names.clone()));
     let cfg = pipeline_config(&a.pipeline)?;
     let prober = start_prober(probe_config(&a.probe, &cfg))?;
-    let mut pipeline = Pipeline::new(cfg);
+    let threads = a.threads.map_or_else(default_threads, usize::from);
+    let mut pipeline = Engine::new(cfg, threads).context("starting the replay workers")?;
     let audit = open_audit(&a.audit)?;
     let server = serve(&a.listen, &published)?;
     let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -394,16 +396,17 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let rt = runtime()?;
     let stop = rt.block_on(async {
         let stopper = Stopper::new(true, None).context("installing the SIGINT/SIGTERM handlers")?;
-        let tick = |src: &FileSource, p: &Pipeline, em: &mut Emitter<_>| {
+        let tick = |src: &FileSource, p: &Engine, em: &mut Emitter<_>| {
             if let Some(pr) = src.progress() {
                 metrics.replay_read(pr.read_all);
                 metrics.replay_files(pr.size_all, pr.files_total, pr.files_done, false);
                 progress.update(&pr);
             }
             let decoded = src.decoded();
+            let stats = p.counters();
             metrics.source(&decoded);
-            metrics.pipeline(&p.stats);
-            published.set_losses(with_probes(losses(&decoded, &p.stats, [], 0), em));
+            metrics.pipeline(&stats);
+            published.set_losses(with_probes(losses(&decoded, &stats, [], 0), em));
             // Audit fsync interval, Alertmanager resends and inactivity resolution.
             em.periodic();
             publish_probes(&published, em);
@@ -421,11 +424,12 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     metrics.replay_files(source.total_size(), a.files.len(), a.files.len(), true);
     published.finish();
     let decoded = source.decoded();
-    let lost = with_probes(losses(&decoded, &pipeline.stats, [], 0), &em);
+    let stats = pipeline.counters();
+    drop(pipeline);
+    let lost = with_probes(losses(&decoded, &stats, [], 0), &em);
     published.set_losses(lost.clone());
     let secs = start.elapsed().as_secs_f64();
-    let mut text =
-        (format == Format::Text).then(|| em.summary.render(&decoded, &pipeline.stats, &lost, a.files.len(), secs));
+    let mut text = (format == Format::Text).then(|| em.summary.render(&decoded, &stats, &lost, a.files.len(), secs));
     if let Some(f) = a.report {
         let doc = match published.take_period() {
             Some(mut p) => {
@@ -445,7 +449,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
             .with_context(|| format!("writing the metrics to {}", p.display()))?;
     }
     if a.stats {
-        print_stats(&decoded, &pipeline.stats, &lost);
+        print_stats(&decoded, &stats, &lost);
     }
     if let Some(server) = server {
         eprintln!("tlsmon: replay done; serving the final metrics on {} until SIGINT/SIGTERM", server.addr);
@@ -459,6 +463,11 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         (Some(t), Some(w)) if w >= t => 1,
         _ => 0,
     })
+}
+
+/// `--threads` by default: the cores this process may use.
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// The captures' file names for the report title ("stdin" for "-").

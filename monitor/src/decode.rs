@@ -111,6 +111,94 @@ pub fn decode(linktype: u32, frame: &[u8]) -> Result<Packet<'_>, Skip> {
 }
 
 fn decode_depth(linktype: u32, frame: &[u8], depth: u8) -> Result<Packet<'_>, Skip> {
+    // Most frames are plain Ethernet + IP + TCP/UDP: read those directly, the rest with
+    // etherparse (which the fast path must agree with; see the tests).
+    if linktype == linktype::ETHERNET {
+        if let Some(p) = frame.get(14..).and_then(|ip| fast_ip(be16(frame, 12)?, ip)) {
+            return Ok(p);
+        }
+    }
+    decode_lax(linktype, frame, depth)
+}
+
+/// A well-formed, whole, unfragmented IPv4 or IPv6 (no extension headers) packet carrying
+/// TCP or UDP (not GTP-U), or `None` to let etherparse decide.
+fn fast_ip(ether_type: u16, ip: &[u8]) -> Option<Packet<'_>> {
+    let (src, dst, proto, body) = match ether_type {
+        0x0800 => {
+            let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+            let total = usize::from(be16(ip, 2)?);
+            let frag = be16(ip, 6)?;
+            if ip[0] >> 4 != 4 || ihl < 20 || total < ihl || total > ip.len() || frag & 0x3fff != 0 {
+                return None;
+            }
+            let a = |o: usize| -> Option<[u8; 4]> { ip.get(o..o + 4)?.try_into().ok() };
+            (Addr::v4(a(12)?), Addr::v4(a(16)?), ip[9], &ip[ihl..total])
+        }
+        0x86dd => {
+            let len = usize::from(be16(ip, 4)?);
+            if ip[0] >> 4 != 6 || len == 0 || 40 + len > ip.len() {
+                return None;
+            }
+            let a = |o: usize| -> Option<[u8; 16]> { ip.get(o..o + 16)?.try_into().ok() };
+            (Addr::v6(a(8)?), Addr::v6(a(24)?), ip[6], &ip[40..40 + len])
+        }
+        _ => return None,
+    };
+    let (src_port, dst_port) = (be16(body, 0)?, be16(body, 2)?);
+    match proto {
+        6 => {
+            let off = usize::from(*body.get(12)? >> 4) * 4;
+            if off < 20 || off > body.len() {
+                return None;
+            }
+            let flags = body[13];
+            let seq = u32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+            Some(Packet {
+                src,
+                dst,
+                src_port,
+                dst_port,
+                transport: Transport::Tcp,
+                syn: flags & 0x02 != 0,
+                ack: flags & 0x10 != 0,
+                fin: flags & 0x01 != 0,
+                rst: flags & 0x04 != 0,
+                seq,
+                payload: &body[off..],
+                truncated: false,
+                local: None,
+            })
+        }
+        17 => {
+            if usize::from(be16(body, 4)?) != body.len()
+                || body.len() < 8
+                || src_port == GTP_U_PORT
+                || dst_port == GTP_U_PORT
+            {
+                return None;
+            }
+            Some(Packet {
+                src,
+                dst,
+                src_port,
+                dst_port,
+                transport: Transport::Udp,
+                syn: false,
+                ack: false,
+                fin: false,
+                rst: false,
+                seq: 0,
+                payload: &body[8..],
+                truncated: false,
+                local: None,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn decode_lax(linktype: u32, frame: &[u8], depth: u8) -> Result<Packet<'_>, Skip> {
     let sliced = match linktype {
         linktype::ETHERNET => {
             let ether_type = be16(frame, 12).ok_or(Skip::Malformed)?;
@@ -323,6 +411,54 @@ mod tests {
         let p = decode(linktype::ETHERNET, &f[..f.len() - 2]).expect("decodes");
         assert_eq!(p.payload, b"a");
         assert!(p.truncated);
+    }
+
+    /// The fields the pipeline reads, to compare the fast path with etherparse.
+    fn fields(p: &Packet<'_>) -> impl PartialEq + std::fmt::Debug {
+        let flags = (p.syn, p.ack, p.fin, p.rst, p.truncated, p.transport);
+        (p.src, p.dst, p.src_port, p.dst_port, flags, p.seq, p.payload.to_vec())
+    }
+
+    #[test]
+    fn fast_path_agrees_with_etherparse() {
+        let tcp4 = tcp_ipv4_frame(0);
+        let mut udp4 = tcp4[..34].to_vec();
+        udp4[17] = 20 + 8 + 3;
+        udp4[23] = 17;
+        udp4.extend_from_slice(&[0x30, 0x39, 0x01, 0xbb, 0, 11, 0, 0]);
+        udp4.extend_from_slice(b"xyz");
+        let mut tcp6 = vec![0u8; 12];
+        tcp6.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 23, 6, 64]);
+        tcp6.extend((0..32).map(|i| i as u8));
+        tcp6.extend_from_slice(&tcp4[34..]);
+        let mut x: u32 = 7;
+        let mut checked = 0;
+        for base in [tcp4, udp4, tcp6] {
+            let p = fast_ip(be16(&base, 12).unwrap(), &base[14..]).expect("fast path takes the well-formed frame");
+            assert_eq!(fields(&p), fields(&decode_lax(linktype::ETHERNET, &base, 0).unwrap()));
+            // Flip bytes of the headers and cut or pad the frame: whatever the fast path takes,
+            // etherparse must decode the same way.
+            for _ in 0..20_000 {
+                let mut f = base.clone();
+                for _ in 0..1 + (x % 3) {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    let at = 14 + (x >> 8) as usize % (f.len() - 14).min(60);
+                    f[at] = (x >> 20) as u8;
+                }
+                match (x >> 4) % 4 {
+                    0 => f.truncate(f.len() - (x >> 12) as usize % 8),
+                    1 => f.extend_from_slice(&[0; 6]),
+                    _ => {}
+                }
+                if let Some(fast) = f.get(14..).and_then(|ip| fast_ip(be16(&f, 12)?, ip)) {
+                    checked += 1;
+                    let lax =
+                        decode_lax(linktype::ETHERNET, &f, 0).expect("etherparse decodes what the fast path took");
+                    assert_eq!(fields(&fast), fields(&lax), "frame {f:02x?}");
+                }
+            }
+        }
+        assert!(checked > 10_000, "only {checked} mutated frames took the fast path");
     }
 
     #[test]

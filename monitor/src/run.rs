@@ -10,7 +10,8 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::capture::files::FileSource;
 use crate::capture::{Drained, Source};
-use crate::observation::{DecodeStats, Output};
+use crate::decode::Packet;
+use crate::observation::{DecodeStats, Output, PipelineStats};
 use crate::pipeline::Pipeline;
 
 /// Most packets handed on per batch; timers and signals are served between batches.
@@ -23,6 +24,40 @@ pub trait Sink {
     fn failed(&mut self, message: &str);
     /// Why the run must stop (output closed, audit log failing), if it must.
     fn broken(&self) -> Option<&'static str>;
+}
+
+/// What the loop drives: one pipeline, or a parallel replay's workers behind one face
+/// ([`crate::pipeline::fanout::Fanout`]).
+pub trait Stage {
+    fn packet(&mut self, ts_ns: u64, p: &Packet<'_>);
+    /// Time passed without packets (live capture): judge idle flows.
+    fn advance(&mut self, now_ns: u64);
+    /// End of input: judge every open flow.
+    fn finish(&mut self);
+    /// Hand the outputs judged so far (and ready to go, in stream order) to `sink`.
+    fn emit_to(&mut self, sink: &mut impl Sink);
+    /// The counters so far (summed over workers).
+    fn counters(&self) -> PipelineStats;
+}
+
+impl Stage for Pipeline {
+    fn packet(&mut self, ts_ns: u64, p: &Packet<'_>) {
+        Pipeline::packet(self, ts_ns, p);
+    }
+    fn advance(&mut self, now_ns: u64) {
+        Pipeline::advance(self, now_ns);
+    }
+    fn finish(&mut self) {
+        Pipeline::finish(self);
+    }
+    fn emit_to(&mut self, sink: &mut impl Sink) {
+        for o in self.drain_outputs() {
+            sink.emit(o);
+        }
+    }
+    fn counters(&self) -> PipelineStats {
+        self.stats
+    }
 }
 
 /// Why a run stopped.
@@ -78,13 +113,13 @@ impl Stopper {
 /// Drive `source` through `pipeline` into `sink` until the input ends or something in
 /// `stopper` does. `tick` runs every `period` of wall-clock time and once at the end, after
 /// idle flows were judged: publish counters, show progress, let sinks do periodic work.
-pub async fn run<S: Source, K: Sink>(
+pub async fn run<S: Source, P: Stage, K: Sink>(
     source: &mut S,
-    pipeline: &mut Pipeline,
+    pipeline: &mut P,
     sink: &mut K,
     mut stopper: Stopper,
     period: Duration,
-    mut tick: impl FnMut(&S, &Pipeline, &mut K),
+    mut tick: impl FnMut(&S, &P, &mut K),
 ) -> Result<Stop, S::Error> {
     let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -141,7 +176,7 @@ pub async fn run<S: Source, K: Sink>(
 
 /// One batch from the source into the pipeline; a failed part of the input is reported after
 /// what came before it. True at the end of the input.
-fn step(source: &mut impl Source, pipeline: &mut Pipeline, sink: &mut impl Sink) -> bool {
+fn step(source: &mut impl Source, pipeline: &mut impl Stage, sink: &mut impl Sink) -> bool {
     match source.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p)) {
         Drained::Packets(_) => false,
         Drained::Failed(m) => {
@@ -153,10 +188,8 @@ fn step(source: &mut impl Source, pipeline: &mut Pipeline, sink: &mut impl Sink)
     }
 }
 
-fn emit(pipeline: &mut Pipeline, sink: &mut impl Sink) {
-    for o in pipeline.drain_outputs() {
-        sink.emit(o);
-    }
+fn emit(pipeline: &mut impl Stage, sink: &mut impl Sink) {
+    pipeline.emit_to(sink);
 }
 
 /// Collects outputs in memory (tests, small captures).

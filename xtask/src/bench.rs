@@ -6,6 +6,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
+mod compare;
 mod floods;
 mod kernel;
 mod measure;
@@ -44,6 +45,13 @@ pub enum Bench {
     /// SIGTERM under load (time to exit, audit verify) and a restart that must continue the
     /// audit chain. Root; tcpreplay.
     Soak(soak::SoakArgs),
+    /// Side by side on one capture: pcap record-loop floor, tlsmon replay (1 and N threads,
+    /// JSON and none), ndpiReader and tshark — MB/s, peak RSS, handshakes, ratios (issue 20).
+    ///
+    /// Medians of --runs, page cache warm; one-thread rows pinned to one CPU. ndpiReader
+    /// (apt: libndpi-bin) and tshark are installed when missing. The live (tcpreplay) part
+    /// of issue 20 is not here yet.
+    Compare(compare::CompareArgs),
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
@@ -56,13 +64,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
         Some(Bench::Kernel(k)) => kernel::run(k),
         Some(Bench::Floods(f)) => floods::run(f),
         Some(Bench::Soak(s)) => soak::run(s),
+        Some(Bench::Compare(c)) => compare::run(c),
     }
 }
 
 fn list() {
     let cmd = Bench::augment_subcommands(clap::Command::new("bench"));
     println!("available benches (run `cargo xtask bench NAME --help` for options):");
-    for sc in cmd.get_subcommands() {
+    for sc in cmd.get_subcommands().filter(|sc| !sc.is_hide_set()) {
         let about = sc.get_about().map(|s| s.to_string()).unwrap_or_default();
         println!("  {:<8} {}", sc.get_name(), about.lines().next().unwrap_or(""));
     }

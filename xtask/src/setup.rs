@@ -59,6 +59,8 @@ const APT_PACKAGES: &[&str] = &[
     "tshark",
     "chromium",
     "poppler-utils",
+    // ndpiReader, a peer in `cargo xtask bench compare`.
+    "libndpi-bin",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -212,7 +212,8 @@ impl<'r> PcapReader<'r> {
                         f(&frame);
                     }
                     self.offset += len as u64;
-                    self.reader.consume(len);
+                    // The window shifts when it is refilled, not after every block.
+                    self.reader.consume_noshift(len);
                 }
                 Err(PcapError::Eof) => return Ok(false),
                 Err(PcapError::Incomplete(_)) => {

@@ -13,8 +13,9 @@ pub struct Endpoint {
     pub port: u16,
 }
 
-/// A bidirectional TCP/UDP flow key, endpoints in canonical order (`lo` < `hi`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A bidirectional TCP/UDP flow key, endpoints in canonical order (`lo` < `hi`). Ordered
+/// (endpoints, then transport) so flows judged at the same moment come out in a fixed order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     pub lo: Endpoint,
     pub hi: Endpoint,
@@ -66,11 +67,20 @@ pub struct FlowTable<T> {
     last_sweep_ns: u64,
     /// Sweeps for idle flows so far (each walks the whole table).
     sweeps: u64,
+    /// Sweeps come only from [`FlowTable::sweep`] (a parallel replay's reader keeps the one
+    /// clock every worker's table sweeps on), not from [`FlowTable::expire`].
+    external_clock: bool,
     pub stats: TableStats,
 }
 
 /// Packet time between two sweeps for idle flows.
-const SWEEP_NS: u64 = 1_000_000_000;
+pub const SWEEP_NS: u64 = 1_000_000_000;
+
+/// Whether a sweep is due at `now_ns` after one at `last_ns` (the rule [`FlowTable::expire`]
+/// applies; a parallel replay's reader applies it to the whole capture's packet times).
+pub fn sweep_due(now_ns: u64, last_ns: u64) -> bool {
+    now_ns.saturating_sub(last_ns) >= SWEEP_NS
+}
 
 impl<T> FlowTable<T> {
     pub fn new(capacity: usize, idle_ns: u64) -> Self {
@@ -80,8 +90,14 @@ impl<T> FlowTable<T> {
             idle_ns,
             last_sweep_ns: 0,
             sweeps: 0,
+            external_clock: false,
             stats: TableStats::default(),
         }
+    }
+
+    /// Sweep only when [`FlowTable::sweep`] is called (the clock is kept outside).
+    pub fn set_external_clock(&mut self) {
+        self.external_clock = true;
     }
 
     pub fn len(&self) -> usize {
@@ -109,6 +125,31 @@ impl<T> FlowTable<T> {
         self.map.remove(key)
     }
 
+    /// The entry of `key`; when there is none, a new flow with the state `new` gives (none:
+    /// no flow is made). Flows pushed out to make room go to `evicted`. One hash lookup when
+    /// the flow is known or the table has room.
+    pub fn get_or_insert(
+        &mut self,
+        key: FlowKey,
+        now_ns: u64,
+        new: impl FnOnce() -> Option<T>,
+        evicted: &mut impl FnMut(FlowKey, Entry<T>),
+    ) -> Option<&mut Entry<T>> {
+        if self.map.len() >= self.capacity && !self.map.contains_key(&key) {
+            let state = new()?;
+            self.insert(key, now_ns, state, evicted);
+            return self.map.get_mut(&key);
+        }
+        match self.map.entry(key) {
+            std::collections::hash_map::Entry::Occupied(o) => Some(o.into_mut()),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let state = new()?;
+                self.stats.created += 1;
+                Some(v.insert(Entry { first_ns: now_ns, last_ns: now_ns, state }))
+            }
+        }
+    }
+
     /// Insert a new flow; flows pushed out to make room go to `evicted`.
     pub fn insert(&mut self, key: FlowKey, now_ns: u64, state: T, evicted: &mut impl FnMut(FlowKey, Entry<T>)) {
         if self.map.len() >= self.capacity {
@@ -121,10 +162,21 @@ impl<T> FlowTable<T> {
     /// Expire idle flows, at most once per second of packet time: only when packet time moved
     /// at least a second past the last sweep. Time going backwards or standing still (even at
     /// `u64::MAX`) sweeps nothing, so whatever the timestamps do, a sweep never runs per packet.
+    /// With an external clock this does nothing: sweeps come from [`FlowTable::sweep`].
     pub fn expire(&mut self, now_ns: u64, expired: &mut impl FnMut(FlowKey, Entry<T>)) {
-        if now_ns.saturating_sub(self.last_sweep_ns) < SWEEP_NS {
-            return;
+        if !self.external_clock {
+            self.expire_due(now_ns, expired);
         }
+    }
+
+    fn expire_due(&mut self, now_ns: u64, expired: &mut impl FnMut(FlowKey, Entry<T>)) {
+        if sweep_due(now_ns, self.last_sweep_ns) {
+            self.sweep(now_ns, expired);
+        }
+    }
+
+    /// Expire flows idle at `now_ns` now (the caller decided a sweep is due).
+    pub fn sweep(&mut self, now_ns: u64, expired: &mut impl FnMut(FlowKey, Entry<T>)) {
         self.last_sweep_ns = now_ns;
         self.sweeps += 1;
         let idle = self.idle_ns;
@@ -141,7 +193,7 @@ impl<T> FlowTable<T> {
     fn make_room(&mut self, now_ns: u64, evicted: &mut impl FnMut(FlowKey, Entry<T>)) {
         self.last_sweep_ns = 0;
         let before = self.stats.expired;
-        self.expire(now_ns, evicted);
+        self.expire_due(now_ns, evicted);
         if self.stats.expired > before {
             return;
         }
@@ -156,10 +208,10 @@ impl<T> FlowTable<T> {
         }
     }
 
-    /// Remove every flow (end of input), oldest first.
+    /// Remove every flow (end of input), oldest first (ties by key).
     pub fn drain(&mut self) -> Vec<(FlowKey, Entry<T>)> {
         let mut all: Vec<(FlowKey, Entry<T>)> = self.map.drain().collect();
-        all.sort_by_key(|(_, e)| e.first_ns);
+        all.sort_unstable_by_key(|(k, e)| (e.first_ns, *k));
         all
     }
 }

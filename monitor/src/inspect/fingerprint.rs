@@ -1,40 +1,71 @@
 //! Inspect, fingerprints: JA3/JA3S (Salesforce, MD5 over the decimal string) and JA4 (FoxIO's
 //! public BSD-3 JA4 TLS client spec). Pure functions of the parsed hellos.
-use std::fmt::Write;
 
 use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
 use super::tls::hello::{is_grease, ClientHello, ServerHello, EXT_ALPN, EXT_SNI};
 
-fn dash_join<T: std::fmt::Display>(it: impl Iterator<Item = T>) -> String {
-    let mut s = String::new();
+/// `v` in decimal (what `{v}` writes, without the formatting machinery: fingerprints are
+/// built for every handshake).
+fn push_dec(s: &mut String, v: u16) {
+    let mut buf = [0u8; 5];
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(char::from(b));
+    }
+}
+
+/// `v` as four lowercase hex digits (`{v:04x}`).
+fn push_hex4(s: &mut String, v: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in [12, 8, 4, 0] {
+        s.push(char::from(HEX[usize::from((v >> shift) & 0xf)]));
+    }
+}
+
+fn dash_join(s: &mut String, it: impl Iterator<Item = u16>) {
     for (i, v) in it.enumerate() {
         if i > 0 {
             s.push('-');
         }
-        let _ = write!(s, "{v}");
+        push_dec(s, v);
     }
-    s
 }
 
 /// (JA3 string, JA3 MD5) of a ClientHello. GREASE values are left out everywhere.
 pub fn ja3(ch: &ClientHello) -> (String, String) {
-    let s = format!(
-        "{},{},{},{},{}",
-        ch.version,
-        dash_join(ch.ciphers.iter().filter(|c| !is_grease(**c))),
-        dash_join(ch.extensions.iter().filter(|e| !is_grease(**e))),
-        dash_join(ch.groups.iter().filter(|g| !is_grease(**g))),
-        dash_join(ch.point_formats.iter()),
-    );
+    let mut s = String::with_capacity(8 + 6 * (ch.ciphers.len() + ch.extensions.len() + ch.groups.len()));
+    push_dec(&mut s, ch.version);
+    s.push(',');
+    dash_join(&mut s, ch.ciphers.iter().copied().filter(|c| !is_grease(*c)));
+    s.push(',');
+    dash_join(&mut s, ch.extensions.iter().copied().filter(|e| !is_grease(*e)));
+    s.push(',');
+    dash_join(&mut s, ch.groups.iter().copied().filter(|g| !is_grease(*g)));
+    s.push(',');
+    dash_join(&mut s, ch.point_formats.iter().map(|&p| u16::from(p)));
     let h = hex::encode(Md5::digest(s.as_bytes()));
     (s, h)
 }
 
 /// (JA3S string, JA3S MD5) of a ServerHello.
 pub fn ja3s(sh: &ServerHello) -> (String, String) {
-    let s = format!("{},{},{}", sh.version, sh.cipher, dash_join(sh.extensions.iter().filter(|e| !is_grease(**e))));
+    let mut s = String::with_capacity(16 + 6 * sh.extensions.len());
+    push_dec(&mut s, sh.version);
+    s.push(',');
+    push_dec(&mut s, sh.cipher);
+    s.push(',');
+    dash_join(&mut s, sh.extensions.iter().copied().filter(|e| !is_grease(*e)));
     let h = hex::encode(Md5::digest(s.as_bytes()));
     (s, h)
 }
@@ -85,7 +116,7 @@ fn hex_list(v: &[u16]) -> String {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{x:04x}");
+        push_hex4(&mut s, *x);
     }
     s
 }

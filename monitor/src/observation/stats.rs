@@ -52,6 +52,37 @@ pub struct PipelineStats {
     pub dtls: DtlsStats,
 }
 
+impl PipelineStats {
+    /// Fold in another pipeline's counters (the workers of a parallel replay). Memory figures
+    /// add up too: the limit is the global budget again, `peak` the sum of the workers' peaks.
+    pub fn add(&mut self, o: &PipelineStats) {
+        self.udp_packets += o.udp_packets;
+        self.socket_reuse += o.socket_reuse;
+        self.truncated_packets += o.truncated_packets;
+        self.handshakes += o.handshakes;
+        self.plain_candidates += o.plain_candidates;
+        self.plaintext_flows += o.plaintext_flows;
+        self.plain_bytes_dropped += o.plain_bytes_dropped;
+        let (h, oh) = (&mut self.head, &o.head);
+        h.retransmitted += oh.retransmitted;
+        h.overlaps += oh.overlaps;
+        h.out_of_order += oh.out_of_order;
+        h.pending_dropped += oh.pending_dropped;
+        h.beyond_budget += oh.beyond_budget;
+        self.flows.created += o.flows.created;
+        self.flows.expired += o.flows.expired;
+        self.flows.evicted += o.flows.evicted;
+        let (m, om) = (&mut self.memory, &o.memory);
+        m.limit += om.limit;
+        m.held += om.held;
+        m.peak += om.peak;
+        m.evicted_flows += om.evicted_flows;
+        m.evicted_bytes += om.evicted_bytes;
+        self.quic.add(&o.quic);
+        self.dtls.add(&o.dtls);
+    }
+}
+
 /// The pipeline's memory budget at work: what open flows hold (per-flow state, out-of-order
 /// segments, partial TLS records, clear bytes) against the limit, and what was given up to
 /// stay under it.

@@ -83,11 +83,36 @@ pub const MAX_MEMORY: usize = 128 << 20;
 /// every tracked flow, judged or not.
 const ENTRY_COST: usize = std::mem::size_of::<(FlowKey, Entry<FlowState>)>() + 1;
 
+/// Where an output falls in the run's event stream: outputs are ordered by the packet at
+/// which their flow was judged (its index in the whole input, from 1; `u64::MAX` at the end
+/// of input), then by phase at that packet — flows judged by the idle sweep (and capacity
+/// evictions) first, ordered by (first packet time, flow key), then the packet's own flow,
+/// then memory-budget evictions. A parallel replay merges its workers' outputs on this, so
+/// the stream is the same for any number of workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Order {
+    pub index: u64,
+    pub phase: u8,
+    pub first_ns: u64,
+    pub key: Option<FlowKey>,
+}
+
+/// [`Order::phase`] values.
+const PHASE_SWEEP: u8 = 0;
+const PHASE_PACKET: u8 = 1;
+const PHASE_BUDGET: u8 = 2;
+
 /// The pipeline.
 pub struct Pipeline {
     cfg: PipelineConfig,
     table: FlowTable<FlowState>,
     out: Vec<Output>,
+    /// Each output's place in the stream (parallel to `out`).
+    order: Vec<Order>,
+    /// Index of the packet being processed (see [`Order`]).
+    index: u64,
+    /// Packet indices and idle sweeps come from outside (a worker of a parallel replay).
+    external_clock: bool,
     /// Plaintext bytes kept across open flows (bounded by `max_plain_bytes`).
     plain_bytes: usize,
     /// Bytes charged by open flows (the sum of their `charged`; table entries come on top).
@@ -100,13 +125,51 @@ impl Pipeline {
         let table = FlowTable::new(cfg.max_flows, cfg.idle_timeout_s.saturating_mul(1_000_000_000));
         let mut stats = PipelineStats::default();
         stats.memory.limit = cfg.max_memory as u64;
-        Pipeline { cfg, table, out: Vec::new(), plain_bytes: 0, charged: 0, stats }
+        let (out, order) = (Vec::new(), Vec::new());
+        Pipeline { cfg, table, out, order, index: 0, external_clock: false, plain_bytes: 0, charged: 0, stats }
+    }
+
+    /// A worker of a parallel replay: packets come with their index in the whole input
+    /// ([`Pipeline::packet_at`]) and idle flows are judged only by [`Pipeline::sweep_at`], on
+    /// the clock of the whole input, so outputs and their [`Order`] do not depend on which
+    /// packets this worker sees.
+    pub fn set_external_clock(&mut self) {
+        self.external_clock = true;
+        self.table.set_external_clock();
     }
 
     /// Process one decoded packet.
     pub fn packet(&mut self, ts_ns: u64, p: &Packet<'_>) {
+        self.index += 1;
+        self.process(ts_ns, p);
+    }
+
+    /// Process the packet at `index` in the whole input (a worker of a parallel replay).
+    pub fn packet_at(&mut self, index: u64, ts_ns: u64, p: &Packet<'_>) {
+        self.index = index;
+        self.process(ts_ns, p);
+    }
+
+    /// The idle sweep the whole input's clock calls for before the packet at `index`.
+    pub fn sweep_at(&mut self, index: u64, now_ns: u64) {
+        self.index = index;
+        let mut gone = Vec::new();
+        self.table.sweep(now_ns, &mut |k, e| gone.push((k, e)));
+        self.finalize_all(gone);
+        self.stats.memory.held = self.held() as u64;
+    }
+
+    fn process(&mut self, ts_ns: u64, p: &Packet<'_>) {
         self.track(ts_ns, p);
+        self.order_rest(PHASE_PACKET);
         self.keep_budget();
+        self.order_rest(PHASE_BUDGET);
+    }
+
+    /// Outputs not yet placed fall in `phase` at the current packet.
+    fn order_rest(&mut self, phase: u8) {
+        let o = Order { index: self.index, phase, first_ns: 0, key: None };
+        self.order.resize(self.out.len(), o);
     }
 
     /// Bytes all tracked flows hold, as charged to the memory budget.
@@ -164,20 +227,33 @@ impl Pipeline {
         let (key, dir) = FlowKey::new(src, dst, false);
         let mut gone = Vec::new();
         self.table.expire(ts_ns, &mut |k, e| gone.push((k, e)));
-        if self.table.get_mut(&key).is_none() {
-            // Only a SYN or payload opens a flow; stray ACKs, FINs and RSTs do not.
-            if !p.syn && p.payload.is_empty() {
-                self.finalize_all(gone);
-                return;
-            }
-            let state = FlowState::new(&self.cfg, &key);
-            self.table.insert(key, ts_ns, state, &mut |k, e| gone.push((k, e)));
+        if !gone.is_empty() {
+            self.finalize_all(std::mem::take(&mut gone));
         }
-        self.finalize_all(gone);
-        let Some(entry) = self.table.get_mut(&key) else { return };
+        // Only a SYN or payload opens a flow; stray ACKs, FINs and RSTs do not. One lookup
+        // for a packet of a known flow.
+        let opens = p.syn || !p.payload.is_empty();
+        let cfg = &self.cfg;
+        let new = || opens.then(|| FlowState::new(cfg, &key));
+        let found = self.table.get_or_insert(key, ts_ns, new, &mut |k, e| gone.push((k, e)));
+        let entry = match found {
+            Some(entry) if gone.is_empty() => entry,
+            found => {
+                // Flows pushed out to make room are judged first.
+                let found = found.is_some();
+                self.finalize_all(gone);
+                if !found {
+                    return;
+                }
+                let Some(entry) = self.table.get_mut(&key) else { return };
+                entry
+            }
+        };
         entry.last_ns = ts_ns;
-        if let (Some(now), FlowState::Active(a), true) = (p.local, &entry.state, p.syn && !p.ack) {
-            if a.dirs[dir].local.is_some_and(|before| before.cookie != now.cookie) {
+        let entry = match (p.local, &entry.state) {
+            (Some(now), FlowState::Active(a))
+                if p.syn && !p.ack && a.dirs[dir].local.is_some_and(|b| b.cookie != now.cookie) =>
+            {
                 // Another socket opens a connection on this 4-tuple: a new connection reused it
                 // (the port of a closed one) before the old flow was judged. Judge the old one
                 // now, so neither its facts nor its process leak into the new one.
@@ -186,9 +262,11 @@ impl Pipeline {
                 entry.first_ns = ts_ns;
                 self.stats.socket_reuse += 1;
                 self.judge(key, first_ns, old);
+                let Some(entry) = self.table.get_mut(&key) else { return };
+                entry
             }
-        }
-        let Some(entry) = self.table.get_mut(&key) else { return };
+            _ => entry,
+        };
         if p.syn && !p.ack && matches!(entry.state, FlowState::Done) {
             // The 4-tuple is reused by a new connection.
             entry.first_ns = ts_ns;
@@ -324,9 +402,16 @@ impl Pipeline {
         self.stats.memory.held = self.held() as u64;
     }
 
-    fn finalize_all(&mut self, gone: Vec<(FlowKey, Entry<FlowState>)>) {
+    /// Judge flows the table let go (idle, evicted, end of input) in a fixed order: by first
+    /// packet time, then key.
+    fn finalize_all(&mut self, mut gone: Vec<(FlowKey, Entry<FlowState>)>) {
+        self.order_rest(PHASE_PACKET);
+        gone.sort_unstable_by_key(|(k, e)| (e.first_ns, *k));
         for (k, e) in gone {
-            self.judge(k, e.first_ns, e.state);
+            let first_ns = e.first_ns;
+            self.judge(k, first_ns, e.state);
+            let o = Order { index: self.index, phase: PHASE_SWEEP, first_ns, key: Some(k) };
+            self.order.resize(self.out.len(), o);
         }
     }
 
@@ -393,9 +478,10 @@ impl Pipeline {
 
     /// End of input: judge every flow still open.
     pub fn finish(&mut self) {
-        for (k, e) in self.table.drain() {
-            self.judge(k, e.first_ns, e.state);
-        }
+        self.order_rest(PHASE_PACKET);
+        self.index = u64::MAX;
+        let all = self.table.drain();
+        self.finalize_all(all);
         self.stats.flows = self.table.stats;
         self.stats.memory.held = self.held() as u64;
     }
@@ -403,7 +489,16 @@ impl Pipeline {
     /// Outputs judged since the last call, in the order they were judged.
     pub fn drain_outputs(&mut self) -> std::vec::Drain<'_, Output> {
         self.stats.flows = self.table.stats;
+        self.order.clear();
         self.out.drain(..)
+    }
+
+    /// Outputs judged since the last call with their place in the stream, in the order they
+    /// were judged (which is [`Order`]'s, but for flows judged early by a bound).
+    pub fn drain_ordered(&mut self) -> impl Iterator<Item = (Order, Output)> + '_ {
+        self.stats.flows = self.table.stats;
+        self.order_rest(PHASE_PACKET);
+        self.order.drain(..).zip(self.out.drain(..))
     }
 }
 
@@ -424,6 +519,7 @@ fn ssh_flow(a: &state::Active, endpoints: [Endpoint; 2], first_ns: u64) -> Optio
     })
 }
 
+pub mod fanout;
 mod quic;
 mod state;
 #[cfg(test)]

@@ -1,0 +1,385 @@
+//! Pipeline, parallel replay: one reader, N workers each with its own [`Pipeline`], fed by a
+//! direction-independent hash of the flow's 5-tuple (as Suricata's autofp and Zeek's fanout
+//! do), their outputs merged back into one stream in [`Order`] — the same events, in the same
+//! order, for any number of workers. The reader keeps the one clock of the whole input: idle
+//! sweeps are sent to every worker at the packet where a single pipeline would sweep.
+//! Must never order the stream by which worker finished first, nor buffer without bound: the
+//! reader waits when a worker's queue is full, and the merge holds only what workers returned.
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::JoinHandle;
+
+use rustc_hash::FxHasher;
+
+use super::{Order, Pipeline, PipelineConfig};
+use crate::decode::{Addr, LocalSocket, Packet, Transport};
+use crate::flow::{sweep_due, Endpoint, FlowKey};
+use crate::observation::{Output, PipelineStats};
+use crate::run::{Sink, Stage};
+
+/// Packets handed on between two rounds: every worker gets a batch (maybe empty) each round,
+/// so the merge knows how far each has come.
+const ROUND: u64 = 4096;
+/// Batches queued per worker before the reader waits for it.
+const DEPTH: usize = 4;
+
+/// A packet without its payload, which sits in the batch's `data` at `start..start + len`.
+struct Meta {
+    index: u64,
+    ts_ns: u64,
+    src: Addr,
+    dst: Addr,
+    src_port: u16,
+    dst_port: u16,
+    transport: Transport,
+    flags: [bool; 5],
+    seq: u32,
+    local: Option<LocalSocket>,
+    start: usize,
+    len: usize,
+}
+
+impl Meta {
+    fn packet<'a>(&self, data: &'a [u8]) -> Packet<'a> {
+        let [syn, ack, fin, rst, truncated] = self.flags;
+        Packet {
+            src: self.src,
+            dst: self.dst,
+            src_port: self.src_port,
+            dst_port: self.dst_port,
+            transport: self.transport,
+            syn,
+            ack,
+            fin,
+            rst,
+            seq: self.seq,
+            payload: data.get(self.start..self.start + self.len).unwrap_or_default(),
+            truncated,
+            local: self.local,
+        }
+    }
+}
+
+enum Item {
+    /// The idle sweep before the packet at `index`, at the input's time `now_ns`.
+    Sweep {
+        index: u64,
+        now_ns: u64,
+    },
+    Packet(Meta),
+}
+
+/// What the reader hands one worker per round.
+#[derive(Default)]
+struct Batch {
+    items: Vec<Item>,
+    data: Vec<u8>,
+    /// Every packet up to this index (of the whole input) has been handed on.
+    upto: u64,
+    /// End of input: judge every open flow.
+    last: bool,
+}
+
+/// What a worker hands back per batch: its outputs, how far it has come, its counters and the
+/// emptied batch (reused).
+struct Done {
+    worker: usize,
+    outputs: Vec<(Order, Output)>,
+    upto: u64,
+    stats: PipelineStats,
+    batch: Batch,
+}
+
+struct Worker {
+    tx: Option<SyncSender<Batch>>,
+    join: Option<JoinHandle<()>>,
+    filling: Batch,
+    spare: Vec<Batch>,
+    /// Outputs returned and not yet merged, in the worker's order.
+    queue: VecDeque<(Order, Output)>,
+    /// Every output up to this packet index has been returned.
+    upto: u64,
+    stats: PipelineStats,
+}
+
+/// N pipelines behind the run loop's [`Stage`].
+pub struct Fanout {
+    workers: Vec<Worker>,
+    results: Receiver<Done>,
+    /// Index of the last packet handed on (from 1).
+    index: u64,
+    last_sweep_ns: u64,
+    since_round: u64,
+}
+
+/// Each worker's share of the global bounds (flows, memory, clear bytes): they sum to them.
+pub fn worker_config(cfg: &PipelineConfig, n: usize) -> PipelineConfig {
+    let n = n.max(1);
+    PipelineConfig {
+        max_flows: (cfg.max_flows / n).max(1),
+        max_memory: cfg.max_memory / n,
+        max_plain_bytes: cfg.max_plain_bytes / n,
+        ..cfg.clone()
+    }
+}
+
+/// The worker of a packet: a hash of its flow's key (the same both ways), spread over `n`.
+fn worker_of(p: &Packet<'_>, n: usize) -> usize {
+    let src = Endpoint { addr: p.src, port: p.src_port };
+    let dst = Endpoint { addr: p.dst, port: p.dst_port };
+    let (key, _) = FlowKey::new(src, dst, p.transport == Transport::Udp);
+    let mut h = FxHasher::default();
+    key.hash(&mut h);
+    // The high bits of the hash, scaled to 0..n.
+    ((u128::from(h.finish()) * n as u128) >> 64) as usize
+}
+
+fn work(id: usize, mut pipeline: Pipeline, rx: Receiver<Batch>, tx: Sender<Done>) {
+    pipeline.set_external_clock();
+    while let Ok(mut batch) = rx.recv() {
+        for item in &batch.items {
+            match item {
+                Item::Sweep { index, now_ns } => pipeline.sweep_at(*index, *now_ns),
+                Item::Packet(m) => pipeline.packet_at(m.index, m.ts_ns, &m.packet(&batch.data)),
+            }
+        }
+        let upto = if batch.last {
+            pipeline.finish();
+            u64::MAX
+        } else {
+            batch.upto
+        };
+        let outputs = pipeline.drain_ordered().collect();
+        batch.items.clear();
+        batch.data.clear();
+        let done = Done { worker: id, outputs, upto, stats: pipeline.stats, batch };
+        if tx.send(done).is_err() || upto == u64::MAX {
+            return;
+        }
+    }
+}
+
+impl Fanout {
+    /// Start `n` workers, each with its share of `cfg`'s bounds ([`worker_config`]).
+    pub fn new(cfg: &PipelineConfig, n: usize) -> std::io::Result<Self> {
+        let n = n.max(1);
+        let (done_tx, results) = mpsc::channel();
+        let mut workers = Vec::with_capacity(n);
+        for id in 0..n {
+            let (tx, rx) = mpsc::sync_channel(DEPTH);
+            let pipeline = Pipeline::new(worker_config(cfg, n));
+            let done_tx = done_tx.clone();
+            let join = std::thread::Builder::new()
+                .name(format!("tlsmon-worker-{id}"))
+                .spawn(move || work(id, pipeline, rx, done_tx))?;
+            workers.push(Worker {
+                tx: Some(tx),
+                join: Some(join),
+                filling: Batch::default(),
+                spare: Vec::new(),
+                queue: VecDeque::new(),
+                upto: 0,
+                stats: PipelineStats::default(),
+            });
+        }
+        Ok(Fanout { workers, results, index: 0, last_sweep_ns: 0, since_round: 0 })
+    }
+
+    /// The workers' counters, summed.
+    pub fn stats(&self) -> PipelineStats {
+        let mut s = PipelineStats::default();
+        for w in &self.workers {
+            s.add(&w.stats);
+        }
+        s
+    }
+
+    /// Hand every worker what it was given since the last round.
+    fn round(&mut self, last: bool) {
+        self.since_round = 0;
+        for w in &mut self.workers {
+            let Some(tx) = &w.tx else { continue };
+            let next = w.spare.pop().unwrap_or_default();
+            let mut batch = std::mem::replace(&mut w.filling, next);
+            batch.upto = self.index;
+            batch.last = last;
+            if tx.send(batch).is_err() {
+                // The worker is gone (it panicked): what it held is lost; do not wait for it.
+                tracing::error!("a replay worker stopped; its flows are not reported");
+                w.tx = None;
+                w.upto = u64::MAX;
+            }
+        }
+        if last {
+            for w in &mut self.workers {
+                w.tx = None;
+            }
+        }
+        while let Ok(d) = self.results.try_recv() {
+            self.take(d);
+        }
+    }
+
+    fn take(&mut self, d: Done) {
+        let w = &mut self.workers[d.worker];
+        w.queue.extend(d.outputs);
+        w.upto = w.upto.max(d.upto);
+        w.stats = d.stats;
+        w.spare.push(d.batch);
+    }
+
+    /// Hand on, in stream order, every output no worker can still precede.
+    fn merge(&mut self, sink: &mut impl Sink) {
+        loop {
+            let mut best: Option<(usize, &Order)> = None;
+            for (i, w) in self.workers.iter().enumerate() {
+                if let Some((o, _)) = w.queue.front() {
+                    if best.is_none_or(|(_, b)| o < b) {
+                        best = Some((i, o));
+                    }
+                }
+            }
+            let Some((i, o)) = best else { return };
+            // A worker with nothing queued may still judge a flow at a packet after `upto`.
+            let safe = self.workers.iter().all(|w| !w.queue.is_empty() || w.upto >= o.index);
+            if !safe {
+                return;
+            }
+            if let Some((_, out)) = self.workers[i].queue.pop_front() {
+                sink.emit(out);
+            }
+        }
+    }
+}
+
+impl Stage for Fanout {
+    fn packet(&mut self, ts_ns: u64, p: &Packet<'_>) {
+        self.index += 1;
+        let index = self.index;
+        if sweep_due(ts_ns, self.last_sweep_ns) {
+            self.last_sweep_ns = ts_ns;
+            for w in &mut self.workers {
+                w.filling.items.push(Item::Sweep { index, now_ns: ts_ns });
+            }
+        }
+        let n = self.workers.len();
+        let b = &mut self.workers[worker_of(p, n)].filling;
+        let start = b.data.len();
+        b.data.extend_from_slice(p.payload);
+        b.items.push(Item::Packet(Meta {
+            index,
+            ts_ns,
+            src: p.src,
+            dst: p.dst,
+            src_port: p.src_port,
+            dst_port: p.dst_port,
+            transport: p.transport,
+            flags: [p.syn, p.ack, p.fin, p.rst, p.truncated],
+            seq: p.seq,
+            local: p.local,
+            start,
+            len: p.payload.len(),
+        }));
+        self.since_round += 1;
+        if self.since_round >= ROUND {
+            self.round(false);
+        }
+    }
+
+    /// Replay only: time is the packets' (a live capture runs one pipeline).
+    fn advance(&mut self, _now_ns: u64) {}
+
+    fn finish(&mut self) {
+        self.round(true);
+        while self.workers.iter().any(|w| w.upto != u64::MAX) {
+            match self.results.recv() {
+                Ok(d) => self.take(d),
+                Err(_) => break,
+            }
+        }
+        for w in &mut self.workers {
+            w.upto = u64::MAX;
+            if let Some(j) = w.join.take() {
+                if j.join().is_err() {
+                    tracing::error!("a replay worker panicked");
+                }
+            }
+        }
+    }
+
+    fn emit_to(&mut self, sink: &mut impl Sink) {
+        while let Ok(d) = self.results.try_recv() {
+            self.take(d);
+        }
+        self.merge(sink);
+    }
+    fn counters(&self) -> PipelineStats {
+        self.stats()
+    }
+}
+
+impl Drop for Fanout {
+    fn drop(&mut self) {
+        // Closing the queues ends the workers (a run stopped early); wait for them.
+        for w in &mut self.workers {
+            w.tx = None;
+        }
+        while self.results.try_recv().is_ok() {}
+        for w in &mut self.workers {
+            if let Some(j) = w.join.take() {
+                let _ = j.join();
+            }
+        }
+    }
+}
+
+/// A replay's stage: one pipeline (one thread), or N workers.
+pub enum Engine {
+    One(Box<Pipeline>),
+    Many(Fanout),
+}
+
+impl Engine {
+    /// One pipeline for `threads` ≤ 1, else a [`Fanout`] of `threads` workers.
+    pub fn new(cfg: PipelineConfig, threads: usize) -> std::io::Result<Self> {
+        Ok(if threads <= 1 {
+            Engine::One(Box::new(Pipeline::new(cfg)))
+        } else {
+            Engine::Many(Fanout::new(&cfg, threads)?)
+        })
+    }
+}
+
+impl Stage for Engine {
+    fn packet(&mut self, ts_ns: u64, p: &Packet<'_>) {
+        match self {
+            Engine::One(s) => Stage::packet(s.as_mut(), ts_ns, p),
+            Engine::Many(s) => s.packet(ts_ns, p),
+        }
+    }
+    fn advance(&mut self, now_ns: u64) {
+        match self {
+            Engine::One(s) => Stage::advance(s.as_mut(), now_ns),
+            Engine::Many(s) => s.advance(now_ns),
+        }
+    }
+    fn finish(&mut self) {
+        match self {
+            Engine::One(s) => Stage::finish(s.as_mut()),
+            Engine::Many(s) => Stage::finish(s),
+        }
+    }
+    fn emit_to(&mut self, sink: &mut impl Sink) {
+        match self {
+            Engine::One(s) => s.emit_to(sink),
+            Engine::Many(s) => s.emit_to(sink),
+        }
+    }
+    fn counters(&self) -> PipelineStats {
+        match self {
+            Engine::One(s) => s.stats,
+            Engine::Many(s) => s.stats(),
+        }
+    }
+}
