@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["attribution"],
     &["capture", "probe"],
     &["run"],
+    &["fanout"],
     &["cli"],
     &["serve"],
     &["sink"],

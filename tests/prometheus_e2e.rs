@@ -301,6 +301,10 @@ fn run(lab: &Lab, mut live: lab::Live, t0: Instant) -> Result<()> {
         cert7.display()
     );
 
+    // The clean agent keeps a signed audit log (the audit panels' gauges).
+    let (audit, key) = (tmp.0.join("clean-audit.jsonl"), tmp.0.join("clean-audit.key"));
+    let (audit_s, key_s) = (audit.to_string_lossy().into_owned(), key.to_string_lossy().into_owned());
+    let signed = vec!["--audit-log", audit_s.as_str(), "--audit-sign-key", key_s.as_str()];
     // name, capture, extra args.
     let specs: Vec<(&'static str, Option<PathBuf>, Vec<&str>)> = vec![
         ("critical", Some(corpus("zeek__ssl.v3.pcap")), vec![]),
@@ -310,7 +314,7 @@ fn run(lab: &Lab, mut live: lab::Live, t0: Instant) -> Result<()> {
         ("cert7", Some(cert7.clone()), vec![]),
         ("expired", Some(corpus("ndpi__selfsigned.pcap")), vec![]),
         ("drops", Some(corpus("ndpi__tor.pcap")), vec!["--alertmanager", "http://127.0.0.1:1", "--alert-queue", "1"]),
-        ("clean", Some(corpus("zeek__ecdsa-cert.pcap")), vec![]),
+        ("clean", Some(corpus("zeek__ecdsa-cert.pcap")), signed),
         ("down", None, vec![]),
     ];
     let mut agents = Vec::new();

@@ -15,9 +15,9 @@ use monitor::cli::{
     AlertArgs, AuditArgs, AuditCommand, Cli, Command, Format, ListenArgs, LiveArgs, PipelineArgs, ProbeArgs,
     ReplayArgs, XdpModeArg,
 };
+use monitor::fanout::Engine;
 use monitor::inspect::tls::trust::TrustStore;
 use monitor::observation::{losses, DecodeStats, Loss, PipelineStats};
-use monitor::pipeline::fanout::Engine;
 use monitor::pipeline::{Pipeline, PipelineConfig};
 use monitor::probe::queue::QueueConfig;
 use monitor::probe::{ProbeConfig, Prober};

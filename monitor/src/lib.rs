@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod ebpf_obj;
+pub mod fanout;
 pub mod flow;
 pub mod inspect;
 pub mod observation;

@@ -27,7 +27,7 @@ pub trait Sink {
 }
 
 /// What the loop drives: one pipeline, or a parallel replay's workers behind one face
-/// ([`crate::pipeline::fanout::Fanout`]).
+/// (the `fanout` module's `Fanout`).
 pub trait Stage {
     fn packet(&mut self, ts_ns: u64, p: &Packet<'_>);
     /// Time passed without packets (live capture): judge idle flows.

@@ -519,7 +519,6 @@ fn ssh_flow(a: &state::Active, endpoints: [Endpoint; 2], first_ns: u64) -> Optio
     })
 }
 
-pub mod fanout;
 mod quic;
 mod state;
 #[cfg(test)]

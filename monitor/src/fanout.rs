@@ -1,4 +1,4 @@
-//! Pipeline, parallel replay: one reader, N workers each with its own [`Pipeline`], fed by a
+//! Fanout, parallel replay: one reader, N workers each with its own [`Pipeline`], fed by a
 //! direction-independent hash of the flow's 5-tuple (as Suricata's autofp and Zeek's fanout
 //! do), their outputs merged back into one stream in [`Order`] — the same events, in the same
 //! order, for any number of workers. The reader keeps the one clock of the whole input: idle
@@ -12,10 +12,10 @@ use std::thread::JoinHandle;
 
 use rustc_hash::FxHasher;
 
-use super::{Order, Pipeline, PipelineConfig};
 use crate::decode::{Addr, LocalSocket, Packet, Transport};
 use crate::flow::{sweep_due, Endpoint, FlowKey};
 use crate::observation::{Output, PipelineStats};
+use crate::pipeline::{Order, Pipeline, PipelineConfig};
 use crate::run::{Sink, Stage};
 
 /// Packets handed on between two rounds: every worker gets a batch (maybe empty) each round,
