@@ -76,7 +76,7 @@ fn unknown_key_exits_2_naming_key_and_file() {
     assert_eq!(
         err.trim_end(),
         format!(
-            "tlsmon: error: config file {}: line 3, key `output.failon`: unknown field `failon`, expected `format` or `fail-on`",
+            "tlsmon: error: config file {}: line 3, key `output.failon`: unknown field `failon`, expected one of `format`, `fail-on`, `legacy-fields`",
             cfg.display()
         )
     );

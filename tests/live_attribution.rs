@@ -13,6 +13,7 @@
 //!
 //! Must never be skipped: it needs root (CI runs as root) and fails loudly without it; the
 //! cgroups, processes and namespaces it made are removed on every exit path.
+mod ecs_check;
 mod lab;
 
 use std::{
@@ -348,5 +349,12 @@ fn run(lab: &mut Lab, procs: &mut Procs, [cg_a, cg_b, cg_srv]: [&Cgroup; 3]) -> 
     // every event here is local, and none names a process it should not.
     let b_v6 = by_name(&tls, "legacy-b")[0];
     anyhow::ensure!(get(b_v6, "destination.ip").as_str().is_some_and(|ip| ip.contains(':')), "IPv6: {b_v6}");
+    // The process, container and observer fields are ECS (tests/ecs_check).
+    let (reference, legacy) = (ecs_check::reference(), ecs_check::documented_legacy());
+    for ev in &tls {
+        let problems = ecs_check::problems(&reference, ev, Some(&legacy));
+        anyhow::ensure!(problems.is_empty(), "not ECS: {problems:?} in {ev}");
+        anyhow::ensure!(ev["observer"]["hostname"].is_string(), "live events name the observer's host: {ev}");
+    }
     Ok(())
 }

@@ -59,7 +59,10 @@ pub fn events(files: &[PathBuf]) -> Vec<Value> {
 /// handshake's SNI made hostile.
 pub fn spread(mut evs: Vec<Value>) -> Vec<Value> {
     for (i, ev) in evs.iter_mut().enumerate() {
-        ev["timestamp"] = Value::from(format!("{}T{:02}:{:02}:00.000000Z", DAYS[i % 3], i % 24, i % 60));
+        let at = Value::from(format!("{}T{:02}:{:02}:00.000000Z", DAYS[i % 3], i % 24, i % 60));
+        // Both names: the report reads `@timestamp` (ECS) first, `timestamp` in older logs.
+        ev["@timestamp"] = at.clone();
+        ev["timestamp"] = at;
     }
     let tls = evs.iter_mut().find(|e| e["type"] == "tls" && e["tls"]["client"]["server_name"].is_string());
     tls.expect("a handshake with SNI")["tls"]["client"]["server_name"] = Value::from(HOSTILE_SNI);

@@ -6,6 +6,7 @@
 //! namespace, or the test's own listeners timing every accept — not only from tlsmon's events.
 //! Must never be skipped (root, as in CI) nor leave a namespace, process or thread behind: the
 //! lab and every server handle clean up on drop, on every exit path.
+mod ecs_check;
 mod lab;
 
 use std::{
@@ -300,6 +301,17 @@ fn probe_reports_hidden_tls13_certificates_once_and_only_in_scope() -> Result<()
     let ok_probes = metric(&metrics, "tlsmon_probes_total{result=\"ok\"}");
     if ok_probes != Some(want_probes.len() as f64) {
         problems.push(format!("tlsmon_probes_total{{result=\"ok\"}} = {ok_probes:?}, expected {}", want_probes.len()));
+    }
+    // Probe events are ECS too (tests/ecs_check), under event.dataset tlsmon.probe.
+    let (reference, legacy) = (ecs_check::reference(), ecs_check::documented_legacy());
+    for (_, ev) in &got {
+        let mut bad = ecs_check::problems(&reference, ev, Some(&legacy));
+        if is_probe(ev) && (str_at(ev, "/event/dataset") != Some("tlsmon.probe") || ev.pointer("/tlsmon/probe").is_none()) {
+            bad.push("a probe event without event.dataset tlsmon.probe and tlsmon.probe".to_string());
+        }
+        if !bad.is_empty() {
+            problems.push(format!("not ECS: {bad:?} in {ev}"));
+        }
     }
     let text = dump(&got);
     let leaks = phi_leaks(&text);
@@ -798,6 +810,17 @@ fn probe_garbage_and_huge_certificate_fail_cleanly() -> Result<()> {
     }
     if garbage.accepted().iter().filter(|a| !a.relayed).count() != 1 {
         problems.push(format!("garbage server: prober connections {:?}, expected 1", garbage.accepted()));
+    }
+    // Probe events are ECS too (tests/ecs_check), under event.dataset tlsmon.probe.
+    let (reference, legacy) = (ecs_check::reference(), ecs_check::documented_legacy());
+    for (_, ev) in &got {
+        let mut bad = ecs_check::problems(&reference, ev, Some(&legacy));
+        if is_probe(ev) && (str_at(ev, "/event/dataset") != Some("tlsmon.probe") || ev.pointer("/tlsmon/probe").is_none()) {
+            bad.push("a probe event without event.dataset tlsmon.probe and tlsmon.probe".to_string());
+        }
+        if !bad.is_empty() {
+            problems.push(format!("not ECS: {bad:?} in {ev}"));
+        }
     }
     let text = dump(&got);
     let leaks = phi_leaks(&text);

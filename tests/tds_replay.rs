@@ -223,7 +223,7 @@ fn run_cut(segs: &[Seg], client_side: bool, cut: usize) -> String {
     p.finish();
     let outs: Vec<_> = p.drain_outputs().collect();
     assert_eq!(outs.len(), 1, "cut at {cut}");
-    serde_json::to_string(&monitor::sink::json::any_event(&outs[0])).unwrap()
+    serde_json::to_string(&monitor::sink::json::any_event(&outs[0], &Default::default())).unwrap()
 }
 
 #[test]
@@ -287,7 +287,7 @@ fn strict_tds8_on_1433_is_plain_tls() {
     p.finish();
     let outs: Vec<_> = p.drain_outputs().collect();
     assert_eq!(outs.len(), 1);
-    let ev = serde_json::to_value(monitor::sink::json::any_event(&outs[0])).unwrap();
+    let ev = serde_json::to_value(monitor::sink::json::any_event(&outs[0], &Default::default())).unwrap();
     assert_eq!(ev["type"], "tls");
     assert_eq!(ev["tls"]["version"], "1.2");
     assert_eq!(ev["tls"]["established"], true);

@@ -19,6 +19,7 @@ use monitor::fanout::Engine;
 use monitor::inspect::tls::trust::TrustStore;
 use monitor::observation::{losses, DecodeStats, Loss, PipelineStats};
 use monitor::pipeline::{Pipeline, PipelineConfig};
+use monitor::sink::ecs::{Observer, Style};
 use monitor::probe::queue::QueueConfig;
 use monitor::probe::{ProbeConfig, Prober};
 use monitor::run::{self, Stage, Stop, Stopper};
@@ -386,6 +387,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         published.start_period(monitor::sink::period::Period::new(inv, names.clone(), None, None));
     }
     let mut em = Emitter::new(format, out, false, audit, published.clone());
+    em.style.legacy = !a.events.no_legacy_fields;
     em.alerter = alerter(&a.alerts, &published)?;
     em.prober = prober;
     let mut source = FileSource::new(a.files.clone());
@@ -499,6 +501,7 @@ fn live(a: LiveArgs) -> Result<i32> {
     let alerter = alerter(&a.alerts, &published)?;
     let out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut em = Emitter::new(a.format, out, true, audit, published.clone());
+    em.style = Style { legacy: !a.events.no_legacy_fields, observer: Observer::live(&a.ifaces) };
     em.alerter = alerter;
     let probe = probe_config(&a.probe, &cfg);
     let code = rt.block_on(live_run(&a, &capture_cfg, Pipeline::new(cfg), em, &published, probe));

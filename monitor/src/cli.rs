@@ -268,6 +268,17 @@ pub fn parse_report_time(s: &str) -> Result<i128, String> {
     parse_time(s).ok_or_else(|| format!("`{s}` is not a time: use 2026-11-01 or 2026-11-01T08:00:00Z (UTC)"))
 }
 
+/// How events are written: the same for live capture and replay.
+#[derive(clap::Args, Debug, Default)]
+pub struct EventArgs {
+    /// Write events in the ECS schema only, without the pre-ECS field names they still carry
+    /// in this release (type, timestamp, findings, quic, plaintext, ssh …, tls.client.ja4 …;
+    /// README "Event schema" lists each with its ECS or tlsmon.* successor). The next release
+    /// drops them for good. Also `legacy-fields = false` in the config file's [output].
+    #[arg(long)]
+    pub no_legacy_fields: bool,
+}
+
 /// The audit log: the same for live capture and replay.
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
@@ -324,6 +335,8 @@ pub struct LiveArgs {
     pub pipeline: PipelineArgs,
     #[command(flatten)]
     pub audit: AuditArgs,
+    #[command(flatten)]
+    pub events: EventArgs,
     /// Print the kernel counters (packets seen, records, ring-buffer drops, …), the record
     /// reader's and the pipeline's counters on stderr at exit.
     #[arg(long)]
@@ -549,6 +562,8 @@ pub struct ReplayArgs {
     pub pipeline: PipelineArgs,
     #[command(flatten)]
     pub audit: AuditArgs,
+    #[command(flatten)]
+    pub events: EventArgs,
     /// Print the pipeline's counters (packets, bytes, skips, reassembly) on stderr at the end.
     #[arg(long)]
     pub stats: bool,

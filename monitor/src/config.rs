@@ -77,12 +77,14 @@ pub struct PipelineSection {
     pub candidate_port: Option<Vec<u16>>,
 }
 
-/// `[output]`: event format (replay and live) and the failing severity (replay).
+/// `[output]`: event format and schema (replay and live) and the failing severity (replay).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct OutputSection {
     pub format: Option<Format>,
     pub fail_on: Option<Severity>,
+    /// `false` = `--no-legacy-fields`.
+    pub legacy_fields: Option<bool>,
 }
 
 /// `[audit]`: the hash-chained audit log (replay and live).
@@ -382,6 +384,7 @@ impl Config {
     fn apply_replay(&self, a: &mut ReplayArgs, m: &ArgMatches) {
         take(m, "format", &mut a.format, self.output.format.map(Some));
         take(m, "fail_on", &mut a.fail_on, self.output.fail_on.map(Some));
+        take(m, "no_legacy_fields", &mut a.events.no_legacy_fields, self.output.legacy_fields.map(|on| !on));
         take(m, "report", &mut a.report, self.report.report.map(Some));
         take(m, "report_out", &mut a.report_out, self.report.report_out.clone().map(Some));
         take(m, "metrics_out", &mut a.metrics_out, self.metrics.metrics_out.clone().map(Some));
@@ -395,6 +398,7 @@ impl Config {
     fn apply_live(&self, a: &mut LiveArgs, m: &ArgMatches) {
         let l = &self.live;
         take(m, "format", &mut a.format, self.output.format);
+        take(m, "no_legacy_fields", &mut a.events.no_legacy_fields, self.output.legacy_fields.map(|on| !on));
         take(m, "ifaces", &mut a.ifaces, l.iface.clone());
         take(m, "xdp", &mut a.xdp, l.xdp);
         take(m, "xdp_mode", &mut a.xdp_mode, l.xdp_mode);

@@ -16,7 +16,8 @@ use monitor::run::Sink;
 use monitor::sink::alertmanager::Alerter;
 use monitor::sink::audit::{self, AuditLog};
 use monitor::sink::published::Published;
-use monitor::sink::{json, summary::Summary};
+use monitor::sink::json::{self, Style};
+use monitor::sink::summary::Summary;
 
 /// How long the Alertmanager sink may take at exit to post what is queued.
 const ALERT_FINISH: Duration = Duration::from_secs(5);
@@ -43,6 +44,8 @@ pub struct Emitter<W: Write> {
     probe_final: Option<ProbeStats>,
     /// Live: names the processes of each output's local sockets before anything is written.
     pub attributor: Option<Attributor>,
+    /// How events are written (schema, observer), on stdout and in the audit log.
+    pub style: Style,
 }
 
 impl<W: Write> Emitter<W> {
@@ -64,6 +67,7 @@ impl<W: Write> Emitter<W> {
             prober,
             probe_final,
             attributor: None,
+            style: Style::default(),
         }
     }
 
@@ -84,14 +88,14 @@ impl<W: Write> Emitter<W> {
             a.observe(&o);
         }
         if let (Some(log), None) = (&mut self.audit, &self.audit_err) {
-            self.audit_err = log.append(&json::any_event(&o)).err();
+            self.audit_err = log.append(&json::any_event(&o, &self.style)).err();
         }
         match self.format {
             Format::Json => {
                 if self.write_err.is_some() {
                     return;
                 }
-                let ev = json::any_event(&o);
+                let ev = json::any_event(&o, &self.style);
                 let out = &mut self.out;
                 let r = serde_json::to_writer(&mut *out, &ev)
                     .map_err(std::io::Error::from)

@@ -230,7 +230,7 @@ fn wait_probe(live: &mut Live, json: bool, shown: &mut usize) -> Result<()> {
         if let Some(ev) = live.next_event(Duration::from_millis(100))? {
             print_event(&ev, json);
             *shown += 1;
-            if !probed && ev.get("type").and_then(Value::as_str) == Some("probe") {
+            if !probed && ev.pointer("/event/dataset").and_then(Value::as_str) == Some("tlsmon.probe") {
                 probed = true;
                 deadline = Instant::now() + Duration::from_millis(500);
             }

@@ -1,6 +1,6 @@
 //! Setup: installs what a fresh machine lacks (apt packages, nightly rust-src, bpf-linker,
-//! cargo-fuzz, kubernetes-validate and aioquic from PyPI in a virtual environment; cargo-deb when
-//! `cargo xtask package` asks for it).
+//! cargo-fuzz, kubernetes-validate and aioquic from PyPI in a virtual environment, the ECS field
+//! reference from npm; cargo-deb when `cargo xtask package` asks for it).
 //! Must never redo work that is already done: a second run only checks and takes well under 2 s.
 use std::{
     env, fs,
@@ -61,6 +61,8 @@ const APT_PACKAGES: &[&str] = &[
     "poppler-utils",
     // ndpiReader, a peer in `cargo xtask bench compare`.
     "libndpi-bin",
+    // jq: the README's event examples, run by tests/ecs_events.rs.
+    "jq",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -87,6 +89,7 @@ pub fn run() -> Result<()> {
     // cargo-deb only for `cargo xtask package`, which installs it itself: not compiled for every
     // test run on a fresh machine.
     kubernetes_validate()?;
+    ecs_reference()?;
     println!("setup: done in {:.2} s", start.elapsed().as_secs_f64());
     Ok(())
 }
@@ -393,6 +396,49 @@ fn cache_dir() -> Result<PathBuf> {
         Some(d) if !d.is_empty() => PathBuf::from(d),
         _ => PathBuf::from(env::var_os("HOME").context("HOME is not set")?).join(".cache"),
     })
+}
+
+/// The ECS release the events follow (`monitor/src/sink/ecs.rs`); its field reference comes
+/// from Elastic's npm package `@elastic/ecs`, whose `EcsFlat` is the generated `ecs_flat.yml`.
+const ECS_VERSION: &str = "9.4.0";
+
+/// The ECS field reference as JSON (`{"version", "fields": {name: {type, normalize,
+/// allowed}}}`), written by [`ecs_reference`]; tests/ecs_events.rs checks events against it.
+pub fn ecs_reference_file() -> Result<PathBuf> {
+    Ok(cache_dir()?.join(format!("tlsmon-ecs-{ECS_VERSION}")).join("ecs_flat.json"))
+}
+
+/// `@elastic/ecs` at [`ECS_VERSION`] from the npm registry (Node.js and npm from Debian when
+/// missing), reduced to [`ecs_reference_file`]. Nothing of it is committed.
+fn ecs_reference() -> Result<()> {
+    let file = ecs_reference_file()?;
+    if file.exists() {
+        println!("ok: ECS {ECS_VERSION} field reference present ({})", file.display());
+        return Ok(());
+    }
+    let dir = file.parent().context("ECS reference path")?.to_path_buf();
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if !Command::new("npm").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        run_cmd(Command::new("apt-get").args(["install", "-y", "-q", "nodejs", "npm"]), "apt-get install nodejs npm")?;
+    }
+    println!("installing @elastic/ecs@{ECS_VERSION} (the ECS field reference) into {}", dir.display());
+    let package = format!("@elastic/ecs@{ECS_VERSION}");
+    let mut npm = Command::new("npm");
+    npm.args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"]).arg(&dir).arg(&package);
+    run_cmd(&mut npm, "npm install @elastic/ecs")?;
+    let script = r#"
+        const [dir, out] = process.argv.slice(1);
+        const ecs = require(require('path').join(dir, 'node_modules/@elastic/ecs'));
+        const fields = {};
+        for (const [name, f] of Object.entries(ecs.EcsFlat)) {
+            fields[name] = { type: f.type, normalize: f.normalize || [], allowed: (f.allowed_values || []).map(a => a.name) };
+        }
+        require('fs').writeFileSync(out + '.tmp', JSON.stringify({ version: ecs.EcsVersion, fields }));
+        require('fs').renameSync(out + '.tmp', out);
+    "#;
+    run_cmd(Command::new("node").args(["-e", script]).arg(&dir).arg(&file), "node (writing ecs_flat.json)")?;
+    println!("ok: ECS field reference in {}", file.display());
+    Ok(())
 }
 
 /// Runs a command with inherited stdio; errors name the step and the exit status.

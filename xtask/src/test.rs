@@ -50,6 +50,8 @@ pub fn run(args: TestArgs) -> Result<()> {
     // Installed by setup: tests/kubernetes.rs fails without it when run from here.
     cmd.env("TLSMON_KUBERNETES_VALIDATE", setup::kubernetes_validate_venv()?.join("bin/kubernetes-validate"));
     cmd.env("TLSMON_PYTHON", setup::kubernetes_validate_venv()?.join("bin/python"));
+    // Installed by setup: tests/ecs_events.rs checks the events against it.
+    cmd.env("TLSMON_ECS_REFERENCE", setup::ecs_reference_file()?);
     cmd.args(&args.cargo_args);
     let totals = run_tests(&mut cmd)?;
     // Every fuzz target built and run briefly from its seeds, so none can rot; a filtered run

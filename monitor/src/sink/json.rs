@@ -1,11 +1,16 @@
-//! Sink, JSON lines: one ECS-style `tls` event per handshake, one `plaintext` event per
-//! recognised clear flow, one `ssh` event per SSH session (built in `ssh_event.rs`). Field
-//! names are a public contract (users' jq scripts, the corpus checks): never rename one. A field
-//! not seen is absent. Plaintext events carry protocol metadata only (the inspectors' closed
-//! sets), never payload.
+//! Sink, JSON lines: one `tls` event per handshake, one `plaintext` event per recognised clear
+//! flow, one `ssh` event per SSH session (built in `ssh_event.rs`), in ECS (see `ecs.rs`:
+//! `@timestamp`, `event.*`, `observer.*`, `network.*`, `source`/`destination`, `tls.*` as ECS
+//! defines it, `process.*` …) with everything else under `tlsmon.*`. Field names are a public
+//! contract (users' jq scripts, the corpus checks, SIEM mappings): never rename one. The
+//! pre-ECS names stay readable for one release ([`Style::legacy`]). A field not seen is
+//! absent. Plaintext events carry protocol metadata only (the inspectors' closed sets), never
+//! payload.
 use serde::Serialize;
 
-use super::local_event::{owned, Owned};
+pub use super::ecs::{Host, Style};
+use super::ecs::{Ecs, Meta, Network, Observer, ECS};
+use super::local_event::{local, owned, LocalField, Owned};
 use crate::inspect::dtls::DtlsFacts;
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
 use crate::inspect::plaintext::{
@@ -21,19 +26,35 @@ use crate::observation::Handshake;
 use crate::observation::{Observed, Output, PlainFlow};
 use crate::policy::Finding;
 
+/// One `tls` (or `probe`) event.
 #[derive(Serialize)]
 pub struct Event<'a> {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
+    #[serde(rename = "@timestamp")]
     pub timestamp: String,
+    pub ecs: Ecs,
+    pub event: Meta,
+    pub observer: &'a Observer,
     /// Absent only on a probe event whose connection never got a local address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Host>,
     pub destination: Host,
-    /// Only on handshakes carried over UDP: `udp` and `quic` or `dtls`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<Network>,
+    pub network: Network,
     pub tls: Tls,
+    /// Live: the local process, container, unit and pod ([`super::local_event`]).
+    #[serde(flatten)]
+    pub owned: Owned<'a>,
+    pub tlsmon: TlsmonTls<'a>,
+    /// The pre-ECS names, while legacy fields are on.
+    #[serde(flatten)]
+    pub legacy: Option<LegacyTls<'a>>,
+}
+
+/// `tlsmon.*` of a `tls` event: the TLS facts ECS has no field for, the layers below and
+/// beside TLS, the prober's result, the findings, the local ends.
+#[derive(Serialize, Clone)]
+pub struct TlsmonTls<'a> {
+    #[serde(skip_serializing_if = "TlsX::is_empty")]
+    pub tls: TlsX,
     /// Only on QUIC handshakes: the QUIC layer's facts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic: Option<Quic>,
@@ -47,13 +68,30 @@ pub struct Event<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<Probe<'a>>,
     pub findings: &'a [Finding],
-    /// Live: the local process, container, unit and pod ([`super::local_event`]).
-    #[serde(flatten)]
-    pub owned: Owned<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalField<'a>>,
+}
+
+/// The pre-ECS top-level names of a `tls` event (one release): `type`, `timestamp` and the
+/// blocks that now sit under `tlsmon.*`.
+#[derive(Serialize)]
+pub struct LegacyTls<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quic: Option<Quic>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtls: Option<Dtls>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tds: Option<&'a TdsMeta>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe<'a>>,
+    pub findings: &'a [Finding],
 }
 
 /// `probe.*`: how the probe went, the whole chain as the server sent it, the version sweep.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct Probe<'a> {
     pub result: &'static str,
     pub trigger: &'static str,
@@ -68,15 +106,16 @@ pub struct Probe<'a> {
 }
 
 /// One certificate of a probed chain (leaf first).
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct ChainCert {
     #[serde(flatten)]
     pub x509: X509,
+    pub self_signed: bool,
     pub hash: Hash,
 }
 
 /// One offer of the version sweep.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct SweepRow {
     pub offered: &'static str,
     pub accepted: bool,
@@ -91,20 +130,43 @@ pub struct SweepRow {
 /// One `plaintext` event: a flow that carried a recognised protocol in clear.
 #[derive(Serialize)]
 pub struct PlainEvent<'a> {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
+    #[serde(rename = "@timestamp")]
     pub timestamp: String,
+    pub ecs: Ecs,
+    pub event: Meta,
+    pub observer: &'a Observer,
     pub source: Host,
     pub destination: Host,
-    pub plaintext: Plain<'a>,
-    pub findings: &'a [Finding],
+    pub network: Network,
     /// Live: the local process, container, unit and pod ([`super::local_event`]).
     #[serde(flatten)]
     pub owned: Owned<'a>,
+    pub tlsmon: TlsmonPlain<'a>,
+    #[serde(flatten)]
+    pub legacy: Option<LegacyPlain<'a>>,
+}
+
+/// `tlsmon.*` of a `plaintext` event.
+#[derive(Serialize)]
+pub struct TlsmonPlain<'a> {
+    pub plaintext: Plain<'a>,
+    pub findings: &'a [Finding],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalField<'a>>,
+}
+
+/// The pre-ECS top-level names of a `plaintext` event (one release).
+#[derive(Serialize)]
+pub struct LegacyPlain<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub timestamp: String,
+    pub plaintext: Plain<'a>,
+    pub findings: &'a [Finding],
 }
 
 /// `plaintext.*`: the protocol and its metadata.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct Plain<'a> {
     pub protocol: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,14 +199,14 @@ pub enum AnyEvent<'a> {
     Ssh(super::ssh_event::SshEvent<'a>),
 }
 
-/// The event of one output.
-pub fn any_event(o: &Output) -> AnyEvent<'_> {
+/// The event of one output, written in `style`.
+pub fn any_event<'a>(o: &'a Output, style: &'a Style) -> AnyEvent<'a> {
     match &o.observed {
         Observed::Tls { handshake, upgrade } => {
-            let mut ev = event(handshake, &o.findings);
+            let mut ev = event(handshake, &o.findings, &style.observer);
             if let Some(p) = &handshake.probe {
-                ev.kind = "probe";
-                ev.probe = Some(Probe {
+                ev.event = Meta::new("tlsmon.probe", &o.findings);
+                ev.tlsmon.probe = Some(Probe {
                     result: p.result,
                     trigger: p.trigger,
                     server_name: p.server_name.as_deref(),
@@ -152,7 +214,11 @@ pub fn any_event(o: &Output) -> AnyEvent<'_> {
                     chain: handshake
                         .certs
                         .iter()
-                        .map(|c| ChainCert { x509: x509(c), hash: Hash { sha256: c.sha256.clone() } })
+                        .map(|c| ChainCert {
+                            x509: x509(c),
+                            self_signed: c.self_signed,
+                            hash: Hash { sha256: c.sha256.clone() },
+                        })
                         .collect(),
                     versions: p
                         .versions
@@ -167,56 +233,104 @@ pub fn any_event(o: &Output) -> AnyEvent<'_> {
                         .collect(),
                 });
             }
-            ev.tls.starttls = upgrade.as_ref().and_then(|u| u.protocol).map(|p| p.as_str());
-            ev.tds = upgrade.as_ref().and_then(|u| u.tds.as_ref());
+            ev.tlsmon.tls.top.starttls = upgrade.as_ref().and_then(|u| u.protocol).map(|p| p.as_str());
+            ev.tlsmon.tds = upgrade.as_ref().and_then(|u| u.tds.as_ref());
             ev.owned = owned(&o.local);
+            ev.tlsmon.local = local(&o.local);
+            if style.legacy {
+                ev.with_legacy();
+            }
             AnyEvent::Tls(ev)
         }
         Observed::Plaintext(p) => {
-            AnyEvent::Plaintext(PlainEvent { owned: owned(&o.local), ..plain_event(p, &o.findings) })
+            let mut ev = plain_event(p, &o.findings, &style.observer);
+            ev.owned = owned(&o.local);
+            ev.tlsmon.local = local(&o.local);
+            if style.legacy {
+                ev.legacy = Some(LegacyPlain {
+                    kind: "plaintext",
+                    timestamp: ev.timestamp.clone(),
+                    plaintext: ev.tlsmon.plaintext.clone(),
+                    findings: ev.tlsmon.findings,
+                });
+            }
+            AnyEvent::Plaintext(ev)
         }
-        Observed::Ssh(s) => AnyEvent::Ssh(super::ssh_event::SshEvent {
-            owned: owned(&o.local),
-            ..super::ssh_event::ssh_event(s, &o.findings)
-        }),
+        Observed::Ssh(s) => {
+            let mut ev = super::ssh_event::ssh_event(s, &o.findings, &style.observer);
+            ev.owned = owned(&o.local);
+            ev.tlsmon.local = local(&o.local);
+            if style.legacy {
+                ev.with_legacy();
+            }
+            AnyEvent::Ssh(ev)
+        }
+    }
+}
+
+impl Event<'_> {
+    /// Add the pre-ECS names: `type`, `timestamp`, the top-level blocks, and the TLS facts
+    /// ECS has no field for back inside `tls.*`.
+    fn with_legacy(&mut self) {
+        let t = &self.tlsmon;
+        self.tls.legacy = Some(t.tls.top.clone());
+        self.tls.client.legacy = Some(ClientX { self_signed: None, ..t.tls.client.clone() });
+        self.tls.server.legacy = Some(ServerX { self_signed: None, ..t.tls.server.clone() });
+        for (x, self_signed) in
+            [(&mut self.tls.client.x509, t.tls.client.self_signed), (&mut self.tls.server.x509, t.tls.server.self_signed)]
+        {
+            if let Some(x) = x {
+                x.self_signed = self_signed;
+            }
+        }
+        self.legacy = Some(LegacyTls {
+            kind: if t.probe.is_some() { "probe" } else { "tls" },
+            timestamp: self.timestamp.clone(),
+            quic: t.quic.clone(),
+            dtls: t.dtls.clone(),
+            tds: t.tds,
+            probe: t.probe.clone(),
+            findings: t.findings,
+        });
     }
 }
 
 /// Build the event of one plaintext flow.
-pub fn plain_event<'a>(p: &'a PlainFlow, findings: &'a [Finding]) -> PlainEvent<'a> {
+pub fn plain_event<'a>(p: &'a PlainFlow, findings: &'a [Finding], observer: &'a Observer) -> PlainEvent<'a> {
     let f: &PlainFacts = &p.facts;
+    let protocol = f.protocol.map(|p| p.as_str());
     PlainEvent {
-        kind: "plaintext",
         timestamp: rfc3339(p.ts_ns),
+        ecs: ECS,
+        event: Meta::new("tlsmon.plaintext", findings),
+        observer,
         source: Host { ip: p.client.addr.to_ip().to_string(), port: p.client.port },
         destination: Host { ip: p.server.addr.to_ip().to_string(), port: p.server.port },
-        plaintext: Plain {
-            protocol: f.protocol.map_or("unknown", |p| p.as_str()),
-            confidence: f.confidence,
-            hl7: f.hl7.as_ref(),
-            dicom: f.dicom.as_ref(),
-            http: f.http.as_ref(),
-            x12: f.x12.as_ref(),
-            xmpp: f.xmpp,
-            credentials: &f.credentials,
-            starttls: f.starttls,
-            tds: f.tds.as_ref(),
-        },
-        findings,
+        network: Network::new("tcp", protocol, p.server.addr.to_ip()),
         owned: Owned::default(),
+        tlsmon: TlsmonPlain {
+            plaintext: Plain {
+                protocol: protocol.unwrap_or("unknown"),
+                confidence: f.confidence,
+                hl7: f.hl7.as_ref(),
+                dicom: f.dicom.as_ref(),
+                http: f.http.as_ref(),
+                x12: f.x12.as_ref(),
+                xmpp: f.xmpp,
+                credentials: &f.credentials,
+                starttls: f.starttls,
+                tds: f.tds.as_ref(),
+            },
+            findings,
+            local: None,
+        },
+        legacy: None,
     }
-}
-
-/// `network.*` (ECS): the transport and the protocol carrying the handshake.
-#[derive(Serialize)]
-pub struct Network {
-    pub transport: &'static str,
-    pub protocol: &'static str,
 }
 
 /// `quic.*`: the version of the client's Initials, the server's when it differs, the versions
 /// a Version Negotiation listed, whether the server sent a Retry.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct Quic {
     pub version: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,7 +343,7 @@ pub struct Quic {
 
 /// `dtls.*`: whether the server asked for a cookie (HelloVerifyRequest; the hello judged is the
 /// one that carried it), and the record version of the client's first handshake record.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct Dtls {
     pub hello_verify: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -259,12 +373,8 @@ fn quic(f: &QuicFacts) -> Quic {
     }
 }
 
-#[derive(Serialize)]
-pub struct Host {
-    pub ip: String,
-    pub port: u16,
-}
-
+/// ECS `tls.*`: only what ECS defines. The rest is in [`TlsX`] (`tlsmon.tls.*`), and back
+/// here in the `legacy` parts while legacy fields are on.
 #[derive(Serialize, Default)]
 pub struct Tls {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -274,31 +384,88 @@ pub struct Tls {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cipher: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cipher_id: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub curve: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_protocol: Option<String>,
     pub established: bool,
+    pub client: Client,
+    pub server: Server,
+    #[serde(flatten)]
+    pub legacy: Option<TlsXTop>,
+}
+
+/// ECS `tls.client.*`.
+#[derive(Serialize, Default)]
+pub struct Client {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub supported_ciphers: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3: Option<String>,
+    /// The client's leaf certificate (Zeek's `client_subject` / `client_issuer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x509: Option<X509>,
+    /// SHA-256 of the client's leaf (the first of Zeek's `client_cert_chain_fps`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+    #[serde(flatten)]
+    pub legacy: Option<ClientX>,
+}
+
+/// ECS `tls.server.*`.
+#[derive(Serialize, Default)]
+pub struct Server {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja3s: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x509: Option<X509>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<Hash>,
+    #[serde(flatten)]
+    pub legacy: Option<ServerX>,
+}
+
+/// `tlsmon.tls.*`: what tlsmon sees of a handshake that ECS has no field for.
+#[derive(Serialize, Default, Clone)]
+pub struct TlsX {
+    #[serde(flatten)]
+    pub top: TlsXTop,
+    #[serde(skip_serializing_if = "ClientX::is_empty")]
+    pub client: ClientX,
+    #[serde(skip_serializing_if = "ServerX::is_empty")]
+    pub server: ServerX,
+}
+
+impl TlsX {
+    fn is_empty(&self) -> bool {
+        self.top.cipher_id.is_none()
+            && self.top.hello_retry_request.is_none()
+            && self.top.starttls.is_none()
+            && self.client.is_empty()
+            && self.server.is_empty()
+    }
+}
+
+/// `tlsmon.tls.{cipher_id, hello_retry_request, starttls}`.
+#[derive(Serialize, Default, Clone)]
+pub struct TlsXTop {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cipher_id: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hello_retry_request: Option<bool>,
     /// The clear protocol the session upgraded from (STARTTLS and the like), e.g. `smtp`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub starttls: Option<&'static str>,
-    pub client: Client,
-    pub server: Server,
 }
 
-#[derive(Serialize, Default)]
-pub struct Client {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_name: Option<String>,
+/// `tlsmon.tls.client.*`.
+#[derive(Serialize, Default, Clone)]
+pub struct ClientX {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy_version: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub supported_versions: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub supported_ciphers: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub supported_groups: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -318,8 +485,6 @@ pub struct Client {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sslv2_hello: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja3: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ja3_string: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ja4: Option<String>,
@@ -329,20 +494,47 @@ pub struct Client {
     /// with a CertificateRequest answered; absent under TLS 1.3 (encrypted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_presented: Option<bool>,
-    /// The client's leaf certificate (Zeek's `client_subject` / `client_issuer`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub x509: Option<X509>,
-    /// SHA-256 of the client's leaf (the first of Zeek's `client_cert_chain_fps`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hash: Option<Hash>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain_length: Option<usize>,
+    /// Whether the client's leaf is self-signed (`tls.client.x509.self_signed` before ECS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_signed: Option<bool>,
 }
 
-#[derive(Serialize, Default)]
-pub struct Server {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja3s: Option<String>,
+impl ClientX {
+    fn is_empty(&self) -> bool {
+        let ClientX {
+            legacy_version,
+            supported_versions,
+            supported_groups,
+            key_share_groups,
+            signature_algorithms,
+            alpn,
+            compression_methods,
+            renegotiation_info,
+            renegotiation_scsv,
+            ech,
+            sslv2_hello,
+            ja3_string,
+            ja4,
+            ja4_r,
+            certificate_presented,
+            chain_length,
+            self_signed,
+        } = self;
+        [supported_versions, supported_groups, key_share_groups, signature_algorithms, alpn].iter().all(|v| v.is_empty())
+            && compression_methods.is_empty()
+            && [legacy_version, ja3_string, ja4, ja4_r].iter().all(|v| v.is_none())
+            && [renegotiation_info, renegotiation_scsv, ech, sslv2_hello, certificate_presented, self_signed]
+                .iter()
+                .all(|v| v.is_none())
+            && chain_length.is_none()
+    }
+}
+
+/// `tlsmon.tls.server.*`.
+#[derive(Serialize, Default, Clone)]
+pub struct ServerX {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ja3s_string: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -351,10 +543,6 @@ pub struct Server {
     pub renegotiation_info: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dh_prime_bits: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub x509: Option<X509>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hash: Option<Hash>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain_length: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -365,10 +553,35 @@ pub struct Server {
     /// The CertificateRequest, when the server sent one (TLS <= 1.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate_request: Option<CertificateRequest>,
+    /// Whether the server's leaf is self-signed (`tls.server.x509.self_signed` before ECS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_signed: Option<bool>,
 }
 
-/// `tls.server.certificate_request`: what the server asked the client for.
-#[derive(Serialize)]
+impl ServerX {
+    fn is_empty(&self) -> bool {
+        let ServerX {
+            ja3s_string,
+            compression_method,
+            renegotiation_info,
+            dh_prime_bits,
+            chain_length,
+            chain_complete,
+            chain_trusted,
+            certificate_request,
+            self_signed,
+        } = self;
+        ja3s_string.is_none()
+            && compression_method.is_none()
+            && dh_prime_bits.is_none()
+            && chain_length.is_none()
+            && certificate_request.is_none()
+            && [renegotiation_info, chain_complete, chain_trusted, self_signed].iter().all(|v| v.is_none())
+    }
+}
+
+/// `tlsmon.tls.server.certificate_request`: what the server asked the client for.
+#[derive(Serialize, Clone)]
 pub struct CertificateRequest {
     pub certificate_types: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -379,12 +592,13 @@ pub struct CertificateRequest {
     pub ca_names_count: usize,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct Hash {
     pub sha256: String,
 }
 
-#[derive(Serialize)]
+/// ECS `x509.*`.
+#[derive(Serialize, Clone)]
 pub struct X509 {
     pub not_before: String,
     pub not_after: String,
@@ -396,10 +610,12 @@ pub struct X509 {
     pub public_key_size: u32,
     pub signature_algorithm: String,
     pub serial_number: String,
-    pub self_signed: bool,
+    /// Pre-ECS only (legacy fields); now `tlsmon.tls.{client,server}.self_signed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_signed: Option<bool>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct Name {
     pub distinguished_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -431,7 +647,7 @@ fn x509(c: &CertInfo) -> X509 {
         public_key_size: c.key_bits,
         signature_algorithm: c.signature_algorithm.clone(),
         serial_number: c.serial.clone(),
-        self_signed: c.self_signed,
+        self_signed: None,
     }
 }
 
@@ -442,9 +658,10 @@ fn version_label(v: u16) -> String {
     }
 }
 
-/// Build the event of one handshake.
-pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
+/// Build the event of one handshake (no legacy names, no local ends: see [`any_event`]).
+pub fn event<'a>(hs: &Handshake, findings: &'a [Finding], observer: &'a Observer) -> Event<'a> {
     let mut tls = Tls { established: hs.established, ..Default::default() };
+    let mut x = TlsX::default();
     if let Some(v) = hs.version() {
         if let Some((p, n)) = version_parts(v) {
             tls.version_protocol = Some(p);
@@ -455,27 +672,28 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
         match sh.sslv2_kind {
             Some(k) => {
                 tls.cipher = Some(sslv2_cipher_name(k));
-                tls.cipher_id = Some(k);
+                x.top.cipher_id = Some(k);
             }
             None => {
                 tls.cipher = Some(cipher_name(sh.cipher));
-                tls.cipher_id = Some(sh.cipher as u32);
-                tls.server.compression_method = Some(sh.compression);
-                tls.server.renegotiation_info = Some(sh.renegotiation_info);
+                x.top.cipher_id = Some(sh.cipher as u32);
+                x.server.compression_method = Some(sh.compression);
+                x.server.renegotiation_info = Some(sh.renegotiation_info);
             }
         }
         tls.next_protocol = sh.alpn.as_ref().map(|a| String::from_utf8_lossy(a).into_owned());
     }
     tls.curve = hs.group().map(group_label);
-    tls.hello_retry_request = hs.hello_retry.as_ref().map(|_| true);
+    x.top.hello_retry_request = hs.hello_retry.as_ref().map(|_| true);
     if let Some(ch) = &hs.client_hello {
-        let c = &mut tls.client;
-        c.server_name = ch.sni.clone();
+        let c = &mut x.client;
+        tls.client.server_name = ch.sni.clone();
         c.legacy_version = Some(version_label(ch.version));
         c.supported_versions =
             ch.supported_versions.iter().filter(|v| !is_grease(**v)).map(|v| version_label(*v)).collect();
-        c.supported_ciphers = ch.ciphers.iter().filter(|v| !is_grease(**v)).map(|v| cipher_name(*v)).collect();
-        c.supported_ciphers.extend(ch.sslv2_kinds.iter().map(|k| sslv2_cipher_name(*k)));
+        let ciphers = &mut tls.client.supported_ciphers;
+        *ciphers = ch.ciphers.iter().filter(|v| !is_grease(**v)).map(|v| cipher_name(*v)).collect();
+        ciphers.extend(ch.sslv2_kinds.iter().map(|k| sslv2_cipher_name(*k)));
         c.supported_groups = ch.groups.iter().filter(|v| !is_grease(**v)).map(|g| group_label(*g)).collect();
         c.key_share_groups = ch.key_share_groups.iter().filter(|v| !is_grease(**v)).map(|g| group_label(*g)).collect();
         c.signature_algorithms = ch.sig_algs.iter().map(|s| format!("0x{s:04x}")).collect();
@@ -488,54 +706,64 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding]) -> Event<'a> {
     }
     if let Some((s, h)) = &hs.ja3 {
         tls.client.ja3 = Some(h.clone());
-        tls.client.ja3_string = Some(s.clone());
+        x.client.ja3_string = Some(s.clone());
     }
     if let Some((j, r)) = &hs.ja4 {
-        tls.client.ja4 = Some(j.clone());
-        tls.client.ja4_r = Some(r.clone());
+        x.client.ja4 = Some(j.clone());
+        x.client.ja4_r = Some(r.clone());
     }
     if let Some((s, h)) = &hs.ja3s {
         tls.server.ja3s = Some(h.clone());
-        tls.server.ja3s_string = Some(s.clone());
+        x.server.ja3s_string = Some(s.clone());
     }
-    tls.server.dh_prime_bits = hs.kx.dh_prime_bits;
+    x.server.dh_prime_bits = hs.kx.dh_prime_bits;
     if let Some(leaf) = hs.certs.first() {
         tls.server.x509 = Some(x509(leaf));
         tls.server.hash = Some(Hash { sha256: leaf.sha256.clone() });
-        tls.server.chain_length = Some(hs.certs.len());
-        tls.server.chain_complete = Some(hs.chain_complete);
-        tls.server.chain_trusted = hs.chain_trust.as_ref().map(|t| *t == Trust::Trusted);
+        x.server.self_signed = Some(leaf.self_signed);
+        x.server.chain_length = Some(hs.certs.len());
+        x.server.chain_complete = Some(hs.chain_complete);
+        x.server.chain_trusted = hs.chain_trust.as_ref().map(|t| *t == Trust::Trusted);
     }
-    tls.server.certificate_request = hs.cert_request.as_ref().map(|cr| CertificateRequest {
+    x.server.certificate_request = hs.cert_request.as_ref().map(|cr| CertificateRequest {
         certificate_types: cr.cert_types.iter().map(|t| cert_type_name(*t)).collect(),
         signature_algorithms: cr.sig_algs.iter().map(|s| format!("0x{s:04x}")).collect(),
         ca_names: cr.ca_names.clone(),
         ca_names_count: cr.ca_names_total,
     });
-    tls.client.certificate_presented = hs.client_cert_presented();
+    x.client.certificate_presented = hs.client_cert_presented();
     if let Some(leaf) = hs.client_certs.first() {
         tls.client.x509 = Some(x509(leaf));
         tls.client.hash = Some(Hash { sha256: leaf.sha256.clone() });
-        tls.client.chain_length = Some(hs.client_certs.len());
+        x.client.self_signed = Some(leaf.self_signed);
+        x.client.chain_length = Some(hs.client_certs.len());
     }
+    let (transport, protocol) = match (&hs.quic, &hs.dtls) {
+        (Some(_), _) => ("udp", "quic"),
+        (_, Some(_)) => ("udp", "dtls"),
+        _ => ("tcp", "tls"),
+    };
     Event {
-        kind: "tls",
         timestamp: rfc3339(hs.ts_ns),
+        ecs: ECS,
+        event: Meta::new("tlsmon.tls", findings),
+        observer,
         source: (hs.probe.is_none() || hs.client.port != 0)
             .then(|| Host { ip: hs.client.addr.to_ip().to_string(), port: hs.client.port }),
         destination: Host { ip: hs.server.addr.to_ip().to_string(), port: hs.server.port },
-        network: match (&hs.quic, &hs.dtls) {
-            (Some(_), _) => Some(Network { transport: "udp", protocol: "quic" }),
-            (_, Some(_)) => Some(Network { transport: "udp", protocol: "dtls" }),
-            _ => None,
-        },
+        network: Network::new(transport, Some(protocol), hs.server.addr.to_ip()),
         tls,
-        quic: hs.quic.as_ref().map(quic),
-        dtls: hs.dtls.as_ref().map(dtls),
-        tds: None,
-        probe: None,
-        findings,
         owned: Owned::default(),
+        tlsmon: TlsmonTls {
+            tls: x,
+            quic: hs.quic.as_ref().map(quic),
+            dtls: hs.dtls.as_ref().map(dtls),
+            tds: None,
+            probe: None,
+            findings,
+            local: None,
+        },
+        legacy: None,
     }
 }
 

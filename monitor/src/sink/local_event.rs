@@ -1,8 +1,8 @@
 //! Sink, local ends: the ECS fields that name who on this host made or served a flow — the
 //! `process.*`, `container.*`, `service.name` and `orchestrator.*` of the flow's local end
-//! (the client when it is local, else the server), and `tlsmon.local.*`: which end that is, the
-//! socket's cgroup, and the server's process too when both ends are local. Every field is
-//! absent when not known (always in replay).
+//! (the client when it is local, else the server), and `tlsmon.local.*` (placed by the event):
+//! which end that is, the socket's cgroup, and the server's process too when both ends are
+//! local. Every field is absent when not known (always in replay).
 //! Must never carry anything the attribution stage did not set.
 use serde::Serialize;
 
@@ -19,12 +19,10 @@ pub struct Owned<'a> {
     pub service: Option<Service<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub orchestrator: Option<Orchestrator<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tlsmon: Option<Custom<'a>>,
 }
 
 /// ECS `process.*`.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct ProcessField<'a> {
     pub pid: u32,
     pub name: &'a str,
@@ -34,7 +32,7 @@ pub struct ProcessField<'a> {
 }
 
 /// ECS `process.user.id` (a keyword: the uid as a string).
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct User {
     pub id: String,
 }
@@ -69,12 +67,7 @@ pub struct Resource<'a> {
 }
 
 /// `tlsmon.local.*` (custom, outside ECS).
-#[derive(Serialize)]
-pub struct Custom<'a> {
-    pub local: LocalField<'a>,
-}
-
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct LocalField<'a> {
     /// `client`, `server` or `both`: which ends are sockets of this host.
     pub side: &'static str,
@@ -84,7 +77,7 @@ pub struct LocalField<'a> {
     pub server_process: Option<ProcessField<'a>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct Cgroup<'a> {
     pub id: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,12 +93,9 @@ fn process(p: &Process) -> ProcessField<'_> {
     }
 }
 
-/// The fields of an output's local ends.
+/// The ECS fields of an output's local end.
 pub fn owned(l: &Local) -> Owned<'_> {
-    let Some(side) = l.side() else { return Owned::default() };
-    let Some(p) = l.processes[side].as_deref() else { return Owned::default() };
-    let both = l.sockets.iter().all(Option::is_some);
-    let server = (side == 0).then(|| l.processes[1].as_deref()).flatten();
+    let Some(p) = local_process(l) else { return Owned::default() };
     Owned {
         process: Some(process(p)),
         container: p.container_id.as_deref().map(|id| Container { id, runtime: p.container_runtime }),
@@ -114,16 +104,27 @@ pub fn owned(l: &Local) -> Owned<'_> {
             .pod_uid
             .as_deref()
             .map(|id| Orchestrator { kind: "kubernetes", resource: Resource { kind: "pod", id } }),
-        tlsmon: Some(Custom {
-            local: LocalField {
-                side: match (both, side) {
-                    (true, _) => "both",
-                    (false, 0) => "client",
-                    (false, _) => "server",
-                },
-                cgroup: Cgroup { id: p.cgroup_id, path: p.cgroup_path.as_deref() },
-                server_process: server.map(process),
-            },
-        }),
     }
+}
+
+/// `tlsmon.local` of an output: which ends are local, the cgroup, the server's process.
+pub fn local(l: &Local) -> Option<LocalField<'_>> {
+    let p = local_process(l)?;
+    let side = l.side()?;
+    let both = l.sockets.iter().all(Option::is_some);
+    let server = (side == 0).then(|| l.processes[1].as_deref()).flatten();
+    Some(LocalField {
+        side: match (both, side) {
+            (true, _) => "both",
+            (false, 0) => "client",
+            (false, _) => "server",
+        },
+        cgroup: Cgroup { id: p.cgroup_id, path: p.cgroup_path.as_deref() },
+        server_process: server.map(process),
+    })
+}
+
+/// The process of the local end `process.*` names (the client when it is local).
+fn local_process(l: &Local) -> Option<&Process> {
+    l.processes[l.side()?].as_deref()
 }

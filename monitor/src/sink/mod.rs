@@ -2,6 +2,7 @@
 //! inventory with its report.
 pub mod alertmanager;
 pub mod audit;
+pub mod ecs;
 pub mod inventory;
 pub mod json;
 pub mod local_event;

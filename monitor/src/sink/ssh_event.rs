@@ -4,7 +4,9 @@
 //! inspector's validated facts (banner fields and algorithm names), never payload.
 use serde::Serialize;
 
+use super::ecs::{Ecs, Meta, Network, Observer, ECS};
 use super::json::{rfc3339, Host};
+use super::local_event::{LocalField, Owned};
 use crate::inspect::ssh::{KexInit, Negotiated, SshSide};
 use crate::observation::SshFlow;
 use crate::policy::Finding;
@@ -12,20 +14,55 @@ use crate::policy::Finding;
 /// One `ssh` event.
 #[derive(Serialize)]
 pub struct SshEvent<'a> {
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    pub ecs: Ecs,
+    pub event: Meta,
+    pub observer: &'a Observer,
+    pub source: Host,
+    pub destination: Host,
+    pub network: Network,
+    /// Live: the local process, container, unit and pod ([`super::local_event`]).
+    #[serde(flatten)]
+    pub owned: Owned<'a>,
+    pub tlsmon: TlsmonSsh<'a>,
+    #[serde(flatten)]
+    pub legacy: Option<LegacySsh<'a>>,
+}
+
+/// `tlsmon.*` of an `ssh` event.
+#[derive(Serialize)]
+pub struct TlsmonSsh<'a> {
+    pub ssh: Ssh<'a>,
+    pub findings: &'a [Finding],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalField<'a>>,
+}
+
+/// The pre-ECS top-level names of an `ssh` event (one release).
+#[derive(Serialize)]
+pub struct LegacySsh<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub timestamp: String,
-    pub source: Host,
-    pub destination: Host,
     pub ssh: Ssh<'a>,
     pub findings: &'a [Finding],
-    /// Live: the local process, container, unit and pod ([`super::local_event`]).
-    #[serde(flatten)]
-    pub owned: super::local_event::Owned<'a>,
 }
 
-/// `ssh.*`.
-#[derive(Serialize)]
+impl SshEvent<'_> {
+    /// Add the pre-ECS names.
+    pub fn with_legacy(&mut self) {
+        self.legacy = Some(LegacySsh {
+            kind: "ssh",
+            timestamp: self.timestamp.clone(),
+            ssh: self.tlsmon.ssh.clone(),
+            findings: self.tlsmon.findings,
+        });
+    }
+}
+
+/// `tlsmon.ssh.*`.
+#[derive(Serialize, Clone)]
 pub struct Ssh<'a> {
     pub client: Side<'a>,
     pub server: Side<'a>,
@@ -44,7 +81,7 @@ pub struct Ssh<'a> {
 }
 
 /// `ssh.client.*` / `ssh.server.*`: the identification string and the KEXINIT's lists.
-#[derive(Serialize, Default)]
+#[derive(Serialize, Default, Clone)]
 pub struct Side<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proto: Option<&'a str>,
@@ -59,7 +96,7 @@ pub struct Side<'a> {
 }
 
 /// The ten KEXINIT lists but the (unused) languages, and the flag.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct Lists<'a> {
     pub kex: &'a [String],
     pub host_key: &'a [String],
@@ -74,7 +111,7 @@ pub struct Lists<'a> {
 
 /// `ssh.negotiated.*`: absent fields had no common algorithm (listed in `failed`), or are MACs
 /// of an AEAD cipher.
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub struct Agreed<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kex: Option<&'a str>,
@@ -98,14 +135,19 @@ pub struct Agreed<'a> {
 }
 
 /// Build the event of one SSH session.
-pub fn ssh_event<'a>(s: &'a SshFlow, findings: &'a [Finding]) -> SshEvent<'a> {
+pub fn ssh_event<'a>(s: &'a SshFlow, findings: &'a [Finding], observer: &'a Observer) -> SshEvent<'a> {
     let f = &s.facts;
     SshEvent {
-        kind: "ssh",
         timestamp: rfc3339(s.ts_ns),
+        ecs: ECS,
+        event: Meta::new("tlsmon.ssh", findings),
+        observer,
         source: Host { ip: s.client.addr.to_ip().to_string(), port: s.client.port },
         destination: Host { ip: s.server.addr.to_ip().to_string(), port: s.server.port },
-        ssh: Ssh {
+        network: Network::new("tcp", Some("ssh"), s.server.addr.to_ip()),
+        owned: Owned::default(),
+        tlsmon: TlsmonSsh {
+            ssh: Ssh {
             client: side(&f.client),
             server: side(&f.server),
             negotiated: f.negotiated.as_ref().map(agreed),
@@ -113,10 +155,12 @@ pub fn ssh_event<'a>(s: &'a SshFlow, findings: &'a [Finding]) -> SshEvent<'a> {
             hassh_server: f.hassh_server(),
             pq: f.pq(),
             kex_class: f.kex_class(),
-            anomalies: &f.anomalies,
+                anomalies: &f.anomalies,
+            },
+            findings,
+            local: None,
         },
-        findings,
-        owned: Default::default(),
+        legacy: None,
     }
 }
 

@@ -21,6 +21,12 @@ fn text<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
     path(v, keys)?.as_str()
 }
 
+/// The value at the ECS / `tlsmon.*` path, else at its pre-ECS path (logs written before
+/// the ECS schema, or by an agent writing both).
+fn either<'a>(v: &'a Value, ecs: &[&str], old: &[&str]) -> Option<&'a Value> {
+    path(v, ecs).or_else(|| path(v, old))
+}
+
 /// "tls" + "1.2" → 0x0303.
 fn code_of(proto: &str, num: &str) -> Option<u16> {
     VERSION_CODES.into_iter().find(|&c| version_parts(c) == Some((proto, num)))
@@ -50,9 +56,10 @@ pub struct EvFinding<'a> {
     pub expired: Option<(&'a str, &'a str)>,
 }
 
-/// The server's leaf certificate as an event carries it (`tls.server.x509`).
+/// The server's leaf certificate as an event carries it (`tls.server.x509`, and whether it
+/// is self-signed: `tlsmon.tls.server.self_signed`, before ECS `tls.server.x509.self_signed`).
 #[derive(Clone, Copy)]
-pub struct EvCert<'a>(&'a Value);
+pub struct EvCert<'a>(&'a Value, Option<bool>);
 
 impl<'a> EvCert<'a> {
     pub fn not_after(&self) -> Option<&'a str> {
@@ -80,17 +87,19 @@ impl<'a> EvCert<'a> {
         text(self.0, &["signature_algorithm"]).unwrap_or("")
     }
     pub fn self_signed(&self) -> bool {
-        path(self.0, &["self_signed"]).and_then(Value::as_bool).unwrap_or(false)
+        self.1.or_else(|| path(self.0, &["self_signed"]).and_then(Value::as_bool)).unwrap_or(false)
     }
 }
 
 impl<'a> Ev<'a> {
-    /// `tls`, `probe`, `plaintext`, `ssh`, or a line that is no event (`checkpoint` …).
+    /// `tls`, `probe`, `plaintext`, `ssh` (`event.dataset` without its `tlsmon.`), or a line
+    /// that is no event (`checkpoint` …).
     pub fn kind(&self) -> Option<&'a str> {
-        text(self.0, &["type"])
+        let dataset = text(self.0, &["event", "dataset"]).and_then(|d| d.strip_prefix("tlsmon."));
+        dataset.or_else(|| text(self.0, &["type"]))
     }
     pub fn timestamp(&self) -> Option<&'a str> {
-        text(self.0, &["timestamp"])
+        either(self.0, &["@timestamp"], &["timestamp"])?.as_str()
     }
     /// The event's (packet) time in Unix nanoseconds.
     pub fn time_ns(&self) -> Option<i128> {
@@ -111,13 +120,14 @@ impl<'a> Ev<'a> {
     }
     /// The highest version the client offered (supported_versions, else the hello's version).
     pub fn client_max_version(&self) -> Option<u16> {
-        let offered = path(self.0, &["tls", "client", "supported_versions"]).and_then(Value::as_array);
+        let client = either(self.0, &["tlsmon", "tls", "client"], &["tls", "client"]);
+        let offered = client.and_then(|c| c.get("supported_versions")).and_then(Value::as_array);
         let max = offered
             .into_iter()
             .flatten()
             .filter_map(|v| v.as_str().and_then(code_of_label))
             .max_by_key(|v| crate::inspect::tls::hello::version_rank(*v));
-        max.or_else(|| text(self.0, &["tls", "client", "legacy_version"]).and_then(code_of_label))
+        max.or_else(|| client.and_then(|c| text(c, &["legacy_version"])).and_then(code_of_label))
     }
     pub fn cipher(&self) -> Option<&'a str> {
         text(self.0, &["tls", "cipher"])
@@ -127,19 +137,20 @@ impl<'a> Ev<'a> {
         text(self.0, &["tls", "curve"])
     }
     pub fn cert(&self) -> Option<EvCert<'a>> {
-        path(self.0, &["tls", "server", "x509"]).filter(|v| v.is_object()).map(EvCert)
+        let self_signed = path(self.0, &["tlsmon", "tls", "server", "self_signed"]).and_then(Value::as_bool);
+        path(self.0, &["tls", "server", "x509"]).filter(|v| v.is_object()).map(|x| EvCert(x, self_signed))
     }
-    /// `udp` for QUIC and DTLS handshakes; absent over TCP.
+    /// `udp` for QUIC and DTLS handshakes; `tcp` or (logs before ECS) absent over TCP.
     pub fn transport(&self) -> Option<&'a str> {
         text(self.0, &["network", "transport"])
     }
-    /// `quic` or `dtls` over UDP.
+    /// `quic` or `dtls` over UDP (`tls`, `ssh`, `hl7` … over TCP).
     pub fn network_protocol(&self) -> Option<&'a str> {
         text(self.0, &["network", "protocol"])
     }
     /// A plaintext flow's protocol (`hl7`, `dicom`, `http` …).
     pub fn plaintext_protocol(&self) -> Option<&'a str> {
-        text(self.0, &["plaintext", "protocol"])
+        either(self.0, &["tlsmon", "plaintext", "protocol"], &["plaintext", "protocol"])?.as_str()
     }
     /// An SSH server's software (its identification string).
     /// The local processes the event names (live), as the inventory keys them: `client
@@ -160,18 +171,21 @@ impl<'a> Ev<'a> {
         out
     }
     pub fn ssh_software(&self) -> Option<&'a str> {
-        text(self.0, &["ssh", "server", "software"])
+        text(self.ssh()?, &["server", "software"])
     }
     /// An SSH session's negotiated algorithm of one kind: `kex`, `host_key`, `cipher_c2s`,
     /// `cipher_s2c`, `mac_c2s`, `mac_s2c`, `compression_c2s`.
     pub fn ssh_negotiated(&self, what: &str) -> Option<&'a str> {
-        text(self.0, &["ssh", "negotiated", what])
+        text(self.ssh()?, &["negotiated", what])
     }
     pub fn has_ssh_negotiated(&self) -> bool {
-        path(self.0, &["ssh", "negotiated"]).is_some_and(Value::is_object)
+        self.ssh().and_then(|s| s.get("negotiated")).is_some_and(Value::is_object)
+    }
+    fn ssh(&self) -> Option<&'a Value> {
+        either(self.0, &["tlsmon", "ssh"], &["ssh"])
     }
     pub fn findings(&self) -> impl Iterator<Item = EvFinding<'a>> {
-        let list = path(self.0, &["findings"]).and_then(Value::as_array);
+        let list = either(self.0, &["tlsmon", "findings"], &["findings"]).and_then(Value::as_array);
         list.into_iter().flatten().filter_map(|f| {
             let pair = |k: &str, a: &str, b: &str| Some((text(f, &[k, a])?, text(f, &[k, b])?));
             Some(EvFinding {
@@ -216,5 +230,23 @@ mod tests {
         assert_eq!(code_of_label("ssl3.0"), Some(0x0300));
         let v = serde_json::json!({"tls": {"client": {"supported_versions": ["tls1.2", "tls1.3"], "legacy_version": "tls1.2"}}});
         assert_eq!(Ev(&v).client_max_version(), Some(0x0304));
+        let v = serde_json::json!({"tlsmon": {"tls": {"client": {"legacy_version": "tls1.1"}}}});
+        assert_eq!(Ev(&v).client_max_version(), Some(0x0302));
+    }
+
+    #[test]
+    fn ecs_names_first_then_the_old_ones() {
+        let new = serde_json::json!({"@timestamp": "2026-01-02T00:00:00.000000Z", "event": {"dataset": "tlsmon.ssh"},
+            "tlsmon": {"ssh": {"server": {"software": "OpenSSH_9.6"}}, "findings": [{"id": "a"}]}});
+        let old = serde_json::json!({"timestamp": "2026-01-02T00:00:00.000000Z", "type": "ssh",
+            "ssh": {"server": {"software": "OpenSSH_9.6"}}, "findings": [{"id": "a"}]});
+        for v in [&new, &old] {
+            let ev = Ev(v);
+            assert_eq!(ev.kind(), Some("ssh"));
+            assert_eq!(ev.time_ns(), parse_time("2026-01-02"));
+            assert_eq!(ev.ssh_software(), Some("OpenSSH_9.6"));
+            assert_eq!(ev.findings().map(|f| f.id).collect::<Vec<_>>(), ["a"]);
+        }
+        assert_eq!(Ev(&serde_json::json!({"type": "checkpoint"})).kind(), Some("checkpoint"));
     }
 }

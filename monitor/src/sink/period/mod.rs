@@ -158,7 +158,8 @@ impl Period {
 
     /// Fold in one output of a replay, through its JSON event: the same path as a log line.
     pub fn add_output(&mut self, o: &Output) {
-        match serde_json::to_value(crate::sink::json::any_event(o)) {
+        let style = crate::sink::json::Style { legacy: false, ..Default::default() };
+        match serde_json::to_value(crate::sink::json::any_event(o, &style)) {
             Ok(v) => self.add(&v, None),
             Err(_) => self.unreadable += 1,
         }
