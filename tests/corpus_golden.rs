@@ -160,7 +160,8 @@ fn corpus_agrees_with_peer_tools() {
             Ok((o, _)) => o,
             Err((o, _)) => o,
         };
-        let events: Vec<Value> = outputs.iter().map(|o| serde_json::to_value(json::any_event(o, &ecs_only())).unwrap()).collect();
+        let events: Vec<Value> =
+            outputs.iter().map(|o| serde_json::to_value(json::any_event(o, &ecs_only())).unwrap()).collect();
         for b in entry["expected"].as_array().unwrap() {
             let peer = b["peer"].as_str().unwrap();
             let Some(fields) = b.get("fields").and_then(Value::as_object) else { continue };
@@ -291,8 +292,8 @@ fn quic_captures_give_quic_events() {
         assert!(!quic.is_empty(), "{name}: no QUIC event");
         for e in &quic {
             assert_eq!(e["network"]["transport"], "udp", "{name}");
-            assert_eq!(e["quic"]["version"], "1", "{name}");
-            assert!(e["tls"]["client"]["ja4"].as_str().unwrap().starts_with("q13"), "{name}: {e}");
+            assert_eq!(e["tlsmon"]["quic"]["version"], "1", "{name}");
+            assert!(e["tlsmon"]["tls"]["client"]["ja4"].as_str().unwrap().starts_with("q13"), "{name}: {e}");
         }
     }
     assert_eq!(files, 4, "QUIC captures in the corpus");
@@ -300,9 +301,11 @@ fn quic_captures_give_quic_events() {
     let ev = events_of("zeek__quic-go-zerortt.pcap");
     assert_eq!(ev.len(), 2);
     assert!(ev.iter().all(|e| e["tls"]["curve"] == "x25519" && e["tls"]["client"]["server_name"] == "server4:443"));
-    // TCP events carry no network or quic object (their bytes are what they were).
+    // TCP events say so in network.* and carry no quic object.
     let tcp = events_of("suricata__ja4-tls-quic.pcap");
-    assert!(tcp.iter().any(|e| e.get("network").is_none() && e.get("quic").is_none()));
+    assert!(tcp
+        .iter()
+        .any(|e| e["network"]["transport"] == "tcp" && e["tlsmon"].get("quic").is_none() && e.get("quic").is_none()));
 }
 
 /// Every DTLS capture of the corpus gives DTLS events (zeek's dtls1_2.pcap: a

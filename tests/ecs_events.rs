@@ -163,10 +163,13 @@ fn readme_jq_examples_run() {
     for f in filters {
         // The shell's quoting of the example: -c and one single-quoted program.
         let (flags, prog) = match f.split_once('\'') {
-            Some((flags, rest)) => (flags.split_whitespace().collect::<Vec<_>>(), rest.trim_end().trim_end_matches('\'')),
+            Some((flags, rest)) => {
+                (flags.split_whitespace().collect::<Vec<_>>(), rest.trim_end().trim_end_matches('\''))
+            }
             None => panic!("README jq example without a quoted filter: {f}"),
         };
-        let mut jq = Command::new("jq").args(&flags).arg(prog).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut jq =
+            Command::new("jq").args(&flags).arg(prog).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         jq.stdin.take().unwrap().write_all(&input).unwrap();
         let out = jq.wait_with_output().unwrap();
         assert!(out.status.success(), "jq {f} failed");

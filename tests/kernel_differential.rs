@@ -37,7 +37,8 @@ fn require_root() {
 
 /// One JSON line per event, sorted (flows may be judged in another order).
 fn events(outputs: &[Output]) -> Vec<String> {
-    let mut v: Vec<String> = outputs.iter().map(|o| serde_json::to_string(&json::any_event(o, &json::Style::default())).unwrap()).collect();
+    let mut v: Vec<String> =
+        outputs.iter().map(|o| serde_json::to_string(&json::any_event(o, &json::Style::default())).unwrap()).collect();
     v.sort();
     v
 }

@@ -306,7 +306,9 @@ fn probe_reports_hidden_tls13_certificates_once_and_only_in_scope() -> Result<()
     let (reference, legacy) = (ecs_check::reference(), ecs_check::documented_legacy());
     for (_, ev) in &got {
         let mut bad = ecs_check::problems(&reference, ev, Some(&legacy));
-        if is_probe(ev) && (str_at(ev, "/event/dataset") != Some("tlsmon.probe") || ev.pointer("/tlsmon/probe").is_none()) {
+        if is_probe(ev)
+            && (str_at(ev, "/event/dataset") != Some("tlsmon.probe") || ev.pointer("/tlsmon/probe").is_none())
+        {
             bad.push("a probe event without event.dataset tlsmon.probe and tlsmon.probe".to_string());
         }
         if !bad.is_empty() {
@@ -815,7 +817,9 @@ fn probe_garbage_and_huge_certificate_fail_cleanly() -> Result<()> {
     let (reference, legacy) = (ecs_check::reference(), ecs_check::documented_legacy());
     for (_, ev) in &got {
         let mut bad = ecs_check::problems(&reference, ev, Some(&legacy));
-        if is_probe(ev) && (str_at(ev, "/event/dataset") != Some("tlsmon.probe") || ev.pointer("/tlsmon/probe").is_none()) {
+        if is_probe(ev)
+            && (str_at(ev, "/event/dataset") != Some("tlsmon.probe") || ev.pointer("/tlsmon/probe").is_none())
+        {
             bad.push("a probe event without event.dataset tlsmon.probe and tlsmon.probe".to_string());
         }
         if !bad.is_empty() {

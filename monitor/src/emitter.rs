@@ -15,8 +15,8 @@ use monitor::probe::{ProbeStats, Prober};
 use monitor::run::Sink;
 use monitor::sink::alertmanager::Alerter;
 use monitor::sink::audit::{self, AuditLog};
-use monitor::sink::published::Published;
 use monitor::sink::json::{self, Style};
+use monitor::sink::published::Published;
 use monitor::sink::summary::Summary;
 
 /// How long the Alertmanager sink may take at exit to post what is queued.

@@ -112,12 +112,7 @@ pub fn documented_legacy() -> BTreeSet<String> {
     let start = readme.find("### Pre-ECS field names").expect("README: ### Pre-ECS field names");
     let section = &readme[start..];
     let section = &section[..section[4..].find("\n#").map_or(section.len(), |i| i + 4)];
-    section
-        .lines()
-        .filter(|l| l.starts_with("| `"))
-        .filter_map(|l| l.split('`').nth(1))
-        .map(str::to_string)
-        .collect()
+    section.lines().filter(|l| l.starts_with("| `")).filter_map(|l| l.split('`').nth(1)).map(str::to_string).collect()
 }
 
 /// What is wrong with `ev`: fields neither ECS nor `tlsmon.*` (nor, when `legacy` is given,

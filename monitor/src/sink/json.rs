@@ -8,8 +8,8 @@
 //! payload.
 use serde::Serialize;
 
-pub use super::ecs::{Host, Style};
 use super::ecs::{Ecs, Meta, Network, Observer, ECS};
+pub use super::ecs::{Host, Style};
 use super::local_event::{local, owned, LocalField, Owned};
 use crate::inspect::dtls::DtlsFacts;
 use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
@@ -276,9 +276,10 @@ impl Event<'_> {
         self.tls.legacy = Some(t.tls.top.clone());
         self.tls.client.legacy = Some(ClientX { self_signed: None, ..t.tls.client.clone() });
         self.tls.server.legacy = Some(ServerX { self_signed: None, ..t.tls.server.clone() });
-        for (x, self_signed) in
-            [(&mut self.tls.client.x509, t.tls.client.self_signed), (&mut self.tls.server.x509, t.tls.server.self_signed)]
-        {
+        for (x, self_signed) in [
+            (&mut self.tls.client.x509, t.tls.client.self_signed),
+            (&mut self.tls.server.x509, t.tls.server.self_signed),
+        ] {
             if let Some(x) = x {
                 x.self_signed = self_signed;
             }
@@ -522,7 +523,9 @@ impl ClientX {
             chain_length,
             self_signed,
         } = self;
-        [supported_versions, supported_groups, key_share_groups, signature_algorithms, alpn].iter().all(|v| v.is_empty())
+        [supported_versions, supported_groups, key_share_groups, signature_algorithms, alpn]
+            .iter()
+            .all(|v| v.is_empty())
             && compression_methods.is_empty()
             && [legacy_version, ja3_string, ja4, ja4_r].iter().all(|v| v.is_none())
             && [renegotiation_info, renegotiation_scsv, ech, sslv2_hello, certificate_presented, self_signed]
