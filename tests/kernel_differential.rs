@@ -272,7 +272,7 @@ fn dtls_through_the_kernel_equals_replay() {
     let (replayed, _) = monitor::run::replay_path(&path).unwrap_or_else(|_| panic!("replay {}", path.display()));
     let want = events(&replayed);
     assert_eq!(want.len(), 1, "{want:?}");
-    assert!(want[0].contains(r#""network":{"transport":"udp","protocol":"dtls"}"#), "{want:?}");
+    assert!(want[0].contains(r#""network":{"transport":"udp","protocol":"dtls","type":"ipv4"}"#), "{want:?}");
     assert!(want[0].contains(r#""established":true"#), "{want:?}");
     for hook in [Hook::Tc, Hook::Xdp] {
         let run = through_kernel(&path, hook, &KernelConfig::default());

@@ -14,6 +14,6 @@ fuzz_target!(|data: &[u8]| {
     pipeline.finish();
     assert_eq!(pipeline.stats.memory.held, 0, "every judged flow gives its bytes back");
     for o in pipeline.drain_outputs() {
-        let _ = serde_json::to_vec(&monitor::sink::json::any_event(&o));
+        let _ = serde_json::to_vec(&monitor::sink::json::any_event(&o, &monitor::sink::ecs::Style::default()));
     }
 });

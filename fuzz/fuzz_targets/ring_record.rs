@@ -20,6 +20,6 @@ fuzz_target!(|data: &[u8]| {
     pipeline.finish();
     // Every output as the sinks see it: the event of a TLS handshake or of a plaintext flow.
     for o in pipeline.drain_outputs() {
-        let _ = serde_json::to_vec(&monitor::sink::json::any_event(&o));
+        let _ = serde_json::to_vec(&monitor::sink::json::any_event(&o, &monitor::sink::ecs::Style::default()));
     }
 });

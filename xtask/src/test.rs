@@ -45,7 +45,8 @@ pub fn run(args: TestArgs) -> Result<()> {
     let data = test_data(&target_dir(&workspace_root()))?;
     // The default members (monitor, monitor-common, xtask) include monitor/tests/ebpf_load.rs,
     // which loads the kernel object that monitor/build.rs builds with bpf-linker.
-    let mut cmd = cargo(&["test", "--release"]);
+    // Every test binary runs even after one fails, so one run names every failure.
+    let mut cmd = cargo(&["test", "--release", "--no-fail-fast"]);
     cmd.env("TLSMON_TEST_DATA", &data);
     // Installed by setup: tests/kubernetes.rs fails without it when run from here.
     cmd.env("TLSMON_KUBERNETES_VALIDATE", setup::kubernetes_validate_venv()?.join("bin/kubernetes-validate"));
