@@ -211,7 +211,15 @@ fn undocumented(ev: &Value) -> Vec<String> {
         let have: BTreeSet<&str> = v.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
         have.iter().filter(|k| !keys.contains(k)).map(|k| format!("undocumented field {at}{k}")).collect()
     };
-    let mut bad = allowed(ev, &["type", "timestamp", "source", "destination", "ssh", "findings"], "");
+    // The ECS envelope (README "Event schema (ECS)"), the pre-ECS names of this release, and
+    // tlsmon.ssh, which is the legacy `ssh` object under its ECS custom-namespace name.
+    let top = ["@timestamp", "ecs", "event", "observer", "network", "source", "destination", "tlsmon"];
+    let legacy = ["type", "timestamp", "ssh", "findings"];
+    let mut bad = allowed(ev, &[&top[..], &legacy[..]].concat(), "");
+    bad.extend(allowed(&ev["tlsmon"], &["ssh", "findings", "local"], "tlsmon."));
+    if ev["tlsmon"]["ssh"] != ev["ssh"] || ev["tlsmon"]["findings"] != ev["findings"] {
+        bad.push("tlsmon.ssh / tlsmon.findings differ from their pre-ECS copies".into());
+    }
     let s = &ev["ssh"];
     bad.extend(allowed(
         s,
