@@ -125,6 +125,24 @@ fn finding<'a>(ev: &'a Value, id: &str) -> Option<&'a Value> {
 fn probes_of(got: &[(Instant, Value)], target: SocketAddr) -> Vec<(Instant, &Value)> {
     got.iter().filter(|(_, e)| is_probe(e) && addr_at(e, "destination") == Some(target)).map(|(t, e)| (*t, e)).collect()
 }
+/// Probe events are ECS too (tests/ecs_check), under event.dataset tlsmon.probe: one line per
+/// event that is not.
+fn not_ecs(got: &[(Instant, Value)]) -> Vec<String> {
+    let (reference, legacy) = (ecs_check::reference(), ecs_check::documented_legacy());
+    let mut problems = Vec::new();
+    for (_, ev) in got {
+        let mut bad = ecs_check::problems(&reference, ev, Some(&legacy));
+        if is_probe(ev)
+            && (str_at(ev, "/event/dataset") != Some("tlsmon.probe") || ev.pointer("/tlsmon/probe").is_none())
+        {
+            bad.push("a probe event without event.dataset tlsmon.probe and tlsmon.probe".to_string());
+        }
+        if !bad.is_empty() {
+            problems.push(format!("not ECS: {bad:?} in {ev}"));
+        }
+    }
+    problems
+}
 
 /// The events as JSON lines (for the PHI check and failure messages).
 fn dump(got: &[(Instant, Value)]) -> String {
@@ -302,19 +320,7 @@ fn probe_reports_hidden_tls13_certificates_once_and_only_in_scope() -> Result<()
     if ok_probes != Some(want_probes.len() as f64) {
         problems.push(format!("tlsmon_probes_total{{result=\"ok\"}} = {ok_probes:?}, expected {}", want_probes.len()));
     }
-    // Probe events are ECS too (tests/ecs_check), under event.dataset tlsmon.probe.
-    let (reference, legacy) = (ecs_check::reference(), ecs_check::documented_legacy());
-    for (_, ev) in &got {
-        let mut bad = ecs_check::problems(&reference, ev, Some(&legacy));
-        if is_probe(ev)
-            && (str_at(ev, "/event/dataset") != Some("tlsmon.probe") || ev.pointer("/tlsmon/probe").is_none())
-        {
-            bad.push("a probe event without event.dataset tlsmon.probe and tlsmon.probe".to_string());
-        }
-        if !bad.is_empty() {
-            problems.push(format!("not ECS: {bad:?} in {ev}"));
-        }
-    }
+    problems.extend(not_ecs(&got));
     let text = dump(&got);
     let leaks = phi_leaks(&text);
     if !leaks.is_empty() {
@@ -813,19 +819,7 @@ fn probe_garbage_and_huge_certificate_fail_cleanly() -> Result<()> {
     if garbage.accepted().iter().filter(|a| !a.relayed).count() != 1 {
         problems.push(format!("garbage server: prober connections {:?}, expected 1", garbage.accepted()));
     }
-    // Probe events are ECS too (tests/ecs_check), under event.dataset tlsmon.probe.
-    let (reference, legacy) = (ecs_check::reference(), ecs_check::documented_legacy());
-    for (_, ev) in &got {
-        let mut bad = ecs_check::problems(&reference, ev, Some(&legacy));
-        if is_probe(ev)
-            && (str_at(ev, "/event/dataset") != Some("tlsmon.probe") || ev.pointer("/tlsmon/probe").is_none())
-        {
-            bad.push("a probe event without event.dataset tlsmon.probe and tlsmon.probe".to_string());
-        }
-        if !bad.is_empty() {
-            problems.push(format!("not ECS: {bad:?} in {ev}"));
-        }
-    }
+    problems.extend(not_ecs(&got));
     let text = dump(&got);
     let leaks = phi_leaks(&text);
     if !leaks.is_empty() {
