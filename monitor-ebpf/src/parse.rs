@@ -1,6 +1,8 @@
 //! Kernel header parser: Ethernet (up to two VLAN tags, 802.1Q or QinQ) → IPv4 (options) /
 //! IPv6 (common extension headers) → TCP/UDP by direct packet access with explicit bounds
-//! checks, giving the flow tuple and where the payload lies.
+//! checks, giving the flow tuple and where the payload lies: first the scalars every packet
+//! needs ([`Headers`], kept in registers), then the addresses, read only when a flow's key or a
+//! record needs them.
 //! Must never read past `end` or loop without a constant bound (the verifier rejects both).
 
 /// Why a frame gave no transport header.
@@ -16,7 +18,30 @@ pub enum Skip {
     Truncated,
 }
 
-/// What the parser learned about a TCP or UDP packet.
+/// Where a TCP or UDP packet's headers lie and their small fields: what [`locate`] found.
+#[derive(Clone, Copy)]
+pub struct Headers {
+    pub ip_version: u8,
+    pub protocol: u8,
+    /// The first fragment of a fragmented datagram: the payload continues elsewhere.
+    pub first_fragment: bool,
+    /// TCP flags byte (0 for UDP).
+    pub tcp_flags: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// TCP sequence number (0 for UDP).
+    pub seq: u32,
+    /// Offset of the IP header from the start of the frame (its addresses: [`Headers::addr4`],
+    /// [`Headers::addr16`]).
+    pub ip_off: u32,
+    /// Offset of the first payload byte from the start of the frame.
+    pub payload_off: u32,
+    /// Payload length the IP header announces (what was on the wire).
+    pub payload_len: u32,
+}
+
+/// What the parser learned about a TCP or UDP packet, addresses included (kept in per-CPU
+/// map memory for the stages that build records).
 pub struct Meta {
     pub ip_version: u8,
     pub protocol: u8,
@@ -99,9 +124,9 @@ fn bytes<const N: usize>(h: *const u8, i: usize, out: &mut [u8; 16]) {
     }
 }
 
-/// Parses the frame in `[data, end)` down to the transport header.
+/// Walks the frame in `[data, end)` down to the transport header.
 #[inline(always)]
-pub fn parse_frame(data: usize, end: usize, m: &mut Meta) -> Result<(), Skip> {
+pub fn locate(data: usize, end: usize) -> Result<Headers, Skip> {
     let Some(eth) = header(data, end, 0, ETH_HLEN) else {
         return Err(Skip::Truncated);
     };
@@ -116,15 +141,94 @@ pub fn parse_frame(data: usize, end: usize, m: &mut Meta) -> Result<(), Skip> {
         off += VLAN_HLEN;
         tags += 1;
     }
+    let mut h = Headers {
+        ip_version: 0,
+        protocol: 0,
+        first_fragment: false,
+        tcp_flags: 0,
+        src_port: 0,
+        dst_port: 0,
+        seq: 0,
+        ip_off: off as u32,
+        payload_off: 0,
+        payload_len: 0,
+    };
     match ethertype {
-        ETH_P_IP => parse_ipv4(data, end, off, m),
-        ETH_P_IPV6 => parse_ipv6(data, end, off, m),
-        _ => Err(Skip::NotIp),
+        ETH_P_IP => locate_ipv4(data, end, off, &mut h)?,
+        ETH_P_IPV6 => locate_ipv6(data, end, off, &mut h)?,
+        _ => return Err(Skip::NotIp),
+    }
+    Ok(h)
+}
+
+impl Headers {
+    /// Payload bytes present in a packet of `frame_len` bytes: the IP header's count, less what
+    /// a short frame (snap length) or Ethernet padding changes.
+    #[inline(always)]
+    pub fn avail(&self, frame_len: u32) -> u32 {
+        let present = frame_len.saturating_sub(self.payload_off);
+        if present < self.payload_len {
+            present
+        } else {
+            self.payload_len
+        }
+    }
+
+    /// IPv4 source and destination addresses (bytes in wire order), read again from the
+    /// packet; None only if the packet is not the one located.
+    #[inline(always)]
+    pub fn addr4(&self, data: usize, end: usize) -> Option<([u8; 4], [u8; 4])> {
+        let ip = header(data, end, self.ip_off as usize, 20)?;
+        Some((
+            [byte(ip, 12), byte(ip, 13), byte(ip, 14), byte(ip, 15)],
+            [byte(ip, 16), byte(ip, 17), byte(ip, 18), byte(ip, 19)],
+        ))
+    }
+
+    /// Source and destination address into 16-byte fields (IPv4: the first 4 bytes, the rest
+    /// zero); false only if the packet is not the one located.
+    #[inline(always)]
+    pub fn addr16(&self, data: usize, end: usize, src: &mut [u8; 16], dst: &mut [u8; 16]) -> bool {
+        if self.ip_version == 4 {
+            let Some((s, d)) = self.addr4(data, end) else {
+                return false;
+            };
+            // The rest must be zero (the scratch slot is reused).
+            *src = [0; 16];
+            *dst = [0; 16];
+            src[..4].copy_from_slice(&s);
+            dst[..4].copy_from_slice(&d);
+            return true;
+        }
+        let Some(ip) = header(data, end, self.ip_off as usize, IPV6_HLEN) else {
+            return false;
+        };
+        bytes::<16>(ip, 8, src);
+        bytes::<16>(ip, 24, dst);
+        true
+    }
+
+    /// The whole [`Meta`] of the packet.
+    #[inline(always)]
+    pub fn meta(&self, data: usize, end: usize, m: &mut Meta) -> Result<(), Skip> {
+        if !self.addr16(data, end, &mut m.src, &mut m.dst) {
+            return Err(Skip::Truncated);
+        }
+        m.ip_version = self.ip_version;
+        m.protocol = self.protocol;
+        m.src_port = self.src_port;
+        m.dst_port = self.dst_port;
+        m.tcp_flags = self.tcp_flags;
+        m.seq = self.seq;
+        m.payload_off = self.payload_off;
+        m.payload_len = self.payload_len;
+        m.first_fragment = self.first_fragment;
+        Ok(())
     }
 }
 
 #[inline(always)]
-fn parse_ipv4(data: usize, end: usize, off: usize, m: &mut Meta) -> Result<(), Skip> {
+fn locate_ipv4(data: usize, end: usize, off: usize, h: &mut Headers) -> Result<(), Skip> {
     let Some(ip) = header(data, end, off, 20) else {
         return Err(Skip::Truncated);
     };
@@ -138,29 +242,21 @@ fn parse_ipv4(data: usize, end: usize, off: usize, m: &mut Meta) -> Result<(), S
     if frag & 0x1fff != 0 {
         return Err(Skip::Fragment);
     }
-    m.ip_version = 4;
-    m.first_fragment = frag & 0x2000 != 0;
-    m.protocol = byte(ip, 9);
-    // IPv4 addresses fill the first 4 bytes; the rest must be zero (the scratch slot is reused).
-    m.src = [0; 16];
-    m.dst = [0; 16];
-    bytes::<4>(ip, 12, &mut m.src);
-    bytes::<4>(ip, 16, &mut m.dst);
-    parse_l4(data, end, off + ihl, total - ihl, m)
+    h.ip_version = 4;
+    h.first_fragment = frag & 0x2000 != 0;
+    h.protocol = byte(ip, 9);
+    locate_l4(data, end, off + ihl, total - ihl, h)
 }
 
 #[inline(always)]
-fn parse_ipv6(data: usize, end: usize, off: usize, m: &mut Meta) -> Result<(), Skip> {
+fn locate_ipv6(data: usize, end: usize, off: usize, h: &mut Headers) -> Result<(), Skip> {
     let Some(ip) = header(data, end, off, IPV6_HLEN) else {
         return Err(Skip::Truncated);
     };
     if byte(ip, 0) >> 4 != 6 {
         return Err(Skip::Truncated);
     }
-    m.ip_version = 6;
-    m.first_fragment = false;
-    bytes::<16>(ip, 8, &mut m.src);
-    bytes::<16>(ip, 24, &mut m.dst);
+    h.ip_version = 6;
     let mut remaining = usize::from(be16(ip, 4));
     let mut next = byte(ip, 6);
     let mut off = off + IPV6_HLEN;
@@ -184,7 +280,7 @@ fn parse_ipv6(data: usize, end: usize, off: usize, m: &mut Meta) -> Result<(), S
                 if frag & 0xfff8 != 0 {
                     return Err(Skip::Fragment);
                 }
-                m.first_fragment = frag & 1 != 0;
+                h.first_fragment = frag & 1 != 0;
                 next = byte(ext, 0);
                 8
             }
@@ -197,14 +293,14 @@ fn parse_ipv6(data: usize, end: usize, off: usize, m: &mut Meta) -> Result<(), S
         off += len;
         i += 1;
     }
-    m.protocol = next;
-    parse_l4(data, end, off, remaining, m)
+    h.protocol = next;
+    locate_l4(data, end, off, remaining, h)
 }
 
 /// `l4_len`: bytes from the transport header to the end of the IP payload, per the IP header.
 #[inline(always)]
-fn parse_l4(data: usize, end: usize, off: usize, l4_len: usize, m: &mut Meta) -> Result<(), Skip> {
-    match m.protocol {
+fn locate_l4(data: usize, end: usize, off: usize, l4_len: usize, h: &mut Headers) -> Result<(), Skip> {
+    match h.protocol {
         IPPROTO_TCP => {
             let Some(tcp) = header(data, end, off, TCP_MIN_HLEN) else {
                 return Err(Skip::Truncated);
@@ -213,12 +309,12 @@ fn parse_l4(data: usize, end: usize, off: usize, l4_len: usize, m: &mut Meta) ->
             if doff < TCP_MIN_HLEN || doff > l4_len || header(data, end, off, doff).is_none() {
                 return Err(Skip::Truncated);
             }
-            m.src_port = be16(tcp, 0);
-            m.dst_port = be16(tcp, 2);
-            m.seq = be32(tcp, 4);
-            m.tcp_flags = byte(tcp, 13);
-            m.payload_off = (off + doff) as u32;
-            m.payload_len = (l4_len - doff) as u32;
+            h.src_port = be16(tcp, 0);
+            h.dst_port = be16(tcp, 2);
+            h.seq = be32(tcp, 4);
+            h.tcp_flags = byte(tcp, 13);
+            h.payload_off = (off + doff) as u32;
+            h.payload_len = (l4_len - doff) as u32;
             Ok(())
         }
         IPPROTO_UDP => {
@@ -228,10 +324,10 @@ fn parse_l4(data: usize, end: usize, off: usize, l4_len: usize, m: &mut Meta) ->
             if l4_len < UDP_HLEN {
                 return Err(Skip::Truncated);
             }
-            m.src_port = be16(udp, 0);
-            m.dst_port = be16(udp, 2);
-            m.payload_off = (off + UDP_HLEN) as u32;
-            m.payload_len = (l4_len - UDP_HLEN) as u32;
+            h.src_port = be16(udp, 0);
+            h.dst_port = be16(udp, 2);
+            h.payload_off = (off + UDP_HLEN) as u32;
+            h.payload_len = (l4_len - UDP_HLEN) as u32;
             Ok(())
         }
         _ => Err(Skip::NotTcpUdp),

@@ -8,7 +8,7 @@ use aya_ebpf::bindings::BPF_NOEXIST;
 use monitor_common::{counter, flow_kind, FlowKey, FlowKey4, FlowValue, NO_DIR};
 
 use super::emit::bump;
-use crate::parse::Meta;
+use crate::parse::Headers;
 use crate::{FLOWS, FLOWS4};
 
 /// `-EEXIST` from a BPF_NOEXIST insert: the key is in the map already.
@@ -17,9 +17,10 @@ const EEXIST: i32 = 17;
 /// One of the two flow maps: the key type and its operations.
 pub(super) trait Flows {
     type Key;
-    /// Fill `key` with the canonical key of the packet's flow; returns the packet's direction
-    /// in it (0: a → b).
-    fn key(m: &Meta, key: &mut Self::Key) -> usize;
+    /// Fill `key` with the canonical key of the packet's flow (the addresses read from the
+    /// packet); returns the packet's direction in it (0: a → b), None only if the packet is no
+    /// longer the one `h` describes.
+    fn key(data: usize, end: usize, h: &Headers, key: &mut Self::Key) -> Option<usize>;
     fn get(key: &Self::Key) -> Option<*mut FlowValue>;
     /// Insert a new flow unless the key is present (BPF_NOEXIST); the helper's error code.
     fn insert(key: &Self::Key) -> Result<(), i32>;
@@ -30,31 +31,29 @@ pub(super) trait Flows {
 pub(super) struct V4;
 pub(super) struct V6;
 
-/// Is the sender `a` of the canonical order: smaller address, then smaller port?
+/// Is the sender `a` of the canonical order: smaller address, then smaller port? Any total
+/// order on addresses will do: addresses compare as native-endian words, IPv6 as two u64
+/// halves, IPv4 as one u32 (the same order as its 16-byte zero-padded form would give).
 #[inline(always)]
-fn src_first(m: &Meta) -> bool {
-    match cmp16(&m.src, &m.dst) {
+fn src_first<T: Ord>(src: T, dst: T, h: &Headers) -> bool {
+    match src.cmp(&dst) {
         core::cmp::Ordering::Less => true,
         core::cmp::Ordering::Greater => false,
-        core::cmp::Ordering::Equal => m.src_port <= m.dst_port,
+        core::cmp::Ordering::Equal => h.src_port <= h.dst_port,
     }
 }
 
 impl Flows for V4 {
     type Key = FlowKey4;
     #[inline(always)]
-    fn key(m: &Meta, key: &mut FlowKey4) -> usize {
-        let (a, b) = if src_first(m) { (&m.src, &m.dst) } else { (&m.dst, &m.src) };
-        key.addr_a = [a[0], a[1], a[2], a[3]];
-        key.addr_b = [b[0], b[1], b[2], b[3]];
-        if src_first(m) {
-            key.port_a = m.src_port;
-            key.port_b = m.dst_port;
-            0
+    fn key(data: usize, end: usize, h: &Headers, key: &mut FlowKey4) -> Option<usize> {
+        let (src, dst) = h.addr4(data, end)?;
+        if src_first(u32::from_ne_bytes(src), u32::from_ne_bytes(dst), h) {
+            *key = FlowKey4 { addr_a: src, addr_b: dst, port_a: h.src_port, port_b: h.dst_port };
+            Some(0)
         } else {
-            key.port_a = m.dst_port;
-            key.port_b = m.src_port;
-            1
+            *key = FlowKey4 { addr_a: dst, addr_b: src, port_a: h.dst_port, port_b: h.src_port };
+            Some(1)
         }
     }
     #[inline(always)]
@@ -74,21 +73,21 @@ impl Flows for V4 {
 impl Flows for V6 {
     type Key = FlowKey;
     #[inline(always)]
-    fn key(m: &Meta, key: &mut FlowKey) -> usize {
-        key.protocol = m.protocol;
+    fn key(data: usize, end: usize, h: &Headers, key: &mut FlowKey) -> Option<usize> {
+        if !h.addr16(data, end, &mut key.addr_a, &mut key.addr_b) {
+            return None;
+        }
+        key.protocol = h.protocol;
         key._pad = [0; 3];
-        if src_first(m) {
-            key.addr_a = m.src;
-            key.addr_b = m.dst;
-            key.port_a = m.src_port;
-            key.port_b = m.dst_port;
-            0
+        if src_first(halves(&key.addr_a), halves(&key.addr_b), h) {
+            key.port_a = h.src_port;
+            key.port_b = h.dst_port;
+            Some(0)
         } else {
-            key.addr_a = m.dst;
-            key.addr_b = m.src;
-            key.port_a = m.dst_port;
-            key.port_b = m.src_port;
-            1
+            core::mem::swap(&mut key.addr_a, &mut key.addr_b);
+            key.port_a = h.dst_port;
+            key.port_b = h.src_port;
+            Some(1)
         }
     }
     #[inline(always)]
@@ -105,16 +104,11 @@ impl Flows for V6 {
     }
 }
 
-/// Any total order on addresses will do; compare as two native-endian u64 halves.
+/// A 16-byte address as two native-endian u64 halves, compared in that order.
 #[inline(always)]
-fn cmp16(a: &[u8; 16], b: &[u8; 16]) -> core::cmp::Ordering {
-    let w = |x: &[u8; 16], i: usize| {
-        u64::from_ne_bytes([x[i], x[i + 1], x[i + 2], x[i + 3], x[i + 4], x[i + 5], x[i + 6], x[i + 7]])
-    };
-    match w(a, 0).cmp(&w(b, 0)) {
-        core::cmp::Ordering::Equal => w(a, 8).cmp(&w(b, 8)),
-        o => o,
-    }
+fn halves(x: &[u8; 16]) -> (u64, u64) {
+    let w = |i: usize| u64::from_ne_bytes([x[i], x[i + 1], x[i + 2], x[i + 3], x[i + 4], x[i + 5], x[i + 6], x[i + 7]]);
+    (w(0), w(8))
 }
 
 /// Open the packet's flow (only a SYN or payload gets here, after a lookup missed). False when

@@ -14,7 +14,7 @@ mod tcp;
 
 use monitor_common::{counter, FlowKey, FlowKey4, KernelConfig};
 
-use crate::parse::{parse_frame, Meta, Skip, IPPROTO_UDP};
+use crate::parse::{locate, Meta, Skip, IPPROTO_UDP};
 use crate::{Packet, SCRATCH, TLSMON_CONFIG};
 pub(crate) use emit::bump;
 use emit::{add, Out};
@@ -50,14 +50,8 @@ pub fn packet<P: Packet>(p: &P) {
     let frame_len = p.len();
     bump(counter::PACKETS);
     add(counter::PACKET_BYTES, u64::from(frame_len));
-    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: this CPU's scratch slot from a successful lookup; programs do not nest on a CPU.
-    let scratch = unsafe { &mut *scratch };
-    let m = &mut scratch.meta;
-    match parse_frame(p.data(), p.data_end(), m) {
-        Ok(()) => {}
+    let h = match locate(p.data(), p.data_end()) {
+        Ok(h) => h,
         Err(skip) => {
             bump(match skip {
                 Skip::NotIp => counter::NOT_IP,
@@ -68,18 +62,17 @@ pub fn packet<P: Packet>(p: &P) {
             return;
         }
     };
-    // Payload bytes present in the packet: the IP header's count, less what a short frame
-    // (snap length) or Ethernet padding changes.
-    let present = frame_len.saturating_sub(m.payload_off);
-    let avail = if present < m.payload_len { present } else { m.payload_len };
-    let o = &mut scratch.out;
-    if scratch.meta.protocol == IPPROTO_UDP {
-        quic::udp(p, &scratch.meta, avail, o);
+    let avail = h.avail(frame_len);
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's scratch slot from a successful lookup; programs do not nest on a CPU.
+    let s = unsafe { &mut *scratch };
+    if h.protocol == IPPROTO_UDP {
+        quic::udp(p, &h, avail, &mut s.meta, &mut s.out);
+    } else if h.ip_version == 4 {
+        tcp::tcp::<P, V4>(p, &h, avail, &mut s.key4, &mut s.meta, &mut s.out, &mut s.walk);
     } else {
-        if scratch.meta.ip_version == 4 {
-            tcp::tcp::<P, V4>(p, &scratch.meta, avail, &mut scratch.key4, o, &mut scratch.walk);
-        } else {
-            tcp::tcp::<P, V6>(p, &scratch.meta, avail, &mut scratch.key, o, &mut scratch.walk);
-        }
+        tcp::tcp::<P, V6>(p, &h, avail, &mut s.key, &mut s.meta, &mut s.out, &mut s.walk);
     }
 }

@@ -7,7 +7,7 @@ use monitor_common::{counter, kind, record_flags, MAX_RECORD_PAYLOAD};
 
 use super::config;
 use super::emit::{bump, emit, Out};
-use crate::parse::Meta;
+use crate::parse::{Headers, Meta};
 use crate::Packet;
 
 const QUIC_V2: u32 = 0x6b33_43cf;
@@ -21,8 +21,8 @@ const DIRECT_MAX_OFF: u32 = 512;
 /// datagram out (neither a QUIC long header on 443 nor a DTLS record)? Keeps the helper call
 /// off the path of ordinary UDP (DNS and the like).
 #[inline(always)]
-fn ruled_out<P: Packet>(p: &P, m: &Meta, on_port: bool) -> bool {
-    let off = m.payload_off;
+fn ruled_out<P: Packet>(p: &P, h: &Headers, on_port: bool) -> bool {
+    let off = h.payload_off;
     if off >= DIRECT_MAX_OFF {
         return false;
     }
@@ -36,15 +36,16 @@ fn ruled_out<P: Packet>(p: &P, m: &Meta, on_port: bool) -> bool {
     !dtls && !(on_port && b0 & 0x80 != 0)
 }
 
+/// The datagram's addresses go into `m` only when it is forwarded.
 #[inline(always)]
-pub(super) fn udp<P: Packet>(p: &P, m: &Meta, avail: u32, o: &mut Out) {
-    let on_port = m.src_port == QUIC_PORT || m.dst_port == QUIC_PORT;
-    if config().quic == 0 || avail < 7 || ruled_out(p, m, on_port) {
+pub(super) fn udp<P: Packet>(p: &P, hd: &Headers, avail: u32, m: &mut Meta, o: &mut Out) {
+    let on_port = hd.src_port == QUIC_PORT || hd.dst_port == QUIC_PORT;
+    if config().quic == 0 || avail < 7 || ruled_out(p, hd, on_port) {
         bump(counter::UDP_SKIPPED);
         return;
     }
     let mut h = [0u8; 8];
-    if p.load(m.payload_off, h.as_mut_ptr(), 5) != 0 {
+    if p.load(hd.payload_off, h.as_mut_ptr(), 5) != 0 {
         bump(counter::LOAD_FAILED);
         return;
     }
@@ -61,6 +62,11 @@ pub(super) fn udp<P: Packet>(p: &P, m: &Meta, avail: u32, o: &mut Out) {
         bump(counter::UDP_SKIPPED);
         return;
     };
+    if hd.meta(p.data(), p.data_end(), m).is_err() {
+        bump(counter::TRUNCATED_HEADER);
+        return;
+    }
+    let m: &Meta = m;
     let mut flags = 0;
     let mut n = avail;
     if n > MAX_RECORD_PAYLOAD as u32 {

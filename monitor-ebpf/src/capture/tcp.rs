@@ -1,6 +1,8 @@
 //! Kernel capture, TCP stage: per packet, find or open the flow, let the first payload decide
 //! what the flow is (the shared classifier in monitor-common) and whose budget a direction
 //! gets, then cut the payload to the budget and emit it in records.
+//! Data segments of a flow already decided (ignored, a direction encrypted or past its grant)
+//! leave right after the flow lookup, before the packet's addresses are copied anywhere.
 //! Must never copy past a direction's budget, capture an ignored flow or a direction already
 //! encrypted, or classify bytes that are not at the start of the stream.
 use core::hint::black_box;
@@ -12,24 +14,47 @@ use super::config;
 use super::emit::{bump, lifecycle, send_payload, Carry, Out};
 use super::flows::{close, finish, new_flow, open, set_base, Flows};
 use super::records::{walk_records, WalkIo};
-use crate::parse::Meta;
+use crate::parse::{Headers, Meta};
 use crate::Packet;
 
 #[inline(always)]
-pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F::Key, o: &mut Out, w: &mut WalkIo) {
-    let f = m.tcp_flags;
+pub(super) fn tcp<P: Packet, F: Flows>(
+    p: &P,
+    h: &Headers,
+    avail: u32,
+    key: &mut F::Key,
+    m: &mut Meta,
+    o: &mut Out,
+    w: &mut WalkIo,
+) {
+    let f = h.tcp_flags;
     let syn = f & tcp_flags::SYN != 0;
     let ack = f & tcp_flags::ACK != 0;
     let closing = f & (tcp_flags::FIN | tcp_flags::RST) != 0;
     let rst = f & tcp_flags::RST != 0;
-    if avail == 0 && f & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0 {
+    let lifecycle_flags = f & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST);
+    if avail == 0 && lifecycle_flags == 0 {
         // A pure ACK changes nothing for any flow: no lookup.
         bump(counter::TCP_NO_PAYLOAD);
         return;
     }
-    let d = F::key(m, key);
+    let Some(d) = F::key(p.data(), p.data_end(), h, key) else {
+        bump(counter::TRUNCATED_HEADER);
+        return;
+    };
     let key: &F::Key = key;
     let mut slot = F::get(key);
+    if let Some(v) = slot {
+        // SAFETY: as below.
+        if lifecycle_flags == 0 && decided(unsafe { &*v }, d, h.seq) {
+            return;
+        }
+    }
+    if h.meta(p.data(), p.data_end(), m).is_err() {
+        bump(counter::TRUNCATED_HEADER);
+        return;
+    }
+    let m: &Meta = m;
     if slot.is_none() {
         // Only a SYN or payload opens a flow; stray ACKs, FINs and RSTs do not.
         if avail == 0 && !syn {
@@ -125,21 +150,10 @@ pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F:
         set_base(v, d, m.seq);
         df |= dir_flags::BASE;
     }
-    let (budget, cap) = if df & dir_flags::CLIENT != 0 {
-        (config().client_budget, config().client_cap)
-    } else {
-        (config().server_budget, config().server_cap)
-    };
-    let cap = if cap > budget { cap } else { budget };
+    let (budget, cap) = limits(df);
     let base = if d == 0 { v.base[0] } else { v.base[1] };
     let rel = m.seq.wrapping_sub(base);
-    // What the direction may capture: its budget, or more while its clear TLS records are
-    // followed (a handshake larger than the budget), up to the cap.
-    let walked = |v: &FlowValue, df: u8| {
-        let next = if d == 0 { v.next_record[0] } else { v.next_record[1] };
-        (df & dir_flags::RECORD != 0).then(|| next.wrapping_sub(base))
-    };
-    if rel >= grant(budget, cap, walked(v, df)) {
+    if rel >= grant(budget, cap, walked(v, d, df)) {
         bump(counter::BUDGET_EXHAUSTED);
         if closing {
             lifecycle(p, m, o);
@@ -157,7 +171,7 @@ pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F:
     }
     o.carry = Carry {
         avail,
-        room: grant(budget, cap, walked(v, df)).saturating_sub(rel),
+        room: grant(budget, cap, walked(v, d, df)).saturating_sub(rel),
         clear: stop.saturating_sub(rel),
         done: df & dir_flags::DONE,
     };
@@ -165,6 +179,57 @@ pub(super) fn tcp<P: Packet, F: Flows>(p: &P, m: &Meta, avail: u32, key: &mut F:
     // verifier meets the payload loop in one state instead of once per path that led here.
     finish::<F>(v, d, df, rst, key);
     send_payload(p, m, o);
+}
+
+/// Is this data segment (payload, no SYN, FIN or RST) of a flow whose decision it cannot
+/// change: the flow ignored, its direction done, or the segment past the direction's grant?
+/// Then it is counted as the full path would count it, and nothing is written: the full path
+/// would store back the same flags. A SYN never gets here, so a new connection on a reused
+/// 4-tuple still resets the entry.
+#[inline(always)]
+fn decided(v: &FlowValue, d: usize, seq: u32) -> bool {
+    if v.kind == flow_kind::IGNORED {
+        bump(counter::FLOW_IGNORED);
+        return true;
+    }
+    let df = if d == 0 { v.dir_flags[0] } else { v.dir_flags[1] };
+    if df & dir_flags::DONE != 0 {
+        bump(counter::DIR_DONE);
+        return true;
+    }
+    // Past the head: the flow and the direction's budget are decided and its start is known
+    // (else the full path would decide or set them first).
+    let known = dir_flags::BUDGET | dir_flags::BASE;
+    if v.kind == flow_kind::NEW || df & known != known {
+        return false;
+    }
+    let (budget, cap) = limits(df);
+    let base = if d == 0 { v.base[0] } else { v.base[1] };
+    if seq.wrapping_sub(base) >= grant(budget, cap, walked(v, d, df)) {
+        bump(counter::BUDGET_EXHAUSTED);
+        return true;
+    }
+    false
+}
+
+/// The direction's budget and cap (never below the budget), by who it is.
+#[inline(always)]
+fn limits(df: u8) -> (u32, u32) {
+    let (budget, cap) = if df & dir_flags::CLIENT != 0 {
+        (config().client_budget, config().client_cap)
+    } else {
+        (config().server_budget, config().server_cap)
+    };
+    (budget, if cap > budget { cap } else { budget })
+}
+
+/// How far the direction's clear TLS records have been followed (stream offset of the next
+/// header), when they are: the grant grows with a handshake larger than the budget, up to
+/// the cap.
+#[inline(always)]
+fn walked(v: &FlowValue, d: usize, df: u8) -> Option<u32> {
+    let (next, base) = if d == 0 { (v.next_record[0], v.base[0]) } else { (v.next_record[1], v.base[1]) };
+    (df & dir_flags::RECORD != 0).then(|| next.wrapping_sub(base))
 }
 
 /// Copy up to 8 bytes at `off` into `out` (`n` in 1..=8).

@@ -115,10 +115,14 @@ impl KernelModel {
 
     /// Load the object with `cfg` and load (not attach) all four programs.
     pub fn load(cfg: &KernelConfig) -> Result<KernelModel, TestRunError> {
-        let mut ebpf = EbpfLoader::new()
-            .override_global(CONFIG_GLOBAL, cfg, true)
-            .load(EBPF_OBJECT)
-            .map_err(TestRunError::Load)?;
+        Self::load_object(EBPF_OBJECT, cfg)
+    }
+
+    /// As [`KernelModel::load`], from another build of the kernel object (the kernel bench
+    /// compares a before and an after object in one run).
+    pub fn load_object(object: &[u8], cfg: &KernelConfig) -> Result<KernelModel, TestRunError> {
+        let mut ebpf =
+            EbpfLoader::new().override_global(CONFIG_GLOBAL, cfg, true).load(object).map_err(TestRunError::Load)?;
         for name in [TC_PROGRAM, NOOP_TC_PROGRAM] {
             let p: &mut SchedClassifier = ebpf
                 .program_mut(name)

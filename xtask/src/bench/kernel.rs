@@ -27,6 +27,16 @@ pub struct KernelArgs {
     /// CPU to pin the bench to (default: the highest CPU this process may use).
     #[arg(long)]
     pub cpu: Option<usize>,
+    /// Only the packet kinds whose name contains this text (e.g. "decided", "ClientHello").
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Time this kernel object instead of the one built into tlsmon; give it twice (before,
+    /// then after) to compare two builds in one run (the ring-buffer share is measured with
+    /// the last one), e.g. a copy of
+    /// target/release/build/monitor-*/out/aya-build/target/monitor-ebpf/bpfel-unknown-none/release/monitor-ebpf
+    /// saved before a change.
+    #[arg(long, value_name = "PATH")]
+    pub object: Vec<std::path::PathBuf>,
 }
 
 pub fn run(a: KernelArgs) -> Result<()> {
@@ -48,7 +58,17 @@ pub fn run(a: KernelArgs) -> Result<()> {
     let cpu = a.cpu.or_else(default_cpu);
     let mut cmd = Command::new(&bin);
     cmd.args(["packets", "--trials", &a.trials.to_string()]);
+    if let Some(only) = &a.only {
+        cmd.args(["--only", only]);
+    }
+    for o in &a.object {
+        cmd.arg("--object").arg(o);
+    }
     check(run_pinned(&mut cmd, cpu)?.code, "kernel_bench packets")?;
+    if a.only.is_some() {
+        // A focused run: the hooks and the ring-buffer share belong to full runs.
+        return Ok(());
+    }
     let mut cmd = Command::new(&bin);
     cmd.arg("hooks");
     check(run_pinned(&mut cmd, cpu)?.code, "kernel_bench hooks")?;
@@ -58,6 +78,9 @@ pub fn run(a: KernelArgs) -> Result<()> {
     let file = a.capture.path(&target_dir(&root))?;
     let mut cmd = Command::new(&bin);
     cmd.arg("mix").arg(&file);
+    if let Some(o) = a.object.last() {
+        cmd.arg("--object").arg(o);
+    }
     check(run_pinned(&mut cmd, cpu)?.code, "kernel_bench mix")
 }
 
