@@ -446,7 +446,23 @@ const _: () = assert!(core::mem::size_of::<FlowValue>() == 32);
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for FlowValue {}
 
-/// Indexes into the per-CPU counters array.
+/// One CPU's kernel counters, indexed by [`counter`]: the single value of the per-CPU
+/// `COUNTERS` map, so one lookup serves every counter a packet touches.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counters(pub [u64; counter::COUNT as usize]);
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters([0; counter::COUNT as usize])
+    }
+}
+
+// SAFETY: #[repr(C)] around an array of u64: no padding, any bit pattern is valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Counters {}
+
+/// Indexes into [`Counters`].
 pub mod counter {
     /// Every packet the program saw.
     pub const PACKETS: u32 = 0;

@@ -17,7 +17,7 @@ use aya_ebpf::{
     programs::{TcContext, XdpContext},
 };
 use monitor_common::{
-    counter, dir, FlowKey, FlowKey4, FlowValue, KernelConfig, Record, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP, FLOWS_MAX,
+    dir, Counters, FlowKey, FlowKey4, FlowValue, KernelConfig, Record, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP, FLOWS_MAX,
     RING_MAP,
 };
 
@@ -26,9 +26,9 @@ use monitor_common::{
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 
-/// Per-CPU counters indexed by `monitor_common::counter::*`.
+/// Per-CPU counters: one `monitor_common::Counters` per CPU, indexed by `counter::*`.
 #[map]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+static COUNTERS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(1, 0);
 
 /// IPv6 flows seen, both directions under one canonical key; least recently used go first.
 #[map]

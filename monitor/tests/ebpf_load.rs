@@ -281,6 +281,15 @@ fn check_flow_logic(hook: Hook) {
     // FIN after the head: still a lifecycle record, so the agent can close the flow.
     let (_, r) = f.send(tcp_frame(true, 443, 9999, "AF", &[]));
     assert_eq!((r.len(), r[0].0.kind), (1, kind::TCP_LIFECYCLE));
+    // Both directions done: their data leaves on the decided path. A new connection on the
+    // same 4-tuple (its SYN) starts over, and its ClientHello is captured again.
+    let (d, r) = f.send(tcp_frame(false, 443, 90_000, "AP", &tls_record(23, 900, 0)));
+    assert!(r.is_empty());
+    assert_eq!(d[counter::DIR_DONE as usize], 1);
+    let (_, r) = f.send(tcp_frame(true, 443, 20_000, "S", &[]));
+    assert_eq!(r.len(), 1);
+    let (_, r) = f.send(tcp_frame(true, 443, 20_001, "AP", &hello));
+    assert_eq!(r.iter().map(|x| x.1).collect::<Vec<_>>(), vec![305]);
 
     // Plaintext HTTP on 80: captured up to the client budget (8 KiB) in 2 KiB records, the
     // first segment larger than one record.
@@ -300,6 +309,14 @@ fn check_flow_logic(hook: Hook) {
     let (d, r) = f.send(tcp_frame(true, 80, seq, "A", &[b'z'; 100]));
     assert!(r.is_empty());
     assert_eq!(d[counter::BUDGET_EXHAUSTED as usize], 1);
+    // Past its budget, a retransmission of the head is still captured (the grant is checked
+    // per segment, not remembered), and a SYN on the 4-tuple starts a new flow whose head is
+    // captured.
+    let (_, r) = f.send(tcp_frame(true, 80, 1, "AP", &get[..100]));
+    assert_eq!(r.iter().map(|x| x.1).collect::<Vec<_>>(), vec![100]);
+    f.send(tcp_frame(true, 80, 50_000, "S", &[]));
+    let (_, r) = f.send(tcp_frame(true, 80, 50_001, "AP", &get[..200]));
+    assert_eq!(r.iter().map(|x| x.1).collect::<Vec<_>>(), vec![200]);
 
     // VNC on 5900: neither TLS nor a candidate; ignored from its first payload on.
     f.send(tcp_frame(true, 5900, 70, "S", &[]));

@@ -19,10 +19,25 @@ pub(crate) fn bump(index: u32) {
 
 #[inline(always)]
 pub(super) fn add(index: u32, n: u64) {
-    if let Some(slot) = COUNTERS.get_ptr_mut(index) {
+    add2(index, n, None);
+}
+
+/// Add `n` to counter `index` and, when given, `m.1` to counter `m.0`: two counters for one
+/// lookup of this CPU's counters.
+#[inline(always)]
+pub(super) fn add2(index: u32, n: u64, m: Option<(u32, u64)>) {
+    if let Some(c) = COUNTERS.get_ptr_mut(0) {
         // SAFETY: the pointer comes from a successful lookup of this CPU's slot, valid for the
         // duration of the program; per-CPU slots are not shared with other CPUs.
-        unsafe { *slot += n };
+        let c = unsafe { &mut (*c).0 };
+        if let Some(slot) = c.get_mut(index as usize) {
+            *slot += n;
+        }
+        if let Some((index, n)) = m {
+            if let Some(slot) = c.get_mut(index as usize) {
+                *slot += n;
+            }
+        }
     }
 }
 
@@ -185,10 +200,7 @@ pub(super) fn emit<P: Packet>(p: &P, m: &Meta, o: &Out) {
     // SAFETY: `size` <= size_of::<Record>() (n <= MAX_RECORD_PAYLOAD), inside the map value.
     let bytes = unsafe { core::slice::from_raw_parts((rec as *const monitor_common::Record).cast::<u8>(), size) };
     match EVENTS.output::<[u8]>(bytes, 0) {
-        Ok(()) => {
-            bump(counter::RECORDS);
-            add(counter::RECORD_BYTES, size as u64);
-        }
+        Ok(()) => add2(counter::RECORDS, 1, Some((counter::RECORD_BYTES, size as u64))),
         Err(_) => bump(counter::RINGBUF_FULL),
     }
 }

@@ -17,7 +17,7 @@ use monitor_common::{counter, FlowKey, FlowKey4, KernelConfig};
 use crate::parse::{locate, Meta, Skip, IPPROTO_UDP};
 use crate::{Packet, SCRATCH, TLSMON_CONFIG};
 pub(crate) use emit::bump;
-use emit::{add, Out};
+use emit::{add2, Out};
 use flows::{V4, V6};
 
 /// Per-packet working state, kept in a per-CPU map: the 512-byte stack cannot hold it.
@@ -48,8 +48,7 @@ fn config() -> &'static KernelConfig {
 #[inline(always)]
 pub fn packet<P: Packet>(p: &P) {
     let frame_len = p.len();
-    bump(counter::PACKETS);
-    add(counter::PACKET_BYTES, u64::from(frame_len));
+    add2(counter::PACKETS, 1, Some((counter::PACKET_BYTES, u64::from(frame_len))));
     let h = match locate(p.data(), p.data_end()) {
         Ok(h) => h,
         Err(skip) => {

@@ -7,7 +7,8 @@ use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{SchedClassifier, TestRun as _, TestRunOptions, Xdp};
 use aya::{Ebpf, EbpfLoader};
 use monitor_common::{
-    counter, FlowKey, FlowKey4, FlowValue, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP, RING_MAP,
+    counter, Counters, FlowKey, FlowKey4, FlowValue, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP,
+    RING_MAP,
 };
 
 use crate::ebpf_obj::{EBPF_OBJECT, NOOP_TC_PROGRAM, NOOP_XDP_PROGRAM, TC_PROGRAM, XDP_PROGRAM};
@@ -173,13 +174,25 @@ impl KernelModel {
     /// Every counter summed over CPUs, indexed by `monitor_common::counter`.
     pub fn counters(&self) -> Result<[u64; counter::COUNT as usize], TestRunError> {
         let map = self.ebpf.map(COUNTERS_MAP).ok_or(TestRunError::MissingMap(COUNTERS_MAP))?;
-        let array =
-            PerCpuArray::<_, u64>::try_from(map).map_err(|source| TestRunError::Map { name: COUNTERS_MAP, source })?;
+        let err = |source| TestRunError::Map { name: COUNTERS_MAP, source };
         let mut out = [0u64; counter::COUNT as usize];
-        for (i, slot) in out.iter_mut().enumerate() {
-            let per_cpu =
-                array.get(&(i as u32), 0).map_err(|source| TestRunError::Map { name: COUNTERS_MAP, source })?;
-            *slot = per_cpu.iter().sum();
+        match PerCpuArray::<_, Counters>::try_from(map) {
+            Ok(array) => {
+                for cpu in array.get(&0, 0).map_err(err)?.iter() {
+                    for (slot, v) in out.iter_mut().zip(cpu.0) {
+                        *slot += v;
+                    }
+                }
+            }
+            // An object built before the counters became one value per CPU (the kernel bench
+            // times older builds): one u64 slot per counter.
+            Err(_) => {
+                let map = self.ebpf.map(COUNTERS_MAP).ok_or(TestRunError::MissingMap(COUNTERS_MAP))?;
+                let array = PerCpuArray::<_, u64>::try_from(map).map_err(err)?;
+                for (i, slot) in out.iter_mut().enumerate() {
+                    *slot = array.get(&(i as u32), 0).map_err(err)?.iter().sum();
+                }
+            }
         }
         Ok(out)
     }

@@ -22,7 +22,7 @@ use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpMode};
 use aya::{Ebpf, EbpfError, EbpfLoader};
 use monitor_common::decode::parse_record;
 use monitor_common::{
-    FlowKey, FlowKey4, FlowValue, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP, RING_MAP,
+    Counters, FlowKey, FlowKey4, FlowValue, KernelConfig, CONFIG_GLOBAL, COUNTERS_MAP, FLOWS4_MAP, FLOWS_MAP, RING_MAP,
 };
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -98,7 +98,7 @@ enum AttachedLink {
 pub struct Capture {
     links: Vec<AttachedLink>,
     ring: AsyncFd<RingBuf<MapData>>,
-    counters: PerCpuArray<MapData, u64>,
+    counters: PerCpuArray<MapData, Counters>,
     flows: HashMap<MapData, FlowKey, FlowValue>,
     flows4: HashMap<MapData, FlowKey4, FlowValue>,
     /// The socket hooks' map, until the agent takes it ([`Capture::take_owners`]).
@@ -132,7 +132,7 @@ impl Capture {
             },
         )?;
         let ring = take_map(&mut ebpf, RING_MAP, RingBuf::try_from)?;
-        let counters = take_map(&mut ebpf, COUNTERS_MAP, PerCpuArray::<MapData, u64>::try_from)?;
+        let counters = take_map(&mut ebpf, COUNTERS_MAP, PerCpuArray::<MapData, Counters>::try_from)?;
         let flows = take_map(&mut ebpf, FLOWS_MAP, HashMap::try_from)?;
         let flows4 = take_map(&mut ebpf, FLOWS4_MAP, HashMap::try_from)?;
         // Socket hooks before the scan, the scan before the capture: a socket opened while the
@@ -197,9 +197,11 @@ impl Capture {
     /// last or the capture was detached since (bounded: one key walk of both maps).
     pub fn counters(&self) -> Result<KernelCounters, CaptureError> {
         let mut out = KernelCounters::default();
-        for (i, slot) in out.values.iter_mut().enumerate() {
-            let per_cpu = self.counters.get(&(i as u32), 0).map_err(|source| CaptureError::Counters { source })?;
-            *slot = per_cpu.iter().fold(0u64, |a, v| a.wrapping_add(*v));
+        let per_cpu = self.counters.get(&0, 0).map_err(|source| CaptureError::Counters { source })?;
+        for cpu in per_cpu.iter() {
+            for (slot, v) in out.values.iter_mut().zip(cpu.0) {
+                *slot = slot.wrapping_add(v);
+            }
         }
         let mut c = self.census.get();
         let now = Instant::now();
