@@ -165,18 +165,21 @@ fn stream_files(tlsmon: &Path, mix: &Path, dir: &Path, k: u64, reference: u64) -
         let fresh = fs::metadata(&copy).and_then(|m| m.modified()).is_ok_and(|t| t > mix_time);
         if !fresh {
             eprintln!("bench: tcprewrite --seed={seed} {} → {}", mix.display(), copy.display());
+            // Written aside and renamed: an interrupted rewrite never looks fresh.
+            let part = copy.with_extension("pcap.part");
             let out = Command::new("tcprewrite")
                 .arg(format!("--seed={seed}"))
                 .arg("-i")
                 .arg(mix)
                 .arg("-o")
-                .arg(&copy)
+                .arg(&part)
                 .output()
                 .context("running tcprewrite (apt package tcpreplay; `cargo xtask setup` installs it)")?;
             if !out.status.success() {
-                let _ = fs::remove_file(&copy);
+                let _ = fs::remove_file(&part);
                 bail!("tcprewrite failed: {}", String::from_utf8_lossy(&out.stderr).trim());
             }
+            fs::rename(&part, &copy).with_context(|| format!("renaming {} to {}", part.display(), copy.display()))?;
         }
         let n = replay_count(tlsmon, &copy)?;
         if n != reference {
@@ -304,7 +307,7 @@ fn search(mut run: impl FnMut(Option<f64>) -> Result<Step>, start: f64, steps: u
     let mut asked = start;
     for _ in 0..steps {
         let s = run(Some(asked))?;
-        eprintln!("  {}", line(&s));
+        eprintln!("{}", line(&s));
         let (clean, short) = (s.clean(), s.sender_short());
         rows.push(s);
         if clean {
@@ -323,7 +326,7 @@ fn search(mut run: impl FnMut(Option<f64>) -> Result<Step>, start: f64, steps: u
         };
     }
     let s = run(None)?;
-    eprintln!("  {}", line(&s));
+    eprintln!("{}", line(&s));
     rows.push(s);
     Ok(rows)
 }
