@@ -240,3 +240,38 @@ pub fn ticks_per_second() -> f64 {
         100.0
     }
 }
+
+/// The machine's CPU time from /proc/stat's `cpu` line, clock ticks: (busy, softirq, total).
+pub fn host_ticks() -> Option<(u64, u64, u64)> {
+    let text = fs::read_to_string("/proc/stat").ok()?;
+    host_ticks_of(text.lines().find(|l| l.starts_with("cpu "))?)
+}
+
+fn host_ticks_of(line: &str) -> Option<(u64, u64, u64)> {
+    let f: Vec<u64> = line.split_whitespace().skip(1).map(str::parse).collect::<Result<_, _>>().ok()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already in user/nice]
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3)? + f.get(4)?;
+    Some((total - idle, *f.get(6)?, total))
+}
+
+/// Busy and softirq time between two [`host_ticks`] readings, % of all cores.
+pub fn host_share(a: (u64, u64, u64), b: (u64, u64, u64)) -> (f64, f64) {
+    let total = b.2.saturating_sub(a.2).max(1) as f64;
+    (b.0.saturating_sub(a.0) as f64 / total * 100.0, b.1.saturating_sub(a.1) as f64 / total * 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ticks_of_a_proc_stat_line() {
+        // /proc/stat of the bench machine (kernel 6.18, 2 cores): guest columns are not added.
+        let line = "cpu  4705 150 1950 80000 300 0 800 20 7 0";
+        assert_eq!(host_ticks_of(line), Some((4705 + 150 + 1950 + 800 + 20, 800, 87925)));
+        assert_eq!(host_ticks_of("cpu  1 2"), None);
+        let (busy, soft) = host_share((100, 10, 1000), (600, 110, 2000));
+        assert!((busy - 50.0).abs() < 1e-9 && (soft - 10.0).abs() < 1e-9);
+    }
+}
