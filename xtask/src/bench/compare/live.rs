@@ -352,7 +352,12 @@ fn outcome(rows: &[Step]) -> String {
         let why = first.and_then(|s| Some(describe(s.loss()?, s))).unwrap_or_default();
         return format!("no loss-free step: even the slowest lost ({why})");
     };
-    let rate = format!("{:.0} Mbit/s, {:.0} kpps", best.sent.mbps(), best.sent.kpps());
+    let mut rate = format!("{:.0} Mbit/s, {:.0} kpps", best.sent.mbps(), best.sent.kpps());
+    if let Some(s) = rows.iter().find(|s| !s.clean() && s.sent.mbps() <= best.sent.mbps()) {
+        // Loss is not monotonic in the rate here: say so rather than hide the slower step.
+        let why = s.loss().map_or_else(String::new, |l| describe(l, s));
+        rate.push_str(&format!(" (but a slower step, {:.0} Mbit/s, lost: {why}; a noisy machine?)", s.sent.mbps()));
+    }
     let faster_loss = rows
         .iter()
         .filter(|s| !s.clean() && s.sent.mbps() > best.sent.mbps())
