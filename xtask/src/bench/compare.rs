@@ -37,6 +37,8 @@ pub struct CompareArgs {
     /// Live mode instead of the offline table (root): the capture sent by --streams parallel
     /// tcpreplay streams over a veth pair into `tlsmon live` at stepped rates; reports the
     /// highest rate with no ring-buffer loss and every handshake, and what limited it.
+    /// `--size-mb 300` keeps it to about a minute and a half per hook; the rewritten copies
+    /// (target/bench/compare-live/) take streams − 1 times the capture's size on disk.
     #[arg(long)]
     pub live: bool,
     #[command(flatten)]
