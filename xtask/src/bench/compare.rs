@@ -15,6 +15,7 @@ use super::measure::{default_cpu, run_pinned, warm_and_count, Run};
 
 mod live;
 mod tcpreplay;
+mod verdict;
 use super::replay::MixArgs;
 use super::{build_release, target_dir, workspace_root};
 
