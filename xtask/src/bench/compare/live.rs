@@ -1,7 +1,7 @@
-//! `cargo xtask bench compare --live`: the capture path under load (judged in verdict.rs). The mix is sent by K
-//! parallel tcpreplay streams over a veth pair in a namespace made for the bench
-//! (`tlsmon-cmp`, tlsm-cmp0 → tlsm-cmp1, 10.216.0.0/30) into `tlsmon live` (TC, XDP or both)
-//! at a stepped rate: doubled from --start-mbps until a step loses, then bisected, at most
+//! `cargo xtask bench compare --live`: the capture path under load (judged in verdict.rs).
+//! The mix is sent by K parallel tcpreplay streams over a veth pair in a namespace made for
+//! the bench (`tlsmon-cmp`, tlsm-cmp0 → tlsm-cmp1, 10.216.0.0/30) into `tlsmon live` (TC, XDP
+//! or both) at a stepped rate: doubled from --start-mbps until a step loses, then bisected, at most
 //! --steps steps, and last a `--topspeed` step. Each step reports the rate tcpreplay reached,
 //! ring-buffer loss, veth drops, handshakes seen against expected and the CPU of tlsmon and the
 //! senders; the table ends with the highest loss-free rate and what limited it.
