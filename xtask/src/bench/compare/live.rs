@@ -58,9 +58,24 @@ pub struct LiveArgs {
     /// Aggregate rate of the first step, Mbit/s (default: what sends all streams in ~15 s).
     #[arg(long, requires = "live")]
     pub start_mbps: Option<f64>,
+    /// Let tcpreplay read from the page cache instead of loading each copy into memory first
+    /// (--preload-pcap, the default when streams × capture size fits in half the free memory).
+    #[arg(long, requires = "live")]
+    pub no_preload: bool,
     /// Where tlsmon attaches: tc, xdp (generic, ingress) or both (one search each).
     #[arg(long, value_enum, default_value_t = Hook::Tc, requires = "live")]
     pub hook: Hook,
+}
+
+/// What every step of a run shares.
+struct Rig<'a> {
+    ns: Netns,
+    tlsmon: &'a Path,
+    files: Vec<PathBuf>,
+    expected: u64,
+    dir: PathBuf,
+    /// tcpreplay --preload-pcap: the streams send from memory, not from the page cache.
+    preload: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -68,6 +83,14 @@ pub enum Hook {
     Tc,
     Xdp,
     Both,
+}
+
+/// MemAvailable from /proc/meminfo, bytes.
+fn mem_available() -> Option<u64> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 =
+        text.lines().find_map(|l| l.strip_prefix("MemAvailable:"))?.split_whitespace().next()?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The streams' captures: the mix, then `tcprewrite --seed=k` copies; each replayed once,
@@ -123,15 +146,9 @@ pub(super) fn replay_count(tlsmon: &Path, file: &Path) -> Result<u64> {
 
 /// One step: a fresh `tlsmon live`, the streams at `asked` Mbit/s in all (or top speed), drain,
 /// SIGTERM, counters.
-fn step(
-    ns: &Netns,
-    tlsmon: &Path,
-    hook: &[&str],
-    files: &[PathBuf],
-    expected: u64,
-    asked: Option<f64>,
-    dir: &Path,
-) -> Result<Step> {
+fn step(rig: &Rig, hook: &[&str], asked: Option<f64>) -> Result<Step> {
+    let Rig { ns, tlsmon, files, expected, dir, preload } = rig;
+    let expected = *expected;
     let err_path = dir.join("tlsmon.stderr");
     let err = fs::File::create(&err_path).with_context(|| format!("creating {}", err_path.display()))?;
     let child = ns
@@ -161,6 +178,7 @@ fn step(
         let child = ns
             .exec(Path::new("tcpreplay"))
             .args(["-i", TX_IF, "--no-flow-stats", &rate])
+            .args(preload.then_some("--preload-pcap"))
             .arg(f)
             .stdout(out.try_clone()?)
             .stderr(out)
@@ -242,27 +260,32 @@ pub fn run(tlsmon: &Path, mix: &Path, target: &Path, a: &LiveArgs) -> Result<()>
     };
     crate::bench::netlab::stop_on_signals();
     let ns = Netns::create(NS, TX_IF, RX_IF, NET).context("creating the bench namespace")?;
+    let preload = !a.no_preload && mem_available().is_some_and(|m| bytes < m / 2);
+    let rig = Rig { ns, tlsmon, files, expected, dir, preload };
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let mut results = Vec::new();
     for (name, args) in hooks {
         eprintln!(
             "bench compare --live, {name}: {} stream(s) of {} ({reference} handshakes each, {:.1} MB in all) \
-             from {TX_IF} to tlsmon live on {RX_IF} in netns {NS}; first step {start:.0} Mbit/s",
+             from {TX_IF} to tlsmon live on {RX_IF} in netns {NS}; first step {start:.0} Mbit/s; {}",
             a.streams,
             mix.display(),
-            bytes as f64 / 1e6
+            bytes as f64 / 1e6,
+            if rig.preload { "tcpreplay --preload-pcap" } else { "tcpreplay from the page cache" }
         );
         eprintln!("{HEADER}");
-        let rows = search(|asked| step(&ns, tlsmon, args, &files, expected, asked, &dir), start, a.steps)?;
+        let rows = search(|asked| step(&rig, args, asked), start, a.steps)?;
         results.push((name, rows));
     }
-    drop(ns);
+    let rig_preload = rig.preload;
+    drop(rig);
     for (name, rows) in &results {
         println!(
-            "bench compare --live, {name}: {} × {} ({reference} handshakes each), {cores} cores; while sending: tlsmon \
-             and sender CPU in % of one core, host busy and softirq in % of all cores (other users' load included)",
+            "bench compare --live, {name}: {} × {} ({reference} handshakes each){}, {cores} cores; while sending: \
+             tlsmon and sender CPU in % of one core, host busy and softirq in % of all cores (other users' load included)",
             a.streams,
-            mix.display()
+            mix.display(),
+            if rig_preload { ", preloaded" } else { "" }
         );
         println!("{HEADER}");
         for s in rows {
