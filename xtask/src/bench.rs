@@ -10,6 +10,7 @@ mod compare;
 mod floods;
 mod kernel;
 mod measure;
+mod netlab;
 mod replay;
 mod soak;
 
@@ -49,8 +50,9 @@ pub enum Bench {
     /// JSON and none), ndpiReader and tshark — MB/s, peak RSS, handshakes, ratios (issue 20).
     ///
     /// Medians of --runs, page cache warm; one-thread rows pinned to one CPU. ndpiReader
-    /// (apt: libndpi-bin) and tshark are installed when missing. The live (tcpreplay) part
-    /// of issue 20 is not here yet.
+    /// (apt: libndpi-bin) and tshark are installed when missing. With --live (root): the
+    /// capture sent by parallel tcpreplay streams over a veth into `tlsmon live` at stepped
+    /// rates; the highest rate with no ring-buffer loss and every handshake, and what limited it.
     Compare(compare::CompareArgs),
 }
 

@@ -1,7 +1,7 @@
 //! `cargo xtask bench compare`: on one generated capture, in one run, the pcap record-loop
 //! floor, `tlsmon replay` (1 and N threads, JSON and none), ndpiReader and tshark — MB/s
 //! (median of --runs, page cache warm), peak RSS, handshakes found and the ratios to the
-//! peer tools, as one table.
+//! peer tools, as one table. `--live` runs the live mode instead (compare/live.rs).
 //! Must never print a figure it did not measure: a tool that is missing or fails shows why.
 use std::fs::{self, File};
 use std::io::Read;
@@ -12,6 +12,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::measure::{default_cpu, run_pinned, warm_and_count, Run};
+
+mod live;
+mod tcpreplay;
+mod verdict;
 use super::replay::MixArgs;
 use super::{build_release, target_dir, workspace_root};
 
@@ -31,6 +35,15 @@ pub struct CompareArgs {
     /// Do not run `cargo build --release -p monitor` first.
     #[arg(long)]
     pub no_build: bool,
+    /// Live mode instead of the offline table (root): the capture sent by --streams parallel
+    /// tcpreplay streams over a veth pair into `tlsmon live` at stepped rates; reports the
+    /// highest rate with no ring-buffer loss and every handshake, and what limited it.
+    /// `--size-mb 300` keeps it to about a minute and a half per hook; the rewritten copies
+    /// (target/bench/compare-live/) take streams − 1 times the capture's size on disk.
+    #[arg(long)]
+    pub live: bool,
+    #[command(flatten)]
+    pub live_opts: live::LiveArgs,
 }
 
 /// One row of the table.
@@ -52,7 +65,7 @@ impl Row {
 /// How a command's handshakes are counted from what it wrote (stdout file, stderr file).
 type Count = fn(&str, &str) -> Option<u64>;
 
-fn tlsmon_count(_out: &str, err: &str) -> Option<u64> {
+pub(super) fn tlsmon_count(_out: &str, err: &str) -> Option<u64> {
     err.lines().find_map(|l| l.trim().strip_prefix("handshakes:")?.trim().trim_end_matches(',').parse().ok())
 }
 
@@ -159,11 +172,16 @@ pub fn run(a: CompareArgs) -> Result<()> {
     let file = a.capture.path(&target)?;
     if !a.no_build {
         build_release(&root, "monitor")?;
-        build_floor(&root)?;
+        if !a.live {
+            build_floor(&root)?;
+        }
     }
     let tlsmon = target.join("release/tlsmon");
     if !tlsmon.is_file() {
         bail!("{} not found", tlsmon.display());
+    }
+    if a.live {
+        return live::run(&tlsmon, &file, &target, &a.live_opts);
     }
     let floor = target.join("release/examples/pcap_floor");
     if !floor.is_file() {

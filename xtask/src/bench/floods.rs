@@ -21,7 +21,8 @@ use crate::gen::floods::{self, Flood, FLOODS_VERSION};
 mod live;
 mod report;
 
-use report::{parse_stats, print_flood, print_table};
+pub(super) use report::parse_stats;
+use report::{print_flood, print_table};
 
 #[derive(Args)]
 pub struct FloodsArgs {
@@ -122,12 +123,12 @@ pub fn run(a: FloodsArgs) -> Result<()> {
     }
     let budget = Budget::find(&bin, a.budget_mb)?;
     eprintln!("bench: {}", budget.describe(a.overhead_mb));
-    live::stop_on_signals();
+    super::netlab::stop_on_signals();
     let dir = target.join("floods");
     let cpu = a.cpu.or_else(default_cpu);
     let run_both = |input: &Input| -> Result<(Option<Outcome>, Option<Outcome>)> {
         let replay = if a.live_only { None } else { Some(replay(&bin, input, &budget, cpu)?) };
-        live::check_stop()?;
+        super::netlab::check_stop()?;
         let live = if a.replay_only { None } else { Some(live::run(&bin, &input.path, &budget.args(), a.mbps)?) };
         Ok((replay, live))
     };
