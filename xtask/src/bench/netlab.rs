@@ -64,6 +64,23 @@ impl Netns {
         Ok(ns)
     }
 
+    /// `tlsmon live --iface RX --format none --stats EXTRA…` in the namespace, stderr to
+    /// `err_path`, once it says it attached (within `limit`).
+    pub fn start_live(&self, tlsmon: &Path, extra: &[&str], err_path: &Path, limit: Duration) -> Result<Reaped> {
+        let err = fs::File::create(err_path).with_context(|| format!("creating {}", err_path.display()))?;
+        let child = self
+            .exec(tlsmon)
+            .args(["live", "--iface", self.rx, "--format", "none", "--stats"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(err)
+            .spawn()
+            .context("starting tlsmon live")?;
+        let mut mon = Reaped::new(child);
+        wait_attached(&mut mon, err_path, limit)?;
+        Ok(mon)
+    }
+
     /// `ip netns exec NS PROGRAM …`; killed with this process (PR_SET_PDEATHSIG). `ip netns
     /// exec` execs the program: the child's pid is the program's own.
     pub fn exec(&self, program: &Path) -> Command {

@@ -34,7 +34,7 @@ use super::tlsmon_count;
 use super::verdict::{line, outcome, search, Step, HEADER};
 use crate::bench::floods::parse_stats;
 use crate::bench::netlab::{check_stop, cpu_ticks, host_share, host_ticks, ticks_per_second};
-use crate::bench::netlab::{wait_attached, wait_idle, Netns, Reaped};
+use crate::bench::netlab::{wait_idle, Netns, Reaped};
 
 const NS: &str = "tlsmon-cmp";
 const TX_IF: &str = "tlsm-cmp0";
@@ -150,17 +150,7 @@ fn step(rig: &Rig, hook: &[&str], asked: Option<f64>) -> Result<Step> {
     let Rig { ns, tlsmon, files, expected, dir, preload } = rig;
     let expected = *expected;
     let err_path = dir.join("tlsmon.stderr");
-    let err = fs::File::create(&err_path).with_context(|| format!("creating {}", err_path.display()))?;
-    let child = ns
-        .exec(tlsmon)
-        .args(["live", "--iface", RX_IF, "--format", "none", "--stats"])
-        .args(hook)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .context("starting tlsmon live")?;
-    let mut mon = Reaped::new(child);
-    wait_attached(&mut mon, &err_path, ATTACH_LIMIT)?;
+    let mut mon = ns.start_live(tlsmon, hook, &err_path, ATTACH_LIMIT)?;
     let drops0 = ns.drops()?;
 
     let bytes: u64 = files.iter().map(|f| fs::metadata(f).map_or(0, |m| m.len())).sum();

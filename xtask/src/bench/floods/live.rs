@@ -5,13 +5,12 @@
 //! are guards dropped on every exit path, and Ctrl-C only sets a flag the waits check.
 use std::fs;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
 use super::{parse_stats, Outcome};
-use crate::bench::netlab::{check_stop, status_kib, wait_attached, wait_idle, Netns, Reaped};
+use crate::bench::netlab::{check_stop, status_kib, wait_idle, Netns, Reaped};
 
 const NS: &str = "tlsmon-flood";
 const TX_IF: &str = "tlsm-fl0";
@@ -29,18 +28,9 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(300);
 pub fn run(bin: &Path, pcap: &Path, extra: &[String], mbps: Option<f64>) -> Result<Outcome> {
     let ns = Netns::create(NS, TX_IF, RX_IF, "10.215.0").context("creating the flood namespace")?;
     let err_path = pcap.with_extension("live.stderr");
-    let err = fs::File::create(&err_path).with_context(|| format!("creating {}", err_path.display()))?;
-    let child = ns
-        .exec(bin)
-        .args(["live", "--iface", RX_IF, "--format", "none", "--stats"])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .context("starting tlsmon live")?;
-    let mut mon = Reaped::new(child);
-    eprintln!("bench: tlsmon live --iface {RX_IF} in {NS} (pid {}, stderr: {})", mon.pid(), err_path.display());
-    wait_attached(&mut mon, &err_path, ATTACH_LIMIT)?;
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    eprintln!("bench: tlsmon live --iface {RX_IF} in {NS} (stderr: {})", err_path.display());
+    let mut mon = ns.start_live(bin, &extra, &err_path, ATTACH_LIMIT)?;
     let exe = fs::read_link(format!("/proc/{}/exe", mon.pid())).unwrap_or_default();
     if exe.file_name() != bin.file_name() {
         bail!("pid {} runs {}, not tlsmon: cannot read its memory", mon.pid(), exe.display());
