@@ -65,8 +65,8 @@ impl Netns {
     }
 
     /// `tlsmon live --iface RX --format none --stats EXTRA…` in the namespace, stderr to
-    /// `err_path`, once it says it attached (within `limit`).
-    pub fn start_live(&self, tlsmon: &Path, extra: &[&str], err_path: &Path, limit: Duration) -> Result<Reaped> {
+    /// `err_path`, once it says it attached (within [`ATTACH_LIMIT`]).
+    pub fn start_live(&self, tlsmon: &Path, extra: &[&str], err_path: &Path) -> Result<Reaped> {
         let err = fs::File::create(err_path).with_context(|| format!("creating {}", err_path.display()))?;
         let child = self
             .exec(tlsmon)
@@ -77,7 +77,7 @@ impl Netns {
             .spawn()
             .context("starting tlsmon live")?;
         let mut mon = Reaped::new(child);
-        wait_attached(&mut mon, err_path, limit)?;
+        wait_attached(&mut mon, err_path, ATTACH_LIMIT)?;
         Ok(mon)
     }
 
@@ -195,6 +195,9 @@ impl Drop for Reaped {
         }
     }
 }
+
+/// Most time `tlsmon live` may take to attach (loading and verifying the programs).
+pub const ATTACH_LIMIT: Duration = Duration::from_secs(60);
 
 /// `tlsmon live` writes this line on stderr once its programs are attached.
 pub const ATTACHED: &str = "tlsmon: live: attached";

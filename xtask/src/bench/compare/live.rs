@@ -40,7 +40,6 @@ const NS: &str = "tlsmon-cmp";
 const TX_IF: &str = "tlsm-cmp0";
 const RX_IF: &str = "tlsm-cmp1";
 const NET: &str = "10.216.0";
-const ATTACH_LIMIT: Duration = Duration::from_secs(60);
 const EXIT_LIMIT: Duration = Duration::from_secs(120);
 const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 /// The first step is sized to take about this long, unless --start-mbps says otherwise.
@@ -150,7 +149,7 @@ fn step(rig: &Rig, hook: &[&str], asked: Option<f64>) -> Result<Step> {
     let Rig { ns, tlsmon, files, expected, dir, preload } = rig;
     let expected = *expected;
     let err_path = dir.join("tlsmon.stderr");
-    let mut mon = ns.start_live(tlsmon, hook, &err_path, ATTACH_LIMIT)?;
+    let mut mon = ns.start_live(tlsmon, hook, &err_path)?;
     let drops0 = ns.drops()?;
 
     let bytes: u64 = files.iter().map(|f| fs::metadata(f).map_or(0, |m| m.len())).sum();

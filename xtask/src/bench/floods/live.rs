@@ -15,8 +15,7 @@ use crate::bench::netlab::{check_stop, status_kib, wait_idle, Netns, Reaped};
 const NS: &str = "tlsmon-flood";
 const TX_IF: &str = "tlsm-fl0";
 const RX_IF: &str = "tlsm-fl1";
-/// Most time for tlsmon to attach, and to exit after SIGTERM (it judges every open flow).
-const ATTACH_LIMIT: Duration = Duration::from_secs(60);
+/// Most time for tlsmon to exit after SIGTERM (it judges every open flow).
 const EXIT_LIMIT: Duration = Duration::from_secs(300);
 /// After tcpreplay, tlsmon has drained the ring buffer once it used under this much CPU in
 /// [`SETTLE_STEP`] (the 1 s tick's idle sweep is well below), or [`SETTLE_LIMIT`] passed.
@@ -30,7 +29,7 @@ pub fn run(bin: &Path, pcap: &Path, extra: &[String], mbps: Option<f64>) -> Resu
     let err_path = pcap.with_extension("live.stderr");
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     eprintln!("bench: tlsmon live --iface {RX_IF} in {NS} (stderr: {})", err_path.display());
-    let mut mon = ns.start_live(bin, &extra, &err_path, ATTACH_LIMIT)?;
+    let mut mon = ns.start_live(bin, &extra, &err_path)?;
     let exe = fs::read_link(format!("/proc/{}/exe", mon.pid())).unwrap_or_default();
     if exe.file_name() != bin.file_name() {
         bail!("pid {} runs {}, not tlsmon: cannot read its memory", mon.pid(), exe.display());
