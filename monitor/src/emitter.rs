@@ -46,6 +46,9 @@ pub struct Emitter<W: Write> {
     pub attributor: Option<Attributor>,
     /// How events are written (schema, observer), on stdout and in the audit log.
     pub style: Style,
+    /// One JSON line at a time, rendered here and written at once (reused; its capacity is
+    /// the largest line written so far).
+    line: Vec<u8>,
 }
 
 impl<W: Write> Emitter<W> {
@@ -68,6 +71,7 @@ impl<W: Write> Emitter<W> {
             probe_final,
             attributor: None,
             style: Style::default(),
+            line: Vec::new(),
         }
     }
 
@@ -96,10 +100,14 @@ impl<W: Write> Emitter<W> {
                     return;
                 }
                 let ev = json::any_event(&o, &self.style);
-                let out = &mut self.out;
-                let r = serde_json::to_writer(&mut *out, &ev)
+                let (out, line) = (&mut self.out, &mut self.line);
+                line.clear();
+                let r = serde_json::to_writer(&mut *line, &ev)
                     .map_err(std::io::Error::from)
-                    .and_then(|_| out.write_all(b"\n"))
+                    .and_then(|_| {
+                        line.push(b'\n');
+                        out.write_all(line)
+                    })
                     .and_then(|_| if self.flush_each { out.flush() } else { Ok(()) });
                 if let Err(e) = r {
                     self.write_err = Some(e);
