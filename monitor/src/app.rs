@@ -378,7 +378,10 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let cfg = pipeline_config(&a.pipeline)?;
     let prober = start_prober(probe_config(&a.probe, &cfg))?;
     let threads = a.threads.map_or_else(default_threads, usize::from);
-    let mut pipeline = Engine::new(cfg, threads).context("starting the replay workers")?;
+    let style = monitor::sink::json::Style { legacy: !a.events.no_legacy_fields, ..Default::default() };
+    // Workers render the JSON lines in the emitter's style (the same bytes, off the merge).
+    let render = (format == Format::Json).then(|| style.clone());
+    let mut pipeline = Engine::new(cfg, threads, render).context("starting the replay workers")?;
     let audit = open_audit(&a.audit)?;
     let server = serve(&a.listen, &published)?;
     let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -387,7 +390,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         published.start_period(monitor::sink::period::Period::new(inv, names.clone(), None, None));
     }
     let mut em = Emitter::new(format, out, false, audit, published.clone());
-    em.style.legacy = !a.events.no_legacy_fields;
+    em.style = style;
     em.alerter = alerter(&a.alerts, &published)?;
     em.prober = prober;
     let mut source = FileSource::new(a.files.clone());

@@ -111,14 +111,31 @@ pub fn decode(linktype: u32, frame: &[u8]) -> Result<Packet<'_>, Skip> {
 }
 
 fn decode_depth(linktype: u32, frame: &[u8], depth: u8) -> Result<Packet<'_>, Skip> {
-    // Most frames are plain Ethernet + IP + TCP/UDP: read those directly, the rest with
-    // etherparse (which the fast path must agree with; see the tests).
+    // Most frames are plain Ethernet (maybe VLAN-tagged) + IP + TCP/UDP: read those directly,
+    // the rest with etherparse (which the fast path must agree with; see the tests).
     if linktype == linktype::ETHERNET {
-        if let Some(p) = frame.get(14..).and_then(|ip| fast_ip(be16(frame, 12)?, ip)) {
+        if let Some(p) = frame.get(14..).and_then(|ip| fast_untagged(be16(frame, 12)?, ip)) {
             return Ok(p);
         }
     }
     decode_lax(linktype, frame, depth)
+}
+
+/// The VLAN tags [`decode_lax`] skips (802.1Q, 802.1ad QinQ, old 0x9100; up to 4), then
+/// [`fast_ip`] on what they carry: the same packet `decode_lax` reads after the same tags.
+fn fast_untagged(mut ether_type: u16, mut rest: &[u8]) -> Option<Packet<'_>> {
+    for _ in 0..4 {
+        if !is_vlan(ether_type) {
+            break;
+        }
+        ether_type = be16(rest, 2)?;
+        rest = rest.get(4..)?;
+    }
+    fast_ip(ether_type, rest)
+}
+
+fn is_vlan(ether_type: u16) -> bool {
+    ether_type == 0x8100 || ether_type == 0x88a8 || ether_type == 0x9100
 }
 
 /// A well-formed, whole, unfragmented IPv4 or IPv6 (no extension headers) packet carrying
@@ -206,7 +223,7 @@ fn decode_lax(linktype: u32, frame: &[u8], depth: u8) -> Result<Packet<'_>, Skip
             let mut et = ether_type;
             // VLAN tags (802.1Q, 802.1ad QinQ, old 0x9100), any depth up to 4.
             for _ in 0..4 {
-                if et == 0x8100 || et == 0x88a8 || et == 0x9100 {
+                if is_vlan(et) {
                     et = be16(rest, 2).ok_or(Skip::Malformed)?;
                     rest = &rest[4..];
                 } else {
@@ -402,6 +419,21 @@ mod tests {
             assert_eq!(p.payload, b"abc");
             assert_eq!(p.src.to_ip().to_string(), "10.0.0.1");
             assert!(!p.truncated);
+        }
+    }
+
+    #[test]
+    fn fast_path_takes_tagged_frames_as_etherparse_does() {
+        for tags in 1..=5 {
+            let f = tcp_ipv4_frame(tags);
+            let fast = fast_untagged(be16(&f, 12).unwrap(), &f[14..]);
+            match fast {
+                Some(p) => {
+                    let lax = decode_lax(linktype::ETHERNET, &f, 0).expect("etherparse decodes");
+                    assert_eq!(fields(&p), fields(&lax), "{tags} tags");
+                }
+                None => assert_eq!(tags, 5, "the fast path stops after 4 tags, as decode_lax does"),
+            }
         }
     }
 

@@ -46,6 +46,9 @@ pub struct Emitter<W: Write> {
     pub attributor: Option<Attributor>,
     /// How events are written (schema, observer), on stdout and in the audit log.
     pub style: Style,
+    /// One JSON line at a time, rendered here and written at once (reused; its capacity is
+    /// the largest line written so far).
+    line: Vec<u8>,
 }
 
 impl<W: Write> Emitter<W> {
@@ -68,10 +71,13 @@ impl<W: Write> Emitter<W> {
             probe_final,
             attributor: None,
             style: Style::default(),
+            line: Vec::new(),
         }
     }
 
-    fn write(&mut self, o: Output) {
+    /// Write `o` everywhere it goes; `line` is its JSON line when already rendered in
+    /// [`Self::style`] (by a replay worker).
+    fn write(&mut self, o: Output, line: Option<Vec<u8>>) {
         if let Some(p) = &self.prober {
             // The capture's view of the prober's own connections is not traffic (counted).
             if p.is_own(&o) {
@@ -95,12 +101,21 @@ impl<W: Write> Emitter<W> {
                 if self.write_err.is_some() {
                     return;
                 }
-                let ev = json::any_event(&o, &self.style);
+                let r = match &line {
+                    Some(l) => Ok(l),
+                    None => {
+                        self.line.clear();
+                        json::write_line(&o, &self.style, &mut self.line).map(|_| &self.line)
+                    }
+                };
                 let out = &mut self.out;
-                let r = serde_json::to_writer(&mut *out, &ev)
-                    .map_err(std::io::Error::from)
-                    .and_then(|_| out.write_all(b"\n"))
-                    .and_then(|_| if self.flush_each { out.flush() } else { Ok(()) });
+                let r = r.map_err(std::io::Error::from).and_then(|l| out.write_all(l)).and_then(|_| {
+                    if self.flush_each {
+                        out.flush()
+                    } else {
+                        Ok(())
+                    }
+                });
                 if let Err(e) = r {
                     self.write_err = Some(e);
                 }
@@ -133,7 +148,7 @@ impl<W: Write> Emitter<W> {
     /// Write what the prober has finished since the last call.
     pub fn probe_results(&mut self) {
         for o in self.prober.as_ref().map(Prober::results).unwrap_or_default() {
-            self.write(o);
+            self.write(o, None);
         }
     }
 
@@ -182,11 +197,17 @@ impl<W: Write> Emitter<W> {
 }
 
 impl<W: Write> Sink for Emitter<W> {
-    fn emit(&mut self, mut o: Output) {
+    fn emit(&mut self, o: Output) {
+        self.emit_line(o, None);
+    }
+
+    fn emit_line(&mut self, mut o: Output, mut line: Option<Vec<u8>>) {
         if let Some(a) = &mut self.attributor {
             a.enrich(&mut o);
+            // The line was rendered before the local ends were named.
+            line = None;
         }
-        self.write(o);
+        self.write(o, line);
     }
 
     /// A capture file that failed: everything before it is written first, then the error.

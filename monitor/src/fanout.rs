@@ -2,7 +2,9 @@
 //! direction-independent hash of the flow's 5-tuple (as Suricata's autofp and Zeek's fanout
 //! do), their outputs merged back into one stream in [`Order`] — the same events, in the same
 //! order, for any number of workers. The reader keeps the one clock of the whole input: idle
-//! sweeps are sent to every worker at the packet where a single pipeline would sweep.
+//! sweeps are sent to every worker at the packet where a single pipeline would sweep. When the
+//! output is JSON, workers also render each output's line (in the emitter's style, by the same
+//! function), so that the merge only writes bytes.
 //! Must never order the stream by which worker finished first, nor buffer without bound: the
 //! reader waits when a worker's queue is full, and the merge holds only what workers returned.
 use std::collections::VecDeque;
@@ -17,6 +19,7 @@ use crate::flow::{sweep_due, Endpoint, FlowKey};
 use crate::observation::{Output, PipelineStats};
 use crate::pipeline::{Order, Pipeline, PipelineConfig};
 use crate::run::{Sink, Stage};
+use crate::sink::json::{self, Style};
 
 /// Packets handed on between two rounds: every worker gets a batch (maybe empty) each round,
 /// so the merge knows how far each has come.
@@ -81,11 +84,14 @@ struct Batch {
     last: bool,
 }
 
+/// An output in stream order, with its JSON line when the workers render them.
+type Judged = (Order, Output, Option<Vec<u8>>);
+
 /// What a worker hands back per batch: its outputs, how far it has come, its counters and the
 /// emptied batch (reused).
 struct Done {
     worker: usize,
-    outputs: Vec<(Order, Output)>,
+    outputs: Vec<Judged>,
     upto: u64,
     stats: PipelineStats,
     batch: Batch,
@@ -97,7 +103,7 @@ struct Worker {
     filling: Batch,
     spare: Vec<Batch>,
     /// Outputs returned and not yet merged, in the worker's order.
-    queue: VecDeque<(Order, Output)>,
+    queue: VecDeque<Judged>,
     /// Every output up to this packet index has been returned.
     upto: u64,
     stats: PipelineStats,
@@ -135,7 +141,17 @@ fn worker_of(p: &Packet<'_>, n: usize) -> usize {
     ((u128::from(h.finish()) * n as u128) >> 64) as usize
 }
 
-fn work(id: usize, mut pipeline: Pipeline, rx: Receiver<Batch>, tx: Sender<Done>) {
+/// An output and its JSON line in `render`'s style, when given one.
+fn judged((order, o): (Order, Output), render: Option<&Style>) -> Judged {
+    let line = render.and_then(|style| {
+        let mut line = Vec::new();
+        // Not rendered (cannot happen writing to memory): the emitter renders it itself.
+        json::write_line(&o, style, &mut line).ok().map(|_| line)
+    });
+    (order, o, line)
+}
+
+fn work(id: usize, mut pipeline: Pipeline, render: Option<Style>, rx: Receiver<Batch>, tx: Sender<Done>) {
     pipeline.set_external_clock();
     while let Ok(mut batch) = rx.recv() {
         for item in &batch.items {
@@ -150,7 +166,7 @@ fn work(id: usize, mut pipeline: Pipeline, rx: Receiver<Batch>, tx: Sender<Done>
         } else {
             batch.upto
         };
-        let outputs = pipeline.drain_ordered().collect();
+        let outputs = pipeline.drain_ordered().map(|o| judged(o, render.as_ref())).collect();
         batch.items.clear();
         batch.data.clear();
         let done = Done { worker: id, outputs, upto, stats: pipeline.stats, batch };
@@ -161,8 +177,9 @@ fn work(id: usize, mut pipeline: Pipeline, rx: Receiver<Batch>, tx: Sender<Done>
 }
 
 impl Fanout {
-    /// Start `n` workers, each with its share of `cfg`'s bounds ([`worker_config`]).
-    pub fn new(cfg: &PipelineConfig, n: usize) -> std::io::Result<Self> {
+    /// Start `n` workers, each with its share of `cfg`'s bounds ([`worker_config`]); with
+    /// `render`, they render each output's JSON line in that style too.
+    pub fn new(cfg: &PipelineConfig, n: usize, render: Option<Style>) -> std::io::Result<Self> {
         let n = n.max(1);
         let (done_tx, results) = mpsc::channel();
         let mut workers = Vec::with_capacity(n);
@@ -170,9 +187,10 @@ impl Fanout {
             let (tx, rx) = mpsc::sync_channel(DEPTH);
             let pipeline = Pipeline::new(worker_config(cfg, n));
             let done_tx = done_tx.clone();
+            let render = render.clone();
             let join = std::thread::Builder::new()
                 .name(format!("tlsmon-worker-{id}"))
-                .spawn(move || work(id, pipeline, rx, done_tx))?;
+                .spawn(move || work(id, pipeline, render, rx, done_tx))?;
             workers.push(Worker {
                 tx: Some(tx),
                 join: Some(join),
@@ -234,7 +252,7 @@ impl Fanout {
         loop {
             let mut best: Option<(usize, &Order)> = None;
             for (i, w) in self.workers.iter().enumerate() {
-                if let Some((o, _)) = w.queue.front() {
+                if let Some((o, _, _)) = w.queue.front() {
                     if best.is_none_or(|(_, b)| o < b) {
                         best = Some((i, o));
                     }
@@ -246,8 +264,8 @@ impl Fanout {
             if !safe {
                 return;
             }
-            if let Some((_, out)) = self.workers[i].queue.pop_front() {
-                sink.emit(out);
+            if let Some((_, out, line)) = self.workers[i].queue.pop_front() {
+                sink.emit_line(out, line);
             }
         }
     }
@@ -341,12 +359,13 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// One pipeline for `threads` ≤ 1, else a [`Fanout`] of `threads` workers.
-    pub fn new(cfg: PipelineConfig, threads: usize) -> std::io::Result<Self> {
+    /// One pipeline for `threads` ≤ 1, else a [`Fanout`] of `threads` workers (rendering
+    /// JSON lines in `render`'s style when given one: the style the sink writes them in).
+    pub fn new(cfg: PipelineConfig, threads: usize, render: Option<Style>) -> std::io::Result<Self> {
         Ok(if threads <= 1 {
             Engine::One(Box::new(Pipeline::new(cfg)))
         } else {
-            Engine::Many(Fanout::new(&cfg, threads)?)
+            Engine::Many(Fanout::new(&cfg, threads, render)?)
         })
     }
 }

@@ -20,6 +20,12 @@ pub const MAX_BATCH: usize = 4096;
 /// Where judged flows go.
 pub trait Sink {
     fn emit(&mut self, o: Output);
+    /// `o` with its JSON line already rendered (by a replay worker, in the style the sink
+    /// was given for it), when there is one: a sink that writes JSON may write it as is.
+    fn emit_line(&mut self, o: Output, line: Option<Vec<u8>>) {
+        let _ = line;
+        self.emit(o);
+    }
     /// A part of the input failed (see [`Drained::Failed`]).
     fn failed(&mut self, message: &str);
     /// Why the run must stop (output closed, audit log failing), if it must.

@@ -28,9 +28,14 @@ pub fn version_name(v: u16) -> String {
 
 /// IANA cipher suite name, or `0xNNNN` when unassigned.
 pub fn cipher_name(id: u16) -> String {
+    cipher_label(id).into_owned()
+}
+
+/// [`cipher_name`] without a copy of the names tls-parser knows (a client offers dozens).
+pub fn cipher_label(id: u16) -> std::borrow::Cow<'static, str> {
     match TlsCipherSuite::from_id(id) {
-        Some(c) => c.name.to_string(),
-        None => format!("0x{id:04X}"),
+        Some(c) => c.name.into(),
+        None => format!("0x{id:04X}").into(),
     }
 }
 

@@ -43,6 +43,9 @@ pub struct PipelineStats {
     /// Plaintext bytes a direction wanted but did not keep: all flows together were at
     /// `max_plain_bytes`.
     pub plain_bytes_dropped: u64,
+    /// Parsed certificates the per-thread certificate cache forgot to stay within its bound
+    /// (a performance cache: they are parsed again when seen again, nothing is lost).
+    pub cert_cache_evicted: u64,
     pub head: HeadStats,
     pub flows: TableStats,
     pub memory: MemoryStats,
@@ -63,6 +66,7 @@ impl PipelineStats {
         self.plain_candidates += o.plain_candidates;
         self.plaintext_flows += o.plaintext_flows;
         self.plain_bytes_dropped += o.plain_bytes_dropped;
+        self.cert_cache_evicted += o.cert_cache_evicted;
         let (h, oh) = (&mut self.head, &o.head);
         h.retransmitted += oh.retransmitted;
         h.overlaps += oh.overlaps;

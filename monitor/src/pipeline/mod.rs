@@ -427,6 +427,9 @@ impl Pipeline {
         self.charged -= a.charged;
         for d in a.dirs.iter_mut() {
             d.tls.finish();
+        }
+        self.stats.cert_cache_evicted += crate::inspect::tls::cert::take_cache_evicted();
+        for d in a.dirs.iter_mut() {
             if let Some(h) = &d.head {
                 add_head_stats(&mut self.stats.head, &h.stats);
             }

@@ -6,13 +6,15 @@
 //! pre-ECS names stay readable for one release ([`Style::legacy`]). A field not seen is
 //! absent. Plaintext events carry protocol metadata only (the inspectors' closed sets), never
 //! payload.
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::ecs::{Ecs, Meta, Network, Observer, ECS};
 pub use super::ecs::{Host, Style};
 use super::local_event::{local, owned, LocalField, Owned};
 use crate::inspect::dtls::DtlsFacts;
-use crate::inspect::names::{cipher_name, group_label, sslv2_cipher_name, version_parts};
+use crate::inspect::names::{cipher_label, cipher_name, group_label, sslv2_cipher_name, version_parts};
 use crate::inspect::plaintext::{
     Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta, XmppMeta,
 };
@@ -268,6 +270,14 @@ pub fn any_event<'a>(o: &'a Output, style: &'a Style) -> AnyEvent<'a> {
     }
 }
 
+/// Append the JSON line of one output, written in `style`, newline included: the one way an
+/// event becomes bytes on stdout (the emitter's, or a parallel replay's workers').
+pub fn write_line(o: &Output, style: &Style, line: &mut Vec<u8>) -> serde_json::Result<()> {
+    serde_json::to_writer(&mut *line, &any_event(o, style))?;
+    line.push(b'\n');
+    Ok(())
+}
+
 impl Event<'_> {
     /// Add the pre-ECS names: `type`, `timestamp`, the top-level blocks, and the TLS facts
     /// ECS has no field for back inside `tls.*`.
@@ -401,7 +411,7 @@ pub struct Client {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub supported_ciphers: Vec<String>,
+    pub supported_ciphers: Vec<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ja3: Option<String>,
     /// The client's leaf certificate (Zeek's `client_subject` / `client_issuer`).
@@ -695,8 +705,8 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding], observer: &'a Observer
         c.supported_versions =
             ch.supported_versions.iter().filter(|v| !is_grease(**v)).map(|v| version_label(*v)).collect();
         let ciphers = &mut tls.client.supported_ciphers;
-        *ciphers = ch.ciphers.iter().filter(|v| !is_grease(**v)).map(|v| cipher_name(*v)).collect();
-        ciphers.extend(ch.sslv2_kinds.iter().map(|k| sslv2_cipher_name(*k)));
+        *ciphers = ch.ciphers.iter().filter(|v| !is_grease(**v)).map(|v| cipher_label(*v)).collect();
+        ciphers.extend(ch.sslv2_kinds.iter().map(|k| Cow::Owned(sslv2_cipher_name(*k))));
         c.supported_groups = ch.groups.iter().filter(|v| !is_grease(**v)).map(|g| group_label(*g)).collect();
         c.key_share_groups = ch.key_share_groups.iter().filter(|v| !is_grease(**v)).map(|g| group_label(*g)).collect();
         c.signature_algorithms = ch.sig_algs.iter().map(|s| format!("0x{s:04x}")).collect();

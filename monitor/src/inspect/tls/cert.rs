@@ -1,5 +1,9 @@
 //! Inspect, certificates (TLS <= 1.2 Certificate messages): X.509 facts via x509-parser.
-//! Must never keep the DER around, never panic on malformed certificates.
+//! Must never keep the DER around beyond the bounded per-thread cache of recent certificates
+//! ([`parse_cert_cached`]), never panic on malformed certificates.
+use std::cell::{Cell, RefCell};
+
+use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::*;
 
@@ -72,6 +76,54 @@ pub fn parse_cert(der: &[u8]) -> Option<CertInfo> {
         self_signed,
         is_ca: cert.is_ca(),
     })
+}
+
+/// Most certificates the per-thread cache holds.
+const CACHE_CERTS: usize = 256;
+/// Most DER bytes the per-thread cache holds (larger certificates are parsed, not kept).
+const CACHE_BYTES: usize = 1 << 20;
+
+/// Recently parsed certificates of this thread (a pipeline's, or a replay worker's): the same
+/// server sends the same chain on every connection, and parsing dominates the chain's cost.
+/// Full when at [`CACHE_CERTS`] or [`CACHE_BYTES`]: then emptied, the entries dropped counted.
+#[derive(Default)]
+struct CertCache {
+    map: FxHashMap<Box<[u8]>, Option<CertInfo>>,
+    bytes: usize,
+}
+
+thread_local! {
+    static CACHE: RefCell<CertCache> = RefCell::default();
+    /// Entries the cache of this thread dropped, not yet taken by [`take_cache_evicted`].
+    static EVICTED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// [`parse_cert`], remembered: a certificate seen before on this thread is not parsed again
+/// (the result is the same, the function being pure).
+pub fn parse_cert_cached(der: &[u8]) -> Option<CertInfo> {
+    if der.len() > CACHE_BYTES / 16 {
+        return parse_cert(der);
+    }
+    CACHE.with(|c| {
+        let Ok(mut c) = c.try_borrow_mut() else { return parse_cert(der) };
+        if let Some(info) = c.map.get(der) {
+            return info.clone();
+        }
+        let info = parse_cert(der);
+        if c.map.len() >= CACHE_CERTS || c.bytes + der.len() > CACHE_BYTES {
+            EVICTED.with(|e| e.set(e.get() + c.map.len() as u64));
+            c.map.clear();
+            c.bytes = 0;
+        }
+        c.bytes += der.len();
+        c.map.insert(der.into(), info.clone());
+        info
+    })
+}
+
+/// Certificates this thread's cache dropped since the last call (for the pipeline's counters).
+pub fn take_cache_evicted() -> u64 {
+    EVICTED.with(|e| e.replace(0))
 }
 
 /// An EC point's size says 2·bits+8 for uncompressed points; prefer the named curve.
@@ -211,7 +263,7 @@ pub fn parse_chain(body: &[u8], store: Option<&super::trust::TrustStore>) -> Cha
 /// The facts of certificates as the server sent them (leaf first), `complete` when nothing
 /// was cut off: every one parsed, and the trust verdict when there is a bundle.
 pub fn chain_of(ders: &[&[u8]], mut complete: bool, store: Option<&super::trust::TrustStore>) -> Chain {
-    let certs: Vec<CertInfo> = ders.iter().filter_map(|d| parse_cert(d)).collect();
+    let certs: Vec<CertInfo> = ders.iter().filter_map(|d| parse_cert_cached(d)).collect();
     complete &= certs.len() == ders.len() && !certs.is_empty();
     let trust = store.filter(|_| complete).map(|s| s.evaluate(ders));
     Chain { certs, complete, trust }
@@ -227,6 +279,20 @@ mod tests {
         assert!(!name_matches("*.example.org", "a.b.example.org"));
         assert!(!name_matches("*.example.org", "example.org"));
         assert!(name_matches("example.org", "example.org"));
+    }
+
+    #[test]
+    fn cache_gives_what_parsing_gives() {
+        take_cache_evicted();
+        let junk = [0x30u8, 3, 2, 1, 5];
+        assert_eq!(parse_cert_cached(&junk), parse_cert(&junk));
+        assert_eq!(parse_cert_cached(&junk), None, "a miss is remembered as one");
+        // Filling the cache past its bound empties it, and says how many were dropped.
+        for i in 0..CACHE_CERTS as u32 {
+            parse_cert_cached(&i.to_be_bytes());
+        }
+        assert_eq!(take_cache_evicted(), CACHE_CERTS as u64);
+        assert_eq!(take_cache_evicted(), 0);
     }
 
     #[test]
