@@ -203,38 +203,40 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Median over `trials` of the kernel's ns per run; captured frames run in batches small
-/// enough for the ring buffer, drained between batches.
-fn time(k: &mut KernelModel, hook: Hook, c: &Case, trials: usize) -> Result<f64> {
+/// Put the case's flow in the state measured (the setup frames) and empty the ring.
+fn prepare(k: &mut KernelModel, hook: Hook, c: &Case) -> Result<()> {
     for f in &c.setup {
         k.run(hook, f, 1)?;
     }
     k.drain(|_| {});
-    let (batch, batches) = if c.captured { (2_000, 10) } else { (200_000, 1) };
-    let mut per_trial = Vec::with_capacity(trials);
-    for _ in 0..trials {
-        let mut total = 0.0;
-        for _ in 0..batches {
-            let r = k.run(hook, &c.frame, batch)?;
-            if r.action != hook.pass_action() {
-                bail!("{hook:?} returned {} on {}", r.action, c.name);
-            }
-            total += r.ns_per_run as f64;
-            k.drain(|_| {});
-        }
-        per_trial.push(total / batches as f64);
-    }
-    let lost = k.counters()?[counter::RINGBUF_FULL as usize];
-    if lost > 0 {
-        bail!("the ring buffer filled during the bench ({lost} records lost): figures would flatter us");
-    }
-    Ok(median(per_trial))
+    Ok(())
 }
 
-/// One row per packet kind: the no-op programs, then each object's TC and XDP figure; the goal
-/// verdict is the last object's (the "after" of a before/after run).
+/// One trial: the kernel's ns per run of `hook` on the case's frame; captured frames run in
+/// batches small enough for the ring buffer, drained between batches.
+fn trial(k: &mut KernelModel, hook: Hook, c: &Case) -> Result<f64> {
+    let (batch, batches) = if c.captured { (2_000, 10) } else { (200_000, 1) };
+    let mut total = 0.0;
+    for _ in 0..batches {
+        let r = k.run(hook, &c.frame, batch)?;
+        if r.action != hook.pass_action() {
+            bail!("{hook:?} returned {} on {}", r.action, c.name);
+        }
+        total += r.ns_per_run as f64;
+        k.drain(|_| {});
+    }
+    Ok(total / batches as f64)
+}
+
+/// One row per packet kind: the no-op programs, then each object's TC and XDP figure, each the
+/// median of the trials with the least in brackets (interference on a shared machine only adds
+/// time). The trials of all columns interleave, so a noisy moment hits every column alike. The
+/// goal verdict is the last object's median (the "after" of a before/after run).
 fn packets(trials: usize, objects: &[Object], only: Option<&str>) -> Result<()> {
-    println!("kernel bench: ns per packet via BPF_PROG_TEST_RUN (kernel's average per run, median of {trials} trials)");
+    println!(
+        "kernel bench: ns per packet via BPF_PROG_TEST_RUN (kernel's average per run; median of {trials} \
+         interleaved trials, least in brackets)"
+    );
     for (i, o) in objects.iter().enumerate() {
         println!("  object {}: {}", i + 1, o.label);
     }
@@ -244,7 +246,7 @@ fn packets(trials: usize, objects: &[Object], only: Option<&str>) -> Result<()> 
         .chain(cols("tc"))
         .chain(std::iter::once("noop-xdp".to_string()))
         .chain(cols("xdp"))
-        .map(|c| format!("{c:>8}"))
+        .map(|c| format!("{c:>10}"))
         .collect();
     println!("  {:<40} {}   {:>9} {:>9}", "packet", head.join(" "), "tc goal", "xdp goal");
     let mut all_ok = true;
@@ -253,35 +255,44 @@ fn packets(trials: usize, objects: &[Object], only: Option<&str>) -> Result<()> 
         bail!("--only {}: no packet kind's name contains it", only.unwrap_or_default());
     }
     for c in cases {
-        let mut tc = Vec::new();
-        let mut xdp = Vec::new();
-        let (mut noop_tc, mut noop_xdp) = (0.0, 0.0);
-        for (i, o) in objects.iter().enumerate() {
-            // A fresh load per case and hook: each starts from empty maps.
-            let mut k = o.load()?;
-            if i == 0 {
-                noop_tc = time(&mut k, Hook::NoopTc, &c, trials)?;
-            }
-            tc.push(time(&mut k, Hook::Tc, &c, trials)?);
-            let mut k = o.load()?;
-            if i == 0 {
-                noop_xdp = time(&mut k, Hook::NoopXdp, &c, trials)?;
-            }
-            xdp.push(time(&mut k, Hook::Xdp, &c, trials)?);
+        // A fresh load per object and hook: each starts from empty maps. Columns: the no-op TC
+        // program (on the first object's TC load), each object's TC program, the same for XDP.
+        let mut models = Vec::new();
+        for o in objects {
+            models.push(o.load()?);
+            models.push(o.load()?);
         }
+        let mut columns = vec![(0, Hook::NoopTc)];
+        columns.extend((0..n).map(|i| (2 * i, Hook::Tc)));
+        columns.push((1, Hook::NoopXdp));
+        columns.extend((0..n).map(|i| (2 * i + 1, Hook::Xdp)));
+        for &(m, hook) in &columns {
+            prepare(&mut models[m], hook, &c)?;
+        }
+        let mut runs = vec![Vec::with_capacity(trials); columns.len()];
+        for _ in 0..trials {
+            for (&(m, hook), r) in columns.iter().zip(runs.iter_mut()) {
+                r.push(trial(&mut models[m], hook, &c)?);
+            }
+        }
+        for k in &models {
+            let lost = k.counters()?[counter::RINGBUF_FULL as usize];
+            if lost > 0 {
+                bail!("the ring buffer filled during the bench ({lost} records lost): figures would flatter us");
+            }
+        }
+        let least: Vec<f64> = runs.iter().map(|r| r.iter().copied().fold(f64::INFINITY, f64::min)).collect();
+        let med: Vec<f64> = runs.into_iter().map(median).collect();
+        let (noop_tc, tc, noop_xdp, xdp) = (med[0], med[n], med[n + 1], med[2 * n + 1]);
         let mut verdict = |ours: f64, noop: f64| {
             let goal = c.goal.limit(noop);
             let ok = ours <= goal;
             all_ok &= ok;
             format!("{}≤{goal:.0}", if ok { "ok " } else { "OVER " })
         };
-        let (vt, vx) = (verdict(tc[tc.len() - 1], noop_tc), verdict(xdp[xdp.len() - 1], noop_xdp));
-        let figures: Vec<String> = std::iter::once(noop_tc)
-            .chain(tc)
-            .chain(std::iter::once(noop_xdp))
-            .chain(xdp)
-            .map(|x| format!("{x:>8.0}"))
-            .collect();
+        let (vt, vx) = (verdict(tc, noop_tc), verdict(xdp, noop_xdp));
+        let figures: Vec<String> =
+            med.iter().zip(&least).map(|(m, l)| format!("{:>10}", format!("{m:.0} ({l:.0})"))).collect();
         println!("  {:<40} {}   {vt:>9} {vx:>9}", c.name, figures.join(" "));
     }
     println!(
