@@ -379,8 +379,14 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let prober = start_prober(probe_config(&a.probe, &cfg))?;
     let threads = a.threads.map_or_else(default_threads, usize::from);
     let style = monitor::sink::json::Style { legacy: !a.events.no_legacy_fields, ..Default::default() };
-    // Workers render the JSON lines in the emitter's style (the same bytes, off the merge).
-    let render = (format == Format::Json).then(|| style.clone());
+    // Workers render the JSON lines with the emitter's writer and style (the same bytes, off
+    // the merge).
+    let render = (format == Format::Json).then(|| {
+        let style = style.clone();
+        let render: monitor::fanout::Render =
+            Arc::new(move |o, line| monitor::sink::json::write_line(o, &style, line).is_ok());
+        render
+    });
     let mut pipeline = Engine::new(cfg, threads, render).context("starting the replay workers")?;
     let audit = open_audit(&a.audit)?;
     let server = serve(&a.listen, &published)?;

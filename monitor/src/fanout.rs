@@ -3,8 +3,8 @@
 //! do), their outputs merged back into one stream in [`Order`] — the same events, in the same
 //! order, for any number of workers. The reader keeps the one clock of the whole input: idle
 //! sweeps are sent to every worker at the packet where a single pipeline would sweep. When the
-//! output is JSON, workers also render each output's line (in the emitter's style, by the same
-//! function), so that the merge only writes bytes.
+//! output is JSON, workers also render each output's line (with the [`Render`] the caller
+//! passes: the emitter's own writer and style), so that the merge only writes bytes.
 //! Must never order the stream by which worker finished first, nor buffer without bound: the
 //! reader waits when a worker's queue is full, and the merge holds only what workers returned.
 use std::collections::VecDeque;
@@ -19,7 +19,10 @@ use crate::flow::{sweep_due, Endpoint, FlowKey};
 use crate::observation::{Output, PipelineStats};
 use crate::pipeline::{Order, Pipeline, PipelineConfig};
 use crate::run::{Sink, Stage};
-use crate::sink::json::{self, Style};
+
+/// Writes one output's line into the buffer; false when it could not (the emitter then
+/// renders that output itself). Passed in by the caller: the sinks sit above this layer.
+pub type Render = std::sync::Arc<dyn Fn(&Output, &mut Vec<u8>) -> bool + Send + Sync>;
 
 /// Packets handed on between two rounds: every worker gets a batch (maybe empty) each round,
 /// so the merge knows how far each has come.
@@ -141,17 +144,16 @@ fn worker_of(p: &Packet<'_>, n: usize) -> usize {
     ((u128::from(h.finish()) * n as u128) >> 64) as usize
 }
 
-/// An output and its JSON line in `render`'s style, when given one.
-fn judged((order, o): (Order, Output), render: Option<&Style>) -> Judged {
-    let line = render.and_then(|style| {
+/// An output and its line by `render`, when given one.
+fn judged((order, o): (Order, Output), render: Option<&Render>) -> Judged {
+    let line = render.and_then(|render| {
         let mut line = Vec::new();
-        // Not rendered (cannot happen writing to memory): the emitter renders it itself.
-        json::write_line(&o, style, &mut line).ok().map(|_| line)
+        render(&o, &mut line).then_some(line)
     });
     (order, o, line)
 }
 
-fn work(id: usize, mut pipeline: Pipeline, render: Option<Style>, rx: Receiver<Batch>, tx: Sender<Done>) {
+fn work(id: usize, mut pipeline: Pipeline, render: Option<Render>, rx: Receiver<Batch>, tx: Sender<Done>) {
     pipeline.set_external_clock();
     while let Ok(mut batch) = rx.recv() {
         for item in &batch.items {
@@ -178,8 +180,8 @@ fn work(id: usize, mut pipeline: Pipeline, render: Option<Style>, rx: Receiver<B
 
 impl Fanout {
     /// Start `n` workers, each with its share of `cfg`'s bounds ([`worker_config`]); with
-    /// `render`, they render each output's JSON line in that style too.
-    pub fn new(cfg: &PipelineConfig, n: usize, render: Option<Style>) -> std::io::Result<Self> {
+    /// `render`, they render each output's line with it too.
+    pub fn new(cfg: &PipelineConfig, n: usize, render: Option<Render>) -> std::io::Result<Self> {
         let n = n.max(1);
         let (done_tx, results) = mpsc::channel();
         let mut workers = Vec::with_capacity(n);
@@ -360,8 +362,8 @@ pub enum Engine {
 
 impl Engine {
     /// One pipeline for `threads` ≤ 1, else a [`Fanout`] of `threads` workers (rendering
-    /// JSON lines in `render`'s style when given one: the style the sink writes them in).
-    pub fn new(cfg: PipelineConfig, threads: usize, render: Option<Style>) -> std::io::Result<Self> {
+    /// each output's line with `render` when given one: the sink's own writer and style).
+    pub fn new(cfg: PipelineConfig, threads: usize, render: Option<Render>) -> std::io::Result<Self> {
         Ok(if threads <= 1 {
             Engine::One(Box::new(Pipeline::new(cfg)))
         } else {
