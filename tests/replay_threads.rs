@@ -1,6 +1,7 @@
 //! `tlsmon replay --threads N`: the event stream is the same bytes for any number of workers
 //! (issue 20) — over the generated mix, the shared corpus and the synthetic PHI captures, from
-//! files and from standard input, with idle sweeps on and counters summed over workers.
+//! files (mapped, and read with `--no-mmap`) and from standard input, with idle sweeps on and
+//! counters summed over workers.
 //! Identity only: speed is `cargo xtask bench compare`'s business.
 mod testdata;
 
@@ -40,15 +41,20 @@ fn assert_same_for_any_n(what: &str, files: &[PathBuf], args: &[&str], min_event
     let events = one.iter().filter(|b| **b == b'\n').count();
     assert!(events >= min_events, "{what}: {events} events, expected at least {min_events}");
     assert!(stats_one.iter().any(|l| l.starts_with("handshakes:")), "{what}: --stats shows handshakes");
-    for n in [2, 4] {
-        let (many, stats_many) = replay(n, files, args);
+    // Files are mapped unless --no-mmap: read, they must give the same bytes too.
+    for (n, read) in [(2, false), (4, false), (1, true), (2, true)] {
+        let mut args = args.to_vec();
+        if read {
+            args.push("--no-mmap");
+        }
+        let (many, stats_many) = replay(n, files, &args);
         assert!(
             one == many,
-            "{what}: --threads {n} wrote other bytes than --threads 1 ({} vs {} bytes)",
+            "{what}: --threads {n} {args:?} wrote other bytes than --threads 1 ({} vs {} bytes)",
             many.len(),
             one.len()
         );
-        assert_eq!(stats_one, stats_many, "{what}: --threads {n} counters");
+        assert_eq!(stats_one, stats_many, "{what}: --threads {n} {args:?} counters");
     }
 }
 

@@ -399,7 +399,7 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     em.style = style;
     em.alerter = alerter(&a.alerts, &published)?;
     em.prober = prober;
-    let mut source = FileSource::new(a.files.clone());
+    let mut source = FileSource::new(a.files.clone()).mmap(!a.no_mmap);
     let metrics = &published.metrics;
     metrics.replay_files(source.total_size(), a.files.len(), 0, false);
     let start = Instant::now();

@@ -567,15 +567,23 @@ pub struct ReplayArgs {
     /// Print the pipeline's counters (packets, bytes, skips, reassembly) on stderr at the end.
     #[arg(long)]
     pub stats: bool,
-    /// Worker threads (default: the number of cores). One thread reads and decodes; each flow
-    /// goes, both ways, to one of N workers (a hash of its 5-tuple), each with its own
-    /// pipeline and 1/N of the flow, memory and clear-byte bounds. The events are the same
+    /// Worker threads (default: the number of cores). Each flow goes, both ways, to one of N
+    /// workers (a hash of its 5-tuple), each with its own pipeline and 1/N of the flow, memory
+    /// and clear-byte bounds; the first worker is the thread that reads and decodes, and takes
+    /// half a share of the flows. The events are the same
     /// bytes for any N: they come in the order their flows were judged — by the packet of
     /// the capture at which that happened (flows judged together by the idle sweep by first
     /// packet time, then addresses and ports), flows still open at the end last, oldest first.
     /// Only flows judged early because a per-worker bound filled may differ with N.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
+    /// Read capture files instead of mapping them into memory. Mapping, the default for
+    /// regular files, walks a file in place and hands payloads to the workers without copying
+    /// them; but a file that shrinks while it is replayed (truncated by a log rotation) then
+    /// stops tlsmon with SIGBUS. Use this for files another program may truncate meanwhile.
+    /// Standard input is always read.
+    #[arg(long)]
+    pub no_mmap: bool,
     /// Write the final metrics in the Prometheus text format to this file (what /metrics would
     /// serve at the end: handshakes by version, cipher class, forward secrecy and PQ group,
     /// findings by id and severity, plaintext flows, drops …). With --listen they are also

@@ -1,10 +1,12 @@
-//! Fanout, parallel replay: one reader, N workers each with its own [`Pipeline`], fed by a
+//! Fanout, parallel replay: N workers each with its own [`Pipeline`], fed by a
 //! direction-independent hash of the flow's 5-tuple (as Suricata's autofp and Zeek's fanout
 //! do), their outputs merged back into one stream in [`Order`] — the same events, in the same
-//! order, for any number of workers. The reader keeps the one clock of the whole input: idle
+//! order, for any number of workers. Worker 0 is the reader itself, inline (N threads in all,
+//! not N + 1: on a machine with N cores a further thread only takes turns with them). The reader keeps the one clock of the whole input: idle
 //! sweeps are sent to every worker at the packet where a single pipeline would sweep. When the
 //! output is JSON, workers also render each output's line (with the [`Render`] the caller
-//! passes: the emitter's own writer and style), so that the merge only writes bytes.
+//! passes: the emitter's own writer and style), so that the merge only writes bytes. Payloads
+//! of a mapped file are not copied: the batch points into the mapping (kept alive with it).
 //! Must never order the stream by which worker finished first, nor buffer without bound: the
 //! reader waits when a worker's queue is full, and the merge holds only what workers returned.
 use std::collections::VecDeque;
@@ -14,6 +16,7 @@ use std::thread::JoinHandle;
 
 use rustc_hash::FxHasher;
 
+use crate::capture::mapped::{self, Mapped};
 use crate::decode::{Addr, LocalSocket, Packet, Transport};
 use crate::flow::{sweep_due, Endpoint, FlowKey};
 use crate::observation::{Output, PipelineStats};
@@ -24,13 +27,15 @@ use crate::run::{Sink, Stage};
 /// renders that output itself). Passed in by the caller: the sinks sit above this layer.
 pub type Render = std::sync::Arc<dyn Fn(&Output, &mut Vec<u8>) -> bool + Send + Sync>;
 
-/// Packets handed on between two rounds: every worker gets a batch (maybe empty) each round,
-/// so the merge knows how far each has come.
+/// Packets, and payload bytes, handed on between two rounds (whichever comes first): every
+/// worker gets a batch (maybe empty) each round, so the merge knows how far each has come.
 const ROUND: u64 = 4096;
+const ROUND_BYTES: usize = 4 << 20;
 /// Batches queued per worker before the reader waits for it.
 const DEPTH: usize = 4;
 
-/// A packet without its payload, which sits in the batch's `data` at `start..start + len`.
+/// A packet without its payload, which sits at `start..start + len` in the batch's `data`, or
+/// in its `map` when `in_map`.
 struct Meta {
     index: u64,
     ts_ns: u64,
@@ -42,13 +47,18 @@ struct Meta {
     flags: [bool; 5],
     seq: u32,
     local: Option<LocalSocket>,
+    in_map: bool,
     start: usize,
     len: usize,
 }
 
 impl Meta {
-    fn packet<'a>(&self, data: &'a [u8]) -> Packet<'a> {
+    fn packet<'a>(&self, b: &'a Batch) -> Packet<'a> {
         let [syn, ack, fin, rst, truncated] = self.flags;
+        let data = match (&b.map, self.in_map) {
+            (Some(map), true) => &map[..],
+            _ => &b.data[..],
+        };
         Packet {
             src: self.src,
             dst: self.dst,
@@ -81,6 +91,8 @@ enum Item {
 struct Batch {
     items: Vec<Item>,
     data: Vec<u8>,
+    /// The mapped file some payloads point into.
+    map: Option<Mapped>,
     /// Every packet up to this index (of the whole input) has been handed on.
     upto: u64,
     /// End of input: judge every open flow.
@@ -100,6 +112,7 @@ struct Done {
     batch: Batch,
 }
 
+/// A worker thread's lane, or the inline worker's (no thread: `tx` and `join` are `None`).
 struct Worker {
     tx: Option<SyncSender<Batch>>,
     join: Option<JoinHandle<()>>,
@@ -120,6 +133,12 @@ pub struct Fanout {
     index: u64,
     last_sweep_ns: u64,
     since_round: u64,
+    round_bytes: usize,
+    /// Worker 0, run by the reader between packets.
+    inline: Box<Pipeline>,
+    render: Option<Render>,
+    /// The mapped file the packets' payloads borrow from, when they do.
+    map: Option<Mapped>,
 }
 
 /// Each worker's share of the global bounds (flows, memory, clear bytes): they sum to them.
@@ -134,14 +153,16 @@ pub fn worker_config(cfg: &PipelineConfig, n: usize) -> PipelineConfig {
 }
 
 /// The worker of a packet: a hash of its flow's key (the same both ways), spread over `n`.
+/// The inline worker 0 takes half a share: the reader also reads and decodes every packet.
 fn worker_of(p: &Packet<'_>, n: usize) -> usize {
     let src = Endpoint { addr: p.src, port: p.src_port };
     let dst = Endpoint { addr: p.dst, port: p.dst_port };
     let (key, _) = FlowKey::new(src, dst, p.transport == Transport::Udp);
     let mut h = FxHasher::default();
     key.hash(&mut h);
-    // The high bits of the hash, scaled to 0..n.
-    ((u128::from(h.finish()) * n as u128) >> 64) as usize
+    // The high bits of the hash, scaled to 2n - 1 half shares: 0 is worker 0's, then two each.
+    let half = ((u128::from(h.finish()) * (2 * n as u128 - 1)) >> 64) as usize;
+    half.div_ceil(2)
 }
 
 /// An output and its line by `render`, when given one.
@@ -159,7 +180,7 @@ fn work(id: usize, mut pipeline: Pipeline, render: Option<Render>, rx: Receiver<
         for item in &batch.items {
             match item {
                 Item::Sweep { index, now_ns } => pipeline.sweep_at(*index, *now_ns),
-                Item::Packet(m) => pipeline.packet_at(m.index, m.ts_ns, &m.packet(&batch.data)),
+                Item::Packet(m) => pipeline.packet_at(m.index, m.ts_ns, &m.packet(&batch)),
             }
         }
         let upto = if batch.last {
@@ -171,6 +192,7 @@ fn work(id: usize, mut pipeline: Pipeline, render: Option<Render>, rx: Receiver<
         let outputs = pipeline.drain_ordered().map(|o| judged(o, render.as_ref())).collect();
         batch.items.clear();
         batch.data.clear();
+        batch.map = None;
         let done = Done { worker: id, outputs, upto, stats: pipeline.stats, batch };
         if tx.send(done).is_err() || upto == u64::MAX {
             return;
@@ -184,8 +206,19 @@ impl Fanout {
     pub fn new(cfg: &PipelineConfig, n: usize, render: Option<Render>) -> std::io::Result<Self> {
         let n = n.max(1);
         let (done_tx, results) = mpsc::channel();
-        let mut workers = Vec::with_capacity(n);
-        for id in 0..n {
+        let lane = |tx, join| Worker {
+            tx,
+            join,
+            filling: Batch::default(),
+            spare: Vec::new(),
+            queue: VecDeque::new(),
+            upto: 0,
+            stats: PipelineStats::default(),
+        };
+        let mut inline = Box::new(Pipeline::new(worker_config(cfg, n)));
+        inline.set_external_clock();
+        let mut workers = vec![lane(None, None)];
+        for id in 1..n {
             let (tx, rx) = mpsc::sync_channel(DEPTH);
             let pipeline = Pipeline::new(worker_config(cfg, n));
             let done_tx = done_tx.clone();
@@ -193,17 +226,28 @@ impl Fanout {
             let join = std::thread::Builder::new()
                 .name(format!("tlsmon-worker-{id}"))
                 .spawn(move || work(id, pipeline, render, rx, done_tx))?;
-            workers.push(Worker {
-                tx: Some(tx),
-                join: Some(join),
-                filling: Batch::default(),
-                spare: Vec::new(),
-                queue: VecDeque::new(),
-                upto: 0,
-                stats: PipelineStats::default(),
-            });
+            workers.push(lane(Some(tx), Some(join)));
         }
-        Ok(Fanout { workers, results, index: 0, last_sweep_ns: 0, since_round: 0 })
+        Ok(Fanout {
+            workers,
+            results,
+            index: 0,
+            last_sweep_ns: 0,
+            since_round: 0,
+            round_bytes: 0,
+            inline,
+            render,
+            map: None,
+        })
+    }
+
+    /// Queue what the inline worker judged; it has seen every packet handed on so far.
+    fn inline_outputs(&mut self) {
+        let render = self.render.as_ref();
+        let w = &mut self.workers[0];
+        w.queue.extend(self.inline.drain_ordered().map(|o| judged(o, render)));
+        w.upto = w.upto.max(self.index);
+        w.stats = self.inline.stats;
     }
 
     /// The workers' counters, summed.
@@ -218,6 +262,14 @@ impl Fanout {
     /// Hand every worker what it was given since the last round.
     fn round(&mut self, last: bool) {
         self.since_round = 0;
+        self.round_bytes = 0;
+        if last {
+            self.inline.finish();
+        }
+        self.inline_outputs();
+        if last {
+            self.workers[0].upto = u64::MAX;
+        }
         for w in &mut self.workers {
             let Some(tx) = &w.tx else { continue };
             let next = w.spare.pop().unwrap_or_default();
@@ -247,6 +299,16 @@ impl Fanout {
         w.upto = w.upto.max(d.upto);
         w.stats = d.stats;
         w.spare.push(d.batch);
+    }
+
+    /// Count a packet handed on (`bytes` of payload batched); a round when either bound is
+    /// reached.
+    fn next_round(&mut self, bytes: usize) {
+        self.since_round += 1;
+        self.round_bytes += bytes;
+        if self.since_round >= ROUND || self.round_bytes >= ROUND_BYTES {
+            self.round(false);
+        }
     }
 
     /// Hand on, in stream order, every output no worker can still precede.
@@ -279,14 +341,34 @@ impl Stage for Fanout {
         let index = self.index;
         if sweep_due(ts_ns, self.last_sweep_ns) {
             self.last_sweep_ns = ts_ns;
-            for w in &mut self.workers {
+            self.inline.sweep_at(index, ts_ns);
+            for w in &mut self.workers[1..] {
                 w.filling.items.push(Item::Sweep { index, now_ns: ts_ns });
             }
         }
         let n = self.workers.len();
-        let b = &mut self.workers[worker_of(p, n)].filling;
-        let start = b.data.len();
-        b.data.extend_from_slice(p.payload);
+        let id = worker_of(p, n);
+        if id == 0 {
+            self.inline.packet_at(index, ts_ns, p);
+            self.next_round(0);
+            return;
+        }
+        let b = &mut self.workers[id].filling;
+        // Point into the mapping (a batch holds one); copy what lies elsewhere.
+        let map = self
+            .map
+            .as_ref()
+            .filter(|m| mapped::holds(m, p.payload) && b.map.as_ref().is_none_or(|held| Mapped::ptr_eq(held, m)));
+        let (in_map, start) = match map {
+            Some(m) => {
+                b.map.get_or_insert_with(|| m.clone());
+                (true, p.payload.as_ptr() as usize - m.as_ptr() as usize)
+            }
+            None => {
+                b.data.extend_from_slice(p.payload);
+                (false, b.data.len() - p.payload.len())
+            }
+        };
         b.items.push(Item::Packet(Meta {
             index,
             ts_ns,
@@ -298,17 +380,19 @@ impl Stage for Fanout {
             flags: [p.syn, p.ack, p.fin, p.rst, p.truncated],
             seq: p.seq,
             local: p.local,
+            in_map,
             start,
             len: p.payload.len(),
         }));
-        self.since_round += 1;
-        if self.since_round >= ROUND {
-            self.round(false);
-        }
+        self.next_round(p.payload.len());
     }
 
     /// Replay only: time is the packets' (a live capture runs one pipeline).
     fn advance(&mut self, _now_ns: u64) {}
+
+    fn input(&mut self, map: Option<&Mapped>) {
+        self.map = map.cloned();
+    }
 
     fn finish(&mut self) {
         self.round(true);
@@ -329,6 +413,9 @@ impl Stage for Fanout {
     }
 
     fn emit_to(&mut self, sink: &mut impl Sink) {
+        if self.workers[0].upto != u64::MAX {
+            self.inline_outputs();
+        }
         while let Ok(d) = self.results.try_recv() {
             self.take(d);
         }
@@ -401,6 +488,11 @@ impl Stage for Engine {
         match self {
             Engine::One(s) => s.stats,
             Engine::Many(s) => s.stats(),
+        }
+    }
+    fn input(&mut self, map: Option<&Mapped>) {
+        if let Engine::Many(s) = self {
+            s.input(map);
         }
     }
 }

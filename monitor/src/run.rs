@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::capture::files::FileSource;
+use crate::capture::mapped::Mapped;
 use crate::capture::{Drained, Source};
 use crate::decode::Packet;
 use crate::observation::{DecodeStats, Output, PipelineStats};
@@ -44,6 +45,8 @@ pub trait Stage {
     fn emit_to(&mut self, sink: &mut impl Sink);
     /// The counters so far (summed over workers).
     fn counters(&self) -> PipelineStats;
+    /// The mapped file the next packets' payloads may borrow from (see [`Source::mapped`]).
+    fn input(&mut self, _map: Option<&Mapped>) {}
 }
 
 impl Stage for Pipeline {
@@ -167,6 +170,7 @@ pub async fn run<S: Source, P: Stage, K: Sink>(
     };
     let mut left = source.close();
     while left > 0 {
+        pipeline.input(source.mapped());
         let Drained::Packets(n) = source.drain(MAX_BATCH.min(left), |ts, p| pipeline.packet(ts, p)) else { break };
         emit(pipeline, sink);
         if n < MAX_BATCH {
@@ -183,6 +187,7 @@ pub async fn run<S: Source, P: Stage, K: Sink>(
 /// One batch from the source into the pipeline; a failed part of the input is reported after
 /// what came before it. True at the end of the input.
 fn step(source: &mut impl Source, pipeline: &mut impl Stage, sink: &mut impl Sink) -> bool {
+    pipeline.input(source.mapped());
     match source.drain(MAX_BATCH, |ts, p| pipeline.packet(ts, p)) {
         Drained::Packets(_) => false,
         Drained::Failed(m) => {

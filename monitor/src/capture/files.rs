@@ -1,10 +1,12 @@
 //! Source, offline: capture files (pcap/pcapng) or standard input ("-"), read one after
-//! another and decoded into packets, with the decode counters every source keeps.
+//! another and decoded into packets, with the decode counters every source keeps. Regular
+//! files are mapped and walked in place ([`super::mapped`]) unless told to read them.
 //! Must never stop at a bad file: what it held before the bad block has been handed on, the
 //! error is reported once, and the next file is read.
 use std::io::Read;
 use std::path::PathBuf;
 
+use super::mapped::{self, Mapped};
 use super::pcap::PcapReader;
 use super::DecodeStats;
 use super::{Drained, Progress, Source};
@@ -15,6 +17,8 @@ struct Open {
     name: String,
     size: u64,
     reader: PcapReader<'static>,
+    /// The file's mapping, when it is walked in place.
+    map: Option<Mapped>,
 }
 
 /// Capture files in order; flows go on across them (one capture split into several files).
@@ -30,13 +34,31 @@ pub struct FileSource {
     /// Files that failed (could not be opened, or corrupt / truncated part-way).
     pub failed: usize,
     decode: DecodeStats,
+    /// Map regular files (the default) rather than read them.
+    mmap: bool,
 }
 
 impl FileSource {
     /// Files to read in order; "-" is standard input. Nothing is opened yet.
     pub fn new(files: Vec<PathBuf>) -> Self {
         let sizes = files.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)).collect();
-        FileSource { files, next: 0, current: None, read_before: 0, sizes, failed: 0, decode: DecodeStats::default() }
+        FileSource {
+            files,
+            next: 0,
+            current: None,
+            read_before: 0,
+            sizes,
+            failed: 0,
+            decode: DecodeStats::default(),
+            mmap: true,
+        }
+    }
+
+    /// Map regular files (true, the default) or read them (`--no-mmap`: for a file that may
+    /// shrink while it is replayed).
+    pub fn mmap(mut self, on: bool) -> Self {
+        self.mmap = on;
+        self
     }
 
     /// Total size of the files, as far as known (stdin counts 0).
@@ -49,20 +71,22 @@ impl FileSource {
         let path = self.files.get(self.next)?;
         self.next += 1;
         let name = path.display().to_string();
-        let (input, size): (Box<dyn Read>, u64) = if name == "-" {
-            (Box::new(std::io::stdin().lock()), 0)
+        let opened = if name == "-" {
+            PcapReader::new(Box::new(std::io::stdin().lock()) as Box<dyn Read>).map(|r| (r, 0, None))
         } else {
-            match std::fs::File::open(path) {
-                Ok(f) => {
-                    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-                    (Box::new(f), size)
-                }
+            let f = match std::fs::File::open(path) {
+                Ok(f) => f,
                 Err(e) => return Some(Err(format!("cannot open {name}: {e}"))),
+            };
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            match self.mmap.then(|| mapped::map(&f)).flatten() {
+                Some(map) => PcapReader::mapped(map.clone()).map(|r| (r, size, Some(map))),
+                None => PcapReader::new(Box::new(f) as Box<dyn Read>).map(|r| (r, size, None)),
             }
         };
-        Some(match PcapReader::new(input) {
-            Ok(reader) => {
-                self.current = Some(Open { name, size, reader });
+        Some(match opened {
+            Ok((reader, size, map)) => {
+                self.current = Some(Open { name, size, reader, map });
                 Ok(())
             }
             Err(e) => Err(format!("{name}: {e}")),
@@ -120,6 +144,10 @@ impl Source for FileSource {
 
     fn decoded(&self) -> DecodeStats {
         self.decode
+    }
+
+    fn mapped(&self) -> Option<&Mapped> {
+        self.current.as_ref()?.map.as_ref()
     }
 
     fn now_ns(&self) -> Option<u64> {

@@ -4,6 +4,7 @@
 //! Must never judge anything: sources decode and count, the pipeline decides.
 pub mod ebpf;
 pub mod files;
+pub mod mapped;
 pub mod pcap;
 pub mod record;
 #[cfg(feature = "testrun")]
@@ -93,6 +94,11 @@ pub trait Source {
     fn now_ns(&self) -> Option<u64>;
     /// How far through its input the source is, when that is known.
     fn progress(&self) -> Option<Progress<'_>> {
+        None
+    }
+    /// The mapped file the packets' payloads borrow from, when they do (replay of a regular
+    /// file): a stage may keep it and point into it rather than copy payloads.
+    fn mapped(&self) -> Option<&mapped::Mapped> {
         None
     }
     /// The run is over: stop capturing. Returns how many more packets [`Source::drain`] may

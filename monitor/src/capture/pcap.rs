@@ -10,6 +10,7 @@ use pcap_parser::traits::PcapNGPacketBlock;
 use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{create_reader, PcapBlockOwned, PcapError};
 
+use super::mapped::{Mapped, MappedReader};
 use super::timestamp;
 
 /// One captured frame, borrowed from the reader's window.
@@ -39,7 +40,7 @@ pub enum SourceError {
 }
 
 /// Totals of one pass over a capture.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SourceStats {
     pub frames: u64,
     pub bytes: u64,
@@ -138,7 +139,20 @@ impl<'r> PcapReader<'r> {
             }
             Err(_) => return Err(SourceError::NotPcap),
         };
-        Ok(PcapReader {
+        Ok(Self::over(reader))
+    }
+
+    /// Walk a mapped file in place (see [`super::mapped`]): the same frames and errors as
+    /// reading it.
+    pub fn mapped(map: Mapped) -> Result<PcapReader<'static>, SourceError> {
+        match MappedReader::new(map, WINDOW) {
+            Ok(r) => Ok(PcapReader::over(Box::new(r))),
+            Err(_) => Err(SourceError::NotPcap),
+        }
+    }
+
+    fn over(reader: Box<dyn PcapReaderIterator + 'r>) -> Self {
+        PcapReader {
             reader,
             ifaces: Vec::new(),
             legacy_linktype: 1,
@@ -148,7 +162,7 @@ impl<'r> PcapReader<'r> {
             offset: 0,
             window: WINDOW,
             stats: SourceStats::default(),
-        })
+        }
     }
 
     /// Hand up to `limit` frames to `f`. `Ok(false)` at the end of the capture; an error means

@@ -159,3 +159,99 @@ fn not_a_pcap() {
     let err = for_each_frame(&b"hello world, this is not a capture file at all"[..], |_| {}).unwrap_err();
     assert!(matches!(err.1, SourceError::NotPcap));
 }
+
+/// Every frame (time, link type, bytes, length on the wire) and how reading ended.
+type Walk = (Vec<(u64, u32, Vec<u8>, u32)>, Result<SourceStats, String>);
+
+fn walk(reader: Result<PcapReader<'_>, SourceError>) -> Walk {
+    let mut frames = Vec::new();
+    let mut reader = match reader {
+        Ok(r) => r,
+        Err(e) => return (frames, Err(e.to_string())),
+    };
+    loop {
+        match reader.next_frames(7, |f| frames.push((f.ts_ns, f.linktype, f.data.to_vec(), f.orig_len))) {
+            Ok(true) => {}
+            Ok(false) => return (frames, Ok(reader.stats)),
+            Err(e) => return (frames, Err(e.to_string())),
+        }
+    }
+}
+
+/// `bytes` walked in place from a mapped file (the mapping outlives the file's name).
+fn walk_mapped(bytes: &[u8]) -> Option<Walk> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("tlsmon-mapped-{}-{n}.pcap", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let map = crate::capture::mapped::map(&file)?;
+    Some(walk(PcapReader::mapped(map)))
+}
+
+/// Read and mapped, a capture gives the same frames and ends the same way (the same error at
+/// the same offset), whole and cut short at several places.
+fn assert_mapped_reads_alike(what: &str, bytes: &[u8]) {
+    let mut cuts = vec![bytes.len(), bytes.len() - 1, bytes.len() / 2, 40, 30, 24, 10];
+    cuts.retain(|c| *c <= bytes.len());
+    for cut in cuts {
+        let part = &bytes[..cut];
+        let read = walk(PcapReader::new(part));
+        match walk_mapped(part) {
+            Some(mapped) => {
+                assert_eq!(read.1, mapped.1, "{what} cut at {cut}: how it ended");
+                assert!(
+                    read.0 == mapped.0,
+                    "{what} cut at {cut}: frames differ ({} read, {} mapped)",
+                    read.0.len(),
+                    mapped.0.len()
+                );
+            }
+            None => assert_eq!(cut, 0, "{what}: only an empty file is not mapped"),
+        }
+    }
+}
+
+#[test]
+fn mapped_files_read_like_read_files() {
+    assert_mapped_reads_alike("pcap", &pcap_with(&[b"abcd", b"efgh", &[7; 1500]]));
+    assert_mapped_reads_alike("pcapng", &pcapng_with(&[(6, 0), (9, 3)], &[(0, 5), (1, 7), (0, 9)]));
+    assert_mapped_reads_alike(
+        "a 3 MiB record (the window grows)",
+        &pcap_with(&[b"abcd", &vec![0x55; 3 << 20], b"efgh"]),
+    );
+    assert_mapped_reads_alike("not a capture", b"hello world, this is not a capture file at all");
+    let mut huge = pcap_with(&[b"abcd"]);
+    huge.extend_from_slice(&[0; 8]);
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    huge.extend_from_slice(&[0; 64]);
+    assert_mapped_reads_alike("a record claiming 4 GiB", &huge);
+    let mut over = pcap_with(&[b"abcd"]);
+    over.extend_from_slice(&[0; 8]);
+    over.extend_from_slice(&(5u32 << 20).to_le_bytes());
+    over.extend_from_slice(&(5u32 << 20).to_le_bytes());
+    over.extend(std::iter::repeat_n(1u8, 5 << 20));
+    assert_mapped_reads_alike("a whole 5 MiB record (over the cap)", &over);
+    // Real captures from the shared corpus: classic and pcapng, both byte orders.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/pcaps");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = e.unwrap().path();
+        assert_mapped_reads_alike(&path.display().to_string(), &std::fs::read(&path).unwrap());
+        n += 1;
+    }
+    assert!(n > 40, "the corpus has its captures ({n})");
+}
+
+#[test]
+fn empty_and_special_files_are_not_mapped() {
+    let path = std::env::temp_dir().join(format!("tlsmon-mapped-empty-{}", std::process::id()));
+    std::fs::write(&path, b"").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(crate::capture::mapped::map(&file).is_none(), "an empty file is read");
+    let null = std::fs::File::open("/dev/null").unwrap();
+    assert!(crate::capture::mapped::map(&null).is_none(), "a device is read");
+}
