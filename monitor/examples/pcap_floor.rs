@@ -1,33 +1,36 @@
-//! The pcap record-loop floor, run by `cargo xtask bench compare`: read a classic pcap with
-//! pcap-parser through the same 1 MiB window tlsmon replay uses and sum the captured lengths,
-//! nothing else — what no replay of that file can beat.
+//! The pcap record-loop floor, run by `cargo xtask bench compare`: walk a capture the way
+//! `tlsmon replay` does (mapped and walked in place, or with `--read` through the 1 MiB read
+//! window of `--no-mmap`) and sum the captured lengths, nothing else — what no replay of that
+//! file can beat. Only the record headers are touched, not the bytes of each frame.
 //!
-//!   pcap_floor FILE
+//!   pcap_floor [--read] FILE
 use std::fs::File;
 
 use anyhow::{bail, Context, Result};
-use pcap_parser::traits::PcapReaderIterator;
-use pcap_parser::{LegacyPcapReader, PcapBlockOwned, PcapError};
+use monitor::capture::mapped;
+use monitor::capture::pcap::PcapReader;
 
 fn main() -> Result<()> {
-    let Some(path) = std::env::args_os().nth(1) else { bail!("usage: pcap_floor FILE") };
-    let f = File::open(&path).with_context(|| format!("opening {}", path.to_string_lossy()))?;
-    let mut r = LegacyPcapReader::new(1 << 20, f).map_err(|e| anyhow::anyhow!("not a classic pcap: {e:?}"))?;
-    let (mut frames, mut bytes) = (0u64, 0u64);
-    loop {
-        match r.next() {
-            Ok((len, block)) => {
-                if let PcapBlockOwned::Legacy(b) = block {
-                    frames += 1;
-                    bytes += u64::from(b.caplen);
-                }
-                r.consume(len);
-            }
-            Err(PcapError::Eof) => break,
-            Err(PcapError::Incomplete(_)) => r.refill().map_err(|e| anyhow::anyhow!("read error: {e:?}"))?,
-            Err(e) => bail!("corrupt capture: {e:?}"),
-        }
+    let mut args: Vec<_> = std::env::args_os().skip(1).collect();
+    let read = args.first().is_some_and(|a| a == "--read");
+    if read {
+        args.remove(0);
     }
+    let [path] = &args[..] else { bail!("usage: pcap_floor [--read] FILE") };
+    let f = File::open(path).with_context(|| format!("opening {}", path.to_string_lossy()))?;
+    let reader = match (read, mapped::map(&f)) {
+        (false, Some(map)) => PcapReader::mapped(map),
+        _ => PcapReader::new(f),
+    };
+    let mut reader = reader.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut frames, mut bytes) = (0u64, 0u64);
+    while reader
+        .next_frames(usize::MAX, |fr| {
+            frames += 1;
+            bytes += fr.data.len() as u64;
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {}
     println!("{frames} frames, {bytes} bytes");
     Ok(())
 }

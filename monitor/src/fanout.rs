@@ -28,9 +28,13 @@ use crate::run::{Sink, Stage};
 pub type Render = std::sync::Arc<dyn Fn(&Output, &mut Vec<u8>) -> bool + Send + Sync>;
 
 /// Packets, and payload bytes, handed on between two rounds (whichever comes first): every
-/// worker gets a batch (maybe empty) each round, so the merge knows how far each has come.
+/// worker gets a batch (maybe empty) each round, so the merge knows how far each has come. With
+/// [`DEPTH`], the bytes bound how far a worker may lag behind the reader in a mapped file
+/// (`mapped::BEHIND` keeps that much mapped).
 const ROUND: u64 = 4096;
-const ROUND_BYTES: usize = 4 << 20;
+const ROUND_BYTES: usize = 2 << 20;
+/// A worker thread's share of the flows, against the inline worker 0's one.
+const SHARE: usize = 2;
 /// Batches queued per worker before the reader waits for it.
 const DEPTH: usize = 4;
 
@@ -160,9 +164,10 @@ fn worker_of(p: &Packet<'_>, n: usize) -> usize {
     let (key, _) = FlowKey::new(src, dst, p.transport == Transport::Udp);
     let mut h = FxHasher::default();
     key.hash(&mut h);
-    // The high bits of the hash, scaled to 2n - 1 half shares: 0 is worker 0's, then two each.
-    let half = ((u128::from(h.finish()) * (2 * n as u128 - 1)) >> 64) as usize;
-    half.div_ceil(2)
+    // The high bits of the hash, scaled to slots: worker 0 has one, every other SHARE.
+    let slots = 1 + (n as u128 - 1) * SHARE as u128;
+    let slot = ((u128::from(h.finish()) * slots) >> 64) as usize;
+    slot.div_ceil(SHARE)
 }
 
 /// An output and its line by `render`, when given one.
@@ -350,7 +355,7 @@ impl Stage for Fanout {
         let id = worker_of(p, n);
         if id == 0 {
             self.inline.packet_at(index, ts_ns, p);
-            self.next_round(0);
+            self.next_round(p.payload.len());
             return;
         }
         let b = &mut self.workers[id].filling;

@@ -18,9 +18,10 @@ use pcap_parser::{LegacyPcapBlock, PcapBlockOwned, PcapError, PcapHeader};
 /// Bytes entered into the page tables ahead of the reader in one call, rather than a fault
 /// every few pages.
 const AHEAD: usize = 4 << 20;
-/// Bytes kept mapped behind the reader (replay workers read payloads there); pages further
-/// back leave this process (they stay in the page cache), so its resident size stays bounded.
-const BEHIND: usize = 32 << 20;
+/// Bytes kept mapped behind the reader: replay workers read payloads there, at most about
+/// (fanout's `DEPTH` + 1) rounds of `ROUND_BYTES` (≈ 12 MiB) behind. Pages further back leave
+/// this process (they stay in the page cache), so its resident size stays bounded.
+const BEHIND: usize = 16 << 20;
 const PREFETCH: usize = 8 << 10;
 
 /// A capture file mapped into memory, shared by the reader and the replay workers.

@@ -90,7 +90,8 @@ fn line_count(out: &str, _err: &str) -> Option<u64> {
     Some(out.lines().filter(|l| !l.trim().is_empty()).count() as u64)
 }
 
-/// monitor's `pcap_floor` example: the record loop alone.
+/// monitor's `pcap_floor` example: the record loop alone, walking the file as replay does
+/// (mapped).
 fn build_floor(root: &Path) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("bench: cargo build --release -p monitor --example pcap_floor");
