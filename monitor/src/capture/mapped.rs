@@ -22,6 +22,9 @@ const AHEAD: usize = 4 << 20;
 /// (fanout's `DEPTH` + 1) rounds of `ROUND_BYTES` (≈ 12 MiB) behind. Pages further back leave
 /// this process (they stay in the page cache), so its resident size stays bounded.
 const BEHIND: usize = 16 << 20;
+/// Pages are let go this many bytes at a time: each time costs every other core running this
+/// process's threads a TLB flush (an interrupt; dear in a VM).
+const RELEASE: usize = 4 << 20;
 const PREFETCH: usize = 8 << 10;
 
 /// A capture file mapped into memory, shared by the reader and the replay workers.
@@ -129,7 +132,7 @@ impl MappedReader {
             let _ = self.map.advise_range(memmap2::Advice::PopulateRead, start, end - start);
             self.ahead = end;
         }
-        if self.pos >= self.behind + BEHIND + AHEAD {
+        if self.pos >= self.behind + BEHIND + RELEASE {
             let end = self.pos - BEHIND;
             // SAFETY: the mapping is a read-only view of a file: dropped pages are read again
             // from the page cache (the same bytes) if anything still looks at them.
