@@ -19,12 +19,13 @@ use pcap_parser::{LegacyPcapBlock, PcapBlockOwned, PcapError, PcapHeader};
 /// every few pages.
 const AHEAD: usize = 4 << 20;
 /// Bytes kept mapped behind the reader: replay workers read payloads there, at most about
-/// (fanout's `DEPTH` + 1) rounds of `ROUND_BYTES` (≈ 12 MiB) behind. Pages further back leave
+/// (fanout's `DEPTH` + 2) rounds of `ROUND_BYTES` (≈ 13 MiB) behind. Pages further back leave
 /// this process (they stay in the page cache), so its resident size stays bounded.
 const BEHIND: usize = 16 << 20;
 /// Pages are let go this many bytes at a time: each time costs every other core running this
 /// process's threads a TLB flush (an interrupt; dear in a VM).
 const RELEASE: usize = 4 << 20;
+/// How far ahead of the reader cache lines are asked for.
 const PREFETCH: usize = 8 << 10;
 
 /// A capture file mapped into memory, shared by the reader and the replay workers.
