@@ -18,7 +18,7 @@ use rustc_hash::FxHasher;
 
 use crate::capture::mapped::{self, Mapped};
 use crate::decode::{Addr, LocalSocket, Packet, Transport};
-use crate::flow::{sweep_due, Endpoint, FlowKey};
+use crate::flow::sweep_due;
 use crate::observation::{Output, PipelineStats};
 use crate::pipeline::{Order, Pipeline, PipelineConfig};
 use crate::run::{Sink, Stage};
@@ -159,14 +159,17 @@ pub fn worker_config(cfg: &PipelineConfig, n: usize) -> PipelineConfig {
 /// The worker of a packet: a hash of its flow's key (the same both ways), spread over `n`.
 /// The inline worker 0 takes half a share: the reader also reads and decodes every packet.
 fn worker_of(p: &Packet<'_>, n: usize) -> usize {
-    let src = Endpoint { addr: p.src, port: p.src_port };
-    let dst = Endpoint { addr: p.dst, port: p.dst_port };
-    let (key, _) = FlowKey::new(src, dst, p.transport == Transport::Udp);
-    let mut h = FxHasher::default();
-    key.hash(&mut h);
+    // The two ends hashed apart and added: the same both ways, without ordering them.
+    let end = |addr: &Addr, port: u16| {
+        let mut h = FxHasher::default();
+        addr.bytes.hash(&mut h);
+        port.hash(&mut h);
+        h.finish()
+    };
+    let h = end(&p.src, p.src_port).wrapping_add(end(&p.dst, p.dst_port)) ^ u64::from(p.transport == Transport::Udp);
     // The high bits of the hash, scaled to slots: worker 0 has one, every other SHARE.
     let slots = 1 + (n as u128 - 1) * SHARE as u128;
-    let slot = ((u128::from(h.finish()) * slots) >> 64) as usize;
+    let slot = ((u128::from(h) * slots) >> 64) as usize;
     slot.div_ceil(SHARE)
 }
 
