@@ -273,7 +273,7 @@ pub fn any_event<'a>(o: &'a Output, style: &'a Style) -> AnyEvent<'a> {
 /// Append the JSON line of one output, written in `style`, newline included: the one way an
 /// event becomes bytes on stdout (the emitter's, or a parallel replay's workers').
 pub fn write_line(o: &Output, style: &Style, line: &mut Vec<u8>) -> serde_json::Result<()> {
-    serde_json::to_writer(&mut *line, &any_event(o, style))?;
+    super::compact::write(line, &any_event(o, style))?;
     line.push(b'\n');
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! inventory with its report.
 pub mod alertmanager;
 pub mod audit;
+pub mod compact;
 pub mod ecs;
 pub mod inventory;
 pub mod json;
