@@ -31,9 +31,16 @@ pub fn cipher_name(id: u16) -> String {
     cipher_label(id).into_owned()
 }
 
+/// tls-parser's suite `id` ([`TlsCipherSuite::from_id`]) from a table hashed once: its own map
+/// hashes every lookup with SipHash, and a handshake looks up every suite a client offers.
+pub fn suite(id: u16) -> Option<&'static TlsCipherSuite> {
+    static BY_ID: std::sync::OnceLock<rustc_hash::FxHashMap<u16, &'static TlsCipherSuite>> = std::sync::OnceLock::new();
+    BY_ID.get_or_init(|| tls_parser::CIPHERS.entries().map(|(id, c)| (*id, c)).collect()).get(&id).copied()
+}
+
 /// [`cipher_name`] without a copy of the names tls-parser knows (a client offers dozens).
 pub fn cipher_label(id: u16) -> std::borrow::Cow<'static, str> {
-    match TlsCipherSuite::from_id(id) {
+    match suite(id) {
         Some(c) => c.name.into(),
         None => format!("0x{id:04X}").into(),
     }
@@ -180,6 +187,9 @@ mod tests {
     fn names() {
         assert_eq!(cipher_name(0xc02f), "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
         assert_eq!(cipher_name(0x1301), "TLS_AES_128_GCM_SHA256");
+        for id in 0..=u16::MAX {
+            assert_eq!(suite(id).map(|c| c.name), TlsCipherSuite::from_id(id).map(|c| c.name), "{id:#06x}");
+        }
         assert_eq!(group_name(0x11ec), Some("X25519MLKEM768"));
         assert_eq!(group_name(23), Some("secp256r1"));
         assert_eq!(ec_group_bits(21), Some(224));
