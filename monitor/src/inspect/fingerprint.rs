@@ -44,7 +44,7 @@ fn push_hex(s: &mut String, bytes: &[u8]) {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    let mut s = String::new();
+    let mut s = String::with_capacity(2 * bytes.len());
     push_hex(&mut s, bytes);
     s
 }
@@ -147,9 +147,12 @@ pub fn ja4(ch: &ClientHello, transport: Ja4Transport) -> (String, String) {
     };
     let version = if ch.sslv2_format && ch.version == 0x0002 { "s2" } else { ja4_version(ch.max_version()) };
     let sni = if ch.extensions.contains(&EXT_SNI) { 'd' } else { 'i' };
-    let mut ciphers: Vec<u16> = ch.ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
+    // Sized up front: `collect` cannot size a filtered list, and would grow these a few times.
+    let mut ciphers = Vec::with_capacity(ch.ciphers.len());
+    ciphers.extend(ch.ciphers.iter().copied().filter(|c| !is_grease(*c)));
     let exts = ch.extensions.iter().copied().filter(|e| !is_grease(*e));
-    let mut sorted_exts: Vec<u16> = exts.clone().filter(|e| *e != EXT_SNI && *e != EXT_ALPN).collect();
+    let mut sorted_exts = Vec::with_capacity(ch.extensions.len());
+    sorted_exts.extend(exts.clone().filter(|e| *e != EXT_SNI && *e != EXT_ALPN));
     // `a`: t13d1516h2 (transport, version, SNI, counts to 99, ALPN).
     let mut a = String::with_capacity(10);
     a.push(t);

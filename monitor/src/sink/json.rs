@@ -690,6 +690,14 @@ fn group_cow(g: u16) -> Cow<'static, str> {
     }
 }
 
+/// The values of a hello's list but GREASE, each labelled (allocated once: `collect` cannot
+/// size a filtered list, and grows it a few times for a client's dozens of suites).
+fn labels<T>(values: &[u16], label: impl Fn(u16) -> T) -> Vec<T> {
+    let mut out = Vec::with_capacity(values.len());
+    out.extend(values.iter().copied().filter(|v| !is_grease(*v)).map(label));
+    out
+}
+
 /// A 16-bit code as `0xNNNN` (lowercase hex), written without a `String`.
 #[derive(Clone, Copy)]
 pub struct Hex4(pub u16);
@@ -784,13 +792,12 @@ pub fn event<'a>(hs: &'a Handshake, findings: &'a [Finding], observer: &'a Obser
         let c = &mut x.client;
         tls.client.server_name = ch.sni.as_deref();
         c.legacy_version = Some(version_label(ch.version));
-        c.supported_versions =
-            ch.supported_versions.iter().filter(|v| !is_grease(**v)).map(|v| version_label(*v)).collect();
+        c.supported_versions = labels(&ch.supported_versions, version_label);
         let ciphers = &mut tls.client.supported_ciphers;
-        *ciphers = ch.ciphers.iter().filter(|v| !is_grease(**v)).map(|v| cipher_label(*v)).collect();
+        *ciphers = labels(&ch.ciphers, cipher_label);
         ciphers.extend(ch.sslv2_kinds.iter().map(|k| Cow::Owned(sslv2_cipher_name(*k))));
-        c.supported_groups = ch.groups.iter().filter(|v| !is_grease(**v)).map(|g| group_cow(*g)).collect();
-        c.key_share_groups = ch.key_share_groups.iter().filter(|v| !is_grease(**v)).map(|g| group_cow(*g)).collect();
+        c.supported_groups = labels(&ch.groups, group_cow);
+        c.key_share_groups = labels(&ch.key_share_groups, group_cow);
         c.signature_algorithms = ch.sig_algs.iter().map(|s| Hex4(*s)).collect();
         c.alpn = ch.alpn.iter().map(|a| String::from_utf8_lossy(a)).collect();
         c.compression_methods = &ch.compression;
