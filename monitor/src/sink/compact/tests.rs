@@ -20,9 +20,9 @@ fn same<T: Serialize + ?Sized>(v: &T) {
 #[test]
 fn every_byte_at_every_offset_of_a_word() {
     // Each ASCII byte (control characters, quote, backslash, DEL …) at each offset of the
-    // 8-byte words the scanner skips, in strings of lengths around a word or two.
+    // words and blocks the scanner reads, in strings of lengths around their edges.
     for b in 0u8..0x80 {
-        for len in [1usize, 7, 8, 9, 15, 16, 17, 23] {
+        for len in [1usize, 3, 4, 5, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 40] {
             for at in 0..len {
                 let mut s = vec![b'a'; len];
                 s[at] = b;
