@@ -644,7 +644,13 @@ pub fn rfc3339(ns: u64) -> String {
 }
 
 /// Certificate times may precede 1970 (see suricata's tls-pre-1970 capture): keep them exact.
+/// 1970 to 9999 (four-digit years, as `time` writes them) are written here; the rest by `time`.
 fn secs_rfc3339(s: i64) -> String {
+    if let Ok(secs @ 0..=253_402_300_799) = u64::try_from(s) {
+        let mut b = *b"0000-00-00T00:00:00Z";
+        put_datetime(&mut b, secs);
+        return std::str::from_utf8(&b).unwrap_or_default().to_owned();
+    }
     let t = time::OffsetDateTime::from_unix_timestamp(s).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     t.format(&f).unwrap_or_default()
@@ -713,6 +719,35 @@ impl Serialize for Hex4 {
     }
 }
 
+/// `v` in decimal into all of `out`, zero-padded (the digits that do not fit are dropped).
+fn put_digits(out: &mut [u8], mut v: u64) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `secs` after the epoch into the first 19 bytes of `b` (years up
+/// to 9999 fit).
+fn put_datetime(b: &mut [u8], secs: u64) {
+    let (days, sod) = (secs / 86_400, secs % 86_400);
+    // Days to civil date (H. Hinnant's `civil_from_days`, for days >= 0).
+    let z = days + 719_468;
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    put_digits(&mut b[0..4], year);
+    put_digits(&mut b[5..7], month);
+    put_digits(&mut b[8..10], day);
+    put_digits(&mut b[11..13], sod / 3600);
+    put_digits(&mut b[14..16], sod / 60 % 60);
+    put_digits(&mut b[17..19], sod % 60);
+}
+
 /// An event's RFC 3339 UTC time with microseconds ([`rfc3339`]), kept inline: copied, never
 /// allocated.
 #[derive(Clone, Copy)]
@@ -721,32 +756,9 @@ pub struct Stamp([u8; 27]);
 impl Stamp {
     /// `ns` after the epoch, as [`rfc3339`] writes it (a u64 of nanoseconds ends in 2554).
     pub fn new(ns: u64) -> Self {
-        let secs = ns / 1_000_000_000;
-        let micros = (ns % 1_000_000_000) / 1000;
-        let (days, sod) = (secs / 86_400, secs % 86_400);
-        // Days to civil date (H. Hinnant's `civil_from_days`, for days >= 0).
-        let z = days + 719_468;
-        let (era, doe) = (z / 146_097, z % 146_097);
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + u64::from(month <= 2);
         let mut b = *b"0000-00-00T00:00:00.000000Z";
-        let mut put = |at: usize, width: usize, mut v: u64| {
-            for i in (at..at + width).rev() {
-                b[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        };
-        put(0, 4, year);
-        put(5, 2, month);
-        put(8, 2, day);
-        put(11, 2, sod / 3600);
-        put(14, 2, sod / 60 % 60);
-        put(17, 2, sod % 60);
-        put(20, 6, micros);
+        put_datetime(&mut b, ns / 1_000_000_000);
+        put_digits(&mut b[20..26], (ns % 1_000_000_000) / 1000);
         Stamp(b)
     }
 
@@ -897,6 +909,20 @@ mod tests {
         }
         for n in ns {
             assert_eq!(Stamp::new(n).as_str(), rfc3339(n), "{n}");
+        }
+        // Certificate times: before 1970, the last second of 9999 and past it (both `time`'s).
+        let by_time = |s: i64| {
+            let t = time::OffsetDateTime::from_unix_timestamp(s).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            t.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).unwrap()
+        };
+        let mut secs = vec![-1, 0, 1, 951_782_400, 4_107_542_399, 253_402_300_799, 253_402_300_800, i64::MAX, i64::MIN];
+        let mut v = -62_000_000_000i64;
+        while v < 260_000_000_000 {
+            secs.push(v);
+            v += 12_345_678_901;
+        }
+        for s in secs {
+            assert_eq!(secs_rfc3339(s), by_time(s), "{s}");
         }
     }
 
