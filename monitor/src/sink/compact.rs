@@ -55,7 +55,7 @@ fn clean(b: &[u8]) -> bool {
     if n > 16 {
         let block = |c: &[u8]| c.iter().fold(false, |d, &x| d | (x < 0x20) | (x == b'"') | (x == b'\\'));
         let mut blocks = b.chunks_exact(16);
-        let dirty_block = (&mut blocks).any(block);
+        let dirty_block = blocks.any(block);
         !dirty_block && (blocks.remainder().is_empty() || !block(&b[n - 16..]))
     } else if n >= 8 {
         !dirty(word(b)) && !dirty(word(&b[n - 8..]))
