@@ -6,6 +6,7 @@ pub mod compact;
 pub mod ecs;
 pub mod inventory;
 pub mod json;
+pub mod labels;
 pub mod local_event;
 pub mod metrics;
 pub mod period;
