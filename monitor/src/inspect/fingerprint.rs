@@ -33,6 +33,22 @@ fn push_hex4(s: &mut String, v: u16) {
     }
 }
 
+/// `bytes` in lowercase hex (what `hex::encode` writes, without a `char` at a time).
+fn push_hex(s: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    s.reserve(2 * bytes.len());
+    for b in bytes {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(2 * bytes.len());
+    push_hex(&mut s, bytes);
+    s
+}
+
 fn dash_join(s: &mut String, it: impl Iterator<Item = u16>) {
     for (i, v) in it.enumerate() {
         if i > 0 {
@@ -54,7 +70,7 @@ pub fn ja3(ch: &ClientHello) -> (String, String) {
     dash_join(&mut s, ch.groups.iter().copied().filter(|g| !is_grease(*g)));
     s.push(',');
     dash_join(&mut s, ch.point_formats.iter().map(|&p| u16::from(p)));
-    let h = hex::encode(Md5::digest(s.as_bytes()));
+    let h = hex(&Md5::digest(s.as_bytes()));
     (s, h)
 }
 
@@ -66,7 +82,7 @@ pub fn ja3s(sh: &ServerHello) -> (String, String) {
     push_dec(&mut s, sh.cipher);
     s.push(',');
     dash_join(&mut s, sh.extensions.iter().copied().filter(|e| !is_grease(*e)));
-    let h = hex::encode(Md5::digest(s.as_bytes()));
+    let h = hex(&Md5::digest(s.as_bytes()));
     (s, h)
 }
 
@@ -95,28 +111,29 @@ fn ja4_version(v: u16) -> &'static str {
 
 /// First and last characters of the first ALPN value, each replaced by '9' when it is not
 /// ASCII alphanumeric (as FoxIO's reference implementations do); "00" without ALPN.
-fn ja4_alpn(alpn: Option<&Vec<u8>>) -> String {
-    let Some(a) = alpn.filter(|a| !a.is_empty()) else { return "00".into() };
+fn ja4_alpn(alpn: Option<&Vec<u8>>) -> [char; 2] {
+    let Some(a) = alpn.filter(|a| !a.is_empty()) else { return ['0', '0'] };
     let c = |b: u8| if b.is_ascii_alphanumeric() { b as char } else { '9' };
-    format!("{}{}", c(a[0]), c(a[a.len() - 1]))
+    [c(a[0]), c(a[a.len() - 1])]
 }
 
-fn sha12(s: &str) -> String {
+/// The first 12 hex digits of the SHA-256 of `s`, appended; twelve zeros for nothing.
+fn push_sha12(out: &mut String, s: &str) {
     if s.is_empty() {
-        return "000000000000".into();
+        out.push_str("000000000000");
+    } else {
+        push_hex(out, &Sha256::digest(s.as_bytes())[..6]);
     }
-    let mut h = hex::encode(Sha256::digest(s.as_bytes()));
-    h.truncate(12);
-    h
 }
 
-fn hex_list(v: &[u16]) -> String {
-    let mut s = String::with_capacity(v.len() * 5);
-    for (i, x) in v.iter().enumerate() {
+fn hex_list(v: impl IntoIterator<Item = u16>) -> String {
+    let v = v.into_iter();
+    let mut s = String::with_capacity(v.size_hint().0 * 5);
+    for (i, x) in v.enumerate() {
         if i > 0 {
             s.push(',');
         }
-        push_hex4(&mut s, *x);
+        push_hex4(&mut s, x);
     }
     s
 }
@@ -130,23 +147,46 @@ pub fn ja4(ch: &ClientHello, transport: Ja4Transport) -> (String, String) {
     };
     let version = if ch.sslv2_format && ch.version == 0x0002 { "s2" } else { ja4_version(ch.max_version()) };
     let sni = if ch.extensions.contains(&EXT_SNI) { 'd' } else { 'i' };
-    let mut ciphers: Vec<u16> = ch.ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
-    let exts: Vec<u16> = ch.extensions.iter().copied().filter(|e| !is_grease(*e)).collect();
-    let a =
-        format!("{t}{version}{sni}{:02}{:02}{}", ciphers.len().min(99), exts.len().min(99), ja4_alpn(ch.alpn.first()));
-    ciphers.sort_unstable();
-    let mut sorted_exts: Vec<u16> = exts.into_iter().filter(|e| *e != EXT_SNI && *e != EXT_ALPN).collect();
-    sorted_exts.sort_unstable();
-    let sigs: Vec<u16> = ch.sig_algs.iter().copied().filter(|s| !is_grease(*s)).collect();
-    let b_raw = hex_list(&ciphers);
-    let mut c_raw = hex_list(&sorted_exts);
-    if !sigs.is_empty() {
-        c_raw.push('_');
-        c_raw.push_str(&hex_list(&sigs));
+    // Sized up front: `collect` cannot size a filtered list, and would grow these a few times.
+    let mut ciphers = Vec::with_capacity(ch.ciphers.len());
+    ciphers.extend(ch.ciphers.iter().copied().filter(|c| !is_grease(*c)));
+    let exts = ch.extensions.iter().copied().filter(|e| !is_grease(*e));
+    let mut sorted_exts = Vec::with_capacity(ch.extensions.len());
+    sorted_exts.extend(exts.clone().filter(|e| *e != EXT_SNI && *e != EXT_ALPN));
+    // `a`: t13d1516h2 (transport, version, SNI, counts to 99, ALPN).
+    let mut a = String::with_capacity(10);
+    a.push(t);
+    a.push_str(version);
+    a.push(sni);
+    for n in [ciphers.len(), exts.count()] {
+        let n = n.min(99) as u8;
+        a.push(char::from(b'0' + n / 10));
+        a.push(char::from(b'0' + n % 10));
     }
-    let c_hash = if sorted_exts.is_empty() { "000000000000".to_string() } else { sha12(&c_raw) };
-    let ja4 = format!("{a}_{}_{}", sha12(&b_raw), c_hash);
-    let ja4_r = format!("{a}_{b_raw}_{c_raw}");
+    a.extend(ja4_alpn(ch.alpn.first()));
+    ciphers.sort_unstable();
+    sorted_exts.sort_unstable();
+    let b_raw = hex_list(ciphers);
+    let mut c_raw = hex_list(sorted_exts.iter().copied());
+    let mut sigs = ch.sig_algs.iter().copied().filter(|s| !is_grease(*s)).peekable();
+    if sigs.peek().is_some() {
+        c_raw.push('_');
+        c_raw.push_str(&hex_list(sigs));
+    }
+    let mut ja4 = String::with_capacity(a.len() + 26);
+    ja4.push_str(&a);
+    ja4.push('_');
+    push_sha12(&mut ja4, &b_raw);
+    ja4.push('_');
+    if sorted_exts.is_empty() {
+        ja4.push_str("000000000000");
+    } else {
+        push_sha12(&mut ja4, &c_raw);
+    }
+    let mut ja4_r = String::with_capacity(a.len() + b_raw.len() + c_raw.len() + 2);
+    for part in [a.as_str(), "_", &b_raw, "_", &c_raw] {
+        ja4_r.push_str(part);
+    }
     (ja4, ja4_r)
 }
 
@@ -173,17 +213,23 @@ mod tests {
             sig_algs: vec![0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601],
             ..Default::default()
         };
-        let (ja4, _) = ja4(&ch, Ja4Transport::Tcp);
+        let (ja4, ja4_r) = ja4(&ch, Ja4Transport::Tcp);
         assert_eq!(ja4, "t13d1516h2_8daaf6152771_e5627efa2ab1");
+        assert_eq!(
+            ja4_r,
+            "t13d1516h2_002f,0035,009c,009d,1301,1302,1303,c013,c014,c02b,c02c,c02f,c030,cca8,cca9_\
+             0005,000a,000b,000d,0012,0015,0017,001b,0023,002b,002d,0033,4469,ff01_\
+             0403,0804,0401,0503,0805,0501,0806,0601"
+        );
     }
 
     #[test]
     fn alpn_non_alphanumeric_becomes_9() {
-        assert_eq!(ja4_alpn(Some(&b"h2".to_vec())), "h2");
-        assert_eq!(ja4_alpn(Some(&vec![0xab, 0xcd])), "99");
-        assert_eq!(ja4_alpn(Some(&vec![b'h', 0xcd])), "h9");
-        assert_eq!(ja4_alpn(Some(&b"x".to_vec())), "xx");
-        assert_eq!(ja4_alpn(None), "00");
+        assert_eq!(ja4_alpn(Some(&b"h2".to_vec())), ['h', '2']);
+        assert_eq!(ja4_alpn(Some(&vec![0xab, 0xcd])), ['9', '9']);
+        assert_eq!(ja4_alpn(Some(&vec![b'h', 0xcd])), ['h', '9']);
+        assert_eq!(ja4_alpn(Some(&b"x".to_vec())), ['x', 'x']);
+        assert_eq!(ja4_alpn(None), ['0', '0']);
     }
 
     #[test]

@@ -18,9 +18,19 @@ pub fn version_parts(v: u16) -> Option<(&'static str, &'static str)> {
     })
 }
 
-/// "TLS 1.2", "SSL 3.0", or the hex value.
+/// "TLS 1.2", "SSL 3.0", or the hex value (the known names copied, not formatted: the
+/// inventory and the policy name the version of every handshake).
 pub fn version_name(v: u16) -> String {
     match version_parts(v) {
+        Some(("ssl", "2.0")) => "SSL 2.0".into(),
+        Some(("ssl", "3.0")) => "SSL 3.0".into(),
+        Some(("tls", "1.0")) => "TLS 1.0".into(),
+        Some(("tls", "1.1")) => "TLS 1.1".into(),
+        Some(("tls", "1.2")) => "TLS 1.2".into(),
+        Some(("tls", "1.3")) => "TLS 1.3".into(),
+        Some(("dtls", "1.0")) => "DTLS 1.0".into(),
+        Some(("dtls", "1.2")) => "DTLS 1.2".into(),
+        Some(("dtls", "1.3")) => "DTLS 1.3".into(),
         Some((p, n)) => format!("{} {}", p.to_ascii_uppercase(), n),
         None => format!("0x{v:04x}"),
     }
@@ -31,9 +41,16 @@ pub fn cipher_name(id: u16) -> String {
     cipher_label(id).into_owned()
 }
 
+/// tls-parser's suite `id` ([`TlsCipherSuite::from_id`]) from a table hashed once: its own map
+/// hashes every lookup with SipHash, and a handshake looks up every suite a client offers.
+pub fn suite(id: u16) -> Option<&'static TlsCipherSuite> {
+    static BY_ID: std::sync::OnceLock<rustc_hash::FxHashMap<u16, &'static TlsCipherSuite>> = std::sync::OnceLock::new();
+    BY_ID.get_or_init(|| tls_parser::CIPHERS.entries().map(|(id, c)| (*id, c)).collect()).get(&id).copied()
+}
+
 /// [`cipher_name`] without a copy of the names tls-parser knows (a client offers dozens).
 pub fn cipher_label(id: u16) -> std::borrow::Cow<'static, str> {
-    match TlsCipherSuite::from_id(id) {
+    match suite(id) {
         Some(c) => c.name.into(),
         None => format!("0x{id:04X}").into(),
     }
@@ -180,6 +197,16 @@ mod tests {
     fn names() {
         assert_eq!(cipher_name(0xc02f), "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256");
         assert_eq!(cipher_name(0x1301), "TLS_AES_128_GCM_SHA256");
+        for v in [0x0002, 0x0300, 0x0301, 0x0302, 0x0303, 0x0304, 0x7f1c, 0xfb1a, 0xfeff, 0xfefd, 0xfefc, 0x1234] {
+            let formatted = match version_parts(v) {
+                Some((p, n)) => format!("{} {}", p.to_ascii_uppercase(), n),
+                None => format!("0x{v:04x}"),
+            };
+            assert_eq!(version_name(v), formatted);
+        }
+        for id in 0..=u16::MAX {
+            assert_eq!(suite(id).map(|c| c.name), TlsCipherSuite::from_id(id).map(|c| c.name), "{id:#06x}");
+        }
         assert_eq!(group_name(0x11ec), Some("X25519MLKEM768"));
         assert_eq!(group_name(23), Some("secp256r1"));
         assert_eq!(ec_group_bits(21), Some(224));

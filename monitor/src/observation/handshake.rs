@@ -103,16 +103,31 @@ impl Handshake {
         first_ns: u64,
         transport: Ja4Transport,
     ) -> Option<Handshake> {
-        let c = client_dir(dirs, syn_from, [endpoints[0].port, endpoints[1].port]);
-        let (cf, sf) = (dirs[c], dirs[1 - c]);
+        let [mut a, mut b] = dirs.map(DirFacts::clone);
+        Handshake::take(endpoints, [&mut a, &mut b], syn_from, first_ns, transport)
+    }
+
+    /// [`Handshake::assemble`] from facts that are no longer needed (a flow being judged): the
+    /// hellos, certificates and alerts move into the handshake instead of being copied. When
+    /// it returns `None` the facts are left as they were.
+    pub fn take(
+        endpoints: [Endpoint; 2],
+        dirs: [&mut DirFacts; 2],
+        syn_from: Option<usize>,
+        first_ns: u64,
+        transport: Ja4Transport,
+    ) -> Option<Handshake> {
+        let c = client_dir([&*dirs[0], &*dirs[1]], syn_from, [endpoints[0].port, endpoints[1].port]);
+        let [d0, d1] = dirs;
+        let (cf, sf) = if c == 0 { (d0, d1) } else { (d1, d0) };
         if cf.client_hello.is_none() && sf.server_hello.is_none() && cf.alerts.is_empty() && sf.alerts.is_empty() {
             return None;
         }
         let fatal = cf.alerts.iter().chain(&sf.alerts).any(|a| a.level == 2);
         let established = sf.server_hello.is_some() && (cf.ccs || cf.app_data) && (sf.ccs || sf.app_data) && !fatal;
         let ts_ns = [cf.first_ts_ns, sf.first_ts_ns].into_iter().filter(|t| *t > 0).min().unwrap_or(first_ns);
-        let mut anomalies = cf.anomalies.clone();
-        anomalies.extend(sf.anomalies.iter().cloned());
+        let mut anomalies = std::mem::take(&mut cf.anomalies);
+        anomalies.append(&mut sf.anomalies);
         Some(Handshake {
             ts_ns,
             client: endpoints[c],
@@ -120,19 +135,19 @@ impl Handshake {
             ja3: cf.client_hello.as_ref().map(fingerprint::ja3),
             ja4: cf.client_hello.as_ref().map(|ch| fingerprint::ja4(ch, transport)),
             ja3s: sf.server_hello.as_ref().filter(|sh| sh.sslv2_kind.is_none()).map(fingerprint::ja3s),
-            client_hello: cf.client_hello.clone(),
-            server_hello: sf.server_hello.clone(),
-            hello_retry: sf.hello_retry.clone(),
-            certs: sf.certs.clone(),
+            client_hello: cf.client_hello.take(),
+            server_hello: sf.server_hello.take(),
+            hello_retry: sf.hello_retry.take(),
+            certs: std::mem::take(&mut sf.certs),
             chain_complete: sf.chain_complete,
-            chain_trust: sf.chain_trust.clone(),
+            chain_trust: sf.chain_trust.take(),
             kx: sf.kx,
-            cert_request: sf.cert_request.clone(),
-            client_certs: cf.certs.clone(),
+            cert_request: sf.cert_request.take(),
+            client_certs: std::mem::take(&mut cf.certs),
             client_cert_empty: cf.cert_empty,
             server_hello_done: sf.server_hello_done,
-            client_alerts: cf.alerts.clone(),
-            server_alerts: sf.alerts.clone(),
+            client_alerts: std::mem::take(&mut cf.alerts),
+            server_alerts: std::mem::take(&mut sf.alerts),
             anomalies,
             established,
             probe: None,

@@ -436,18 +436,20 @@ impl Pipeline {
             self.plain_bytes -= d.plain.len();
         }
         let endpoints = [key.lo, key.hi];
-        let dirs = [&a.dirs[0].tls.facts, &a.dirs[1].tls.facts];
         // The local sockets, client's first once the client is known.
-        let local =
-            |client: Endpoint| Local { sockets: a.sockets(usize::from(client != endpoints[0])), ..Local::default() };
+        let local = |a: &state::Active, client: Endpoint| Local {
+            sockets: a.sockets(usize::from(client != endpoints[0])),
+            ..Local::default()
+        };
         if let Some(flow) = ssh_flow(&a, endpoints, first_ns) {
             let findings = self.cfg.policy.evaluate_ssh(&flow);
-            let local = local(flow.client);
+            let local = local(&a, flow.client);
             self.out.push(Output { observed: Observed::Ssh(flow), findings, local });
             return;
         }
         // The clear bytes of a candidate flow, client's first.
         let plain = a.candidate().then(|| {
+            let dirs = [&a.dirs[0].tls.facts, &a.dirs[1].tls.facts];
             let c = client_dir(dirs, a.syn_from, [key.lo.port, key.hi.port]);
             let s = endpoints[1 - c];
             (endpoints[c], s, plaintext::inspect(&a.dirs[c].plain, &a.dirs[1 - c].plain, s.port))
@@ -455,11 +457,14 @@ impl Pipeline {
         if a.candidate() {
             self.stats.plain_candidates += 1;
         }
-        if let Some(hs) = Handshake::assemble(endpoints, dirs, a.syn_from, first_ns, Ja4Transport::Tcp) {
+        // The flow is over: its facts move into the handshake.
+        let [d0, d1] = &mut a.dirs;
+        let dirs = [&mut d0.tls.facts, &mut d1.tls.facts];
+        if let Some(hs) = Handshake::take(endpoints, dirs, a.syn_from, first_ns, Ja4Transport::Tcp) {
             let upgrade = plain.map(|(_, _, facts)| facts).filter(|f| f.protocol.is_some());
             let findings = self.cfg.policy.evaluate_upgraded(&hs, upgrade.as_ref());
             self.stats.handshakes += 1;
-            let local = local(hs.client);
+            let local = local(&a, hs.client);
             self.out.push(Output { observed: Observed::Tls { handshake: hs, upgrade }, findings, local });
             return;
         }
@@ -474,7 +479,7 @@ impl Pipeline {
         };
         if reported {
             self.stats.plaintext_flows += 1;
-            let local = local(flow.client);
+            let local = local(&a, flow.client);
             self.out.push(Output { observed: Observed::Plaintext(flow), findings, local });
         }
     }

@@ -107,9 +107,9 @@ impl Pipeline {
         self.charged -= q.charged;
         q.conn.finish();
         self.stats.quic.add(&q.conn.stats);
-        let dirs = [&q.conn.tls[0].facts, &q.conn.tls[1].facts];
-        let Some(mut hs) = Handshake::assemble([key.lo, key.hi], dirs, q.conn.client, first_ns, Ja4Transport::Quic)
-        else {
+        let [t0, t1] = &mut q.conn.tls;
+        let dirs = [&mut t0.facts, &mut t1.facts];
+        let Some(mut hs) = Handshake::take([key.lo, key.hi], dirs, q.conn.client, first_ns, Ja4Transport::Quic) else {
             return;
         };
         hs.quic = Some(q.conn.facts.clone());
@@ -124,9 +124,9 @@ impl Pipeline {
         self.charged -= d.charged;
         d.conn.finish();
         self.stats.dtls.add(&d.conn.stats);
-        let dirs = [&d.conn.tls[0].facts, &d.conn.tls[1].facts];
-        let Some(mut hs) = Handshake::assemble([key.lo, key.hi], dirs, d.conn.client, first_ns, Ja4Transport::Dtls)
-        else {
+        let [t0, t1] = &mut d.conn.tls;
+        let dirs = [&mut t0.facts, &mut t1.facts];
+        let Some(mut hs) = Handshake::take([key.lo, key.hi], dirs, d.conn.client, first_ns, Ja4Transport::Dtls) else {
             return;
         };
         hs.dtls = Some(d.conn.facts.clone());

@@ -79,7 +79,7 @@ fn versions(p: &Policy, hs: &Handshake, out: &mut Vec<Finding>) {
 
 /// The negotiated suite (not SSLv2), when tls-parser knows its id.
 pub(crate) fn suite(hs: &Handshake) -> Option<&'static TlsCipherSuite> {
-    hs.server_hello.as_ref().filter(|sh| sh.sslv2_kind.is_none()).and_then(|sh| TlsCipherSuite::from_id(sh.cipher))
+    hs.server_hello.as_ref().filter(|sh| sh.sslv2_kind.is_none()).and_then(|sh| crate::inspect::names::suite(sh.cipher))
 }
 
 /// A finding's (catalogue row, severity, rule, evidence) before it is pushed.

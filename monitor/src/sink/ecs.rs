@@ -153,6 +153,7 @@ impl Network {
 /// ECS `source.*` / `destination.*`.
 #[derive(Serialize)]
 pub struct Host {
-    pub ip: String,
+    /// Written as its text (serde's `IpAddr`, the same as `to_string`).
+    pub ip: IpAddr,
     pub port: u16,
 }

@@ -12,9 +12,10 @@ use serde::Serialize;
 
 use super::ecs::{Ecs, Meta, Network, Observer, ECS};
 pub use super::ecs::{Host, Style};
+use super::labels::{group_cow, labels, put_datetime, version_label, Hex4, Stamp};
 use super::local_event::{local, owned, LocalField, Owned};
 use crate::inspect::dtls::DtlsFacts;
-use crate::inspect::names::{cipher_label, cipher_name, group_label, sslv2_cipher_name, version_parts};
+use crate::inspect::names::{cipher_label, cipher_name, sslv2_cipher_name, version_parts};
 use crate::inspect::plaintext::{
     Confidence, Credential, DicomMeta, Hl7Meta, HttpMeta, PlainFacts, StartTls, X12Meta, XmppMeta,
 };
@@ -22,7 +23,6 @@ use crate::inspect::quic::QuicFacts;
 use crate::inspect::tds::TdsMeta;
 use crate::inspect::tls::cert::CertInfo;
 use crate::inspect::tls::certreq::cert_type_name;
-use crate::inspect::tls::hello::is_grease;
 use crate::inspect::tls::trust::Trust;
 use crate::observation::Handshake;
 use crate::observation::{Observed, Output, PlainFlow};
@@ -32,7 +32,7 @@ use crate::policy::Finding;
 #[derive(Serialize)]
 pub struct Event<'a> {
     #[serde(rename = "@timestamp")]
-    pub timestamp: String,
+    pub timestamp: Stamp,
     pub ecs: Ecs,
     pub event: Meta,
     pub observer: &'a Observer,
@@ -41,7 +41,7 @@ pub struct Event<'a> {
     pub source: Option<Host>,
     pub destination: Host,
     pub network: Network,
-    pub tls: Tls,
+    pub tls: Tls<'a>,
     /// Live: the local process, container, unit and pod ([`super::local_event`]).
     #[serde(flatten)]
     pub owned: Owned<'a>,
@@ -56,7 +56,7 @@ pub struct Event<'a> {
 #[derive(Serialize, Clone)]
 pub struct TlsmonTls<'a> {
     #[serde(skip_serializing_if = "TlsX::is_empty")]
-    pub tls: TlsX,
+    pub tls: TlsX<'a>,
     /// Only on QUIC handshakes: the QUIC layer's facts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic: Option<Quic>,
@@ -80,7 +80,7 @@ pub struct TlsmonTls<'a> {
 pub struct LegacyTls<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
-    pub timestamp: String,
+    pub timestamp: Stamp,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quic: Option<Quic>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,18 +102,18 @@ pub struct Probe<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub chain: Vec<ChainCert>,
+    pub chain: Vec<ChainCert<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<SweepRow>,
 }
 
 /// One certificate of a probed chain (leaf first).
 #[derive(Serialize, Clone)]
-pub struct ChainCert {
+pub struct ChainCert<'a> {
     #[serde(flatten)]
-    pub x509: X509,
+    pub x509: X509<'a>,
     pub self_signed: bool,
-    pub hash: Hash,
+    pub hash: Hash<'a>,
 }
 
 /// One offer of the version sweep.
@@ -122,7 +122,7 @@ pub struct SweepRow {
     pub offered: &'static str,
     pub accepted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
+    pub version: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cipher: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,7 +133,7 @@ pub struct SweepRow {
 #[derive(Serialize)]
 pub struct PlainEvent<'a> {
     #[serde(rename = "@timestamp")]
-    pub timestamp: String,
+    pub timestamp: Stamp,
     pub ecs: Ecs,
     pub event: Meta,
     pub observer: &'a Observer,
@@ -162,7 +162,7 @@ pub struct TlsmonPlain<'a> {
 pub struct LegacyPlain<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
-    pub timestamp: String,
+    pub timestamp: Stamp,
     pub plaintext: Plain<'a>,
     pub findings: &'a [Finding],
 }
@@ -219,7 +219,7 @@ pub fn any_event<'a>(o: &'a Output, style: &'a Style) -> AnyEvent<'a> {
                         .map(|c| ChainCert {
                             x509: x509(c),
                             self_signed: c.self_signed,
-                            hash: Hash { sha256: c.sha256.clone() },
+                            hash: Hash { sha256: &c.sha256 },
                         })
                         .collect(),
                     versions: p
@@ -251,7 +251,7 @@ pub fn any_event<'a>(o: &'a Output, style: &'a Style) -> AnyEvent<'a> {
             if style.legacy {
                 ev.legacy = Some(LegacyPlain {
                     kind: "plaintext",
-                    timestamp: ev.timestamp.clone(),
+                    timestamp: ev.timestamp,
                     plaintext: ev.tlsmon.plaintext.clone(),
                     findings: ev.tlsmon.findings,
                 });
@@ -273,7 +273,7 @@ pub fn any_event<'a>(o: &'a Output, style: &'a Style) -> AnyEvent<'a> {
 /// Append the JSON line of one output, written in `style`, newline included: the one way an
 /// event becomes bytes on stdout (the emitter's, or a parallel replay's workers').
 pub fn write_line(o: &Output, style: &Style, line: &mut Vec<u8>) -> serde_json::Result<()> {
-    serde_json::to_writer(&mut *line, &any_event(o, style))?;
+    super::compact::write(line, &any_event(o, style))?;
     line.push(b'\n');
     Ok(())
 }
@@ -296,7 +296,7 @@ impl Event<'_> {
         }
         self.legacy = Some(LegacyTls {
             kind: if t.probe.is_some() { "probe" } else { "tls" },
-            timestamp: self.timestamp.clone(),
+            timestamp: self.timestamp,
             quic: t.quic.clone(),
             dtls: t.dtls.clone(),
             tds: t.tds,
@@ -311,12 +311,12 @@ pub fn plain_event<'a>(p: &'a PlainFlow, findings: &'a [Finding], observer: &'a 
     let f: &PlainFacts = &p.facts;
     let protocol = f.protocol.map(|p| p.as_str());
     PlainEvent {
-        timestamp: rfc3339(p.ts_ns),
+        timestamp: Stamp::new(p.ts_ns),
         ecs: ECS,
         event: Meta::new("tlsmon.plaintext", findings),
         observer,
-        source: Host { ip: p.client.addr.to_ip().to_string(), port: p.client.port },
-        destination: Host { ip: p.server.addr.to_ip().to_string(), port: p.server.port },
+        source: Host { ip: p.client.addr.to_ip(), port: p.client.port },
+        destination: Host { ip: p.server.addr.to_ip(), port: p.server.port },
         network: Network::new("tcp", protocol, p.server.addr.to_ip()),
         owned: Owned::default(),
         tlsmon: TlsmonPlain {
@@ -358,7 +358,7 @@ pub struct Quic {
 pub struct Dtls {
     pub hello_verify: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub record_version: Option<String>,
+    pub record_version: Option<Cow<'static, str>>,
 }
 
 fn dtls(f: &DtlsFacts) -> Dtls {
@@ -387,68 +387,68 @@ fn quic(f: &QuicFacts) -> Quic {
 /// ECS `tls.*`: only what ECS defines. The rest is in [`TlsX`] (`tlsmon.tls.*`), and back
 /// here in the `legacy` parts while legacy fields are on.
 #[derive(Serialize, Default)]
-pub struct Tls {
+pub struct Tls<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_protocol: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cipher: Option<String>,
+    pub cipher: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub curve: Option<String>,
+    pub curve: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_protocol: Option<String>,
+    pub next_protocol: Option<Cow<'a, str>>,
     pub established: bool,
-    pub client: Client,
-    pub server: Server,
+    pub client: Client<'a>,
+    pub server: Server<'a>,
     #[serde(flatten)]
     pub legacy: Option<TlsXTop>,
 }
 
 /// ECS `tls.client.*`.
 #[derive(Serialize, Default)]
-pub struct Client {
+pub struct Client<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_name: Option<String>,
+    pub server_name: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub supported_ciphers: Vec<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja3: Option<String>,
+    pub ja3: Option<&'a str>,
     /// The client's leaf certificate (Zeek's `client_subject` / `client_issuer`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub x509: Option<X509>,
+    pub x509: Option<X509<'a>>,
     /// SHA-256 of the client's leaf (the first of Zeek's `client_cert_chain_fps`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hash: Option<Hash>,
+    pub hash: Option<Hash<'a>>,
     #[serde(flatten)]
-    pub legacy: Option<ClientX>,
+    pub legacy: Option<ClientX<'a>>,
 }
 
 /// ECS `tls.server.*`.
 #[derive(Serialize, Default)]
-pub struct Server {
+pub struct Server<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja3s: Option<String>,
+    pub ja3s: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub x509: Option<X509>,
+    pub x509: Option<X509<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hash: Option<Hash>,
+    pub hash: Option<Hash<'a>>,
     #[serde(flatten)]
-    pub legacy: Option<ServerX>,
+    pub legacy: Option<ServerX<'a>>,
 }
 
 /// `tlsmon.tls.*`: what tlsmon sees of a handshake that ECS has no field for.
 #[derive(Serialize, Default, Clone)]
-pub struct TlsX {
+pub struct TlsX<'a> {
     #[serde(flatten)]
     pub top: TlsXTop,
     #[serde(skip_serializing_if = "ClientX::is_empty")]
-    pub client: ClientX,
+    pub client: ClientX<'a>,
     #[serde(skip_serializing_if = "ServerX::is_empty")]
-    pub server: ServerX,
+    pub server: ServerX<'a>,
 }
 
-impl TlsX {
+impl TlsX<'_> {
     fn is_empty(&self) -> bool {
         self.top.cipher_id.is_none()
             && self.top.hello_retry_request.is_none()
@@ -472,21 +472,21 @@ pub struct TlsXTop {
 
 /// `tlsmon.tls.client.*`.
 #[derive(Serialize, Default, Clone)]
-pub struct ClientX {
+pub struct ClientX<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub legacy_version: Option<String>,
+    pub legacy_version: Option<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub supported_versions: Vec<String>,
+    pub supported_versions: Vec<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub supported_groups: Vec<String>,
+    pub supported_groups: Vec<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub key_share_groups: Vec<String>,
+    pub key_share_groups: Vec<Cow<'static, str>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub signature_algorithms: Vec<String>,
+    pub signature_algorithms: Vec<Hex4>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub alpn: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub compression_methods: Vec<u8>,
+    pub alpn: Vec<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "<[u8]>::is_empty")]
+    pub compression_methods: &'a [u8],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renegotiation_info: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -496,11 +496,11 @@ pub struct ClientX {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sslv2_hello: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja3_string: Option<String>,
+    pub ja3_string: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja4: Option<String>,
+    pub ja4: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja4_r: Option<String>,
+    pub ja4_r: Option<&'a str>,
     /// Whether the client presented a certificate (mutual TLS): only when known, i.e. TLS <= 1.2
     /// with a CertificateRequest answered; absent under TLS 1.3 (encrypted).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -512,7 +512,7 @@ pub struct ClientX {
     pub self_signed: Option<bool>,
 }
 
-impl ClientX {
+impl ClientX<'_> {
     fn is_empty(&self) -> bool {
         let ClientX {
             legacy_version,
@@ -533,11 +533,12 @@ impl ClientX {
             chain_length,
             self_signed,
         } = self;
-        [supported_versions, supported_groups, key_share_groups, signature_algorithms, alpn]
-            .iter()
-            .all(|v| v.is_empty())
+        [supported_versions, supported_groups, key_share_groups].iter().all(|v| v.is_empty())
+            && signature_algorithms.is_empty()
+            && alpn.is_empty()
             && compression_methods.is_empty()
-            && [legacy_version, ja3_string, ja4, ja4_r].iter().all(|v| v.is_none())
+            && legacy_version.is_none()
+            && [ja3_string, ja4, ja4_r].iter().all(|v| v.is_none())
             && [renegotiation_info, renegotiation_scsv, ech, sslv2_hello, certificate_presented, self_signed]
                 .iter()
                 .all(|v| v.is_none())
@@ -547,9 +548,9 @@ impl ClientX {
 
 /// `tlsmon.tls.server.*`.
 #[derive(Serialize, Default, Clone)]
-pub struct ServerX {
+pub struct ServerX<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ja3s_string: Option<String>,
+    pub ja3s_string: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression_method: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -565,13 +566,13 @@ pub struct ServerX {
     pub chain_trusted: Option<bool>,
     /// The CertificateRequest, when the server sent one (TLS <= 1.2).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate_request: Option<CertificateRequest>,
+    pub certificate_request: Option<CertificateRequest<'a>>,
     /// Whether the server's leaf is self-signed (`tls.server.x509.self_signed` before ECS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_signed: Option<bool>,
 }
 
-impl ServerX {
+impl ServerX<'_> {
     fn is_empty(&self) -> bool {
         let ServerX {
             ja3s_string,
@@ -595,44 +596,44 @@ impl ServerX {
 
 /// `tlsmon.tls.server.certificate_request`: what the server asked the client for.
 #[derive(Serialize, Clone)]
-pub struct CertificateRequest {
+pub struct CertificateRequest<'a> {
     pub certificate_types: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub signature_algorithms: Vec<String>,
+    pub signature_algorithms: Vec<Hex4>,
     /// The acceptable CAs' names (at most 16, each at most 256 characters).
-    pub ca_names: Vec<String>,
+    pub ca_names: &'a [String],
     /// How many names the server listed (may exceed `ca_names`).
     pub ca_names_count: usize,
 }
 
 #[derive(Serialize, Clone)]
-pub struct Hash {
-    pub sha256: String,
+pub struct Hash<'a> {
+    pub sha256: &'a str,
 }
 
 /// ECS `x509.*`.
 #[derive(Serialize, Clone)]
-pub struct X509 {
+pub struct X509<'a> {
     pub not_before: String,
     pub not_after: String,
-    pub subject: Name,
-    pub issuer: Name,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub alternative_names: Vec<String>,
+    pub subject: Name<'a>,
+    pub issuer: Name<'a>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub alternative_names: &'a [String],
     pub public_key_algorithm: &'static str,
     pub public_key_size: u32,
-    pub signature_algorithm: String,
-    pub serial_number: String,
+    pub signature_algorithm: &'a str,
+    pub serial_number: &'a str,
     /// Pre-ECS only (legacy fields); now `tlsmon.tls.{client,server}.self_signed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub self_signed: Option<bool>,
 }
 
 #[derive(Serialize, Clone)]
-pub struct Name {
-    pub distinguished_name: String,
+pub struct Name<'a> {
+    pub distinguished_name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub common_name: Option<String>,
+    pub common_name: Option<&'a str>,
 }
 
 /// RFC 3339 UTC with microseconds.
@@ -643,36 +644,35 @@ pub fn rfc3339(ns: u64) -> String {
 }
 
 /// Certificate times may precede 1970 (see suricata's tls-pre-1970 capture): keep them exact.
+/// 1970 to 9999 (four-digit years, as `time` writes them) are written here; the rest by `time`.
 fn secs_rfc3339(s: i64) -> String {
+    if let Ok(secs @ 0..=253_402_300_799) = u64::try_from(s) {
+        let mut b = *b"0000-00-00T00:00:00Z";
+        put_datetime(&mut b, secs);
+        return std::str::from_utf8(&b).unwrap_or_default().to_owned();
+    }
     let t = time::OffsetDateTime::from_unix_timestamp(s).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     t.format(&f).unwrap_or_default()
 }
 
-fn x509(c: &CertInfo) -> X509 {
+fn x509(c: &CertInfo) -> X509<'_> {
     X509 {
         not_before: secs_rfc3339(c.not_before),
         not_after: secs_rfc3339(c.not_after),
-        subject: Name { distinguished_name: c.subject.clone(), common_name: c.subject_cn.clone() },
-        issuer: Name { distinguished_name: c.issuer.clone(), common_name: c.issuer_cn.clone() },
-        alternative_names: c.san_dns.clone(),
+        subject: Name { distinguished_name: &c.subject, common_name: c.subject_cn.as_deref() },
+        issuer: Name { distinguished_name: &c.issuer, common_name: c.issuer_cn.as_deref() },
+        alternative_names: &c.san_dns,
         public_key_algorithm: c.key_type,
         public_key_size: c.key_bits,
-        signature_algorithm: c.signature_algorithm.clone(),
-        serial_number: c.serial.clone(),
+        signature_algorithm: &c.signature_algorithm,
+        serial_number: &c.serial,
         self_signed: None,
     }
 }
 
-fn version_label(v: u16) -> String {
-    match version_parts(v) {
-        Some((p, n)) => format!("{p}{n}"),
-        None => format!("0x{v:04x}"),
-    }
-}
-
 /// Build the event of one handshake (no legacy names, no local ends: see [`any_event`]).
-pub fn event<'a>(hs: &Handshake, findings: &'a [Finding], observer: &'a Observer) -> Event<'a> {
+pub fn event<'a>(hs: &'a Handshake, findings: &'a [Finding], observer: &'a Observer) -> Event<'a> {
     let mut tls = Tls { established: hs.established, ..Default::default() };
     let mut x = TlsX::default();
     if let Some(v) = hs.version() {
@@ -684,55 +684,54 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding], observer: &'a Observer
     if let Some(sh) = &hs.server_hello {
         match sh.sslv2_kind {
             Some(k) => {
-                tls.cipher = Some(sslv2_cipher_name(k));
+                tls.cipher = Some(sslv2_cipher_name(k).into());
                 x.top.cipher_id = Some(k);
             }
             None => {
-                tls.cipher = Some(cipher_name(sh.cipher));
+                tls.cipher = Some(cipher_label(sh.cipher));
                 x.top.cipher_id = Some(sh.cipher as u32);
                 x.server.compression_method = Some(sh.compression);
                 x.server.renegotiation_info = Some(sh.renegotiation_info);
             }
         }
-        tls.next_protocol = sh.alpn.as_ref().map(|a| String::from_utf8_lossy(a).into_owned());
+        tls.next_protocol = sh.alpn.as_deref().map(String::from_utf8_lossy);
     }
-    tls.curve = hs.group().map(group_label);
+    tls.curve = hs.group().map(group_cow);
     x.top.hello_retry_request = hs.hello_retry.as_ref().map(|_| true);
     if let Some(ch) = &hs.client_hello {
         let c = &mut x.client;
-        tls.client.server_name = ch.sni.clone();
+        tls.client.server_name = ch.sni.as_deref();
         c.legacy_version = Some(version_label(ch.version));
-        c.supported_versions =
-            ch.supported_versions.iter().filter(|v| !is_grease(**v)).map(|v| version_label(*v)).collect();
+        c.supported_versions = labels(&ch.supported_versions, version_label);
         let ciphers = &mut tls.client.supported_ciphers;
-        *ciphers = ch.ciphers.iter().filter(|v| !is_grease(**v)).map(|v| cipher_label(*v)).collect();
+        *ciphers = labels(&ch.ciphers, cipher_label);
         ciphers.extend(ch.sslv2_kinds.iter().map(|k| Cow::Owned(sslv2_cipher_name(*k))));
-        c.supported_groups = ch.groups.iter().filter(|v| !is_grease(**v)).map(|g| group_label(*g)).collect();
-        c.key_share_groups = ch.key_share_groups.iter().filter(|v| !is_grease(**v)).map(|g| group_label(*g)).collect();
-        c.signature_algorithms = ch.sig_algs.iter().map(|s| format!("0x{s:04x}")).collect();
-        c.alpn = ch.alpn.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        c.compression_methods = ch.compression.clone();
+        c.supported_groups = labels(&ch.groups, group_cow);
+        c.key_share_groups = labels(&ch.key_share_groups, group_cow);
+        c.signature_algorithms = ch.sig_algs.iter().map(|s| Hex4(*s)).collect();
+        c.alpn = ch.alpn.iter().map(|a| String::from_utf8_lossy(a)).collect();
+        c.compression_methods = &ch.compression;
         c.renegotiation_info = Some(ch.renegotiation_info);
         c.renegotiation_scsv = Some(ch.scsv);
         c.ech = ch.ech.then_some(true);
         c.sslv2_hello = ch.sslv2_format.then_some(true);
     }
     if let Some((s, h)) = &hs.ja3 {
-        tls.client.ja3 = Some(h.clone());
-        x.client.ja3_string = Some(s.clone());
+        tls.client.ja3 = Some(h);
+        x.client.ja3_string = Some(s);
     }
     if let Some((j, r)) = &hs.ja4 {
-        x.client.ja4 = Some(j.clone());
-        x.client.ja4_r = Some(r.clone());
+        x.client.ja4 = Some(j);
+        x.client.ja4_r = Some(r);
     }
     if let Some((s, h)) = &hs.ja3s {
-        tls.server.ja3s = Some(h.clone());
-        x.server.ja3s_string = Some(s.clone());
+        tls.server.ja3s = Some(h);
+        x.server.ja3s_string = Some(s);
     }
     x.server.dh_prime_bits = hs.kx.dh_prime_bits;
     if let Some(leaf) = hs.certs.first() {
         tls.server.x509 = Some(x509(leaf));
-        tls.server.hash = Some(Hash { sha256: leaf.sha256.clone() });
+        tls.server.hash = Some(Hash { sha256: &leaf.sha256 });
         x.server.self_signed = Some(leaf.self_signed);
         x.server.chain_length = Some(hs.certs.len());
         x.server.chain_complete = Some(hs.chain_complete);
@@ -740,14 +739,14 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding], observer: &'a Observer
     }
     x.server.certificate_request = hs.cert_request.as_ref().map(|cr| CertificateRequest {
         certificate_types: cr.cert_types.iter().map(|t| cert_type_name(*t)).collect(),
-        signature_algorithms: cr.sig_algs.iter().map(|s| format!("0x{s:04x}")).collect(),
-        ca_names: cr.ca_names.clone(),
+        signature_algorithms: cr.sig_algs.iter().map(|s| Hex4(*s)).collect(),
+        ca_names: &cr.ca_names,
         ca_names_count: cr.ca_names_total,
     });
     x.client.certificate_presented = hs.client_cert_presented();
     if let Some(leaf) = hs.client_certs.first() {
         tls.client.x509 = Some(x509(leaf));
-        tls.client.hash = Some(Hash { sha256: leaf.sha256.clone() });
+        tls.client.hash = Some(Hash { sha256: &leaf.sha256 });
         x.client.self_signed = Some(leaf.self_signed);
         x.client.chain_length = Some(hs.client_certs.len());
     }
@@ -757,13 +756,13 @@ pub fn event<'a>(hs: &Handshake, findings: &'a [Finding], observer: &'a Observer
         _ => ("tcp", "tls"),
     };
     Event {
-        timestamp: rfc3339(hs.ts_ns),
+        timestamp: Stamp::new(hs.ts_ns),
         ecs: ECS,
         event: Meta::new("tlsmon.tls", findings),
         observer,
         source: (hs.probe.is_none() || hs.client.port != 0)
-            .then(|| Host { ip: hs.client.addr.to_ip().to_string(), port: hs.client.port }),
-        destination: Host { ip: hs.server.addr.to_ip().to_string(), port: hs.server.port },
+            .then(|| Host { ip: hs.client.addr.to_ip(), port: hs.client.port }),
+        destination: Host { ip: hs.server.addr.to_ip(), port: hs.server.port },
         network: Network::new(transport, Some(protocol), hs.server.addr.to_ip()),
         tls,
         owned: Owned::default(),
@@ -788,5 +787,40 @@ mod tests {
     fn timestamps() {
         assert_eq!(rfc3339(1_500_000_000_123_456_789), "2017-07-14T02:40:00.123456Z");
         assert_eq!(secs_rfc3339(-5), "1969-12-31T23:59:55Z");
+    }
+
+    #[test]
+    fn stamps_are_rfc3339() {
+        // Leap days, century years (2100 is not a leap year, 2400 is), the ends of the range,
+        // and a walk of uneven steps through the whole u64 range.
+        let mut ns = vec![0, 1, 999, 1_000, 999_999_999, u64::MAX, u64::MAX - 999];
+        for (y, m, d) in [(2000, 2, 29), (2100, 2, 28), (2100, 3, 1), (2400, 2, 29), (2024, 12, 31), (1970, 1, 1)] {
+            let date = time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap();
+            let t = date.with_hms_nano(23, 59, 59, 999_999_999).unwrap().assume_utc();
+            ns.push(t.unix_timestamp_nanos() as u64);
+            ns.push(t.unix_timestamp_nanos() as u64 + 1);
+        }
+        let mut v = 0u64;
+        while let Some(next) = v.checked_add(0x0000_3f5e_1234_5677) {
+            ns.push(next);
+            v = next;
+        }
+        for n in ns {
+            assert_eq!(Stamp::new(n).as_str(), rfc3339(n), "{n}");
+        }
+        // Certificate times: before 1970, the last second of 9999 and past it (both `time`'s).
+        let by_time = |s: i64| {
+            let t = time::OffsetDateTime::from_unix_timestamp(s).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+            t.format(&time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z")).unwrap()
+        };
+        let mut secs = vec![-1, 0, 1, 951_782_400, 4_107_542_399, 253_402_300_799, 253_402_300_800, i64::MAX, i64::MIN];
+        let mut v = -62_000_000_000i64;
+        while v < 260_000_000_000 {
+            secs.push(v);
+            v += 12_345_678_901;
+        }
+        for s in secs {
+            assert_eq!(secs_rfc3339(s), by_time(s), "{s}");
+        }
     }
 }

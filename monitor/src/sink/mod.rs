@@ -2,9 +2,11 @@
 //! inventory with its report.
 pub mod alertmanager;
 pub mod audit;
+pub mod compact;
 pub mod ecs;
 pub mod inventory;
 pub mod json;
+pub mod labels;
 pub mod local_event;
 pub mod metrics;
 pub mod period;

@@ -142,8 +142,8 @@ pub fn ssh_event<'a>(s: &'a SshFlow, findings: &'a [Finding], observer: &'a Obse
         ecs: ECS,
         event: Meta::new("tlsmon.ssh", findings),
         observer,
-        source: Host { ip: s.client.addr.to_ip().to_string(), port: s.client.port },
-        destination: Host { ip: s.server.addr.to_ip().to_string(), port: s.server.port },
+        source: Host { ip: s.client.addr.to_ip(), port: s.client.port },
+        destination: Host { ip: s.server.addr.to_ip(), port: s.server.port },
         network: Network::new("tcp", Some("ssh"), s.server.addr.to_ip()),
         owned: Owned::default(),
         tlsmon: TlsmonSsh {

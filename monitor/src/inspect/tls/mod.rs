@@ -377,8 +377,8 @@ impl TlsStream {
 
     /// ServerKeyExchange: DH prime size (DHE) or named curve (ECDHE), per the suite's kx.
     fn server_key_exchange(&self, body: &[u8]) -> KxParams {
-        use tls_parser::{TlsCipherKx, TlsCipherSuite};
-        let kx = self.facts.server_hello.as_ref().and_then(|sh| TlsCipherSuite::from_id(sh.cipher)).map(|c| c.kx);
+        use tls_parser::TlsCipherKx;
+        let kx = self.facts.server_hello.as_ref().and_then(|sh| super::names::suite(sh.cipher)).map(|c| c.kx);
         match kx {
             Some(TlsCipherKx::Dhe) | Some(TlsCipherKx::Dh) => {
                 // ServerDHParams: opaque dh_p<1..2^16-1>, ...
