@@ -9,20 +9,7 @@ use super::tls::hello::{is_grease, ClientHello, ServerHello, EXT_ALPN, EXT_SNI};
 /// `v` in decimal (what `{v}` writes, without the formatting machinery: fingerprints are
 /// built for every handshake).
 fn push_dec(s: &mut String, v: u16) {
-    let mut buf = [0u8; 5];
-    let mut i = buf.len();
-    let mut v = v;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    for &b in &buf[i..] {
-        s.push(char::from(b));
-    }
+    s.push_str(itoa::Buffer::new().format(v));
 }
 
 /// `v` as four lowercase hex digits (`{v:04x}`).

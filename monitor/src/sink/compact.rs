@@ -101,26 +101,13 @@ fn escaped(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&b[run..]);
 }
 
-/// `v` in decimal.
-fn unsigned(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+/// `v` in decimal (itoa, as serde_json writes integers).
+fn unsigned(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 fn signed(out: &mut Vec<u8>, v: i64) {
-    if v < 0 {
-        out.push(b'-');
-    }
-    unsigned(out, v.unsigned_abs());
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
 /// A value serde_json writes itself (floats, 128-bit integers: none in an event today).
