@@ -2,8 +2,9 @@
 //! direction-independent hash of the flow's 5-tuple (as Suricata's autofp and Zeek's fanout
 //! do), their outputs merged back into one stream in [`Order`] — the same events, in the same
 //! order, for any number of workers. Worker 0 is the reader itself, inline (N threads in all,
-//! not N + 1: on a machine with N cores a further thread only takes turns with them). The reader keeps the one clock of the whole input: idle
-//! sweeps are sent to every worker at the packet where a single pipeline would sweep. When the
+//! not N + 1: on a machine with N cores a further thread only takes turns with them). The
+//! reader keeps the one clock of the whole input: idle sweeps are sent to every worker at the
+//! packet where a single pipeline would sweep. When the
 //! output is JSON, workers also render each output's line (with the [`Render`] the caller
 //! passes: the emitter's own writer and style), so that the merge only writes bytes. Payloads
 //! of a mapped file are not copied: the batch points into the mapping (kept alive with it).
