@@ -567,10 +567,10 @@ pub struct ReplayArgs {
     /// Print the pipeline's counters (packets, bytes, skips, reassembly) on stderr at the end.
     #[arg(long)]
     pub stats: bool,
-    /// Worker threads (default: the number of cores). Each flow goes, both ways, to one of N
-    /// workers (a hash of its 5-tuple), each with its own pipeline and 1/N of the flow, memory
-    /// and clear-byte bounds; the first worker is the thread that reads and decodes, and takes
-    /// half a share of the flows. The events are the same
+    /// Threads (default: the number of cores). With N > 1, one thread reads, decodes and
+    /// writes; each flow goes, both ways, to one of the N − 1 others (a hash of its 5-tuple),
+    /// each with its own pipeline and 1/(N − 1) of the flow, memory and clear-byte bounds.
+    /// The events are the same
     /// bytes for any N: they come in the order their flows were judged — by the packet of
     /// the capture at which that happened (flows judged together by the idle sweep by first
     /// packet time, then addresses and ports), flows still open at the end last, oldest first.
