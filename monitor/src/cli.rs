@@ -580,7 +580,7 @@ pub struct ReplayArgs {
     /// Read capture files instead of mapping them into memory. Mapping, the default for
     /// regular files, walks a file in place and hands payloads to the workers without copying
     /// them; but a file that shrinks while it is replayed (truncated by a log rotation) then
-    /// stops tlsmon with SIGBUS. Use this for files another program may truncate meanwhile.
+    /// stops tlsmon with SIGBUS (it says so on stderr). Use this for files another program may truncate meanwhile.
     /// Standard input is always read.
     #[arg(long)]
     pub no_mmap: bool,

@@ -5,7 +5,8 @@
 //! through [`super::pcap::PcapReader`]'s window size, so the same blocks come out, and the same
 //! errors at the same offsets, as when the file is read (the reader drives both alike).
 //! Must never be used for standard input or anything but a regular file. A file that shrinks
-//! while it is mapped would kill the process (SIGBUS): `--no-mmap` reads such files instead.
+//! while it is mapped kills the process (SIGBUS, with a message that says so): `--no-mmap` reads
+//! such files instead.
 use std::fs::File;
 use std::sync::Arc;
 
@@ -38,12 +39,42 @@ pub fn map(file: &File) -> Option<Mapped> {
     if !meta.is_file() || meta.len() == 0 {
         return None;
     }
+    explain_sigbus();
     // SAFETY: the mapping is read-only and private to this process; the one hazard is another
     // process shrinking the file meanwhile (SIGBUS), which the module doc and `--no-mmap` cover.
     let map = unsafe { memmap2::MmapOptions::new().map(file) }.ok()?;
     // Read front to back once; the kernel may read ahead and drop pages behind.
     let _ = map.advise(memmap2::Advice::Sequential);
     Some(Arc::new(map))
+}
+
+/// What a process that mapped a capture says when it is killed by SIGBUS.
+pub const SIGBUS_MESSAGE: &str =
+    "tlsmon: bus error (SIGBUS) reading a mapped capture file: it most likely shrank while \
+     it was replayed (truncated by a log rotation?). Replay it again with --no-mmap, which reads files instead of \
+     mapping them.\n";
+
+/// Say why, when the process dies of SIGBUS (once installed, for the whole process): a mapped
+/// file that shrank is the likely cause, and `--no-mmap` the way out. Still dies of SIGBUS.
+fn explain_sigbus() {
+    extern "C" fn on_sigbus(_: libc::c_int) {
+        // Only async-signal-safe calls. SA_RESETHAND has put back the default action: on return
+        // the faulting access runs again and ends the process by SIGBUS, as it would have.
+        // SAFETY: writes a static buffer to standard error.
+        unsafe { libc::write(2, SIGBUS_MESSAGE.as_ptr().cast(), SIGBUS_MESSAGE.len()) };
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: a plain sigaction with a handler that only calls write(2); a zeroed sigaction
+        // is a valid starting point (empty mask, no flags).
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = on_sigbus as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            act.sa_flags = libc::SA_RESETHAND;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut());
+        }
+    });
 }
 
 /// True when `part` lies inside `map` (a payload borrowed from it).
