@@ -43,6 +43,7 @@ pub struct Metrics {
     flows: IntCounterVec,
     dropped: IntCounterVec,
     memory: IntGaugeVec,
+    cert_cache_evicted: IntCounter,
     packets: IntCounter,
     packet_bytes: IntCounter,
     skipped: IntCounterVec,
@@ -217,6 +218,11 @@ impl Metrics {
                 "of",
                 MEMORY,
             ),
+            cert_cache_evicted: counter(
+                &r,
+                "tlsmon_cert_cache_evicted_total",
+                "Parsed certificates the certificate cache forgot to stay within its bound (a speed cache: they are parsed again when seen again, nothing is lost)",
+            ),
             packets: counter(
                 &r,
                 "tlsmon_packets_total",
@@ -386,6 +392,11 @@ mod tests {
         // The agent's derived figure goes through the same family (KernelCounters::named).
         m.kernel([("flows_evicted", 4)]);
         assert!(m.encode().contains(r#"tlsmon_kernel_counter_total{counter="flows_evicted"} 4"#));
+        // The pipeline's bounded caches too: what the certificate cache forgot.
+        let stats = |n| crate::observation::PipelineStats { cert_cache_evicted: n, ..Default::default() };
+        m.pipeline(&stats(7));
+        m.pipeline(&stats(6));
+        assert!(m.encode().contains("tlsmon_cert_cache_evicted_total 7"));
     }
 
     #[test]

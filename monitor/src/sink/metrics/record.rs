@@ -81,6 +81,7 @@ impl Metrics {
         mirror(&self.dropped.with_label_values(&["plain_bytes_cap"]), s.plain_bytes_dropped);
         mirror(&self.dropped.with_label_values(&["quic_crypto_cap"]), s.quic.crypto_dropped);
         mirror(&self.dropped.with_label_values(&["dtls_handshake_cap"]), s.dtls.dropped);
+        mirror(&self.cert_cache_evicted, s.cert_cache_evicted);
     }
 
     /// Bring the source's counters in: packets and bytes seen, and why some were not inspected
