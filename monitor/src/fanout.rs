@@ -105,6 +105,14 @@ struct Batch {
     last: bool,
 }
 
+impl Batch {
+    /// Room for a round's packets from the start: a batch grown by doubling instead copies
+    /// itself a dozen times (a run's first rounds, before batches come back to be reused).
+    fn new() -> Self {
+        Batch { items: Vec::with_capacity(ROUND as usize), ..Batch::default() }
+    }
+}
+
 /// An output in stream order, with its JSON line when the workers render them.
 type Judged = (Order, Output, Option<Vec<u8>>);
 
@@ -223,7 +231,7 @@ impl Fanout {
             workers.push(Worker {
                 tx: Some(tx),
                 join: Some(join),
-                filling: Batch::default(),
+                filling: Batch::new(),
                 spare: Vec::new(),
                 queue: VecDeque::new(),
                 upto: 0,
@@ -248,7 +256,7 @@ impl Fanout {
         self.round_bytes = 0;
         for w in &mut self.workers {
             let Some(tx) = &w.tx else { continue };
-            let next = w.spare.pop().unwrap_or_default();
+            let next = w.spare.pop().unwrap_or_else(Batch::new);
             let mut batch = std::mem::replace(&mut w.filling, next);
             batch.upto = self.index;
             batch.last = last;
