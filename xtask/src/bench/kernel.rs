@@ -27,7 +27,7 @@ pub struct KernelArgs {
     /// CPU to pin the bench to (default: the highest CPU this process may use).
     #[arg(long)]
     pub cpu: Option<usize>,
-    /// Only the packet kinds whose name contains this text (e.g. "decided", "ClientHello").
+    /// Only the packet kinds whose name contains this text (e.g. "TCP data", "ClientHello").
     #[arg(long)]
     pub only: Option<String>,
     /// Time this kernel object instead of the one built into tlsmon; give it twice (before,
