@@ -1,6 +1,6 @@
-//! Bench lab shared by the live benches (floods, compare --live): a network namespace with one
-//! veth pair, `ip netns exec` children killed with this process, `tlsmon live` reaped with its
-//! rusage, per-process CPU and memory from /proc, and Ctrl-C as a flag the waits check.
+//! Bench lab shared by the live benches (floods, compare --live, soak): a network namespace
+//! with one veth pair, `ip netns exec` children killed with this process, `tlsmon live` reaped
+//! with its rusage, per-process CPU and memory from /proc, and Ctrl-C as a flag the waits check.
 //! Must never touch anything outside the namespace it made nor leave it, or a child, behind:
 //! all are guards dropped on every exit path, Ctrl-C included.
 use std::fs;
@@ -179,9 +179,15 @@ impl Reaped {
 
     /// SIGTERM (to the pid; no effect once reaped).
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// `sig` to the pid (no effect once reaped), e.g. SIGINT, on which tcpreplay stops and
+    /// prints its summary.
+    pub fn signal(&self, sig: libc::c_int) {
         if !self.reaped {
             // SAFETY: plain syscall on our own unreaped child's pid.
-            unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+            unsafe { libc::kill(self.pid(), sig) };
         }
     }
 }
@@ -237,7 +243,10 @@ pub fn wait_idle(pid: libc::pid_t, step: Duration, idle_ticks: u64, limit: Durat
 
 /// `name:   N kB` from /proc/PID/status, in KiB.
 pub fn status_kib(pid: libc::pid_t, name: &str) -> Option<u64> {
-    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_kib_of(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?, name)
+}
+
+fn status_kib_of(text: &str, name: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(name))?;
     line[name.len()..].trim_start_matches(':').split_whitespace().next()?.parse().ok()
 }
@@ -293,5 +302,14 @@ mod tests {
         assert_eq!(host_ticks_of("cpu  1 2"), None);
         let (busy, soft) = host_share((100, 10, 1000), (600, 110, 2000));
         assert!((busy - 50.0).abs() < 1e-9 && (soft - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn status_fields() {
+        let s = "Name:\ttlsmon\nVmHWM:\t   20480 kB\nVmRSS:\t   18000 kB\nThreads:\t4\n";
+        assert_eq!(status_kib_of(s, "VmRSS"), Some(18000));
+        assert_eq!(status_kib_of(s, "VmHWM"), Some(20480));
+        assert_eq!(status_kib_of(s, "Threads"), Some(4));
+        assert_eq!(status_kib_of(s, "VmSwap"), None);
     }
 }

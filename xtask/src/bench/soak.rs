@@ -8,7 +8,7 @@
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -17,10 +17,11 @@ use serde_json::Value;
 
 mod lab;
 
+use super::netlab::{stop_on_signals, Ended, Netns};
 use super::replay::ensure_capture;
 use super::{build_release, target_dir, workspace_root};
-use lab::{inventory_cost, nap, row, sample, start_load, stop_on_signals, Netns, Sample, Tlsmon, HEADER};
-use lab::{LISTEN, MON_IF, NS};
+use lab::{inventory_cost, nap, row, sample, start_load, Sample, Tlsmon, HEADER};
+use lab::{LISTEN, LOAD_IF, MON_IF, NET, NS};
 
 /// Flatness thresholds over the second half of the run. RSS: 64 KiB/min is 3.75 MiB/h or
 /// 90 MiB/day, a growth an agent restarted at each upgrade would not notice for days, while one
@@ -159,7 +160,7 @@ pub fn run(a: SoakArgs) -> Result<()> {
     fs::copy(&built, &bin).with_context(|| format!("copying {} to {}", built.display(), bin.display()))?;
 
     stop_on_signals();
-    let _ns = Netns::create()?;
+    let ns = Netns::create(NS, LOAD_IF, MON_IF, NET).context("creating the soak namespace")?;
     let soak_secs = a.minutes * 60;
     // Load for the sampled run, the SIGTERM, the verify, the restart, and slack.
     let load_secs = soak_secs + a.restart_secs + 180;
@@ -174,8 +175,8 @@ pub fn run(a: SoakArgs) -> Result<()> {
         a.mbps,
         audit.display()
     );
-    let mut mon = Tlsmon::start(&bin, &audit, &dir.join("tlsmon-1.log"))?;
-    let mut load = start_load(&pcap, a.mbps, loops, load_secs, a.unique_ip, &dir.join("tcpreplay.log"))?;
+    let mut mon = Tlsmon::start(&ns, &bin, &audit, &dir.join("tlsmon-1.log"))?;
+    let mut load = start_load(&ns, &pcap, a.mbps, loops, load_secs, a.unique_ip, &dir.join("tcpreplay.log"))?;
 
     // The sampled run.
     let t0 = Instant::now();
@@ -188,16 +189,17 @@ pub fn run(a: SoakArgs) -> Result<()> {
         if let Some(left) = next.checked_sub(t0.elapsed()) {
             nap(left)?;
         }
-        if let Some(s) = mon.guard.exited()? {
-            bail!("tlsmon exited during the soak ({s}):\n{}", fs::read_to_string(&mon.log).unwrap_or_default());
+        if let Some(e) = mon.process.wait(Duration::ZERO)? {
+            bail!("tlsmon exited during the soak ({}):\n{}", e.code, fs::read_to_string(&mon.log).unwrap_or_default());
         }
-        if let Some(s) = load.exited()? {
+        if let Some(e) = load.wait(Duration::ZERO)? {
             bail!(
-                "tcpreplay ended early ({s}):\n{}",
+                "tcpreplay ended early ({}):\n{}",
+                e.code,
                 fs::read_to_string(dir.join("tcpreplay.log")).unwrap_or_default()
             );
         }
-        let s = sample(mon.guard.pid(), t0)?;
+        let s = sample(&ns, mon.process.pid(), t0)?;
         println!("{}", row(&s, samples.last()));
         writeln!(
             csv,
@@ -221,20 +223,20 @@ pub fn run(a: SoakArgs) -> Result<()> {
     let rss_ok = rss_slope.abs() <= RSS_FLAT_KIB_PER_MIN;
     let fds_ok = fd_slope.abs() <= FDS_FLAT_PER_MIN;
 
-    let inventory = inventory_cost(mon.guard.pid())?;
+    let inventory = inventory_cost(&ns, mon.process.pid())?;
 
     // SIGTERM under load.
-    if load.exited()?.is_some() {
+    if load.wait(Duration::ZERO)?.is_some() {
         bail!("tcpreplay ended before the SIGTERM: no load to stop under");
     }
     let (status1, took1, events1) = mon.sigterm()?;
     let (lines1, seq1, vtook1) = verify(&bin, &audit)?;
 
     // Restart on the same audit log, under load, then SIGTERM again.
-    let mon = Tlsmon::start(&bin, &audit, &dir.join("tlsmon-2.log"))?;
+    let mon = Tlsmon::start(&ns, &bin, &audit, &dir.join("tlsmon-2.log"))?;
     nap(Duration::from_secs(a.restart_secs))?;
-    let s2 = sample(mon.guard.pid(), t0)?;
-    if load.exited()?.is_some() {
+    let s2 = sample(&ns, mon.process.pid(), t0)?;
+    if load.wait(Duration::ZERO)?.is_some() {
         bail!("tcpreplay ended before the second SIGTERM: no load to stop under");
     }
     let (status2, took2, events2) = mon.sigterm()?;
@@ -242,8 +244,8 @@ pub fn run(a: SoakArgs) -> Result<()> {
     let (before, after) = boundary(&audit, lines1)?;
     let chained = after["seq"].as_u64() == Some(seq1 + 1) && after["prev"] == before["hash"];
 
-    load.signal(libc::SIGINT)?;
-    let _ = load.wait_for(Duration::from_secs(10))?;
+    load.signal(libc::SIGINT);
+    let _ = load.wait(Duration::from_secs(10))?;
     let replay_log = fs::read_to_string(dir.join("tcpreplay.log")).unwrap_or_default();
 
     println!();
@@ -271,12 +273,12 @@ pub fn run(a: SoakArgs) -> Result<()> {
         "  fds  {fd_min}..{fd_max} over the second half; slope {fd_slope:+.3} /min (flat if |slope| ≤ {FDS_FLAT_PER_MIN}): {}",
         if fds_ok { "FLAT" } else { "GROWING" }
     );
-    let exit_ok = |s: ExitStatus, t: Duration| s.code() == Some(0) && t <= EXIT_GOAL;
-    let code = |s: ExitStatus| s.code().map_or_else(|| format!("{s}"), |c| c.to_string());
+    let exit_ok = |e: &Ended, t: Duration| e.code == 0 && t <= EXIT_GOAL;
+    let code = |e: &Ended| if e.code < 0 { format!("signal {}", -e.code) } else { e.code.to_string() };
     println!(
         "  SIGTERM under load: exit code {} in {:.3} s (goal ≤ {} s); audit verify: {lines1} lines, last seq {seq1} ({:.1} s); \
          events on stdout {events1} = audit lines {}",
-        code(status1),
+        code(&status1),
         took1.as_secs_f64(),
         EXIT_GOAL.as_secs(),
         vtook1.as_secs_f64(),
@@ -289,7 +291,7 @@ pub fn run(a: SoakArgs) -> Result<()> {
         a.restart_secs,
         s2.rss_kib,
         s2.fds,
-        code(status2),
+        code(&status2),
         took2.as_secs_f64(),
         vtook2.as_secs_f64(),
         lines2 - lines1,
@@ -309,7 +311,7 @@ pub fn run(a: SoakArgs) -> Result<()> {
     if !fds_ok {
         failed.push("fd count grows");
     }
-    if !exit_ok(status1, took1) || !exit_ok(status2, took2) {
+    if !exit_ok(&status1, took1) || !exit_ok(&status2, took2) {
         failed.push("SIGTERM exit");
     }
     if events1 != lines1 || lines2 - lines1 != events2 || seq2 != lines2 || !chained || events2 == 0 {
