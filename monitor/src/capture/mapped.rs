@@ -49,8 +49,7 @@ pub fn map(file: &File) -> Option<Mapped> {
 }
 
 /// What a process that mapped a capture says when it is killed by SIGBUS.
-const SIGBUS_MESSAGE: &str =
-    "tlsmon: bus error (SIGBUS) reading a mapped capture file: it most likely shrank while \
+const SIGBUS_MESSAGE: &str = "tlsmon: bus error (SIGBUS) reading a mapped capture file: it most likely shrank while \
      it was replayed (truncated by a log rotation?). Replay it again with --no-mmap, which reads files instead of \
      mapping them.\n";
 

@@ -148,8 +148,14 @@ impl Reaped {
         self.child.id() as libc::pid_t
     }
 
-    /// Waits (wait4) up to `limit`.
+    /// Waits (wait4) up to `limit`, looking every 20 ms.
     pub fn wait(&mut self, limit: Duration) -> Result<Option<Ended>> {
+        self.wait_every(limit, Duration::from_millis(20))
+    }
+
+    /// Waits (wait4) up to `limit`, looking every `step` (short when the time to exit is
+    /// itself the figure).
+    pub fn wait_every(&mut self, limit: Duration, step: Duration) -> Result<Option<Ended>> {
         if self.reaped {
             bail!("pid {} was already reaped", self.pid());
         }
@@ -173,7 +179,7 @@ impl Reaped {
             if Instant::now() >= deadline {
                 return Ok(None);
             }
-            sleep(Duration::from_millis(20));
+            sleep(step);
         }
     }
 

@@ -80,17 +80,12 @@ impl Tlsmon {
     pub(super) fn sigterm(mut self) -> Result<(Ended, Duration, u64)> {
         self.process.terminate();
         let t0 = Instant::now();
-        // Polled every 2 ms rather than in Reaped::wait's 20 ms steps: the time is a result.
-        let (ended, took) = loop {
-            if let Some(e) = self.process.wait(Duration::ZERO)? {
-                break (e, t0.elapsed());
-            }
-            if t0.elapsed() >= EXIT_LIMIT {
-                let log = fs::read_to_string(&self.log).unwrap_or_default();
-                bail!("tlsmon did not exit within {EXIT_LIMIT:?} of SIGTERM (killed):\n{log}");
-            }
-            sleep(Duration::from_millis(2));
+        // Looked at every 2 ms rather than Reaped::wait's 20: the time to exit is a result.
+        let Some(ended) = self.process.wait_every(EXIT_LIMIT, Duration::from_millis(2))? else {
+            let log = fs::read_to_string(&self.log).unwrap_or_default();
+            bail!("tlsmon did not exit within {EXIT_LIMIT:?} of SIGTERM (killed):\n{log}");
         };
+        let took = t0.elapsed();
         if let Some(h) = self.counter.take() {
             let _ = h.join();
         }
