@@ -7,10 +7,11 @@
 //! on 2 cores is as much work as the inspection (measured: a share of the flows kept by the
 //! reader made 2 threads slower, 1.06–1.08× one thread against 1.32–1.41×). The reader keeps
 //! the one clock of the whole input: idle sweeps are sent to every worker at the packet where a
-//! single pipeline would sweep. When the output is JSON, workers also render each output's line
-//! (with the [`Render`] the caller passes: the emitter's own writer and style), so that the
-//! merge only writes bytes. Payloads of a mapped file are not copied: the batch points into the
-//! mapping (kept alive with it).
+//! single pipeline would sweep. When the output is JSON, a worker that keeps up with the reader
+//! also renders each output's line (with the [`Render`] the caller passes: the emitter's own
+//! writer and style), so that the merge only writes bytes; a worker behind leaves that to the
+//! reader (the same bytes either way). Payloads of a mapped file are not copied: the batch
+//! points into the mapping (kept alive with it).
 //! Must never order the stream by which worker finished first, nor buffer without bound: the
 //! reader waits when a worker's queue is full, and the merge holds only what workers returned.
 use std::collections::VecDeque;
@@ -21,7 +22,7 @@ use std::thread::JoinHandle;
 use rustc_hash::FxHasher;
 
 use crate::capture::mapped::{self, Mapped};
-use crate::decode::{Addr, LocalSocket, Packet, Transport};
+use crate::decode::{Addr, Packet, Transport};
 use crate::flow::sweep_due;
 use crate::observation::{Output, PipelineStats};
 use crate::pipeline::{Order, Pipeline, PipelineConfig};
@@ -40,45 +41,49 @@ const ROUND_BYTES: usize = 2 << 20;
 /// Batches queued per worker before the reader waits for it.
 const DEPTH: usize = 4;
 
+const _: () = assert!(std::mem::size_of::<Item>() <= 80);
+
 /// A packet without its payload, which sits at `start..start + len` in the batch's `data`, or
-/// in its `map` when `in_map`.
+/// in its `map` when `in_map`. Kept small (80 bytes): the reader writes one per packet and the
+/// worker reads it from the other core's cache. No local socket: a replayed packet has none.
 struct Meta {
     index: u64,
     ts_ns: u64,
+    start: usize,
     src: Addr,
     dst: Addr,
+    seq: u32,
+    len: u32,
     src_port: u16,
     dst_port: u16,
     transport: Transport,
-    flags: [bool; 5],
-    seq: u32,
-    local: Option<LocalSocket>,
+    /// SYN, ACK, FIN, RST, truncated: bits 0 to 4.
+    flags: u8,
     in_map: bool,
-    start: usize,
-    len: usize,
 }
 
 impl Meta {
     fn packet<'a>(&self, b: &'a Batch) -> Packet<'a> {
-        let [syn, ack, fin, rst, truncated] = self.flags;
+        let bit = |i: u8| self.flags & (1 << i) != 0;
         let data = match (&b.map, self.in_map) {
             (Some(map), true) => &map[..],
             _ => &b.data[..],
         };
+        let (start, len) = (self.start, self.len as usize);
         Packet {
             src: self.src,
             dst: self.dst,
             src_port: self.src_port,
             dst_port: self.dst_port,
             transport: self.transport,
-            syn,
-            ack,
-            fin,
-            rst,
+            syn: bit(0),
+            ack: bit(1),
+            fin: bit(2),
+            rst: bit(3),
             seq: self.seq,
-            payload: data.get(self.start..self.start + self.len).unwrap_or_default(),
-            truncated,
-            local: self.local,
+            payload: data.get(start..start + len).unwrap_or_default(),
+            truncated: bit(4),
+            local: None,
         }
     }
 }
@@ -187,9 +192,14 @@ fn judged((order, o): (Order, Output), render: Option<&Render>) -> Judged {
     (order, o, line)
 }
 
+/// A worker's loop: inspect each batch, hand back what it judged. It renders the lines only
+/// while it keeps up with the reader: when the next batch is already waiting, the reader renders
+/// this batch's lines instead (the same bytes) — on 2 cores the inspection alone is as much
+/// work as the reader's walk, so rendering follows whichever thread has time for it.
 fn work(id: usize, mut pipeline: Pipeline, render: Option<Render>, rx: Receiver<Batch>, tx: Sender<Done>) {
     pipeline.set_external_clock();
-    while let Ok(mut batch) = rx.recv() {
+    let mut next = rx.recv().ok();
+    while let Some(mut batch) = next.take() {
         for item in &batch.items {
             match item {
                 Item::Sweep { index, now_ns } => pipeline.sweep_at(*index, *now_ns),
@@ -202,7 +212,10 @@ fn work(id: usize, mut pipeline: Pipeline, render: Option<Render>, rx: Receiver<
         } else {
             batch.upto
         };
-        let outputs = pipeline.drain_ordered().map(|o| judged(o, render.as_ref())).collect();
+        // Empty, or the reader is gone: this batch's outputs still go back.
+        let waiting = rx.try_recv().ok();
+        let render = if waiting.is_some() { None } else { render.as_ref() };
+        let outputs = pipeline.drain_ordered().map(|o| judged(o, render)).collect();
         batch.items.clear();
         batch.data.clear();
         batch.map = None;
@@ -210,6 +223,7 @@ fn work(id: usize, mut pipeline: Pipeline, render: Option<Render>, rx: Receiver<
         if tx.send(done).is_err() || upto == u64::MAX {
             return;
         }
+        next = waiting.or_else(|| rx.recv().ok());
     }
 }
 
@@ -346,20 +360,22 @@ impl Stage for Fanout {
                 (false, b.data.len() - p.payload.len())
             }
         };
+        debug_assert!(p.local.is_none(), "fanout is replay only: no packet names a local socket");
+        let flags = [p.syn, p.ack, p.fin, p.rst, p.truncated].iter().rev().fold(0u8, |f, &b| f << 1 | u8::from(b));
         b.items.push(Item::Packet(Meta {
             index,
             ts_ns,
+            start,
             src: p.src,
             dst: p.dst,
+            seq: p.seq,
+            // A frame's captured length is a u32 in both capture formats.
+            len: p.payload.len() as u32,
             src_port: p.src_port,
             dst_port: p.dst_port,
             transport: p.transport,
-            flags: [p.syn, p.ack, p.fin, p.rst, p.truncated],
-            seq: p.seq,
-            local: p.local,
+            flags,
             in_map,
-            start,
-            len: p.payload.len(),
         }));
         self.next_round(p.payload.len());
     }
