@@ -15,11 +15,8 @@
 //! Must never order the stream by which worker finished first, nor buffer without bound: the
 //! reader waits when a worker's queue is full, and the merge holds only what workers returned.
 use std::collections::VecDeque;
-use std::hash::{Hash, Hasher};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
-
-use rustc_hash::FxHasher;
 
 use crate::capture::mapped::{self, Mapped};
 use crate::decode::{Addr, Packet, Transport};
@@ -171,23 +168,25 @@ pub fn worker_config(cfg: &PipelineConfig, n: usize) -> PipelineConfig {
 
 /// The worker of a packet: a hash of its flow's key (the same both ways), spread over `n`.
 fn worker_of(p: &Packet<'_>, n: usize) -> usize {
-    // The two ends hashed apart and added: the same both ways, without ordering them.
+    // Each end hashed apart (its address as two words and its port, multiply-xor rounds as
+    // FxHash does) and the two added: the same both ways, without ordering them.
+    const K: u64 = 0xf135_7aea_2e62_a9c5;
     let end = |addr: &Addr, port: u16| {
-        let mut h = FxHasher::default();
-        addr.bytes.hash(&mut h);
-        port.hash(&mut h);
-        h.finish()
+        let [a, b] = [0, 8].map(|i| u64::from_ne_bytes(addr.bytes[i..i + 8].try_into().unwrap_or_default()));
+        ((a.wrapping_mul(K) ^ b).wrapping_mul(K) ^ u64::from(port)).wrapping_mul(K)
     };
     let h = end(&p.src, p.src_port).wrapping_add(end(&p.dst, p.dst_port)) ^ u64::from(p.transport == Transport::Udp);
     // The high bits of the hash, scaled to the workers.
     ((u128::from(h) * n as u128) >> 64) as usize
 }
 
-/// An output and its line by `render`, when given one.
-fn judged((order, o): (Order, Output), render: Option<&Render>) -> Judged {
+/// An output and its line by `render`, when given one. The line is written into `scratch`
+/// (reused: a line is about 4 KB, and a fresh buffer would grow to it a dozen times) and copied
+/// out at its size.
+fn judged((order, o): (Order, Output), render: Option<&Render>, scratch: &mut Vec<u8>) -> Judged {
     let line = render.and_then(|render| {
-        let mut line = Vec::new();
-        render(&o, &mut line).then_some(line)
+        scratch.clear();
+        render(&o, scratch).then(|| scratch.as_slice().to_vec())
     });
     (order, o, line)
 }
@@ -198,6 +197,7 @@ fn judged((order, o): (Order, Output), render: Option<&Render>) -> Judged {
 /// work as the reader's walk, so rendering follows whichever thread has time for it.
 fn work(id: usize, mut pipeline: Pipeline, render: Option<Render>, rx: Receiver<Batch>, tx: Sender<Done>) {
     pipeline.set_external_clock();
+    let mut scratch = Vec::new();
     let mut next = rx.recv().ok();
     while let Some(mut batch) = next.take() {
         for item in &batch.items {
@@ -215,7 +215,7 @@ fn work(id: usize, mut pipeline: Pipeline, render: Option<Render>, rx: Receiver<
         // Empty, or the reader is gone: this batch's outputs still go back.
         let waiting = rx.try_recv().ok();
         let render = if waiting.is_some() { None } else { render.as_ref() };
-        let outputs = pipeline.drain_ordered().map(|o| judged(o, render)).collect();
+        let outputs = pipeline.drain_ordered().map(|o| judged(o, render, &mut scratch)).collect();
         batch.items.clear();
         batch.data.clear();
         batch.map = None;
