@@ -487,3 +487,45 @@ impl Stage for Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(src: Addr, src_port: u16, dst: Addr, dst_port: u16, transport: Transport) -> Packet<'static> {
+        Packet {
+            src,
+            dst,
+            src_port,
+            dst_port,
+            transport,
+            syn: false,
+            ack: true,
+            fin: false,
+            rst: false,
+            seq: 0,
+            payload: &[],
+            truncated: false,
+            local: None,
+        }
+    }
+
+    /// Both directions of a flow go to one worker, and flows spread over all of them.
+    #[test]
+    fn a_flow_has_one_worker_and_flows_spread() {
+        let n = 4;
+        let mut seen = [0usize; 4];
+        for i in 0..1000u16 {
+            let client = Addr::v4([10, 0, (i >> 8) as u8, i as u8]);
+            let server = Addr::v6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+            for transport in [Transport::Tcp, Transport::Udp] {
+                let there = worker_of(&packet(client, 40000 + i, server, 443, transport), n);
+                let back = worker_of(&packet(server, 443, client, 40000 + i, transport), n);
+                assert_eq!(there, back, "flow {i} {transport:?}");
+                seen[there] += 1;
+            }
+        }
+        // 2000 flows over 4 workers: each gets a fair share (500 expected).
+        assert!(seen.iter().all(|&k| (350..=650).contains(&k)), "{seen:?}");
+    }
+}
