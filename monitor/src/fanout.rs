@@ -361,7 +361,11 @@ impl Stage for Fanout {
             }
         };
         debug_assert!(p.local.is_none(), "fanout is replay only: no packet names a local socket");
-        let flags = [p.syn, p.ack, p.fin, p.rst, p.truncated].iter().rev().fold(0u8, |f, &b| f << 1 | u8::from(b));
+        let flags = u8::from(p.syn)
+            | u8::from(p.ack) << 1
+            | u8::from(p.fin) << 2
+            | u8::from(p.rst) << 3
+            | u8::from(p.truncated) << 4;
         b.items.push(Item::Packet(Meta {
             index,
             ts_ns,
